@@ -1,0 +1,35 @@
+# Everything a fresh Debian/Ubuntu machine needs, then the two jobs of the README.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# The project's CI and developers keep Pagila in ../shared/pagila; others download it.
+ifneq ($(wildcard ../shared/pagila/pagila-data.sql),)
+export PAGILA_DIR ?= $(abspath ../shared/pagila)
+endif
+
+.PHONY: setup demo test bench clean system
+
+setup: system $(STAMP)
+
+system:
+	@bash scripts/install-postgres.sh
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+	@echo "Python environment ready: $(VENV)"
+
+demo: setup
+	$(BIN)/medallion demo
+
+test: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python -m bench
+
+clean:
+	-$(BIN)/medallion down
+	rm -rf $(VENV) .medallion .medallion-test

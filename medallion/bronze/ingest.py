@@ -1,0 +1,251 @@
+"""Exactly-once delivery from the source's replication slot into bronze.
+
+One batch: peek whole transactions (the slot does not move), drop those bronze already has
+(commit position <= the recorded one), write the rest and the new position in ONE warehouse
+transaction, commit, and only then advance the slot. A crash at any point either leaves the
+batch wholly in bronze (the source hands it out again; it is skipped) or not at all (it is
+written on restart). The primary key (commit_lsn, ordinal) turns any slip into a loud error.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import psycopg
+from psycopg import sql
+
+from medallion.bronze import checks, snapshot, store
+from medallion.bronze import slot as slots
+from medallion.bronze.decode import Transaction, int_to_lsn, lsn_to_int, transactions
+from medallion.bronze.tables import CAPTURED_TABLES, SOURCE_SCHEMA, bronze_table
+from medallion.db import Endpoints, connect, sql_text
+from medallion.errors import BronzeMismatch, SlotBusy
+
+DEFAULT_BATCH = 20_000  # rows the slot hands out per peek (whole transactions, so maybe more)
+STAGE_COLUMNS = "commit_lsn, ordinal, lsn, xid, commit_ts, target, source_table, change"
+
+
+@dataclass
+class BatchResult:
+    transactions: int = 0
+    changes: int = 0
+    skipped_transactions: int = 0  # already in bronze (re-delivered after a crash)
+    last_commit_lsn: str | None = None
+    last_commit_ts: str | None = None
+    seconds: float = 0.0
+
+
+class Ingester:
+    """Owns the source and warehouse connections of one ingest run. Use as a context manager."""
+
+    def __init__(self, endpoints: Endpoints, slot: str, batch_size: int = DEFAULT_BATCH,
+                 wait: float = 30.0, notify: Callable[[str], None] = lambda _: None) -> None:
+        self.endpoints = endpoints
+        self.slot = slots.validate_slot_name(slot)
+        self.batch_size = batch_size
+        self.wait = wait
+        self.notify = notify
+        self._roots: dict[tuple[str, str], str | None] = {
+            (SOURCE_SCHEMA, t): bronze_table(t) for t in CAPTURED_TABLES}
+
+    def __enter__(self) -> "Ingester":
+        self.src = connect(self.endpoints.source, "source", autocommit=True)
+        self.wh = connect(self.endpoints.warehouse, "warehouse")
+        self.lock = slots.IngesterLock(self.src, self.slot)
+        try:
+            checks.check_wal_level(self.src)
+            self.lock.acquire(self.wait, self.notify)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for conn in (getattr(self, "wh", None), getattr(self, "src", None)):
+            if conn is not None and not conn.closed:
+                conn.close()  # closing the source session also releases the advisory lock
+
+    # -- start: snapshot or resume -----------------------------------------------------------
+
+    def start(self, progress: Callable[[str, int], None] = lambda *_: None) -> int:
+        """Make sure bronze and the slot belong together; take the initial snapshot if needed.
+
+        Returns the number of snapshot rows written now (0 when resuming)."""
+        store.ensure_schema(self.wh)
+        identity = dict(zip(("system_id", "database", "database_oid", "now"),
+                            self.src.execute(sql_text("medallion.bronze", "source_identity.sql")).fetchone()))
+        state = store.read_state(self.wh, self.slot)
+        self.wh.commit()
+        existing = slots.slot_row(self.src, self.slot)
+        if state is not None:
+            if (state.source_system_id, state.source_database_oid) != (identity["system_id"], identity["database_oid"]):
+                raise BronzeMismatch(
+                    f"bronze was captured from another source database than {identity['database']} "
+                    "(it was recreated, or the DSN changed): run 'medallion reset' to start bronze over")
+            if existing is None:
+                raise BronzeMismatch(
+                    f"slot {self.slot} is gone from the source while bronze stops at LSN {state.last_commit_lsn}: "
+                    "changes made since cannot be recovered; run 'medallion reset' to take a new snapshot")
+            if existing["database"] != identity["database"] or existing["plugin"] != slots.PLUGIN:
+                raise BronzeMismatch(
+                    f"slot {self.slot} on the source belongs to database {existing['database']} with plugin "
+                    f"{existing['plugin']}: choose another MEDALLION_SLOT")
+            return 0
+        checks.check_tables(self.src)
+        if existing is not None:
+            if existing["database"] != identity["database"]:
+                raise BronzeMismatch(
+                    f"slot {self.slot} already exists for database {existing['database']}: "
+                    "choose another MEDALLION_SLOT")
+            # Left by an initial snapshot that did not commit: nothing of it reached bronze.
+            self.notify(f"dropping slot {self.slot} left by an interrupted initial snapshot")
+            self._wait_until_inactive()
+            slots.drop(self.src, self.slot)
+        return snapshot.take(self.endpoints.source, self.wh, self.slot, identity, progress)
+
+    def _wait_until_inactive(self) -> None:
+        deadline = time.monotonic() + self.wait
+        while (row := slots.slot_row(self.src, self.slot)) and row["active_pid"]:
+            if time.monotonic() >= deadline:
+                raise SlotBusy(f"slot {self.slot} is in use by source backend pid {row['active_pid']}: "
+                               "stop that process first")
+            time.sleep(0.25)
+
+    # -- stream --------------------------------------------------------------------------------
+
+    def _resolve(self, schema: str, table: str) -> str | None:
+        """Captured root of a relation; wal2json names the leaf partition of payment."""
+        key = (schema, table)
+        if key not in self._roots:
+            row = self.src.execute(sql_text("medallion.bronze", "partition_root.sql"),
+                                   {"schema": schema, "table": table}).fetchone()
+            target = None
+            if row and row[0] == SOURCE_SCHEMA and row[1] in CAPTURED_TABLES:
+                target = bronze_table(row[1])
+                if row[2] != "f":
+                    self.notify(f"partition {schema}.{table} has no REPLICA IDENTITY FULL: its deletes "
+                                "carry only the key; run 'medallion prepare-source'")
+            self._roots[key] = target
+        return self._roots[key]
+
+    def _peek(self) -> tuple[list[tuple[int, int, str]], str]:
+        """Pending rows up to the current flush position, and that position."""
+        deadline = time.monotonic() + self.wait
+        while True:
+            upto = self.src.execute("select pg_current_wal_flush_lsn()::text").fetchone()[0]
+            try:
+                rows = self.src.execute(sql_text("medallion.bronze", "peek_changes.sql"),
+                                        {"slot": self.slot, "upto": upto,
+                                         "max_changes": self.batch_size}).fetchall()
+                return rows, upto
+            except psycopg.errors.ObjectInUse as exc:
+                # A crashed ingester's backend may still be decoding; it lets go shortly.
+                if time.monotonic() >= deadline:
+                    raise SlotBusy(f"slot {self.slot} stays in use ({exc}): stop the other consumer") from None
+                time.sleep(0.25)
+
+    def batch(self) -> BatchResult:
+        """Move one batch of whole transactions from the slot into bronze, exactly once."""
+        began = time.perf_counter()
+        rows, upto = self._peek()
+        txns = list(transactions(rows, self._resolve))
+        result = BatchResult()
+        # Below the limit the peek decoded everything up to `upto`: the slot may move there even
+        # when nothing was captured (other databases' WAL, e.g. the warehouse's own writes,
+        # would otherwise stay pinned). At the limit, only up to the last whole transaction.
+        complete = len(rows) < self.batch_size
+        if not txns:
+            if complete:
+                slots.advance_if_behind(self.src, self.slot, upto)
+            return result
+        with self.wh.transaction():
+            state = store.read_state(self.wh, self.slot, lock=True)
+            assert state is not None, "start() records the state before any batch"
+            done = lsn_to_int(state.last_commit_lsn)
+            fresh = [t for t in txns if t.commit_lsn > done]
+            result.skipped_transactions = len(txns) - len(fresh)
+            if fresh:
+                result.changes = self._write(fresh)
+                result.transactions = len(fresh)
+                result.last_commit_lsn = int_to_lsn(fresh[-1].commit_lsn)
+                result.last_commit_ts = fresh[-1].commit_ts
+                self.wh.execute(sql_text("medallion.bronze", "state_advance.sql"), {
+                    "slot": self.slot, "lsn": result.last_commit_lsn, "ts": fresh[-1].commit_ts,
+                    "changes": result.changes})
+                self.wh.execute(sql_text("medallion.bronze", "log_insert.sql"), {
+                    "slot": self.slot, "kind": "stream", "first_lsn": int_to_lsn(fresh[0].commit_lsn),
+                    "last_lsn": result.last_commit_lsn, "transactions": len(fresh),
+                    "changes": result.changes, "started_at": datetime.now(timezone.utc)})
+        # Bronze has committed: the source may now forget these transactions.
+        slots.advance_if_behind(self.src, self.slot, upto if complete else int_to_lsn(txns[-1].commit_lsn))
+        result.seconds = time.perf_counter() - began
+        return result
+
+    def _write(self, txns: list[Transaction]) -> int:
+        self.wh.execute(sql_text("medallion.bronze", "stage.sql"))
+        targets: set[str] = set()
+        count = 0
+        with self.wh.cursor().copy(f"copy pg_temp.medallion_stage ({STAGE_COLUMNS}) from stdin") as copy:
+            for txn in txns:
+                for change in txn.changes:
+                    copy.write_row((txn.commit_lsn, change.ordinal, change.lsn, txn.xid, txn.commit_ts,
+                                    change.target, change.source_table, change.data))
+                    targets.add(change.target)
+                    count += 1
+        flatten = sql.SQL(sql_text("medallion.bronze", "flatten_changes.sql"))
+        for target in sorted(targets):
+            self.wh.execute(flatten.format(target=sql.Identifier(target), target_name=sql.Literal(target)))
+        return count
+
+    def drain(self, on_batch: Callable[[BatchResult], None] = lambda _: None) -> list[BatchResult]:
+        """Ingest until the slot has nothing pending."""
+        results = []
+        while True:
+            result = self.batch()
+            if result.transactions == 0 and result.skipped_transactions == 0:
+                return results
+            results.append(result)
+            on_batch(result)
+
+    def follow(self, should_stop: Callable[[], bool], on_batch: Callable[[BatchResult], None],
+               poll: float = 0.2) -> None:
+        """Ingest in bounded batches until should_stop() says so (checked between batches)."""
+        while not should_stop():
+            result = self.batch()
+            on_batch(result)
+            if result.transactions == 0 and result.skipped_transactions == 0:
+                end = time.monotonic() + poll
+                while time.monotonic() < end and not should_stop():
+                    time.sleep(0.05)
+
+    def lag_bytes(self) -> int | None:
+        row = slots.status(self.src, self.slot)
+        return int(row["lag_bytes"]) if row and row["lag_bytes"] is not None else None
+
+
+@contextmanager
+def stop_on_interrupt() -> Iterator[Callable[[], bool]]:
+    """First Ctrl-C (or SIGTERM) asks to stop after the current batch; a second one stops now."""
+    requested = {"stop": False}
+    previous = {}
+
+    def handler(signum: int, frame: object) -> None:
+        if requested["stop"]:
+            raise KeyboardInterrupt
+        requested["stop"] = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, handler)
+    try:
+        yield lambda: requested["stop"]
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

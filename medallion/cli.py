@@ -1,0 +1,257 @@
+"""The `medallion` command: parses arguments, calls medallion.pipeline, prints the result.
+
+Every library error becomes one line on stderr and exit code 1.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from medallion import pipeline
+from medallion.bronze.ingest import DEFAULT_BATCH, BatchResult
+from medallion.errors import MedallionError
+from medallion.settings import load_settings
+
+out = Console()
+err = Console(stderr=True)
+
+
+def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MedallionError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            sys.exit(1)
+    return wrapper
+
+
+def note(message: str) -> None:
+    err.print(f"[dim]{message}[/]", highlight=False, soft_wrap=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="pagila-medallion")
+def cli() -> None:
+    """PostgreSQL change data capture into a lakehouse with time travel.
+
+    source -> bronze (every change, exactly once) -> silver (system-versioned history)
+    -> gold (marts). Without MEDALLION_SOURCE_DSN/MEDALLION_WAREHOUSE_DSN every command
+    uses the embedded cluster under MEDALLION_HOME (default ./.medallion).
+
+    \b
+    Quick start:
+      medallion up && medallion load-pagila && medallion ingest && medallion status
+    """
+
+
+@cli.command()
+@friendly_errors
+def up() -> None:
+    """Start the embedded PostgreSQL cluster (created on first use).
+
+    \b
+    Example:
+      medallion up
+      eval "$(medallion env)" && psql "$MEDALLION_SOURCE_DSN"
+    """
+    settings = load_settings()
+    what = pipeline.up(settings)
+    out.print(f"embedded cluster {what}: {settings.home}")
+
+
+@cli.command()
+@friendly_errors
+def down() -> None:
+    """Stop the embedded cluster (its data stays in MEDALLION_HOME).
+
+    \b
+    Example:
+      medallion down
+    """
+    stopped = pipeline.down(load_settings())
+    out.print("embedded cluster stopped" if stopped else "embedded cluster was not running")
+
+
+@cli.command()
+@friendly_errors
+def env() -> None:
+    """Print `export` lines for the source and warehouse DSNs.
+
+    \b
+    Example:
+      eval "$(medallion env)"
+      psql "$MEDALLION_WAREHOUSE_DSN" -c 'select count(*) from bronze.br_rental_cdc'
+    """
+    for line in pipeline.env_lines(load_settings()):
+        click.echo(line)
+
+
+@cli.command("load-pagila")
+@friendly_errors
+def load_pagila() -> None:
+    """(Re)create the source database from the Pagila files.
+
+    Reads pagila-schema.sql and pagila-data.sql from PAGILA_DIR, or downloads the pinned
+    upstream files (sha256-checked) into MEDALLION_HOME/pagila. The slot and the
+    warehouse's bronze/silver/gold of the old source are dropped with it.
+
+    \b
+    Example:
+      PAGILA_DIR=../shared/pagila medallion load-pagila
+    """
+    counts = pipeline.load_pagila(load_settings(), note)
+    out.print(f"Pagila loaded: {counts['rental']} rentals, {counts['payment']} payments, "
+              f"{counts['customer']} customers, {counts['film']} films")
+
+
+@cli.command("prepare-source")
+@friendly_errors
+def prepare_source() -> None:
+    """Set REPLICA IDENTITY FULL on every captured table and partition.
+
+    Bronze needs it: deletes then carry the whole old row, and updates that leave a large
+    (TOASTed) column unchanged can be completed from the old row.
+
+    \b
+    Example:
+      MEDALLION_SOURCE_DSN=... MEDALLION_WAREHOUSE_DSN=... medallion prepare-source
+    """
+    changed = pipeline.prepare_source(load_settings())
+    out.print(f"replica identity FULL set on {len(changed)} relations" if changed
+              else "every captured table already has replica identity FULL")
+
+
+def _rate(changes: int, seconds: float) -> str:
+    return f"{changes / seconds:,.0f} changes/s" if seconds > 0 else "-"
+
+
+@cli.command()
+@click.option("--follow", is_flag=True, help="Keep streaming until Ctrl-C (stops after the batch in hand).")
+@click.option("--batch-size", default=DEFAULT_BATCH, show_default=True,
+              help="Changes per batch (whole transactions, so a batch may hold more).")
+@click.option("--wait", default=30.0, show_default=True,
+              help="Seconds to wait for a previous ingester to let go of the slot.")
+@friendly_errors
+def ingest(follow: bool, batch_size: int, wait: float) -> None:
+    """Capture source changes into bronze, exactly once.
+
+    The first run creates the replication slot and lands every existing row as an R row
+    (the initial snapshot); later runs bring the changes committed since.
+
+    \b
+    Examples:
+      medallion ingest                  # drain what is pending, then exit
+      medallion ingest --follow         # stream until Ctrl-C
+    """
+    settings = load_settings()
+    last_print = [0.0]
+    window = {"changes": 0, "since": time.monotonic()}
+
+    def on_table(table: str, rows: int) -> None:
+        note(f"snapshot {table}: {rows:,} rows")
+
+    def on_batch(result: BatchResult, lag: int | None) -> None:
+        window["changes"] += result.changes
+        now = time.monotonic()
+        if follow and now - last_print[0] >= 1.0:
+            rate = window["changes"] / (now - window["since"])
+            lag_text = f"{lag:,} bytes" if lag is not None else "?"
+            err.print(f"[dim]{time.strftime('%H:%M:%S')}  {rate:,.0f} changes/s  lag {lag_text}  "
+                      f"last commit {result.last_commit_ts or '-'}[/]", highlight=False)
+            last_print[0] = now
+            window.update(changes=0, since=now)
+        elif not follow and result.transactions:
+            note(f"batch: {result.transactions:,} transactions, {result.changes:,} changes "
+                 f"({_rate(result.changes, result.seconds)})")
+
+    if follow:
+        note("following the source; Ctrl-C stops after the current batch")
+    report = pipeline.ingest(settings, follow, batch_size, wait, note, on_table, on_batch)
+    if report.snapshot_rows:
+        out.print(f"initial snapshot: {report.snapshot_rows:,} rows in {report.snapshot_seconds:.2f}s "
+                  f"({_rate(report.snapshot_rows, report.snapshot_seconds)})")
+    out.print(f"streamed: {report.changes:,} changes in {len(report.batches)} batches "
+              f"({_rate(report.changes, report.stream_seconds)})")
+
+
+@cli.command()
+@friendly_errors
+def status() -> None:
+    """Show slot lag, the last ingested position and bronze row counts.
+
+    \b
+    Example:
+      medallion status
+    """
+    settings = load_settings()
+    st = pipeline.status(settings)
+    if st.slot:
+        out.print(f"slot {settings.slot}: lag {st.slot['lag_bytes']:,} bytes, WAL {st.slot['wal_status']}, "
+                  f"confirmed {st.slot['confirmed_flush_lsn']}")
+    else:
+        out.print(f"slot {settings.slot}: not created yet (run 'medallion ingest')")
+    if st.state:
+        out.print(f"bronze: up to LSN {st.state.last_commit_lsn}, last commit {st.state.last_commit_ts}, "
+                  f"{st.state.changes_total:,} rows ingested")
+    if st.counts:
+        table = Table("bronze table", "rows", title=None)
+        for name, count in st.counts.items():
+            table.add_row(name, f"{count:,}")
+        out.print(table)
+
+
+@cli.command()
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@friendly_errors
+def reset(yes: bool) -> None:
+    """Drop the slot and the warehouse's bronze, silver and gold; the next ingest re-snapshots.
+
+    \b
+    Example:
+      medallion reset --yes && medallion ingest
+    """
+    if not yes:
+        click.confirm("Drop the replication slot and all warehouse layers?", abort=True)
+    pipeline.reset(load_settings())
+    out.print("reset: slot dropped, bronze/silver/gold dropped")
+
+
+@cli.command()
+@friendly_errors
+def demo() -> None:
+    """The whole pipeline on the embedded default: up, load Pagila, ingest, status.
+
+    \b
+    Example:
+      make demo      # the same, after installing everything
+    """
+    settings = load_settings()
+    ctx = click.get_current_context()
+    out.rule("1. source: embedded PostgreSQL")
+    ctx.invoke(up)
+    out.rule("2. source: Pagila")
+    ctx.invoke(load_pagila)
+    out.rule("3. bronze: initial snapshot and change stream")
+    ctx.invoke(ingest, follow=False, batch_size=DEFAULT_BATCH, wait=30.0)
+    out.rule("4. status")
+    ctx.invoke(status)
+    out.print(f"\nNext: eval \"$(medallion env)\" and query bronze with psql \"$MEDALLION_WAREHOUSE_DSN\"; "
+              f"data lives in {settings.home}; 'medallion down' stops the cluster.")
+
+
+def main() -> None:
+    cli(prog_name="medallion")
+
+
+if __name__ == "__main__":
+    main()

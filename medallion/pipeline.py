@@ -1,0 +1,142 @@
+"""The library API behind the CLI: one function per command, no printing, typed results.
+
+Flow: source (embedded cluster, Pagila) -> bronze (ingest) -> silver and gold (dbt build).
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from psycopg import sql
+
+from medallion.bronze import checks, slot as slots, store
+from medallion.bronze.ingest import BatchResult, Ingester, stop_on_interrupt, DEFAULT_BATCH
+from medallion.db import Endpoints, connect, endpoints
+from medallion.errors import MedallionError
+from medallion.settings import Settings
+from medallion.source import pagila
+from medallion.source.cluster import EmbeddedCluster
+
+WAREHOUSE_SCHEMAS = ("gold", "silver", "bronze")
+
+
+def up(settings: Settings) -> str:
+    """Start the embedded cluster (creating it the first time). Returns what was done."""
+    if not settings.embedded:
+        raise MedallionError("MEDALLION_SOURCE_DSN/MEDALLION_WAREHOUSE_DSN are set: the embedded cluster is not used; "
+                             "unset them to run it")
+    return EmbeddedCluster(settings.home).up()
+
+
+def down(settings: Settings) -> bool:
+    return EmbeddedCluster(settings.home).down()
+
+
+def env_lines(settings: Settings) -> list[str]:
+    """`export` lines for the two DSNs, ready for eval in a shell."""
+    ends = endpoints(settings)
+    return [f"export MEDALLION_SOURCE_DSN={shlex.quote(ends.source)}",
+            f"export MEDALLION_WAREHOUSE_DSN={shlex.quote(ends.warehouse)}"]
+
+
+def load_pagila(settings: Settings, log: Callable[[str], None] = lambda _: None) -> dict[str, int]:
+    """(Re)create the source database from Pagila and make its tables capturable.
+
+    Bronze captured from the old database no longer matches it: the slot goes with the
+    database, and the warehouse's bronze/silver/gold are reset too."""
+    ends = endpoints(settings)
+    files = pagila.locate_files(settings.pagila_dir, settings.home / "pagila", log)
+    counts = pagila.load(ends.source, files)
+    reset_warehouse(ends)
+    with connect(ends.source, "source") as conn:
+        checks.prepare_source(conn)
+    return counts
+
+
+def prepare_source(settings: Settings) -> list[str]:
+    with connect(endpoints(settings).source, "source") as conn:
+        return checks.prepare_source(conn)
+
+
+def reset_warehouse(ends: Endpoints) -> None:
+    with connect(ends.warehouse, "warehouse") as conn:
+        for schema in WAREHOUSE_SCHEMAS:
+            conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
+        conn.commit()
+
+
+def reset(settings: Settings) -> None:
+    """Drop the slot and every warehouse layer: the next ingest starts with a new snapshot."""
+    ends = endpoints(settings)
+    with connect(ends.source, "source", autocommit=True) as conn:
+        row = slots.slot_row(conn, settings.slot)
+        if row is not None:
+            if row["active_pid"]:
+                raise MedallionError(f"slot {settings.slot} is in use by source pid {row['active_pid']}: "
+                                     "stop the ingester first")
+            slots.drop(conn, settings.slot)
+    reset_warehouse(ends)
+
+
+@dataclass
+class IngestReport:
+    snapshot_rows: int = 0
+    snapshot_seconds: float = 0.0
+    batches: list[BatchResult] = field(default_factory=list)
+
+    @property
+    def changes(self) -> int:
+        return sum(b.changes for b in self.batches)
+
+    @property
+    def stream_seconds(self) -> float:
+        return sum(b.seconds for b in self.batches)
+
+
+def ingest(settings: Settings, follow: bool = False, batch_size: int = DEFAULT_BATCH, wait: float = 30.0,
+           notify: Callable[[str], None] = lambda _: None,
+           on_snapshot_table: Callable[[str, int], None] = lambda *_: None,
+           on_batch: Callable[[BatchResult, int | None], None] = lambda *_: None) -> IngestReport:
+    """Capture the source into bronze: the initial snapshot once, then the change stream.
+
+    Without follow, drains what is pending and returns. With follow, keeps going in bounded
+    batches until SIGINT/SIGTERM, finishing the batch in hand first."""
+    report = IngestReport()
+    with Ingester(endpoints(settings), settings.slot, batch_size, wait, notify) as ingester:
+        began = time.perf_counter()
+        report.snapshot_rows = ingester.start(on_snapshot_table)
+        report.snapshot_seconds = time.perf_counter() - began if report.snapshot_rows else 0.0
+
+        def record(result: BatchResult) -> None:
+            if result.transactions or result.skipped_transactions:
+                report.batches.append(result)
+            on_batch(result, ingester.lag_bytes() if follow else None)
+
+        if follow:
+            with stop_on_interrupt() as should_stop:
+                ingester.follow(should_stop, record)
+        else:
+            ingester.drain(record)
+    return report
+
+
+@dataclass
+class Status:
+    slot: dict | None
+    state: store.State | None
+    counts: dict[str, int]
+
+
+def status(settings: Settings) -> Status:
+    ends = endpoints(settings)
+    with connect(ends.source, "source", autocommit=True) as src:
+        slot_info = slots.status(src, settings.slot)
+    with connect(ends.warehouse, "warehouse") as wh:
+        has_bronze = wh.execute("select to_regclass('bronze.ingest_state') is not null").fetchone()[0]
+        state = store.read_state(wh, settings.slot) if has_bronze else None
+        counts = store.row_counts(wh) if has_bronze else {}
+    return Status(slot_info, state, counts)
+

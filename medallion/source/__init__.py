@@ -1,0 +1,1 @@
+"""The source side: the embedded PostgreSQL cluster and the Pagila sample database."""
