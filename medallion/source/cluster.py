@@ -59,6 +59,8 @@ class EmbeddedCluster:
     """Paths and commands of the private cluster; state (the port) is kept in cluster.json."""
 
     home: Path
+    # Extra or different server settings (tests use it to start a misconfigured server).
+    overrides: tuple[tuple[str, str], ...] = ()
 
     @property
     def datadir(self) -> Path:
@@ -184,7 +186,7 @@ class EmbeddedCluster:
             port = 0
         if not port or not _port_free(port):
             port = _free_port()
-        settings = {**SERVER_SETTINGS, "port": str(port),
+        settings = {**SERVER_SETTINGS, **dict(self.overrides), "port": str(port),
                     "unix_socket_directories": f"'{self.socket_dir}'"}
         conf = "".join(f"{k} = {v}\n" for k, v in settings.items())
         target = self.datadir / "medallion.conf"
