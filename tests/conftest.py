@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,9 +36,26 @@ def _pagila_dir() -> Path:
     return path
 
 
+def _test_home() -> Path:
+    """MEDALLION_TEST_HOME, else .medallion-test/ in the checkout, else a folder under /tmp.
+
+    As root the cluster runs as the postgres user, who may not be able to enter the
+    checkout (a clone inside a private folder): then /tmp is used instead."""
+    if os.environ.get("MEDALLION_TEST_HOME"):
+        return Path(os.environ["MEDALLION_TEST_HOME"])
+    home = REPO_ROOT / ".medallion-test"
+    if os.geteuid() == 0:
+        reachable = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(REPO_ROOT)],
+                                   capture_output=True).returncode == 0
+        if not reachable:
+            home = Path(tempfile.mkdtemp(prefix="medallion-test-"))
+            home.chmod(0o755)
+    return home
+
+
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[EmbeddedCluster]:
-    home = Path(os.environ.get("MEDALLION_TEST_HOME") or REPO_ROOT / ".medallion-test")
+    home = _test_home()
     embedded = EmbeddedCluster(home)
     embedded.up()
     with psycopg.connect(embedded.dsn("postgres"), autocommit=True) as conn:
