@@ -33,3 +33,12 @@ class SlotBusy(TransientError):
 
 class BronzeMismatch(MedallionError):
     """The warehouse's bronze was captured from another source or slot than the one configured."""
+
+
+class BuildFailed(MedallionError):
+    """A dbt model or test of the transform project failed; node names the first that did."""
+
+    def __init__(self, message: str, node: str | None, failed: list[str]) -> None:
+        super().__init__(message)
+        self.node = node
+        self.failed = failed

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from psycopg import sql
 
+from medallion import transform
 from medallion.bronze import checks, slot as slots, store
 from medallion.bronze.ingest import BatchResult, Ingester, stop_on_interrupt, DEFAULT_BATCH
 from medallion.db import Endpoints, connect, endpoints
@@ -140,3 +141,22 @@ def status(settings: Settings) -> Status:
         counts = store.row_counts(wh) if has_bronze else {}
     return Status(slot_info, state, counts)
 
+
+def build(settings: Settings, full_refresh: bool = False) -> transform.BuildReport:
+    """Build silver (and gold) from bronze with dbt: models and their tests.
+
+    Incremental by default: each model applies only the bronze rows past its watermark.
+    full_refresh rebuilds every model from all of bronze (the result is the same)."""
+    return transform.build(settings, full_refresh)
+
+
+@dataclass
+class RunReport:
+    ingest: IngestReport
+    build: transform.BuildReport
+
+
+def run(settings: Settings) -> RunReport:
+    """The nightly job: bring bronze up to date, then build silver and gold from it."""
+    ingested = ingest(settings)
+    return RunReport(ingested, build(settings))

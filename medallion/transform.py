@@ -1,0 +1,125 @@
+"""Silver and gold: the dbt project in transform/, built in-process against the warehouse.
+
+`dbt build` runs every model and every test of the project in DAG order. dbt runs inside this
+process (dbtRunner): no subprocess, no dbt on PATH, and a failure comes back as data that
+becomes one BuildFailed naming the failing node.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from psycopg.conninfo import conninfo_to_dict
+
+from medallion.db import endpoints, redact
+from medallion.errors import BuildFailed, MedallionError
+from medallion.settings import DBT_PROJECT_DIR, Settings
+
+# transform/profiles.yml reads these; they are set only while dbt runs.
+PROFILE_ENV = ("MEDALLION_DBT_HOST", "MEDALLION_DBT_PORT", "MEDALLION_DBT_USER",
+               "MEDALLION_DBT_PASSWORD", "MEDALLION_DBT_DBNAME", "MEDALLION_DBT_SSLMODE")
+FAILED_STATUSES = {"error", "fail", "runtime error"}
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    unique_id: str
+    status: str
+    seconds: float
+    message: str | None
+
+
+@dataclass
+class BuildReport:
+    nodes: list[NodeResult] = field(default_factory=list)
+
+    def count(self, resource_type: str) -> int:
+        """Nodes of one kind (model, test) that dbt built or ran."""
+        return sum(1 for n in self.nodes if n.unique_id.startswith(resource_type + "."))
+
+    @property
+    def seconds(self) -> float:
+        return sum(n.seconds for n in self.nodes)
+
+
+def profile_env(warehouse_dsn: str) -> dict[str, str]:
+    """The profile variables for a libpq DSN (keyword string or URI)."""
+    params = conninfo_to_dict(warehouse_dsn)
+    if not params.get("dbname"):
+        raise MedallionError(f"the warehouse DSN names no database ({redact(warehouse_dsn)}): add dbname=...")
+    return {
+        "MEDALLION_DBT_HOST": str(params.get("host") or "localhost"),
+        "MEDALLION_DBT_PORT": str(params.get("port") or 5432),
+        "MEDALLION_DBT_USER": str(params.get("user") or os.environ.get("PGUSER") or "postgres"),
+        "MEDALLION_DBT_PASSWORD": str(params.get("password") or ""),
+        "MEDALLION_DBT_DBNAME": str(params["dbname"]),
+        "MEDALLION_DBT_SSLMODE": str(params.get("sslmode") or "prefer"),
+    }
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """dbt reads profile variables from os.environ; restore it afterwards so that one build's
+    warehouse never leaks into the next (tests build several warehouses in one process)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def dbt_args(settings: Settings, command: str, full_refresh: bool = False) -> list[str]:
+    """Arguments for one dbt command; dbt's target/ and logs/ live under MEDALLION_HOME."""
+    work = settings.home / "dbt"
+    args = [command, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+            "--target-path", str(work / "target"), "--log-path", str(work / "logs"), "--quiet"]
+    if full_refresh:
+        args.append("--full-refresh")
+    return args
+
+
+def _first_line(text: str | None) -> str:
+    """dbt's message on one line: its heading and the database's first line of reason."""
+    lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
+    return ": ".join(lines[:2]) if lines else "no message"
+
+
+def build(settings: Settings, full_refresh: bool = False, project_dir: Path = DBT_PROJECT_DIR) -> BuildReport:
+    """`dbt build` over the transform project: every model, then its tests, in DAG order.
+
+    Raises BuildFailed naming the first failing model or test (and how many others failed)."""
+    from dbt.cli.main import dbtRunner  # ~1.5 s import: only when a build runs
+
+    warehouse = endpoints(settings).warehouse
+    args = dbt_args(settings, "build", full_refresh)
+    if project_dir != DBT_PROJECT_DIR:
+        args[args.index("--project-dir") + 1] = str(project_dir)
+    with _environment(profile_env(warehouse)):
+        outcome = dbtRunner().invoke(args)
+
+    report = BuildReport()
+    run = outcome.result
+    for result in getattr(run, "results", None) or []:
+        report.nodes.append(NodeResult(result.node.unique_id, str(result.status), float(result.execution_time or 0),
+                                       result.message))
+    failed = [n for n in report.nodes if n.status in FAILED_STATUSES]
+    if failed:
+        first = failed[0]
+        more = f" (and {len(failed) - 1} more failing: {', '.join(n.unique_id for n in failed[1:4])})" \
+            if len(failed) > 1 else ""
+        raise BuildFailed(f"dbt build failed at {first.unique_id}: {_first_line(first.message)}{more}; "
+                          f"details in {settings.home / 'dbt' / 'logs' / 'dbt.log'}",
+                          node=first.unique_id, failed=[n.unique_id for n in failed])
+    if not outcome.success:
+        reason = _first_line(str(outcome.exception)) if outcome.exception else "dbt reported a failure"
+        raise BuildFailed(f"dbt could not build {project_dir}: {reason}", node=None, failed=[])
+    return report

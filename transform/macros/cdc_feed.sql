@@ -1,0 +1,58 @@
+{% macro cdc_feed(bronze, key, columns) %}
+{#-
+    The typed change feed of one bronze CDC table: one row per change in commit order
+    (commit_lsn, ordinal), the source row's columns cast from bronze's jsonb.
+
+    - R/I/U rows carry the row the change left behind, D rows the row it removed, T rows
+      (truncate) no row at all.
+    - An update that changes the key also yields a D for the old key: for history, the old
+      key's row ended there.
+    - wal2json writes numbers and booleans as JSON values and every other type as its text
+      form, so `image ->> column` cast to the column's type restores the source value.
+
+    bronze: the bronze relation (a source()); key: list of key columns;
+    columns: ordered mapping of column name -> PostgreSQL type (keys included).
+-#}
+{%- set key_image = [] -%}
+{%- set key_old = [] -%}
+{%- for k in key -%}
+    {%- do key_image.append("full_row -> " ~ dbt.string_literal(k)) -%}
+    {%- do key_old.append("old_row -> " ~ dbt.string_literal(k)) -%}
+{%- endfor %}
+with changes as (
+    select commit_lsn, ordinal, op, commit_ts, source_table, full_row, old_row
+    from {{ bronze }}
+),
+
+key_moves as (
+    -- an update of the key column(s) removes the row under its old key
+    select commit_lsn, ordinal, 'D'::char(1) as op, commit_ts, source_table, old_row as image
+    from changes
+    where op = 'U'
+      and jsonb_build_array({{ key_old | join(', ') }})
+          is distinct from jsonb_build_array({{ key_image | join(', ') }})
+),
+
+images as (
+    select commit_lsn, ordinal, op, commit_ts, source_table, full_row as image
+    from changes
+    union all
+    select commit_lsn, ordinal, op, commit_ts, source_table, image
+    from key_moves
+),
+
+final as (
+    select
+        commit_lsn,
+        ordinal,
+        op,
+        commit_ts,
+        source_table,
+        {%- for name, type in columns.items() %}
+        (image ->> {{ dbt.string_literal(name) }})::{{ type }} as {{ adapter.quote(name) }}{{ "," if not loop.last }}
+        {%- endfor %}
+    from images
+)
+
+select * from final
+{% endmacro %}

@@ -1,0 +1,44 @@
+{% materialization system_versioned, adapter='postgres' %}
+{#- Builds a history table from a typed change feed (see scd_system_versioned). Incremental by
+    default: applies only bronze rows past the model's watermark, in one transaction together
+    with the new watermark. --full-refresh drops the table and replays bronze from the start. -#}
+    {%- set key = config.require('key') -%}
+    {%- set columns = config.require('columns') -%}
+    {%- set bronze_relation = medallion_bronze_of(model) -%}
+    {%- set target_relation = this.incorporate(type='table') -%}
+    {%- set existing_relation = load_cached_relation(this) -%}
+
+    {{ run_hooks(pre_hooks, inside_transaction=False) }}
+    {{ run_hooks(pre_hooks, inside_transaction=True) }}
+
+    {%- if existing_relation is not none and (should_full_refresh() or existing_relation.type != 'table') %}
+        {{ adapter.drop_relation(existing_relation) }}
+        {%- set existing_relation = none -%}
+    {%- endif %}
+    {%- if existing_relation is none %}
+        {% do run_query(system_versioned_create_sql(target_relation, key, columns)) %}
+        {% do run_query(medallion_forget_watermark_sql(target_relation)) %}
+    {%- endif %}
+
+    {#- one build at a time per table: a second waits here and then sees the first's watermark -#}
+    {% do run_query("lock table " ~ target_relation ~ " in share row exclusive mode") %}
+    {%- set lo = medallion_watermark(target_relation) -%}
+    {%- set hi = medallion_bronze_high(bronze_relation, lo) -%}
+
+    {% call statement('main') -%}
+        {%- if hi > lo %}
+        {{ system_versioned_apply_sql(target_relation, sql, key, columns, lo, hi) }}
+        {{ medallion_set_watermark_sql(target_relation, bronze_relation, hi) }};
+        {%- else %}
+        select 'bronze has nothing past the watermark' as nothing_to_do;
+        {%- endif %}
+    {%- endcall %}
+    {% do run_query(system_versioned_as_of_sql(target_relation)) %}
+
+    {{ run_hooks(post_hooks, inside_transaction=True) }}
+    {% do persist_docs(target_relation, model) %}
+    {{ adapter.commit() }}
+    {{ run_hooks(post_hooks, inside_transaction=False) }}
+
+    {{ return({'relations': [target_relation]}) }}
+{% endmaterialization %}

@@ -1,0 +1,156 @@
+{% macro scd_system_versioned(bronze, key, columns) %}
+{#-
+    Turns one bronze CDC table into a system-versioned history table: the whole model is
+
+        {{ scd_system_versioned(source('bronze', 'br_customer_cdc'),
+                                key='customer_id', columns={'customer_id': 'integer', ...}) }}
+
+    The model's SQL is the typed change feed (cdc_feed); the system_versioned
+    materialization turns it into versions, enforces the temporal constraints and creates
+    <schema>.<name without _hist>_as_of(ts). Semantics, in commit order (commit_lsn, ordinal):
+
+    - one version per source transaction that changed the key; several changes to one key in
+      one transaction collapse to the last, since no reader could see the states in between;
+    - sys_start = the change's commit_ts (for R rows: the snapshot time); sys_end = the next
+      version's sys_start, the commit_ts of the delete or truncate that ended it, or 'infinity';
+    - of two versions starting at the same instant only the later (in commit order) is kept,
+      so sys_start < sys_end always holds.
+-#}
+{%- set key = [key] if key is string else key -%}
+{#- the materialization finds the bronze table as the model's one source() -#}
+{{ config(materialized='system_versioned', key=key, columns=columns) }}
+{{ cdc_feed(bronze, key, columns) }}
+{% endmacro %}
+
+
+{% macro medallion_column_list(names, prefix='') -%}
+    {%- for name in names -%}{{ prefix }}{{ adapter.quote(name) }}{{ ", " if not loop.last }}{%- endfor -%}
+{%- endmacro %}
+
+
+{% macro system_versioned_create_sql(relation, key, columns) %}
+{%- set name = relation.identifier -%}
+{%- set keys = medallion_column_list(key) -%}
+create table {{ relation }} (
+    {%- for column, type in columns.items() %}
+    {{ adapter.quote(column) }} {{ type }}{{ " not null" if column in key }},
+    {%- endfor %}
+    sys_start timestamptz not null,
+    sys_end   timestamptz not null default 'infinity',
+    constraint {{ adapter.quote(name ~ '_pkey') }} primary key ({{ keys }}, sys_start),
+    constraint {{ adapter.quote(name ~ '_period') }} check (sys_start < sys_end),
+    -- no two versions of a key overlap; its GiST index also serves as-of lookups
+    constraint {{ adapter.quote(name ~ '_no_overlap') }} exclude using gist (
+        {%- for column in key %}{{ adapter.quote(column) }} with =, {% endfor -%}
+        tstzrange(sys_start, sys_end) with &&)
+);
+-- at most one current version per key
+create unique index {{ adapter.quote(name ~ '_one_current') }}
+    on {{ relation }} ({{ keys }}) where sys_end = 'infinity';
+create index {{ adapter.quote(name ~ '_period_idx') }}
+    on {{ relation }} ({{ keys }}, sys_start, sys_end);
+{% endmacro %}
+
+
+{% macro system_versioned_as_of_sql(relation) %}
+{#- <name without _hist>_as_of(ts): the rows valid at ts, i.e. sys_start <= ts < sys_end.
+    language sql + stable + a single select: the planner inlines it into the calling query. -#}
+{%- set bare = relation.include(database=False) -%}
+{%- set function = relation.identifier | replace('_hist', '') ~ '_as_of' -%}
+create or replace function {{ adapter.quote(relation.schema) }}.{{ adapter.quote(function) }}(ts timestamptz)
+returns setof {{ bare }}
+language sql stable
+as $as_of$
+    select * from {{ bare }} where tstzrange(sys_start, sys_end) @> ts
+$as_of$;
+comment on function {{ adapter.quote(relation.schema) }}.{{ adapter.quote(function) }}(timestamptz) is
+    {{ dbt.string_literal('The rows of ' ~ relation.identifier ~ ' valid at ts (sys_start <= ts < sys_end).') }};
+{% endmacro %}
+
+
+{% macro system_versioned_apply_sql(relation, feed_sql, key, columns, lo, hi) %}
+{#- Applies bronze rows with lo < commit_lsn <= hi: closes the current versions they end and
+    appends the versions they open. A full refresh is the same with lo = -1 on an empty table,
+    so incremental and full builds run the very same statements. -#}
+{%- set keys = medallion_column_list(key) -%}
+{%- set cols = medallion_column_list(columns.keys()) -%}
+create temporary table medallion_feed on commit drop as
+select * from ({{ feed_sql }}) as feed
+where commit_lsn > {{ lo }} and commit_lsn <= {{ hi }};
+
+create temporary table medallion_versions on commit drop as
+select {{ cols }}, sys_start, sys_end from {{ relation }} with no data;
+
+with truncates as (
+    select commit_lsn, ordinal, commit_ts from medallion_feed where op = 'T'
+),
+
+key_changes as (
+    -- one change per key and transaction: its last (nobody could see the states in between)
+    select distinct on ({{ keys }}, commit_lsn) commit_lsn, ordinal, op, commit_ts, {{ cols }}
+    from medallion_feed
+    where op <> 'T'
+    order by {{ keys }}, commit_lsn, ordinal desc
+),
+
+reopened as (
+    -- the current versions this batch may end: of the keys it changes, or all after a truncate
+    delete from {{ relation }}
+    where sys_end = 'infinity'
+      and (exists (select from truncates)
+           or ({{ keys }}) in (select {{ keys }} from key_changes))
+    returning {{ cols }}, sys_start
+),
+
+events as (
+    select 0::bigint as commit_lsn, 0 as ordinal, 'S'::char(1) as op, sys_start as commit_ts, {{ cols }}
+    from reopened
+    union all
+    select commit_lsn, ordinal, op, commit_ts, {{ cols }}
+    from key_changes
+),
+
+successors as (
+    select
+        events.*,
+        lead(commit_lsn) over by_key as next_lsn,
+        lead(ordinal) over by_key as next_ordinal,
+        lead(commit_ts) over by_key as next_ts
+    from events
+    window by_key as (partition by {{ keys }} order by commit_lsn, ordinal)
+),
+
+versions as (
+    -- a version ends at whichever comes first: the key's next change or a truncate
+    select
+        {{ medallion_column_list(columns.keys(), 's.') }},
+        s.commit_ts as sys_start,
+        case
+            when t.commit_lsn is not null
+                 and (s.next_lsn is null or (t.commit_lsn, t.ordinal) < (s.next_lsn, s.next_ordinal))
+                then t.commit_ts
+            else coalesce(s.next_ts, 'infinity')
+        end as sys_end
+    from successors as s
+    left join lateral (
+        select truncates.commit_lsn, truncates.ordinal, truncates.commit_ts
+        from truncates
+        where (truncates.commit_lsn, truncates.ordinal) > (s.commit_lsn, s.ordinal)
+        order by truncates.commit_lsn, truncates.ordinal
+        limit 1
+    ) as t on true
+    where s.op <> 'D'
+),
+
+final as (
+    -- a version replaced at the very instant it started was never visible: keep the later
+    select * from versions where sys_start < sys_end
+)
+
+insert into medallion_versions ({{ cols }}, sys_start, sys_end)
+select * from final;
+
+insert into {{ relation }} ({{ cols }}, sys_start, sys_end)
+select {{ cols }}, sys_start, sys_end from medallion_versions
+order by {{ keys }}, sys_start;
+{% endmacro %}

@@ -1,0 +1,56 @@
+-- Incremental bookkeeping. Bronze is written in commit order, so commit_lsn only grows: the
+-- highest commit_lsn a model has applied is a safe boundary for its next build.
+
+{% macro medallion_prepare_warehouse() %}
+    create extension if not exists btree_gist;
+    create schema if not exists silver;
+    create table if not exists silver.build_watermark (
+        model           text   primary key,  -- schema.table of the incremental model
+        bronze_table    text   not null,     -- the bronze table it reads
+        last_commit_lsn bigint not null      -- every bronze row up to here is applied
+    );
+{% endmacro %}
+
+
+{% macro medallion_watermark(relation) %}
+    {#- The last bronze commit_lsn applied to relation; -1 before its first build. -#}
+    {%- set result = run_query(
+        "select coalesce(max(last_commit_lsn), -1) from silver.build_watermark where model = "
+        ~ dbt.string_literal(relation.schema ~ '.' ~ relation.identifier)) -%}
+    {{- return(result.columns[0].values()[0] | int) -}}
+{% endmacro %}
+
+
+{% macro medallion_bronze_high(bronze_relation, floor) %}
+    {#- The newest commit_lsn in bronze now: this build applies rows up to here and no further,
+        so rows an ingest commits meanwhile wait for the next build instead of half-applying. -#}
+    {%- set result = run_query("select coalesce(max(commit_lsn), " ~ floor ~ ") from " ~ bronze_relation) -%}
+    {{- return(result.columns[0].values()[0] | int) -}}
+{% endmacro %}
+
+
+{% macro medallion_set_watermark_sql(relation, bronze_relation, lsn) %}
+    insert into silver.build_watermark (model, bronze_table, last_commit_lsn)
+    values ({{ dbt.string_literal(relation.schema ~ '.' ~ relation.identifier) }},
+            {{ dbt.string_literal(bronze_relation) }}, {{ lsn }})
+    on conflict (model) do update
+        set bronze_table = excluded.bronze_table, last_commit_lsn = excluded.last_commit_lsn
+{% endmacro %}
+
+
+{% macro medallion_forget_watermark_sql(relation) %}
+    delete from silver.build_watermark
+    where model = {{ dbt.string_literal(relation.schema ~ '.' ~ relation.identifier) }}
+{% endmacro %}
+
+
+{% macro medallion_bronze_of(model) %}
+    {#- The bronze table an incremental model reads: its one source(). (A source() value passed
+        into a macro is a placeholder while dbt parses, so the name cannot travel via config.) -#}
+    {%- if model.sources | length != 1 -%}
+        {{ exceptions.raise_compiler_error(model.name ~ " must read exactly one bronze source(), not "
+                                           ~ (model.sources | length)) }}
+    {%- endif -%}
+    {%- set bronze = source(model.sources[0][0], model.sources[0][1]) -%}
+    {{- return(bronze.schema ~ '.' ~ bronze.identifier) -}}
+{% endmacro %}

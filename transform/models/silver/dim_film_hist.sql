@@ -1,0 +1,20 @@
+{{ scd_system_versioned(
+    source('bronze', 'br_film_cdc'),
+    key='film_id',
+    columns={
+        'film_id': 'integer',
+        'title': 'text',
+        'description': 'text',
+        'release_year': 'integer',
+        'language_id': 'integer',
+        'original_language_id': 'integer',
+        'rental_duration': 'smallint',
+        'rental_rate': 'numeric(4,2)',
+        'length': 'smallint',
+        'replacement_cost': 'numeric(5,2)',
+        'rating': 'text',
+        'last_update': 'timestamptz',
+        'special_features': 'text[]',
+        'fulltext': 'tsvector',
+    },
+) }}
