@@ -1,0 +1,98 @@
+{% macro cdc_current_state(bronze, key, columns, partition_by) %}
+{#-
+    Turns one bronze CDC table into the current state of the source table, range-partitioned
+    by month (UTC) on partition_by: the whole model is
+
+        {{ cdc_current_state(source('bronze', 'br_rental_cdc'), key='rental_id',
+                             columns={...}, partition_by='rental_date') }}
+
+    Each row is the source row as its latest change left it, with last_commit_ts (that
+    change's commit time) and source_table (the relation, e.g. the leaf partition, it lives
+    in). Deletes remove rows; a truncate removes the rows of the relation it names (all rows
+    when it names the partitioned root). The current_state materialization applies only
+    bronze rows past the model's watermark and touches only the keys they change.
+-#}
+{%- set key = [key] if key is string else key -%}
+{{ config(materialized='current_state', key=key, columns=columns, partition_by=partition_by) }}
+{{ cdc_feed(bronze, key, columns) }}
+{% endmacro %}
+
+
+{% macro current_state_create_sql(relation, key, columns, partition_by) %}
+{%- set name = relation.identifier -%}
+create table {{ relation }} (
+    {%- for column, type in columns.items() %}
+    {{ adapter.quote(column) }} {{ type }}{{ " not null" if column in key or column == partition_by }},
+    {%- endfor %}
+    last_commit_ts timestamptz not null,
+    source_table   text        not null,
+    -- a partitioned table's unique keys must include the partition column
+    constraint {{ adapter.quote(name ~ '_pkey') }}
+        primary key ({{ medallion_column_list(key) }}{{ ", " ~ adapter.quote(partition_by) if partition_by not in key }})
+) partition by range ({{ adapter.quote(partition_by) }});
+{% endmacro %}
+
+
+{% macro current_state_stage_sql(relation, feed_sql, key, columns, source_root, lo, hi) %}
+{%- set keys = medallion_column_list(key) -%}
+create temporary table medallion_feed on commit drop as
+select * from ({{ feed_sql }}) as feed
+where commit_lsn > {{ lo }} and commit_lsn <= {{ hi }};
+
+create temporary table medallion_rows on commit drop as
+with truncates as (
+    select commit_lsn, ordinal, source_table from medallion_feed where op = 'T'
+),
+
+latest as (
+    select distinct on ({{ keys }}) *
+    from medallion_feed
+    where op <> 'T'
+    order by {{ keys }}, commit_lsn desc, ordinal desc
+),
+
+final as (
+    -- rows that exist after this batch: not deleted, not truncated later in the batch
+    select {{ medallion_column_list(columns.keys(), 'latest.') }}, latest.commit_ts as last_commit_ts,
+           latest.source_table
+    from latest
+    where latest.op <> 'D'
+      and not exists (
+          select from truncates as t
+          where (t.commit_lsn, t.ordinal) > (latest.commit_lsn, latest.ordinal)
+            and t.source_table in (latest.source_table, {{ dbt.string_literal(source_root) }}))
+)
+
+select * from final;
+{% endmacro %}
+
+
+{% macro current_state_create_partitions(relation, partition_by) %}
+{#- One partition per UTC month that the staged rows need, named <table>_pYYYY_MM. -#}
+{%- set months = run_query(
+    "select distinct to_char(m, 'YYYY_MM'), to_char(m, 'YYYY-MM-DD'), to_char(m + interval '1 month', 'YYYY-MM-DD') "
+    ~ "from (select date_trunc('month', " ~ adapter.quote(partition_by) ~ " at time zone 'UTC') as m "
+    ~ "from medallion_rows) as months order by 1") -%}
+{%- for suffix, lower, upper in months.rows %}
+    {%- set partition = adapter.quote(relation.schema) ~ "." ~ adapter.quote(relation.identifier ~ "_p" ~ suffix) -%}
+    {% do run_query("create table if not exists " ~ partition ~ " partition of " ~ relation
+                    ~ " for values from ('" ~ lower ~ " 00:00:00+00') to ('" ~ upper ~ " 00:00:00+00')") %}
+{%- endfor %}
+{% endmacro %}
+
+
+{% macro current_state_apply_sql(relation, key, columns, source_root) %}
+{%- set keys = medallion_column_list(key) -%}
+{%- set cols = medallion_column_list(columns.keys()) -%}
+delete from {{ relation }} as current_row
+where ({{ medallion_column_list(key, 'current_row.') }}) in (
+        select {{ keys }} from medallion_feed where op <> 'T')
+   or exists (
+        select from medallion_feed as t
+        where t.op = 'T'
+          and t.source_table in (current_row.source_table, {{ dbt.string_literal(source_root) }}));
+
+insert into {{ relation }} ({{ cols }}, last_commit_ts, source_table)
+select {{ cols }}, last_commit_ts, source_table from medallion_rows
+order by {{ keys }};
+{% endmacro %}

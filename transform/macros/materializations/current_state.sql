@@ -1,0 +1,50 @@
+{% materialization current_state, adapter='postgres' %}
+{#- Builds a month-partitioned current-state table from a typed change feed (see
+    cdc_current_state). Incremental by default: only keys changed by bronze rows past the
+    watermark are recomputed, in one transaction together with the new watermark.
+    --full-refresh drops the table and replays bronze from the start. -#}
+    {%- set key = config.require('key') -%}
+    {%- set columns = config.require('columns') -%}
+    {%- set partition_by = config.require('partition_by') -%}
+    {%- set bronze_relation = medallion_bronze_of(model) -%}
+    {#- bronze.br_<table>_cdc captures public.<table>: a truncate naming it empties everything -#}
+    {%- set source_root = 'public.' ~ bronze_relation.split('.')[1][3:-4] -%}
+    {%- set target_relation = this.incorporate(type='table') -%}
+    {%- set existing_relation = load_cached_relation(this) -%}
+
+    {{ run_hooks(pre_hooks, inside_transaction=False) }}
+    {{ run_hooks(pre_hooks, inside_transaction=True) }}
+
+    {%- if existing_relation is not none and (should_full_refresh() or existing_relation.type != 'table') %}
+        {{ adapter.drop_relation(existing_relation) }}
+        {%- set existing_relation = none -%}
+    {%- endif %}
+    {%- if existing_relation is none %}
+        {% do run_query(current_state_create_sql(target_relation, key, columns, partition_by)) %}
+        {% do run_query(medallion_forget_watermark_sql(target_relation)) %}
+    {%- endif %}
+
+    {% do run_query("lock table " ~ target_relation ~ " in share row exclusive mode") %}
+    {%- set lo = medallion_watermark(target_relation) -%}
+    {%- set hi = medallion_bronze_high(bronze_relation, lo) -%}
+
+    {%- if hi > lo %}
+        {% do run_query(current_state_stage_sql(target_relation, sql, key, columns, source_root, lo, hi)) %}
+        {% do current_state_create_partitions(target_relation, partition_by) %}
+    {%- endif %}
+    {% call statement('main') -%}
+        {%- if hi > lo %}
+        {{ current_state_apply_sql(target_relation, key, columns, source_root) }}
+        {{ medallion_set_watermark_sql(target_relation, bronze_relation, hi) }};
+        {%- else %}
+        select 'bronze has nothing past the watermark' as nothing_to_do;
+        {%- endif %}
+    {%- endcall %}
+
+    {{ run_hooks(post_hooks, inside_transaction=True) }}
+    {% do persist_docs(target_relation, model) %}
+    {{ adapter.commit() }}
+    {{ run_hooks(post_hooks, inside_transaction=False) }}
+
+    {{ return({'relations': [target_relation]}) }}
+{% endmaterialization %}

@@ -1,0 +1,85 @@
+-- Generic tests of system-versioned history tables (columns sys_start, sys_end). The table's
+-- constraints already forbid these failures; the tests make them visible in every build.
+
+{% test one_current_version(model, key) %}
+{#- at most one version per key with sys_end = 'infinity' -#}
+{%- set key = [key] if key is string else key -%}
+select {{ key | join(', ') }}, count(*) as current_versions
+from {{ model }}
+where sys_end = 'infinity'
+group by {{ key | join(', ') }}
+having count(*) > 1
+{% endtest %}
+
+
+{% test no_overlapping_versions(model, key) %}
+{#- each version is a non-empty [sys_start, sys_end) and ends before the key's next one starts -#}
+{%- set key = [key] if key is string else key -%}
+with versions as (
+    select
+        {{ key | join(', ') }},
+        sys_start,
+        sys_end,
+        lead(sys_start) over (partition by {{ key | join(', ') }} order by sys_start) as next_start
+    from {{ model }}
+),
+
+final as (
+    select * from versions
+    where sys_start >= sys_end or sys_end > next_start
+)
+
+select * from final
+{% endtest %}
+
+
+{% test current_matches_bronze_replay(model, history) %}
+{#- The current view equals an independent replay of bronze: per key, the row its last change
+    left, unless that change was a delete or a truncate came after it. The replay shares only
+    the typing (cdc_feed) with the history model, not the versioning. -#}
+{%- if execute -%}
+    {%- set node = graph.nodes['model.' ~ project_name ~ '.' ~ history] -%}
+    {%- set key = node.config.key -%}
+    {%- set columns = node.config.columns -%}
+    {%- set bronze = api.Relation.create(database=target.database, schema=node.sources[0][0],
+                                         identifier=node.sources[0][1]) -%}
+    {%- set cols = medallion_column_list(columns.keys()) -%}
+with feed as (
+    {{ cdc_feed(bronze, key, columns) }}
+),
+
+last_truncate as (
+    select commit_lsn, ordinal from feed where op = 'T' order by commit_lsn desc, ordinal desc limit 1
+),
+
+latest as (
+    select distinct on ({{ medallion_column_list(key) }}) *
+    from feed
+    where op <> 'T'
+    order by {{ medallion_column_list(key) }}, commit_lsn desc, ordinal desc
+),
+
+expected as (
+    select {{ cols }}
+    from latest
+    where op <> 'D'
+      and not exists (
+          select from last_truncate as t
+          where (t.commit_lsn, t.ordinal) > (latest.commit_lsn, latest.ordinal))
+),
+
+actual as (
+    select {{ cols }} from {{ model }}
+),
+
+final as (
+    (select 'missing from the view' as problem, * from (select * from expected except select * from actual) as e)
+    union all
+    (select 'not in bronze' as problem, * from (select * from actual except select * from expected) as a)
+)
+
+select * from final
+{%- else -%}
+select 1 as placeholder where false
+{%- endif -%}
+{% endtest %}
