@@ -35,6 +35,37 @@ class BronzeMismatch(MedallionError):
     """The warehouse's bronze was captured from another source or slot than the one configured."""
 
 
+class QueryParseError(MedallionError):
+    """A `medallion query` text is not one SQL statement sqlglot can read."""
+
+
+class UnknownTable(MedallionError):
+    """A FOR SYSTEM_TIME clause names a table the warehouse does not have."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+        super().__init__(f"{table} does not exist in the warehouse: check the name and schema "
+                         "(e.g. silver.dim_customer_hist)")
+
+
+class NotSystemVersioned(MedallionError):
+    """A FOR SYSTEM_TIME clause is on a relation without sys_start/sys_end history."""
+
+    def __init__(self, table: str, suggestion: str | None = None) -> None:
+        self.table = table
+        self.suggestion = suggestion
+        fix = f": use {suggestion}" if suggestion else ": FOR SYSTEM_TIME needs a history table"
+        super().__init__(f"{table} has no system-time history (no sys_start/sys_end timestamptz columns){fix}")
+
+
+class UnsupportedTemporalClause(MedallionError):
+    """A FOR ... clause that is not SQL:2011 system time (e.g. FOR VERSION AS OF, or on a CTE)."""
+
+
+class QueryFailed(MedallionError):
+    """PostgreSQL rejected a (rewritten) `medallion query` statement."""
+
+
 class BuildFailed(MedallionError):
     """A dbt model or test of the transform project failed; node names the first that did."""
 

@@ -1,0 +1,67 @@
+"""Run temporal SQL on the warehouse: rewrite against the live catalog, then execute read-only."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from medallion.db import connect, endpoints
+from medallion.errors import QueryFailed
+from medallion.query.catalog import load_catalog
+from medallion.query.rewrite import explain, rewrite
+from medallion.settings import Settings
+
+Params = Mapping[str, Any] | Sequence[Any] | None
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """What a query returned, and the PostgreSQL text that produced it."""
+
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+    statement: str
+
+
+def _warehouse(settings: Settings) -> psycopg.Connection:
+    """A read-only session: analysts' SQL must not change the warehouse, whatever it says.
+
+    This guards against mistakes, not against hostile SQL: the DSN's privileges do that."""
+    conn = connect(endpoints(settings).warehouse, "warehouse")
+    conn.read_only = True
+    return conn
+
+
+def run_query(settings: Settings, sql_text: str, params: Params = None) -> QueryResult:
+    """Rewrite FOR SYSTEM_TIME clauses and run the statement in one read-only transaction.
+
+    The catalog is read in the same transaction as the query, so the history tables it
+    checks are the ones the query reads. params fill %(name)s or %s placeholders (psycopg)."""
+    with _warehouse(settings) as conn:
+        statement = rewrite(sql_text, load_catalog(conn))
+        try:
+            cursor = conn.execute(statement, params)
+        except psycopg.Error as exc:
+            raise QueryFailed(_failure(exc)) from None
+        columns = [column.name for column in cursor.description or []]
+        rows = cursor.fetchall() if cursor.description else []
+        conn.rollback()
+    return QueryResult(columns, rows, statement)
+
+
+def explain_query(settings: Settings, sql_text: str) -> str:
+    """The rewritten statement, formatted; tables are checked against the warehouse but nothing runs."""
+    with _warehouse(settings) as conn:
+        text = explain(sql_text, load_catalog(conn))
+        conn.rollback()
+    return text
+
+
+def _failure(exc: psycopg.Error) -> str:
+    diag = exc.diag
+    message = diag.message_primary or str(exc).strip().splitlines()[0]
+    hint = f" ({diag.message_hint})" if diag.message_hint else ""
+    return f"the warehouse rejected the query: {message}{hint}; 'medallion query --explain' shows the SQL that ran"
