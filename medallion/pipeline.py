@@ -19,6 +19,10 @@ from medallion.db import Endpoints, connect, endpoints
 from medallion.errors import MedallionError
 from medallion.settings import Settings
 from medallion.source import pagila
+from medallion.source.scale import ScaleReport
+from medallion.source.scale import scale as scale_source
+from medallion.source.simulate import SimulationReport
+from medallion.source.simulate import simulate as run_simulation
 from medallion.source.cluster import EmbeddedCluster
 
 WAREHOUSE_SCHEMAS = ("gold", "silver", "bronze")
@@ -60,6 +64,17 @@ def load_pagila(settings: Settings, log: Callable[[str], None] = lambda _: None)
 def prepare_source(settings: Settings) -> list[str]:
     with connect(endpoints(settings).source, "source") as conn:
         return checks.prepare_source(conn)
+
+
+def simulate(settings: Settings, seed: int = 42, transactions: int | None = 100, seconds: float | None = None,
+             rate: float | None = 50.0, progress: Callable[[int], None] = lambda _: None) -> SimulationReport:
+    """Seeded OLTP activity on the source (see medallion.source.simulate)."""
+    return run_simulation(endpoints(settings).source, seed, transactions, seconds, rate, progress)
+
+
+def scale(settings: Settings, factor: int, progress: Callable[[int, int], None] = lambda *_: None) -> ScaleReport:
+    """Grow the source to `factor` times Pagila's rentals and payments (see medallion.source.scale)."""
+    return scale_source(endpoints(settings).source, factor, progress)
 
 
 def reset_warehouse(ends: Endpoints) -> None:

@@ -1,0 +1,1 @@
+select count(*) from public.rental where return_date is null
