@@ -281,6 +281,87 @@ def reset(yes: bool) -> None:
     out.print("reset: slot dropped, bronze/silver/gold dropped")
 
 
+def _parse_params(pairs: tuple[str, ...]) -> dict[str, object]:
+    params: dict[str, object] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"expected NAME=VALUE, got {pair!r}", param_hint="--param")
+        params[name] = value
+    return params
+
+
+def _print_result_table(result: pipeline.temporal.QueryResult) -> None:
+    from rich.text import Text
+
+    # Text cells: values are data, never rich markup.
+    table = Table(*result.columns, title=None)
+    for row in result.rows:
+        table.add_row(*(Text("null", style="dim") if v is None else Text(str(pipeline.temporal.display(v)))
+                        for v in row))
+    out.print(table)
+    note(f"{len(result.rows):,} row{'s' if len(result.rows) != 1 else ''}")
+
+
+@cli.command()
+@click.argument("sql_text", metavar="SQL")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True, help="table for people; csv (header row, NULL empty) or json (array of objects).")
+@click.option("--explain", is_flag=True,
+              help="Print the rewritten PostgreSQL and exit; tables are checked, nothing runs.")
+@click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE",
+              help="Value for a %(NAME)s placeholder (repeatable).")
+@friendly_errors
+def query(sql_text: str, fmt: str, explain: bool, params: tuple[str, ...]) -> None:
+    """Run SQL on the warehouse, with SQL:2011 FOR SYSTEM_TIME on any history table.
+
+    A history table (silver.*_hist) has sys_start/sys_end timestamptz columns; each
+    version is valid in [sys_start, sys_end). The clause goes after the table name,
+    before its alias. SQL - reads the statement from stdin. Runs read-only.
+
+    \b
+    Forms:
+      FOR SYSTEM_TIME AS OF t              the version valid at t
+      FOR SYSTEM_TIME FROM a TO b          versions valid at some time in [a, b)
+      FOR SYSTEM_TIME BETWEEN a AND b      versions valid at some time in [a, b]
+      FOR SYSTEM_TIME CONTAINED IN (a, b)  versions that began and ended within [a, b]
+      FOR SYSTEM_TIME ALL                  every version
+    \b
+    Examples:
+      medallion query "select email from silver.dim_customer_hist
+          for system_time as of '2026-11-01 00:00+00' where customer_id = 7"
+      medallion query "select customer_id, email, sys_start, sys_end from silver.dim_customer_hist
+          for system_time all where customer_id = 7 order by sys_start"
+      medallion query "select * from silver.dim_film_hist
+          for system_time from now() - interval '30 days' to now() where film_id = 1"
+      medallion query "select count(*) from silver.dim_customer_hist
+          for system_time between '2026-10-01' and '2026-10-31'"
+      medallion query "select * from silver.dim_film_hist
+          for system_time contained in ('2026-10-01', '2026-11-01')"
+      medallion query --format csv "select customer_id, was.email, cur.email
+          from silver.dim_customer_hist for system_time as of now() - interval '7 days' as was
+          join silver.dim_customer_hist for system_time as of now() as cur using (customer_id)
+          where was.email <> cur.email"
+      medallion query -p at='2026-11-01 00:00+00' --format json "select * from
+          silver.dim_customer_hist for system_time as of %(at)s where customer_id = 7"
+      medallion query --explain "select * from silver.dim_customer_hist
+          for system_time as of now() - interval '1 day' as c"
+      medallion query - < question.sql
+    """
+    settings = load_settings()
+    text = sys.stdin.read() if sql_text == "-" else sql_text
+    if explain:
+        click.echo(pipeline.explain_query(settings, text))
+        return
+    result = pipeline.query(settings, text, _parse_params(params) or None)
+    if fmt == "csv":
+        click.echo(pipeline.temporal.to_csv(result), nl=False)
+    elif fmt == "json":
+        click.echo(pipeline.temporal.to_json(result))
+    else:
+        _print_result_table(result)
+
+
 @cli.command()
 @friendly_errors
 def demo() -> None:

@@ -175,3 +175,20 @@ def run(settings: Settings) -> RunReport:
     """The nightly job: bring bronze up to date, then build silver and gold from it."""
     ingested = ingest(settings)
     return RunReport(ingested, build(settings))
+
+
+# Time travel: analysts' SQL with SQL:2011 FOR SYSTEM_TIME, read-only on the warehouse.
+# Imported here, with its section, so that this file's other sections stay untouched.
+from medallion import query as temporal  # noqa: E402
+
+
+def query(settings: Settings, sql_text: str, params: dict[str, object] | None = None) -> temporal.QueryResult:
+    """Run one statement on the warehouse, FOR SYSTEM_TIME clauses rewritten (see medallion.query).
+
+    Read-only: the statement cannot change the warehouse. params fill %(name)s placeholders."""
+    return temporal.run_query(settings, sql_text, params)
+
+
+def explain_query(settings: Settings, sql_text: str) -> str:
+    """The PostgreSQL a query runs as, formatted; its tables are checked but nothing runs."""
+    return temporal.explain_query(settings, sql_text)

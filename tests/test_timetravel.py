@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from medallion.errors import NotSystemVersioned, QueryFailed, UnknownTable, UnsupportedTemporalClause
-from medallion.query import Catalog, load_catalog, rewrite, run_query
+from medallion.query import INFINITY, Catalog, load_catalog, rewrite, run_query
 from medallion.settings import Settings
 from medallion.source.cluster import EmbeddedCluster
 from timetravel_history import history_warehouse
@@ -54,6 +54,13 @@ CUSTOMERS = "select customer_id, name from hist.customer_hist for system_time {c
 def test_each_form_returns_the_rows_the_standard_defines(warehouse: Settings, clause: str,
                                                          expected: set[tuple]) -> None:
     assert names(warehouse, CUSTOMERS.format(clause=clause)) == expected
+
+
+def test_open_versions_end_at_infinity(warehouse: Settings) -> None:
+    """psycopg cannot load 'infinity' as a datetime; run_query returns INFINITY (datetime.max, UTC)."""
+    rows = names(warehouse, "select name, sys_end from hist.customer_hist for system_time as of '2026-05-01' "
+                            "where customer_id = 1")
+    assert rows == {("Anna", INFINITY)}
 
 
 def test_from_to_excludes_what_between_includes_at_the_upper_bound(warehouse: Settings) -> None:

@@ -5,9 +5,9 @@ explain_query() read the catalog from the warehouse and run read-only.
 """
 
 from medallion.query.catalog import Catalog, load_catalog
-from medallion.query.formats import to_csv, to_json
+from medallion.query.formats import display, to_csv, to_json
 from medallion.query.rewrite import explain, rewrite
-from medallion.query.run import QueryResult, explain_query, run_query
+from medallion.query.run import INFINITY, QueryResult, explain_query, run_query
 
-__all__ = ["Catalog", "QueryResult", "explain", "explain_query", "load_catalog", "rewrite", "run_query",
-           "to_csv", "to_json"]
+__all__ = ["INFINITY", "Catalog", "QueryResult", "display", "explain", "explain_query", "load_catalog",
+           "rewrite", "run_query", "to_csv", "to_json"]

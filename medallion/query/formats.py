@@ -12,10 +12,24 @@ from typing import Any
 from medallion.query.run import QueryResult
 
 
+def display(value: Any) -> Any:
+    """Instants as ISO text, with PostgreSQL's infinity for an open version's end."""
+    if isinstance(value, (datetime, date)):
+        bare = value.replace(tzinfo=None) if isinstance(value, datetime) else value
+        if bare in (datetime.max, date.max):
+            return "infinity"
+        if bare in (datetime.min, date.min):
+            return "-infinity"
+        return value.isoformat()
+    if isinstance(value, time):
+        return value.isoformat()
+    return value
+
+
 def _plain(value: Any) -> Any:
     """JSON has no instants, amounts or intervals: ISO text for times, numbers for amounts."""
     if isinstance(value, (datetime, date, time)):
-        return value.isoformat()
+        return display(value)
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() and value.as_tuple().exponent >= 0 else float(value)
     if isinstance(value, timedelta):
@@ -37,9 +51,5 @@ def to_csv(result: QueryResult) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(result.columns)
     for row in result.rows:
-        writer.writerow(["" if value is None else _csv_value(value) for value in row])
+        writer.writerow(["" if value is None else display(value) for value in row])
     return buffer.getvalue()
-
-
-def _csv_value(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, (datetime, date, time)) else value

@@ -57,7 +57,9 @@ def _parse_message(exc: ParseError, sql_text: str) -> str:
     # sqlglot's description embeds a token repr ("but got <Token ...>"): the position says it better.
     description = re.sub(r"\s*but got <Token .*>", "", str(first.get("description", "syntax error")))
     near = first.get("highlight") or ""
-    where = f"line {first.get('line')}, column {first.get('col')}" + (f" near {near!r}" if near else "")
+    # sqlglot's col is where the offending token ends; people count from where it starts.
+    column = int(first.get("col") or 1) - max(len(near) - 1, 0)
+    where = f"line {first.get('line')}, column {column}" + (f" near {near!r}" if near else "")
     hint = ""
     if re.search(r"\bas\s+\w+\s+for\s+system_time\b", sql_text, re.IGNORECASE):
         hint = "; the alias goes after the clause: t FOR SYSTEM_TIME AS OF x AS a"

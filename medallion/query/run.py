@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime, timezone
 from typing import Any
 
 import psycopg
+from psycopg.types.datetime import DateLoader, TimestampLoader, TimestamptzLoader
 
 from medallion.db import connect, endpoints
 from medallion.errors import QueryFailed
@@ -15,6 +17,39 @@ from medallion.query.rewrite import explain, rewrite
 from medallion.settings import Settings
 
 Params = Mapping[str, Any] | Sequence[Any] | None
+
+
+# An open version ends at 'infinity', which no Python datetime can hold: psycopg refuses to
+# load it. The largest (smallest) value stands in for it, so results stay sortable datetimes;
+# formats.py prints them as infinity again.
+INFINITY = datetime.max.replace(tzinfo=timezone.utc)
+MINUS_INFINITY = datetime.min.replace(tzinfo=timezone.utc)
+
+
+class _TimestamptzLoader(TimestamptzLoader):
+    def load(self, data: Any) -> datetime:
+        text = bytes(data)
+        if text == b"infinity":
+            return INFINITY
+        if text == b"-infinity":
+            return MINUS_INFINITY
+        return super().load(data)
+
+
+class _TimestampLoader(TimestampLoader):
+    def load(self, data: Any) -> datetime:
+        text = bytes(data)
+        if text in (b"infinity", b"-infinity"):
+            return datetime.max if text == b"infinity" else datetime.min
+        return super().load(data)
+
+
+class _DateLoader(DateLoader):
+    def load(self, data: Any) -> date:
+        text = bytes(data)
+        if text in (b"infinity", b"-infinity"):
+            return date.max if text == b"infinity" else date.min
+        return super().load(data)
 
 
 @dataclass(frozen=True)
@@ -32,6 +67,9 @@ def _warehouse(settings: Settings) -> psycopg.Connection:
     This guards against mistakes, not against hostile SQL: the DSN's privileges do that."""
     conn = connect(endpoints(settings).warehouse, "warehouse")
     conn.read_only = True
+    conn.adapters.register_loader("timestamptz", _TimestamptzLoader)
+    conn.adapters.register_loader("timestamp", _TimestampLoader)
+    conn.adapters.register_loader("date", _DateLoader)
     return conn
 
 
@@ -44,10 +82,10 @@ def run_query(settings: Settings, sql_text: str, params: Params = None) -> Query
         statement = rewrite(sql_text, load_catalog(conn))
         try:
             cursor = conn.execute(statement, params)
+            rows = cursor.fetchall() if cursor.description else []
         except psycopg.Error as exc:
             raise QueryFailed(_failure(exc)) from None
         columns = [column.name for column in cursor.description or []]
-        rows = cursor.fetchall() if cursor.description else []
         conn.rollback()
     return QueryResult(columns, rows, statement)
 
