@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from medallion import pipeline
+from medallion import pipeline, transform
 from medallion.bronze.ingest import DEFAULT_BATCH, BatchResult
 from medallion.errors import MedallionError
 from medallion.settings import load_settings
@@ -279,6 +279,42 @@ def reset(yes: bool) -> None:
         click.confirm("Drop the replication slot and all warehouse layers?", abort=True)
     pipeline.reset(load_settings())
     out.print("reset: slot dropped, bronze/silver/gold dropped")
+
+
+def _print_build(report: transform.BuildReport) -> None:
+    out.print(f"built: {report.count('model')} models, {report.count('test')} tests passed "
+              f"({report.seconds:.1f}s in dbt)")
+
+
+@cli.command()
+@click.option("--full-refresh", is_flag=True, help="Rebuild every model from all of bronze (same result).")
+@friendly_errors
+def build(full_refresh: bool) -> None:
+    """Build silver (and gold) from bronze with dbt: every model, then its tests.
+
+    Incremental: each model reads only the bronze rows past its watermark. A failing model
+    or test stops with one line naming it.
+
+    \b
+    Examples:
+      medallion build                   # apply what bronze gained since the last build
+      medallion build --full-refresh    # rebuild silver and gold from all of bronze
+    """
+    _print_build(pipeline.build(load_settings(), full_refresh))
+
+
+@cli.command()
+@friendly_errors
+def run() -> None:
+    """The nightly job: ingest (bronze up to date), then build (silver and gold).
+
+    \b
+    Example:
+      medallion run && psql "$MEDALLION_WAREHOUSE_DSN" -c 'select * from silver.dim_customer_as_of(now())'
+    """
+    report = pipeline.run(load_settings())
+    out.print(f"ingested: {report.ingest.snapshot_rows:,} snapshot rows, {report.ingest.changes:,} changes")
+    _print_build(report.build)
 
 
 def _parse_params(pairs: tuple[str, ...]) -> dict[str, object]:

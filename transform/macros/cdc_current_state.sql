@@ -95,4 +95,23 @@ where ({{ medallion_column_list(key, 'current_row.') }}) in (
 insert into {{ relation }} ({{ cols }}, last_commit_ts, source_table)
 select {{ cols }}, last_commit_ts, source_table from medallion_rows
 order by {{ keys }};
+
+-- partitions exist while data needs them: a month emptied by deletes or truncates goes, so an
+-- incremental build leaves the same tables as a full refresh of the same bronze
+do $drop_empty$
+declare
+    part regclass;
+    has_rows boolean;
+begin
+    for part in
+        select inhrelid::regclass from pg_inherits
+        where inhparent = {{ dbt.string_literal(relation.include(database=False)) }}::regclass
+    loop
+        execute format('select exists (select from %s)', part) into has_rows;
+        if not has_rows then
+            execute format('drop table %s', part);
+        end if;
+    end loop;
+end
+$drop_empty$;
 {% endmacro %}
