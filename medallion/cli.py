@@ -360,7 +360,7 @@ def query(sql_text: str, fmt: str, explain: bool, params: tuple[str, ...]) -> No
       FOR SYSTEM_TIME AS OF t              the version valid at t
       FOR SYSTEM_TIME FROM a TO b          versions valid at some time in [a, b)
       FOR SYSTEM_TIME BETWEEN a AND b      versions valid at some time in [a, b]
-      FOR SYSTEM_TIME CONTAINED IN (a, b)  versions that began and ended within [a, b]
+      FOR SYSTEM_TIME CONTAINED IN (a, b)  versions that lie within [a, b)
       FOR SYSTEM_TIME ALL                  every version
     \b
     Examples:

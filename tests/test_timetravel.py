@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 import psycopg
 import pytest
 
-from medallion.errors import NotSystemVersioned, QueryFailed, UnknownTable, UnsupportedTemporalClause
+from medallion.errors import (NotSystemVersioned, QueryFailed, QueryParseError, UnknownTable,
+                              UnsupportedTemporalClause)
 from medallion.query import INFINITY, Catalog, load_catalog, rewrite, run_query
 from medallion.settings import Settings
 from medallion.source.cluster import EmbeddedCluster
@@ -217,3 +218,25 @@ def test_rewrite_errors_name_the_table(sql_text: str, error: type[Exception], me
     with pytest.raises(error) as caught:
         rewrite(sql_text, CATALOG)
     assert str(caught.value) == message
+
+
+def test_rewrite_splits_an_interval_before_to() -> None:
+    assert rewrite("select 1 from silver.dim_customer_hist for system_time "
+                   "from now() - interval '30 days' to now()", CATALOG) == (
+        "SELECT 1 FROM (SELECT * FROM silver.dim_customer_hist WHERE sys_start < CAST(CURRENT_TIMESTAMP AS TIMESTAMPTZ) "
+        "AND sys_end > CAST(CURRENT_TIMESTAMP - INTERVAL '30 DAYS' AS TIMESTAMPTZ)) AS dim_customer_hist")
+    with pytest.raises(UnsupportedTemporalClause, match="put the FROM instant in parentheses"):
+        rewrite("select 1 from silver.dim_customer_hist for system_time "
+                "from now() - interval '30' day to now() - interval '1 day'", CATALOG)
+
+
+@pytest.mark.parametrize(("sql_text", "message"), [
+    ("select 1; select 2", "expected one SQL statement, got 2: run them one at a time"),
+    ("", "expected one SQL statement, got 0: run them one at a time"),
+    ("select * from", "cannot parse the query at line 1, column"),
+])
+def test_parse_errors_are_one_line(sql_text: str, message: str) -> None:
+    with pytest.raises(QueryParseError) as caught:
+        rewrite(sql_text, CATALOG)
+    assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value)

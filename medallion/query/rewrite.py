@@ -18,6 +18,7 @@ Periods are half-open [sys_start, sys_end): a version that ends at t is not AS O
 from __future__ import annotations
 
 import re
+
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
@@ -67,6 +68,7 @@ def _parse_message(exc: ParseError, sql_text: str) -> str:
 
 
 def has_system_time(tree: exp.Expression) -> bool:
+    """Whether any table reference carries a FOR SYSTEM_TIME clause."""
     return any(table.args.get("version") for table in tree.find_all(exp.Table))
 
 
@@ -83,8 +85,11 @@ def rewrite(sql_text: str, catalog: Catalog) -> str:
 
 
 def explain(sql_text: str, catalog: Catalog) -> str:
-    """The rewritten statement, formatted for people (--explain)."""
-    return rewrite_tree(parse(sql_text), catalog).sql(dialect=DIALECT, pretty=True)
+    """The statement run_query would run, formatted for people when it was rewritten (--explain)."""
+    tree = parse(sql_text)
+    if not has_system_time(tree):
+        return sql_text
+    return rewrite_tree(tree, catalog).sql(dialect=DIALECT, pretty=True)
 
 
 def rewrite_tree(tree: exp.Expression, catalog: Catalog) -> exp.Expression:
@@ -202,7 +207,7 @@ def _instants(table: exp.Table, version: exp.Version) -> list[exp.Expression]:
     if len(values) != FORMS[form] or any(value is None for value in values):
         raise UnsupportedTemporalClause(
             f"{_written_name(table)}: FOR SYSTEM_TIME {form} takes {FORMS[form]} instant(s), got {len(values)}")
-    return [as_timestamptz(value) for value in values]
+    return [as_timestamptz(value) for value in values if value is not None]
 
 
 def as_timestamptz(value: exp.Expression) -> exp.Expression:
