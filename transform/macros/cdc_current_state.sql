@@ -38,9 +38,11 @@ create table {{ relation }} (
 create temporary table medallion_feed on commit drop as
 select * from ({{ feed_sql }}) as feed
 where commit_lsn > {{ lo }} and commit_lsn <= {{ hi }};
+analyze medallion_feed;
 
 create temporary table medallion_rows on commit drop as
-with truncates as (
+with truncates as materialized (
+    -- few or none: looked up once per changed key
     select commit_lsn, ordinal, source_table from medallion_feed where op = 'T'
 ),
 
@@ -64,6 +66,7 @@ final as (
 )
 
 select * from final;
+analyze medallion_rows;
 {% endmacro %}
 
 
@@ -84,13 +87,15 @@ select * from final;
 {% macro current_state_apply_sql(relation, key, columns, source_root) %}
 {%- set keys = medallion_column_list(key) -%}
 {%- set cols = medallion_column_list(columns.keys()) -%}
+-- the rows this batch changes or deletes (their new state, if any, is in medallion_rows)
 delete from {{ relation }} as current_row
-where ({{ medallion_column_list(key, 'current_row.') }}) in (
-        select {{ keys }} from medallion_feed where op <> 'T')
-   or exists (
-        select from medallion_feed as t
-        where t.op = 'T'
-          and t.source_table in (current_row.source_table, {{ dbt.string_literal(source_root) }}));
+using (select distinct {{ keys }} from medallion_feed where op <> 'T') as changed
+where {% for k in key %}current_row.{{ adapter.quote(k) }} = changed.{{ adapter.quote(k) }}{{ " and " if not loop.last }}{% endfor %};
+
+-- the rows of every relation this batch truncates (all of them for the partitioned root)
+delete from {{ relation }}
+where exists (select from medallion_feed where op = 'T' and source_table = {{ dbt.string_literal(source_root) }})
+   or source_table in (select source_table from medallion_feed where op = 'T');
 
 insert into {{ relation }} ({{ cols }}, last_commit_ts, source_table)
 select {{ cols }}, last_commit_ts, source_table from medallion_rows

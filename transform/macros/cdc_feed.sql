@@ -19,7 +19,8 @@
     {%- do key_image.append("full_row -> " ~ dbt.string_literal(k)) -%}
     {%- do key_old.append("old_row -> " ~ dbt.string_literal(k)) -%}
 {%- endfor %}
-with changes as (
+with changes as not materialized (
+    -- inlined into both uses, so a filter on commit_lsn reaches the bronze primary key
     select commit_lsn, ordinal, op, commit_ts, source_table, full_row, old_row
     from {{ bronze }}
 ),

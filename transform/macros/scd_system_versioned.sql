@@ -77,11 +77,13 @@ comment on function {{ adapter.quote(relation.schema) }}.{{ adapter.quote(functi
 create temporary table medallion_feed on commit drop as
 select * from ({{ feed_sql }}) as feed
 where commit_lsn > {{ lo }} and commit_lsn <= {{ hi }};
+analyze medallion_feed;
 
 create temporary table medallion_versions on commit drop as
 select {{ cols }}, sys_start, sys_end from {{ relation }} with no data;
 
-with truncates as (
+with truncates as materialized (
+    -- few or none: looked up once per version
     select commit_lsn, ordinal, commit_ts from medallion_feed where op = 'T'
 ),
 
