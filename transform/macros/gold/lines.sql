@@ -1,0 +1,88 @@
+{#-
+    Gold's two line sets: one row per payment and one row per rental, each placed at its store
+    and film. Shared by the current marts (over silver's current views and facts) and by the
+    as-of functions (over silver's <name>_as_of(ts) functions), so that both compute the very
+    same thing.
+
+    store of a payment or rental = the store of the rented inventory item: payment -> rental
+    -> inventory -> store, inner joins as Pagila's own sales_by_store view; a payment whose
+    rental or inventory item does not exist (any more) belongs to no store and is in no mart.
+    Months and days are UTC: the date of the timestamp at time zone 'UTC', whatever the
+    session's TimeZone.
+-#}
+
+{% macro gold_payment_lines(payments, rentals, inventory, films) %}
+with payments as (
+    select payment_id, customer_id, rental_id, amount, payment_date from {{ payments }}
+),
+
+rentals as (
+    select rental_id, inventory_id from {{ rentals }}
+),
+
+inventory as (
+    select inventory_id, film_id, store_id from {{ inventory }}
+),
+
+films as (
+    select film_id, title from {{ films }}
+),
+
+final as (
+    select
+        payments.payment_id,
+        payments.customer_id,
+        payments.amount,
+        payments.payment_date,
+        inventory.store_id,
+        inventory.film_id,
+        films.title,
+        date_trunc('month', payments.payment_date at time zone 'UTC')::date as month,
+        (payments.payment_date at time zone 'UTC')::date as day
+    from payments
+    join rentals on rentals.rental_id = payments.rental_id
+    join inventory on inventory.inventory_id = rentals.inventory_id
+    left join films on films.film_id = inventory.film_id
+)
+
+select * from final
+{% endmacro %}
+
+
+{% macro gold_rental_lines(rentals, inventory, films) %}
+{#- days_out and returned_late are null while the rental is out: both are facts about a
+    return, so they are known exactly once the return is in the source (no now()). -#}
+with rentals as (
+    select rental_id, customer_id, inventory_id, rental_date, return_date from {{ rentals }}
+),
+
+inventory as (
+    select inventory_id, film_id, store_id from {{ inventory }}
+),
+
+films as (
+    select film_id, title, rental_duration from {{ films }}
+),
+
+final as (
+    select
+        rentals.rental_id,
+        rentals.customer_id,
+        rentals.rental_date,
+        rentals.return_date,
+        inventory.store_id,
+        inventory.film_id,
+        films.title,
+        films.rental_duration,
+        date_trunc('month', rentals.rental_date at time zone 'UTC')::date as month,
+        (rentals.rental_date at time zone 'UTC')::date as day,
+        extract(epoch from rentals.return_date - rentals.rental_date) / 86400 as days_out,
+        rentals.return_date > rentals.rental_date + make_interval(days => films.rental_duration::integer)
+            as returned_late
+    from rentals
+    join inventory on inventory.inventory_id = rentals.inventory_id
+    left join films on films.film_id = inventory.film_id
+)
+
+select * from final
+{% endmacro %}

@@ -1,0 +1,14 @@
+-- depends_on: {{ ref('fact_payment_hist') }} {{ ref('fact_rental_hist') }} {{ ref('dim_inventory_hist') }} {{ ref('dim_film_hist') }}
+{{ config(
+    materialized='gold_mart',
+    grain=['store_id', 'day'],
+    inputs=[
+        {'lines': 'int_rental_lines', 'key': 'rental_id', 'fields': ['returned_late', 'customer_id']},
+        {'lines': 'int_payment_lines', 'key': 'payment_id', 'fields': ['amount', 'customer_id']},
+    ],
+    post_hook=["{{ gold_create_as_of_function('store_scorecard_as_of',
+                   'store_id integer, day date, revenue numeric, rentals bigint, late_return_pct numeric, active_customers bigint',
+                   gold_store_scorecard_sql(gold_payment_lines_as_of(), gold_rental_lines_as_of())) }}"],
+) }}
+
+{{ gold_store_scorecard_sql(ref('int_payment_lines'), ref('int_rental_lines'), gold_in_scope()) }}

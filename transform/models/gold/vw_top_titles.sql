@@ -1,0 +1,14 @@
+-- depends_on: {{ ref('fact_payment_hist') }} {{ ref('fact_rental_hist') }} {{ ref('dim_inventory_hist') }} {{ ref('dim_film_hist') }}
+{{ config(
+    materialized='gold_mart',
+    grain=['film_id', 'month'],
+    inputs=[
+        {'lines': 'int_rental_lines', 'key': 'rental_id', 'fields': ['title', 'days_out']},
+        {'lines': 'int_payment_lines', 'key': 'payment_id', 'fields': ['title', 'amount']},
+    ],
+    post_hook=["{{ gold_create_as_of_function('top_titles_as_of',
+                   'film_id integer, title text, month date, rentals bigint, revenue numeric, avg_days_out numeric',
+                   gold_top_titles_sql(gold_payment_lines_as_of(), gold_rental_lines_as_of())) }}"],
+) }}
+
+{{ gold_top_titles_sql(ref('int_payment_lines'), ref('int_rental_lines'), gold_in_scope()) }}

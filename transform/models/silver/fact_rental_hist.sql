@@ -1,0 +1,16 @@
+{#- The rentals' history, for gold time travel (gold.*_as_of): one version per source
+    transaction that changed a rental (a return is a new version); as of:
+    silver.fact_rental_as_of(ts). -#}
+{{ scd_system_versioned(
+    source('bronze', 'br_rental_cdc'),
+    key='rental_id',
+    columns={
+        'rental_id': 'integer',
+        'rental_date': 'timestamptz',
+        'inventory_id': 'integer',
+        'customer_id': 'integer',
+        'return_date': 'timestamptz',
+        'staff_id': 'integer',
+        'last_update': 'timestamptz',
+    },
+) }}
