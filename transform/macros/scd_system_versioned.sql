@@ -68,28 +68,50 @@ comment on function {{ adapter.quote(relation.schema) }}.{{ adapter.quote(functi
 {% endmacro %}
 
 
-{% macro system_versioned_apply_sql(relation, feed_sql, key, columns, lo, hi) %}
-{#- Applies bronze rows with lo < commit_lsn <= hi: closes the current versions they end and
-    appends the versions they open. A full refresh is the same with lo = -1 on an empty table,
-    so incremental and full builds run the very same statements. -#}
-{%- set keys = medallion_column_list(key) -%}
-{%- set cols = medallion_column_list(columns.keys()) -%}
+{% macro system_versioned_stage_sql(relation, feed_sql, key, lo, hi) %}
+{#- The bronze rows this build applies: lo < commit_lsn <= hi (an index range scan). -#}
 create temporary table medallion_feed on commit drop as
 select * from ({{ feed_sql }}) as feed
 where commit_lsn > {{ lo }} and commit_lsn <= {{ hi }};
 analyze medallion_feed;
 
+-- the source relation of each reopened version; needed only when a truncate names one
+-- partition of a partitioned source (filled by system_versioned_seed_tables_sql)
+create temporary table medallion_seed_tables on commit drop as
+select {{ medallion_column_list(key) }}, source_table from medallion_feed with no data;
+{% endmacro %}
+
+
+{% macro system_versioned_seed_tables_sql(feed_sql, key, lo) %}
+{#- Where each key's row lived before this batch: its latest change up to lo. One pass over
+    bronze, paid only in a batch that truncates a single partition (rare). -#}
+{%- set keys = medallion_column_list(key) -%}
+insert into medallion_seed_tables
+select distinct on ({{ keys }}) {{ keys }}, source_table
+from ({{ feed_sql }}) as feed
+where commit_lsn <= {{ lo }} and op <> 'T'
+order by {{ keys }}, commit_lsn desc, ordinal desc;
+analyze medallion_seed_tables;
+{% endmacro %}
+
+
+{% macro system_versioned_apply_sql(relation, key, columns, source_root) %}
+{#- Applies the staged bronze rows: closes the current versions they end and appends the
+    versions they open. A full refresh is the same with lo = -1 on an empty table, so
+    incremental and full builds run the very same statements. -#}
+{%- set keys = medallion_column_list(key) -%}
+{%- set cols = medallion_column_list(columns.keys()) -%}
 create temporary table medallion_versions on commit drop as
 select {{ cols }}, sys_start, sys_end from {{ relation }} with no data;
 
 with truncates as materialized (
     -- few or none: looked up once per version
-    select commit_lsn, ordinal, commit_ts from medallion_feed where op = 'T'
+    select commit_lsn, ordinal, commit_ts, source_table from medallion_feed where op = 'T'
 ),
 
 key_changes as (
     -- one change per key and transaction: its last (nobody could see the states in between)
-    select distinct on ({{ keys }}, commit_lsn) commit_lsn, ordinal, op, commit_ts, {{ cols }}
+    select distinct on ({{ keys }}, commit_lsn) commit_lsn, ordinal, op, commit_ts, source_table, {{ cols }}
     from medallion_feed
     where op <> 'T'
     order by {{ keys }}, commit_lsn, ordinal desc
@@ -105,10 +127,12 @@ reopened as (
 ),
 
 events as (
-    select 0::bigint as commit_lsn, 0 as ordinal, 'S'::char(1) as op, sys_start as commit_ts, {{ cols }}
+    select 0::bigint as commit_lsn, 0 as ordinal, 'S'::char(1) as op, reopened.sys_start as commit_ts,
+           seed.source_table, {{ medallion_column_list(columns.keys(), 'reopened.') }}
     from reopened
+    left join medallion_seed_tables as seed using ({{ keys }})
     union all
-    select commit_lsn, ordinal, op, commit_ts, {{ cols }}
+    select commit_lsn, ordinal, op, commit_ts, source_table, {{ cols }}
     from key_changes
 ),
 
@@ -123,7 +147,8 @@ successors as (
 ),
 
 versions as (
-    -- a version ends at whichever comes first: the key's next change or a truncate
+    -- a version ends at whichever comes first: the key's next change or a truncate of the
+    -- relation its row lives in (any truncate naming the source table's root)
     select
         {{ medallion_column_list(columns.keys(), 's.') }},
         s.commit_ts as sys_start,
@@ -138,6 +163,8 @@ versions as (
         select truncates.commit_lsn, truncates.ordinal, truncates.commit_ts
         from truncates
         where (truncates.commit_lsn, truncates.ordinal) > (s.commit_lsn, s.ordinal)
+          and (truncates.source_table = {{ dbt.string_literal(source_root) }}
+               or truncates.source_table = s.source_table)
         order by truncates.commit_lsn, truncates.ordinal
         limit 1
     ) as t on true

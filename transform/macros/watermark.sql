@@ -54,3 +54,10 @@
     {%- set bronze = source(model.sources[0][0], model.sources[0][1]) -%}
     {{- return(bronze.schema ~ '.' ~ bronze.identifier) -}}
 {% endmacro %}
+
+
+{% macro medallion_source_root(bronze_relation) %}
+    {#- bronze.br_<table>_cdc captures public.<table> (medallion/bronze/tables.py): a truncate
+        naming it empties everything; one naming a partition empties that partition only. -#}
+    {{- return('public.' ~ bronze_relation.split('.')[1][3:-4]) -}}
+{% endmacro %}

@@ -7,8 +7,7 @@
     {%- set columns = config.require('columns') -%}
     {%- set partition_by = config.require('partition_by') -%}
     {%- set bronze_relation = medallion_bronze_of(model) -%}
-    {#- bronze.br_<table>_cdc captures public.<table>: a truncate naming it empties everything -#}
-    {%- set source_root = 'public.' ~ bronze_relation.split('.')[1][3:-4] -%}
+    {%- set source_root = medallion_source_root(bronze_relation) -%}
     {%- set target_relation = this.incorporate(type='table') -%}
     {%- set existing_relation = load_cached_relation(this) -%}
 

@@ -5,6 +5,7 @@
     {%- set key = config.require('key') -%}
     {%- set columns = config.require('columns') -%}
     {%- set bronze_relation = medallion_bronze_of(model) -%}
+    {%- set source_root = medallion_source_root(bronze_relation) -%}
     {%- set target_relation = this.incorporate(type='table') -%}
     {%- set existing_relation = load_cached_relation(this) -%}
 
@@ -25,9 +26,18 @@
     {%- set lo = medallion_watermark(target_relation) -%}
     {%- set hi = medallion_bronze_high(bronze_relation, lo) -%}
 
+    {%- if hi > lo %}
+        {% do run_query(system_versioned_stage_sql(target_relation, sql, key, lo, hi)) %}
+        {%- set partial_truncates = run_query(
+            "select exists (select from medallion_feed where op = 'T' and source_table <> "
+            ~ dbt.string_literal(source_root) ~ ")").columns[0].values()[0] -%}
+        {%- if partial_truncates %}
+            {% do run_query(system_versioned_seed_tables_sql(sql, key, lo)) %}
+        {%- endif %}
+    {%- endif %}
     {% call statement('main') -%}
         {%- if hi > lo %}
-        {{ system_versioned_apply_sql(target_relation, sql, key, columns, lo, hi) }}
+        {{ system_versioned_apply_sql(target_relation, key, columns, source_root) }}
         {{ medallion_set_watermark_sql(target_relation, bronze_relation, hi) }};
         {%- else %}
         select 'bronze has nothing past the watermark' as nothing_to_do;
