@@ -66,3 +66,11 @@ def sql_text(package: str, name: str) -> str:
     from importlib.resources import files
 
     return files(package).joinpath("sql", name).read_text(encoding="utf-8")
+
+
+def named_sql(package: str, name: str) -> dict[str, str]:
+    """The '-- name: X' sections of a .sql file, in file order (one statement each)."""
+    import re
+
+    parts = re.split(r"^-- name: (.+)\n", sql_text(package, name), flags=re.M)
+    return {parts[i].strip(): parts[i + 1].strip().rstrip(";") for i in range(1, len(parts), 2)}

@@ -8,14 +8,13 @@ that already exist are skipped: scaling twice to the same factor changes nothing
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
 
-from medallion.db import connect, sql_text
+from medallion.db import connect, named_sql, sql_text
 from medallion.errors import MedallionError
 
 SMALL_STRIDE = 100_000  # customers, inventory: Pagila has < 5,000
@@ -32,14 +31,8 @@ class ScaleReport:
     payments: int
 
 
-def _named_statements(name: str) -> dict[str, str]:
-    """Split a .sql file into its '-- name: X' sections."""
-    parts = re.split(r"^-- name: (\w+)\n", sql_text(_Q, name), flags=re.M)
-    return {parts[i]: parts[i + 1].strip().rstrip(";") for i in range(1, len(parts), 2)}
-
-
 def _add_copy(conn: psycopg.Connection, copy: int) -> None:
-    selects, targets = _named_statements("scale_copies.sql"), _named_statements("scale_targets.sql")
+    selects, targets = named_sql(_Q, "scale_copies.sql"), named_sql(_Q, "scale_targets.sql")
     strides = {"copy": sql.Literal(copy), "small_stride": sql.Literal(SMALL_STRIDE),
                "large_stride": sql.Literal(LARGE_STRIDE)}
     with conn.transaction():
