@@ -157,12 +157,13 @@ def status(settings: Settings) -> Status:
     return Status(slot_info, state, counts)
 
 
-def build(settings: Settings, full_refresh: bool = False) -> transform.BuildReport:
+def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...] = ()) -> transform.BuildReport:
     """Build silver (and gold) from bronze with dbt: models and their tests.
 
     Incremental by default: each model applies only the bronze rows past its watermark.
-    full_refresh rebuilds every model from all of bronze (the result is the same)."""
-    return transform.build(settings, full_refresh)
+    full_refresh rebuilds every model from all of bronze (the result is the same); select
+    narrows the build with dbt selectors, e.g. ("silver",)."""
+    return transform.build(settings, full_refresh, select)
 
 
 @dataclass

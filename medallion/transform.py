@@ -77,13 +77,15 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def dbt_args(settings: Settings, command: str, full_refresh: bool = False) -> list[str]:
+def dbt_args(settings: Settings, command: str, full_refresh: bool = False, select: tuple[str, ...] = ()) -> list[str]:
     """Arguments for one dbt command; dbt's target/ and logs/ live under MEDALLION_HOME."""
     work = settings.home / "dbt"
     args = [command, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
             "--target-path", str(work / "target"), "--log-path", str(work / "logs"), "--quiet"]
     if full_refresh:
         args.append("--full-refresh")
+    if select:
+        args += ["--select", *select]
     return args
 
 
@@ -93,14 +95,16 @@ def _first_line(text: str | None) -> str:
     return ": ".join(lines[:2]) if lines else "no message"
 
 
-def build(settings: Settings, full_refresh: bool = False, project_dir: Path = DBT_PROJECT_DIR) -> BuildReport:
+def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...] = (),
+          project_dir: Path = DBT_PROJECT_DIR) -> BuildReport:
     """`dbt build` over the transform project: every model, then its tests, in DAG order.
 
+    select narrows it with dbt selectors (e.g. ("silver",) for the silver folder).
     Raises BuildFailed naming the first failing model or test (and how many others failed)."""
     from dbt.cli.main import dbtRunner  # ~1.5 s import: only when a build runs
 
     warehouse = endpoints(settings).warehouse
-    args = dbt_args(settings, "build", full_refresh)
+    args = dbt_args(settings, "build", full_refresh, select)
     if project_dir != DBT_PROJECT_DIR:
         args[args.index("--project-dir") + 1] = str(project_dir)
     with _environment(profile_env(warehouse)):
