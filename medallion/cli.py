@@ -284,7 +284,7 @@ def reset(yes: bool) -> None:
 
 def _print_build(report: transform.BuildReport) -> None:
     out.print(f"built: {report.count('model')} models, {report.count('test')} tests passed "
-              f"({report.seconds:.1f}s in dbt)")
+              f"({report.seconds:.1f}s)")
 
 
 @cli.command()

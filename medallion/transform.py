@@ -8,10 +8,10 @@ becomes one BuildFailed naming the failing node.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict
 
@@ -19,9 +19,6 @@ from medallion.db import endpoints, redact
 from medallion.errors import BuildFailed, MedallionError
 from medallion.settings import DBT_PROJECT_DIR, Settings
 
-# transform/profiles.yml reads these; they are set only while dbt runs.
-PROFILE_ENV = ("MEDALLION_DBT_HOST", "MEDALLION_DBT_PORT", "MEDALLION_DBT_USER",
-               "MEDALLION_DBT_PASSWORD", "MEDALLION_DBT_DBNAME", "MEDALLION_DBT_SSLMODE")
 FAILED_STATUSES = {"error", "fail", "runtime error"}
 
 
@@ -36,18 +33,15 @@ class NodeResult:
 @dataclass
 class BuildReport:
     nodes: list[NodeResult] = field(default_factory=list)
+    seconds: float = 0.0  # wall clock of the whole dbt invocation, parsing included
 
     def count(self, resource_type: str) -> int:
         """Nodes of one kind (model, test) that dbt built or ran."""
         return sum(1 for n in self.nodes if n.unique_id.startswith(resource_type + "."))
 
-    @property
-    def seconds(self) -> float:
-        return sum(n.seconds for n in self.nodes)
-
 
 def profile_env(warehouse_dsn: str) -> dict[str, str]:
-    """The profile variables for a libpq DSN (keyword string or URI)."""
+    """The variables transform/profiles.yml reads, from a libpq DSN (keyword string or URI)."""
     params = conninfo_to_dict(warehouse_dsn)
     if not params.get("dbname"):
         raise MedallionError(f"the warehouse DSN names no database ({redact(warehouse_dsn)}): add dbname=...")
@@ -78,10 +72,14 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 
 def dbt_args(settings: Settings, command: str, full_refresh: bool = False, select: tuple[str, ...] = ()) -> list[str]:
-    """Arguments for one dbt command; dbt's target/ and logs/ live under MEDALLION_HOME."""
+    """Arguments for one dbt command; dbt's target/ and logs/ live under MEDALLION_HOME.
+
+    dbt writes nothing to the console (the caller reports, and failures become BuildFailed);
+    its full debug log stays in the log file that BuildFailed points to."""
     work = settings.home / "dbt"
     args = [command, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-            "--target-path", str(work / "target"), "--log-path", str(work / "logs"), "--quiet"]
+            "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
+            "--log-level", "none", "--log-level-file", "debug"]
     if full_refresh:
         args.append("--full-refresh")
     if select:
@@ -95,8 +93,7 @@ def _first_line(text: str | None) -> str:
     return ": ".join(lines[:2]) if lines else "no message"
 
 
-def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...] = (),
-          project_dir: Path = DBT_PROJECT_DIR) -> BuildReport:
+def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...] = ()) -> BuildReport:
     """`dbt build` over the transform project: every model, then its tests, in DAG order.
 
     select narrows it with dbt selectors (e.g. ("silver",) for the silver folder).
@@ -105,12 +102,11 @@ def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...
 
     warehouse = endpoints(settings).warehouse
     args = dbt_args(settings, "build", full_refresh, select)
-    if project_dir != DBT_PROJECT_DIR:
-        args[args.index("--project-dir") + 1] = str(project_dir)
+    began = time.perf_counter()
     with _environment(profile_env(warehouse)):
         outcome = dbtRunner().invoke(args)
 
-    report = BuildReport()
+    report = BuildReport(seconds=time.perf_counter() - began)
     run = outcome.result
     for result in getattr(run, "results", None) or []:
         report.nodes.append(NodeResult(result.node.unique_id, str(result.status), float(result.execution_time or 0),
@@ -125,5 +121,5 @@ def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...
                           node=first.unique_id, failed=[n.unique_id for n in failed])
     if not outcome.success:
         reason = _first_line(str(outcome.exception)) if outcome.exception else "dbt reported a failure"
-        raise BuildFailed(f"dbt could not build {project_dir}: {reason}", node=None, failed=[])
+        raise BuildFailed(f"dbt could not build {DBT_PROJECT_DIR}: {reason}", node=None, failed=[])
     return report
