@@ -1,0 +1,77 @@
+"""Resources: the pipeline's Settings (its DSNs) and the dbt CLI of this environment."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from dagster import ConfigurableResource, EnvVar
+from dagster_dbt import DbtCliResource
+
+from medallion.db import endpoints
+from medallion.settings import DBT_PROJECT_DIR, DEFAULT_SLOT, Settings, load_settings
+from medallion.transform import profile_env
+
+
+class MedallionResource(ConfigurableResource):
+    """Where the pipeline runs: the fields of medallion.settings.Settings.
+
+    Without DSNs, the embedded cluster under `home` (which must be up: `medallion up`)."""
+
+    home: str
+    source_dsn: str | None = None
+    warehouse_dsn: str | None = None
+    slot: str = DEFAULT_SLOT
+    pagila_dir: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MedallionResource:
+        return cls(home=str(settings.home), source_dsn=settings.source_dsn, warehouse_dsn=settings.warehouse_dsn,
+                   slot=settings.slot, pagila_dir=str(settings.pagila_dir) if settings.pagila_dir else None)
+
+    @classmethod
+    def from_environment(cls) -> MedallionResource:
+        """Settings as the `medallion` command reads them; DSNs given by the environment stay
+        references to their variables (EnvVar), so a password never shows in the Dagster UI."""
+        settings = load_settings()
+        dsn = {name: EnvVar(name) if os.environ.get(name) else None
+               for name in ("MEDALLION_SOURCE_DSN", "MEDALLION_WAREHOUSE_DSN")}
+        return cls(home=str(settings.home), source_dsn=dsn["MEDALLION_SOURCE_DSN"],
+                   warehouse_dsn=dsn["MEDALLION_WAREHOUSE_DSN"], slot=settings.slot,
+                   pagila_dir=str(settings.pagila_dir) if settings.pagila_dir else None)
+
+    def settings(self) -> Settings:
+        return Settings(home=Path(self.home), source_dsn=self.source_dsn or None,
+                        warehouse_dsn=self.warehouse_dsn or None, slot=self.slot,
+                        pagila_dir=Path(self.pagila_dir) if self.pagila_dir else None)
+
+    @contextmanager
+    def dbt_profile(self) -> Iterator[None]:
+        """transform/profiles.yml reads MEDALLION_DBT_*: set them for the dbt subprocess
+        (it inherits os.environ when it starts), and restore them afterwards."""
+        values = profile_env(endpoints(self.settings()).warehouse)
+        saved = {name: os.environ.get(name) for name in values}
+        os.environ.update(values)
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+def dbt_executable() -> str:
+    """The dbt beside this interpreter (the venv's), which need not be on PATH."""
+    beside = Path(sys.executable).parent / "dbt"
+    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
+
+
+def dbt_resource() -> DbtCliResource:
+    return DbtCliResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR),
+                          dbt_executable=dbt_executable())
