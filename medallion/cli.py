@@ -400,6 +400,40 @@ def query(sql_text: str, fmt: str, explain: bool, params: tuple[str, ...]) -> No
 
 
 @cli.command()
+@click.option("--port", "-p", default=3000, show_default=True, help="Port of the Dagster webserver.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
+@friendly_errors
+def ui(port: int, host: str) -> None:
+    """Open the Dagster UI (dagster dev) on the pipeline: assets by layer, jobs, schedules.
+
+    Starts the embedded cluster when it is the one in use. Runs and schedule state are kept in
+    MEDALLION_HOME/dagster. Stop with Ctrl-C. See docs/orchestration.md.
+
+    \b
+    Examples:
+      medallion ui                   # http://127.0.0.1:3000, on the embedded default
+      medallion ui --port 3001
+      medallion ui --host 0.0.0.0    # reachable from other machines
+      MEDALLION_HOME=/data/lake medallion ui
+    """
+    import os
+
+    from medallion.orchestration.ui import dagster_dev
+
+    settings = load_settings()
+    if settings.embedded:
+        note(pipeline.up(settings))
+    command = dagster_dev(settings, host, port)
+    note(f"Dagster UI at {command.url} (runs kept in {command.dagster_home}); Ctrl-C stops it")
+    os.chdir(command.cwd)
+    try:
+        os.execve(command.argv[0], command.argv, command.env)
+    except OSError as exc:
+        raise MedallionError(f"cannot start {command.argv[0]}: {exc.strerror}; run 'make setup' "
+                             "(the dagster packages are in the project's dev extra)") from None
+
+
+@cli.command()
 @friendly_errors
 def demo() -> None:
     """From nothing to a report on the embedded default, in about a minute.
