@@ -56,3 +56,14 @@ def test_nightly_job_materialises_every_asset(settings: Settings) -> None:
     assert query(wh, "select count(*) from bronze.br_rental_cdc")[0][0] == 16044
     assert query(wh, "select count(*) from silver.dim_customer_hist")[0][0] == 599
     assert query(wh, "select count(*) from gold.vw_monthly_revenue")[0][0] > 0
+
+
+def test_ui_runs_dagster_dev_on_the_pipeline(tmp_path: Path) -> None:
+    from medallion.orchestration.ui import DEFINITIONS_MODULE, dagster_dev
+
+    settings = Settings(home=tmp_path, source_dsn=None, warehouse_dsn=None, slot="s1", pagila_dir=None)
+    command = dagster_dev(settings, port=3999)
+    assert Path(command.argv[0]).is_file() and command.argv[1:4] == ["dev", "-m", DEFINITIONS_MODULE]
+    assert command.argv[-2:] == ["-p", "3999"] and command.url == "http://127.0.0.1:3999"
+    assert command.env["DAGSTER_HOME"] == str(tmp_path / "dagster") and command.env["MEDALLION_HOME"] == str(tmp_path)
+    assert "enabled: false" in (tmp_path / "dagster" / "dagster.yaml").read_text()
