@@ -61,7 +61,10 @@ create or replace function {{ adapter.quote(relation.schema) }}.{{ adapter.quote
 returns setof {{ bare }}
 language sql stable
 as $as_of$
-    select * from {{ bare }} where tstzrange(sys_start, sys_end) @> ts
+    -- plain comparisons, not tstzrange(...) @> ts: with a key filter the btree
+    -- (key, sys_start, sys_end) answers a point lookup in well under a millisecond, where
+    -- the GiST exclusion index took ~20 ms on a million versions (make bench)
+    select * from {{ bare }} where sys_start <= ts and sys_end > ts
 $as_of$;
 comment on function {{ adapter.quote(relation.schema) }}.{{ adapter.quote(function) }}(timestamptz) is
     {{ dbt.string_literal('The rows of ' ~ relation.identifier ~ ' valid at ts (sys_start <= ts < sys_end).') }};
