@@ -1,0 +1,1 @@
+"""Benchmarks: the pipeline side by side with PostgreSQL's own decoding and with dbt snapshots."""

@@ -1,0 +1,114 @@
+"""`make bench`: every figure of the benchmark in one run, on one embedded cluster of its own.
+
+Prints a table and writes bench/results/latest.json. Not part of `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from bench import scenarios
+from medallion import pipeline
+from medallion.settings import REPO_ROOT, Settings
+from medallion.source.cluster import EmbeddedCluster
+
+console = Console()
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem_kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                      if line.startswith("MemTotal")))
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem_kb / 2**20, 1),
+            "python": platform.python_version()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--factor", type=int, default=10, help="Pagila scale factor (default 10)")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "latest.json")
+    parser.add_argument("--home", type=Path, default=REPO_ROOT / ".medallion-bench")
+    args = parser.parse_args()
+
+    pagila_dir = os.environ.get("PAGILA_DIR")
+    settings = Settings(home=args.home.resolve(), source_dsn=None, warehouse_dsn=None, slot="medallion_bench",
+                        pagila_dir=Path(pagila_dir) if pagila_dir else None)
+    cluster = EmbeddedCluster(settings.home)
+    cluster.up()
+    env = dict(os.environ, MEDALLION_HOME=str(settings.home), MEDALLION_SLOT=settings.slot)
+    env.pop("MEDALLION_SOURCE_DSN", None)
+    env.pop("MEDALLION_WAREHOUSE_DSN", None)
+
+    results: dict = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    steps = [
+        ("initial_load", lambda: scenarios.initial_load(settings)),
+        ("decode_vs_ingest", lambda: scenarios.decode_vs_ingest(settings, args.factor)),
+        ("incremental_vs_full", lambda: scenarios.incremental_vs_full(settings)),
+        ("versions_vs_snapshot", lambda: scenarios.versions_vs_snapshot(settings)),
+        ("freshness", lambda: scenarios.freshness(settings, env)),
+        ("as_of_lookup", lambda: scenarios.as_of_lookup(settings, _database_dsn(cluster))),
+    ]
+    began = time.perf_counter()
+    for name, step in steps:
+        with console.status(f"bench: {name}"):
+            t0 = time.perf_counter()
+            results[name] = step()
+            results[name]["step_seconds"] = round(time.perf_counter() - t0, 1)
+        console.print(f"[dim]{name}: done in {results[name]['step_seconds']}s[/]")
+    results["total_seconds"] = round(time.perf_counter() - began, 1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    console.print(summary(results))
+    console.print(f"numbers written to {args.out}")
+
+
+def _database_dsn(cluster: EmbeddedCluster):
+    def make(name: str) -> str:
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(cluster.dsn("postgres"), autocommit=True) as conn:
+            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+        return cluster.dsn(name)
+    return make
+
+
+def summary(r: dict) -> Table:
+    table = Table(title="pagila-medallion benchmark", show_lines=False)
+    table.add_column("figure")
+    table.add_column("measured", justify="right")
+    table.add_column("target / yardstick", justify="right")
+    d, i, v, f, a = (r["decode_vs_ingest"], r["incremental_vs_full"], r["versions_vs_snapshot"],
+                     r["freshness"], r["as_of_lookup"])
+    table.add_row("initial snapshot into bronze", f"{r['initial_load']['snapshot_rows_per_s']:,.0f} rows/s", "")
+    table.add_row(f"decoding limit (count over peek), factor {d['factor']}",
+                  f"{d['decode_changes_per_s']:,.0f} changes/s", "yardstick")
+    table.add_row("medallion ingest of the same changes", f"{d['ingest_changes_per_s']:,.0f} changes/s", "")
+    table.add_row("ingest / decoding", f"{d['ingest_over_decode']:.2f}", ">= 0.33")
+    table.add_row(f"incremental build after {i['rows_changed']:,} changed rows "
+                  f"({100 * i['rows_changed'] / i['rows_total']:.1f}%)",
+                  f"{i['incremental_seconds']:.1f} s", "")
+    table.add_row("--full-refresh build", f"{i['full_refresh_seconds']:.1f} s", "")
+    table.add_row("incremental / full refresh", f"{i['incremental_over_full']:.2f}", "<= 0.10")
+    table.add_row(f"silver versions kept ({v['customers']} customers x {v['committed_changes_per_customer']} commits)",
+                  f"{v['silver_new_versions']:,} in {v['silver_seconds']:.1f} s",
+                  f"dbt snapshot: {v['snapshot_new_versions']:,} in {v['snapshot_seconds']:.1f} s")
+    table.add_row("freshness to silver p50 / p95", f"{f['silver_p50_s']:.1f} / {f['silver_p95_s']:.1f} s", "p95 <= 2 s")
+    if f.get("gold_p50_s") is not None:
+        table.add_row("freshness to gold p50 / p95", f"{f['gold_p50_s']:.1f} / {f['gold_p95_s']:.1f} s", "")
+    table.add_row(f"as-of point lookup, {a['versions']:,} versions, p50", f"{a['p50_ms']:.2f} ms", "<= 1 ms")
+    return table
+
+
+if __name__ == "__main__":
+    main()

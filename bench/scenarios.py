@@ -1,0 +1,213 @@
+"""One function per figure of the benchmark; each returns a dict of numbers (and prints nothing)."""
+
+from __future__ import annotations
+
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+
+import psycopg
+from psycopg import sql
+
+from bench import dbt_runs
+from medallion import pipeline
+from medallion.bronze import store
+from medallion.db import connect, endpoints, sql_text
+from medallion.errors import MedallionError
+from medallion.settings import Settings
+
+PEEK_OPTIONS = "'format-version', '2', 'include-timestamp', 'true', 'include-xids', 'true', 'include-types', 'false'"
+
+
+def _pending(settings: Settings) -> int:
+    with connect(endpoints(settings).source, "source", autocommit=True) as conn:
+        return conn.execute(
+            f"select count(*) from pg_logical_slot_peek_changes(%s, null, null, {PEEK_OPTIONS})",
+            [settings.slot]).fetchone()[0]
+
+
+def initial_load(settings: Settings) -> dict:
+    """Pagila into bronze (the snapshot), then the first full silver+gold build."""
+    pipeline.load_pagila(settings)
+    report = pipeline.ingest(settings)
+    began = time.perf_counter()
+    pipeline.build(settings)
+    return {"snapshot_rows": report.snapshot_rows, "snapshot_seconds": report.snapshot_seconds,
+            "snapshot_rows_per_s": report.snapshot_rows / report.snapshot_seconds,
+            "first_build_seconds": time.perf_counter() - began}
+
+
+def decode_vs_ingest(settings: Settings, factor: int) -> dict:
+    """(a) PostgreSQL decoding alone: count(*) over the slot's peek of the pending changes;
+    (b) `medallion ingest` of the same changes. Same data, same run."""
+    pipeline.scale(settings, factor)
+    began = time.perf_counter()
+    rows = _pending(settings)
+    decode_seconds = time.perf_counter() - began
+    report = pipeline.ingest(settings)
+    ingest_seconds = report.stream_seconds
+    changes = report.changes
+    # Peek rows include BEGIN/COMMIT rows; compare row changes with row changes.
+    decode_rate = changes / decode_seconds
+    ingest_rate = changes / ingest_seconds
+    return {"factor": factor, "peek_rows": rows, "changes": changes, "decode_seconds": decode_seconds,
+            "ingest_seconds": ingest_seconds, "decode_changes_per_s": decode_rate,
+            "ingest_changes_per_s": ingest_rate, "ingest_over_decode": ingest_rate / decode_rate}
+
+
+ONE_PERCENT = [
+    "update public.rental set return_date = coalesce(return_date, rental_date) + interval '1 hour' "
+    "where rental_id % 100 = 0",
+    "update public.payment set amount = amount + 0.01 where payment_id % 100 = 0",
+    "update public.customer set email = 'changed.' || customer_id || '@example.org' where customer_id % 100 = 0",
+    "update public.film set rental_rate = rental_rate + 1 where film_id % 100 = 0",
+]
+
+
+def incremental_vs_full(settings: Settings) -> dict:
+    """Silver+gold after changing 1% of the rows: incremental build vs --full-refresh."""
+    pipeline.build(settings)  # absorb what the scale added
+    with connect(endpoints(settings).source, "source", autocommit=True) as conn:
+        changed = sum(conn.execute(statement).rowcount for statement in ONE_PERCENT)
+        total = conn.execute("select (select count(*) from rental) + (select count(*) from payment) "
+                             "+ (select count(*) from customer) + (select count(*) from film)").fetchone()[0]
+    pipeline.ingest(settings)
+    began = time.perf_counter()
+    pipeline.build(settings)
+    incremental = time.perf_counter() - began
+    began = time.perf_counter()
+    pipeline.build(settings, full_refresh=True)
+    full = time.perf_counter() - began
+    return {"rows_changed": changed, "rows_total": total, "incremental_seconds": incremental,
+            "full_refresh_seconds": full, "incremental_over_full": incremental / full}
+
+
+def versions_vs_snapshot(settings: Settings, customers: int = 100, rounds: int = 5, changes_per_round: int = 3) -> dict:
+    """Our dim_customer_hist vs a dbt snapshot (check strategy) over the same change bursts."""
+    ids = list(range(1, customers + 1))
+    count_ours = "select count(*) from silver.dim_customer_hist where customer_id = any(%s)"
+    count_snap = "select count(*) from bench_snapshots.customer_snapshot where customer_id = any(%s)"
+    ends = endpoints(settings)
+    dbt_runs.snapshot(settings)  # the snapshot's baseline
+    with connect(ends.warehouse, "warehouse") as wh:
+        ours_before = wh.execute(count_ours, [ids]).fetchone()[0]
+        snap_before = wh.execute(count_snap, [ids]).fetchone()[0]
+    ours_seconds = snap_seconds = 0.0
+    with connect(ends.source, "source", autocommit=True) as src:
+        for round_no in range(rounds):
+            for change in range(changes_per_round):
+                src.execute("update public.customer set email = %s || customer_id || '@example.org' "
+                            "where customer_id = any(%s)", [f"r{round_no}c{change}.", ids])
+            pipeline.ingest(settings)
+            ours_seconds += dbt_runs.build_selected(settings, "dim_customer_hist dim_customer")
+            snap_seconds += dbt_runs.snapshot(settings)
+    with connect(ends.warehouse, "warehouse") as wh:
+        ours = wh.execute(count_ours, [ids]).fetchone()[0] - ours_before
+        snap = wh.execute(count_snap, [ids]).fetchone()[0] - snap_before
+    return {"customers": customers, "committed_changes_per_customer": rounds * changes_per_round,
+            "silver_new_versions": ours, "snapshot_new_versions": snap,
+            "silver_seconds": ours_seconds, "snapshot_seconds": snap_seconds}
+
+
+def freshness(settings: Settings, env: dict[str, str], probes: int = 8, period: float = 0.0) -> dict:
+    """Source commit -> visible in silver (dim_customer) and gold, with `ingest --follow` running
+    and builds back to back (period seconds apart)."""
+    follower = subprocess.Popen([sys.executable, "-m", "medallion.cli", "ingest", "--follow"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stop = threading.Event()
+    failures: list[str] = []
+
+    def builder() -> None:
+        while not stop.is_set():
+            try:
+                pipeline.build(settings)
+            except MedallionError as exc:  # counted and reported; the probes go on
+                failures.append(str(exc))
+            stop.wait(period)
+
+    thread = threading.Thread(target=builder, daemon=True)
+    thread.start()
+    ends = endpoints(settings)
+    silver, gold = [], []
+    try:
+        with connect(ends.source, "source", autocommit=True) as src, \
+                connect(ends.warehouse, "warehouse", autocommit=True) as wh:
+            has_gold = wh.execute("select to_regclass('gold.vw_monthly_revenue') is not null").fetchone()[0]
+            for probe in range(probes):
+                token = f"fresh{probe}.{time.time_ns()}@example.org"
+                src.execute("update public.customer set email = %s where customer_id = 1", [token])
+                if has_gold:
+                    src.execute("update public.payment set amount = amount + 1 where payment_id = "
+                                "(select min(payment_id) from public.payment)")
+                committed = time.perf_counter()
+                seen_silver = seen_gold = None
+                revenue0 = wh.execute("select sum(revenue) from gold.vw_monthly_revenue").fetchone()[0] if has_gold else None
+                while seen_silver is None or (has_gold and seen_gold is None):
+                    now = time.perf_counter()
+                    if now - committed > 300:
+                        raise TimeoutError("a change did not become visible within 300 s")
+                    if seen_silver is None and wh.execute(
+                            "select 1 from silver.dim_customer where email = %s", [token]).fetchone():
+                        seen_silver = now - committed
+                    if has_gold and seen_gold is None:
+                        revenue = wh.execute("select sum(revenue) from gold.vw_monthly_revenue").fetchone()[0]
+                        if revenue != revenue0:
+                            seen_gold = now - committed
+                    time.sleep(0.05)
+                silver.append(seen_silver)
+                if has_gold:
+                    gold.append(seen_gold)
+    finally:
+        stop.set()
+        thread.join()
+        follower.terminate()
+        follower.wait(30)
+
+    def pct(values: list[float], q: float) -> float | None:
+        return statistics.quantiles(values, n=20)[int(q * 20) - 1] if len(values) >= 2 else None
+
+    return {"probes": probes, "build_failures": len(failures), "first_failure": failures[0] if failures else None,
+            "silver_p50_s": statistics.median(silver), "silver_p95_s": pct(silver, 0.95),
+            "gold_p50_s": statistics.median(gold) if gold else None, "gold_p95_s": pct(gold, 0.95)}
+
+
+def as_of_lookup(settings: Settings, cluster_dsn_for: callable, keys: int = 1000, versions_per_key: int = 1000,
+                 lookups: int = 2000) -> dict:
+    """p50 of one as-of point lookup (one customer at one time) on >= 1M versions.
+
+    The history is built by the real silver model from synthetic bronze rows (keys x versions
+    committed one second apart) in a warehouse of its own."""
+    asof = replace(settings, warehouse_dsn=cluster_dsn_for("bench_asof"), source_dsn=settings.source_dsn
+                   or endpoints(settings).source)
+    with connect(asof.warehouse_dsn, "warehouse") as wh:
+        store.ensure_schema(wh)
+        wh.execute(sql_text("bench", "synthetic_customer_history.sql"),
+                   {"keys": keys, "versions": versions_per_key})
+        wh.commit()
+    began = time.perf_counter()
+    # models only: the tests' relationships point at tables this warehouse does not have
+    dbt_runs.build_selected(asof, "dim_customer_hist", full_refresh=True, command="run")
+    build_seconds = time.perf_counter() - began
+    rng = random.Random(5)
+    timings = []
+    with psycopg.connect(asof.warehouse_dsn, autocommit=True) as wh:
+        versions = wh.execute("select count(*) from silver.dim_customer_hist").fetchone()[0]
+        low, high = wh.execute("select min(sys_start), max(sys_start) from silver.dim_customer_hist").fetchone()
+        span = (high - low).total_seconds()
+        statement = "select * from silver.dim_customer_as_of(%s) where customer_id = %s"
+        for i in range(lookups):
+            at = low + (high - low) * rng.random()
+            key = rng.randint(1, keys)
+            began = time.perf_counter()
+            rows = wh.execute(statement, [at, key], prepare=True).fetchall()
+            timings.append(time.perf_counter() - began)
+            assert len(rows) == 1
+        plan = "\n".join(r[0] for r in wh.execute(
+            "explain " + statement.replace("%s", "{}").format(f"'{low.isoformat()}'::timestamptz", 1)).fetchall())
+    return {"versions": versions, "history_build_seconds": build_seconds, "lookups": lookups,
+            "p50_ms": statistics.median(timings) * 1000, "p95_ms": statistics.quantiles(timings, n=20)[18] * 1000,
+            "history_span_s": span, "plan_uses_index": "Index" in plan}
