@@ -16,7 +16,6 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import scenarios
-from medallion import pipeline
 from medallion.settings import REPO_ROOT, Settings
 from medallion.source.cluster import EmbeddedCluster
 

@@ -18,7 +18,7 @@ def invoke(settings: Settings, args: list[str]) -> float:
     from dbt.cli.main import dbtRunner
 
     began = time.perf_counter()
-    with transform._environment(transform.profile_env(endpoints(settings).warehouse)):
+    with transform.dbt_profile(endpoints(settings).warehouse):
         outcome = dbtRunner().invoke(args)
     if not outcome.success:
         raise BuildFailed(f"dbt {' '.join(args[:3])} failed: {outcome.exception}", node=None, failed=[])

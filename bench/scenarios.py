@@ -11,7 +11,6 @@ import time
 from dataclasses import replace
 
 import psycopg
-from psycopg import sql
 
 from bench import dbt_runs
 from medallion import pipeline

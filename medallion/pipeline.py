@@ -12,18 +12,20 @@ from dataclasses import dataclass, field
 
 from psycopg import sql
 
+from medallion import query as temporal
 from medallion import transform
-from medallion.bronze import checks, slot as slots, store
-from medallion.bronze.ingest import BatchResult, Ingester, stop_on_interrupt, DEFAULT_BATCH
+from medallion.bronze import checks, store
+from medallion.bronze import slot as slots
+from medallion.bronze.ingest import DEFAULT_BATCH, BatchResult, Ingester, stop_on_interrupt
 from medallion.db import Endpoints, connect, endpoints
 from medallion.errors import MedallionError
 from medallion.settings import Settings
 from medallion.source import pagila
+from medallion.source.cluster import EmbeddedCluster
 from medallion.source.scale import ScaleReport
 from medallion.source.scale import scale as scale_source
 from medallion.source.simulate import SimulationReport
 from medallion.source.simulate import simulate as run_simulation
-from medallion.source.cluster import EmbeddedCluster
 
 WAREHOUSE_SCHEMAS = ("gold", "silver", "bronze")
 
@@ -179,9 +181,6 @@ def run(settings: Settings) -> RunReport:
 
 
 # Time travel: analysts' SQL with SQL:2011 FOR SYSTEM_TIME, read-only on the warehouse.
-# Imported here, with its section, so that this file's other sections stay untouched.
-from medallion import query as temporal  # noqa: E402
-
 
 def query(settings: Settings, sql_text: str, params: dict[str, object] | None = None) -> temporal.QueryResult:
     """Run one statement on the warehouse, FOR SYSTEM_TIME clauses rewritten (see medallion.query).

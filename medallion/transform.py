@@ -56,9 +56,11 @@ def profile_env(warehouse_dsn: str) -> dict[str, str]:
 
 
 @contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """dbt reads profile variables from os.environ; restore it afterwards so that one build's
-    warehouse never leaks into the next (tests build several warehouses in one process)."""
+def dbt_profile(warehouse_dsn: str) -> Iterator[None]:
+    """Set transform/profiles.yml's MEDALLION_DBT_* variables for one dbt invocation (in-process
+    or a subprocess that inherits os.environ), then restore them: one build's warehouse never
+    leaks into the next (tests build several warehouses in one process)."""
+    values = profile_env(warehouse_dsn)
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
     try:
@@ -103,7 +105,7 @@ def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...
     warehouse = endpoints(settings).warehouse
     args = dbt_args(settings, "build", full_refresh, select)
     began = time.perf_counter()
-    with _environment(profile_env(warehouse)):
+    with dbt_profile(warehouse):
         outcome = dbtRunner().invoke(args)
 
     report = BuildReport(seconds=time.perf_counter() - began)

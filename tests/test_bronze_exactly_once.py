@@ -9,7 +9,6 @@ missing and none twice, however often the ingester is killed.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess

@@ -138,7 +138,7 @@ def rebuild_gold(settings: Settings) -> None:
     from dbt.cli.main import dbtRunner
 
     args = transform.dbt_args(settings, "build", full_refresh=True) + ["--select", "path:models/gold"]
-    with transform._environment(transform.profile_env(endpoints(settings).warehouse)):
+    with transform.dbt_profile(endpoints(settings).warehouse):
         outcome = dbtRunner().invoke(args)
     assert outcome.success, outcome.exception
 

@@ -14,7 +14,7 @@ from dagster_dbt import DbtCliResource
 
 from medallion.db import endpoints
 from medallion.settings import DBT_PROJECT_DIR, DEFAULT_SLOT, Settings, load_settings
-from medallion.transform import profile_env
+from medallion.transform import dbt_profile
 
 
 class MedallionResource(ConfigurableResource):
@@ -53,17 +53,8 @@ class MedallionResource(ConfigurableResource):
     def dbt_profile(self) -> Iterator[None]:
         """transform/profiles.yml reads MEDALLION_DBT_*: set them for the dbt subprocess
         (it inherits os.environ when it starts), and restore them afterwards."""
-        values = profile_env(endpoints(self.settings()).warehouse)
-        saved = {name: os.environ.get(name) for name in values}
-        os.environ.update(values)
-        try:
+        with dbt_profile(endpoints(self.settings()).warehouse):
             yield
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
 
 
 def dbt_executable() -> str:
