@@ -34,3 +34,15 @@ def execute(dsn: str, statement: str, params: object = None) -> None:
 def query(dsn: str, statement: str, params: object = None) -> list[tuple]:
     with psycopg.connect(dsn, options="-c TimeZone=UTC") as conn:
         return conn.execute(statement, params).fetchall()
+
+
+def schema_dump(dsn: str, schema: str) -> dict[str, list[str]]:
+    """Every table, partition and view of a schema as ordered row texts: two builds are equal
+    row for row when their dumps are."""
+    relations = query(dsn, "select c.relname from pg_class as c join pg_namespace as n on n.oid = c.relnamespace "
+                           "where n.nspname = %s and c.relkind in ('r', 'p', 'v') order by 1", [schema])
+    dump = {}
+    for (name,) in relations:
+        statement = sql.SQL("select t::text from {} as t order by 1").format(sql.Identifier(schema, name))
+        dump[name] = [row[0] for row in query(dsn, statement)]
+    return dump

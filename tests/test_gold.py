@@ -11,12 +11,11 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from psycopg import sql
 
 from medallion import pipeline, transform
 from medallion.db import endpoints
 from medallion.settings import Settings
-from support import execute, query
+from support import execute, query, schema_dump
 
 MARCH = date(2022, 3, 1)
 MARTS = {  # mart -> (its key, its as-of function)
@@ -51,15 +50,8 @@ def as_of_rows(settings: Settings, mart: str, ts: object) -> list[tuple]:
 
 
 def gold_dump(settings: Settings) -> dict[str, list[str]]:
-    """Every gold table and view (marts, their bookkeeping, the line views) as ordered row texts."""
-    relations = query(settings.warehouse_dsn,
-                      "select c.relname from pg_class as c join pg_namespace as n on n.oid = c.relnamespace "
-                      "where n.nspname = 'gold' and c.relkind in ('r', 'p', 'v') order by 1")
-    dump = {}
-    for (name,) in relations:
-        statement = sql.SQL("select t::text from gold.{} as t order by 1").format(sql.Identifier(name))
-        dump[name] = [row[0] for row in query(settings.warehouse_dsn, statement)]
-    return dump
+    """Every gold relation (tables, partitions, views, bookkeeping) as ordered row texts."""
+    return schema_dump(settings.warehouse_dsn, "gold")
 
 
 def source_now(settings: Settings) -> object:

@@ -16,7 +16,7 @@ from medallion import pipeline
 from medallion.bronze import store
 from medallion.errors import BuildFailed
 from medallion.settings import Settings
-from support import execute, query
+from support import execute, query, schema_dump
 
 # Incompressible text well over the 2 kB TOAST threshold: stored out of line, so an update that
 # leaves it unchanged omits it from the change (bronze completes it from the old row).
@@ -49,14 +49,7 @@ def assert_silver_equals_source(settings: Settings) -> None:
 
 def silver_dump(settings: Settings) -> dict[str, list[str]]:
     """Every silver relation (tables, partitions, views, bookkeeping) as ordered row texts."""
-    relations = query(settings.warehouse_dsn,
-                      "select c.relname from pg_class as c join pg_namespace as n on n.oid = c.relnamespace "
-                      "where n.nspname = 'silver' and c.relkind in ('r', 'p', 'v') order by 1")
-    dump = {}
-    for (name,) in relations:
-        statement = sql.SQL("select t::text from silver.{} as t order by 1").format(sql.Identifier(name))
-        dump[name] = [row[0] for row in query(settings.warehouse_dsn, statement)]
-    return dump
+    return schema_dump(settings.warehouse_dsn, "silver")
 
 
 def bronze_changes(settings: Settings, table: str, key: str, value: int) -> list[tuple]:

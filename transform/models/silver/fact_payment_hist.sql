@@ -3,12 +3,5 @@
 {{ scd_system_versioned(
     source('bronze', 'br_payment_cdc'),
     key='payment_id',
-    columns={
-        'payment_id': 'integer',
-        'customer_id': 'integer',
-        'staff_id': 'integer',
-        'rental_id': 'integer',
-        'amount': 'numeric(5,2)',
-        'payment_date': 'timestamptz',
-    },
+    columns=source_columns('payment'),
 ) }}
