@@ -22,12 +22,13 @@ from psycopg import sql
 from medallion.bronze import checks, snapshot, store
 from medallion.bronze import slot as slots
 from medallion.bronze.decode import Transaction, int_to_lsn, lsn_to_int, transactions
-from medallion.bronze.tables import CAPTURED_TABLES, SOURCE_SCHEMA, bronze_table
+from medallion.bronze.rows import bronze_row
+from medallion.bronze.tables import BRONZE_SCHEMA, CAPTURED_TABLES, SOURCE_SCHEMA, bronze_table
 from medallion.db import Endpoints, connect, sql_text
 from medallion.errors import BronzeMismatch, SlotBusy
 
-DEFAULT_BATCH = 20_000  # rows the slot hands out per peek (whole transactions, so maybe more)
-STAGE_COLUMNS = "commit_lsn, ordinal, lsn, xid, commit_ts, target, source_table, change"
+DEFAULT_BATCH = 50_000  # rows the slot hands out per peek (whole transactions, so maybe more)
+BRONZE_COLUMNS = "commit_lsn, ordinal, lsn, xid, op, full_row, old_row, source_table, commit_ts"
 
 
 @dataclass
@@ -190,20 +191,21 @@ class Ingester:
         return result
 
     def _write(self, txns: list[Transaction]) -> int:
-        self.wh.execute(sql_text("medallion.bronze", "stage.sql"))
-        targets: set[str] = set()
-        count = 0
-        with self.wh.cursor().copy(f"copy pg_temp.medallion_stage ({STAGE_COLUMNS}) from stdin") as copy:
-            for txn in txns:
-                for change in txn.changes:
-                    copy.write_row((txn.commit_lsn, change.ordinal, change.lsn, txn.xid, txn.commit_ts,
-                                    change.target, change.source_table, change.data))
-                    targets.add(change.target)
-                    count += 1
-        flatten = sql.SQL(sql_text("medallion.bronze", "flatten_changes.sql"))
-        for target in sorted(targets):
-            self.wh.execute(flatten.format(target=sql.Identifier(target), target_name=sql.Literal(target)))
-        return count
+        """COPY the transactions' changes into their bronze tables, in commit order."""
+        by_target: dict[str, list[tuple]] = {}
+        for txn in txns:
+            for change in txn.changes:
+                op, full_row, old_row = bronze_row(change.data)
+                by_target.setdefault(change.target, []).append(
+                    (txn.commit_lsn, change.ordinal, change.lsn, txn.xid, op, full_row, old_row,
+                     change.source_table, txn.commit_ts))
+        for target, rows in sorted(by_target.items()):
+            copy = sql.SQL("copy {} ({}) from stdin").format(
+                sql.Identifier(BRONZE_SCHEMA, target), sql.SQL(BRONZE_COLUMNS))
+            with self.wh.cursor().copy(copy) as writer:
+                for row in rows:
+                    writer.write_row(row)
+        return sum(len(rows) for rows in by_target.values())
 
     def drain(self, on_batch: Callable[[BatchResult], None] = lambda _: None) -> list[BatchResult]:
         """Ingest until the slot has nothing pending."""
