@@ -138,13 +138,13 @@ def freshness(settings: Settings, env: dict[str, str], probes: int = 8, period: 
             has_gold = wh.execute("select to_regclass('gold.vw_monthly_revenue') is not null").fetchone()[0]
             for probe in range(probes):
                 token = f"fresh{probe}.{time.time_ns()}@example.org"
+                revenue0 = wh.execute("select sum(revenue) from gold.vw_monthly_revenue").fetchone()[0] if has_gold else None
                 src.execute("update public.customer set email = %s where customer_id = 1", [token])
                 if has_gold:
                     src.execute("update public.payment set amount = amount + 1 where payment_id = "
                                 "(select min(payment_id) from public.payment)")
                 committed = time.perf_counter()
                 seen_silver = seen_gold = None
-                revenue0 = wh.execute("select sum(revenue) from gold.vw_monthly_revenue").fetchone()[0] if has_gold else None
                 while seen_silver is None or (has_gold and seen_gold is None):
                     now = time.perf_counter()
                     if now - committed > 300:
