@@ -289,8 +289,10 @@ def _print_build(report: transform.BuildReport) -> None:
 
 @cli.command()
 @click.option("--full-refresh", is_flag=True, help="Rebuild every model from all of bronze (same result).")
+@click.option("--skip-tests", is_flag=True,
+              help="Models only, no dbt tests: for frequent refreshes between tested builds.")
 @friendly_errors
-def build(full_refresh: bool) -> None:
+def build(full_refresh: bool, skip_tests: bool) -> None:
     """Build silver (and gold) from bronze with dbt: every model, then its tests.
 
     Incremental: each model reads only the bronze rows past its watermark. A failing model
@@ -300,8 +302,9 @@ def build(full_refresh: bool) -> None:
     Examples:
       medallion build                   # apply what bronze gained since the last build
       medallion build --full-refresh    # rebuild silver and gold from all of bronze
+      medallion build --skip-tests      # a quick refresh; constraints still hold, tests run nightly
     """
-    _print_build(pipeline.build(load_settings(), full_refresh))
+    _print_build(pipeline.build(load_settings(), full_refresh, tests=not skip_tests))
 
 
 @cli.command()

@@ -159,13 +159,15 @@ def status(settings: Settings) -> Status:
     return Status(slot_info, state, counts)
 
 
-def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...] = ()) -> transform.BuildReport:
+def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...] = (),
+          tests: bool = True) -> transform.BuildReport:
     """Build silver (and gold) from bronze with dbt: models and their tests.
 
     Incremental by default: each model applies only the bronze rows past its watermark.
     full_refresh rebuilds every model from all of bronze (the result is the same); select
-    narrows the build with dbt selectors, e.g. ("silver",)."""
-    return transform.build(settings, full_refresh, select)
+    narrows the build with dbt selectors, e.g. ("silver",); tests=False skips the dbt tests
+    (frequent refreshes; the nightly run tests)."""
+    return transform.build(settings, full_refresh, select, tests)
 
 
 @dataclass
