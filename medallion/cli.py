@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -21,6 +21,9 @@ from medallion.bronze.ingest import DEFAULT_BATCH, BatchResult
 from medallion.errors import MedallionError
 from medallion.demo import DemoReport, run_demo
 from medallion.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # the query module (sqlglot) loads only when `medallion query` runs
+    from medallion.query import QueryResult
 
 out = Console()
 err = Console(stderr=True)
@@ -331,13 +334,15 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, object]:
     return params
 
 
-def _print_result_table(result: pipeline.temporal.QueryResult) -> None:
+def _print_result_table(result: QueryResult) -> None:
     from rich.text import Text
+
+    from medallion.query import display
 
     # Text cells: values are data, never rich markup.
     table = Table(*result.columns, title=None)
     for row in result.rows:
-        table.add_row(*(Text("null", style="dim") if v is None else Text(str(pipeline.temporal.display(v)))
+        table.add_row(*(Text("null", style="dim") if v is None else Text(str(display(v)))
                         for v in row))
     out.print(table)
     note(f"{len(result.rows):,} row{'s' if len(result.rows) != 1 else ''}")
@@ -394,10 +399,12 @@ def query(sql_text: str, fmt: str, explain: bool, params: tuple[str, ...]) -> No
         click.echo(pipeline.explain_query(settings, text))
         return
     result = pipeline.query(settings, text, _parse_params(params) or None)
+    from medallion.query import to_csv, to_json
+
     if fmt == "csv":
-        click.echo(pipeline.temporal.to_csv(result), nl=False)
+        click.echo(to_csv(result), nl=False)
     elif fmt == "json":
-        click.echo(pipeline.temporal.to_json(result))
+        click.echo(to_json(result))
     else:
         _print_result_table(result)
 

@@ -9,10 +9,10 @@ import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from psycopg import sql
 
-from medallion import query as temporal
 from medallion import transform
 from medallion.bronze import checks, store
 from medallion.bronze import slot as slots
@@ -26,6 +26,9 @@ from medallion.source.scale import ScaleReport
 from medallion.source.scale import scale as scale_source
 from medallion.source.simulate import SimulationReport
 from medallion.source.simulate import simulate as run_simulation
+
+if TYPE_CHECKING:  # sqlglot costs ~0.2 s to import: only `query` needs it
+    from medallion.query import QueryResult
 
 WAREHOUSE_SCHEMAS = ("gold", "silver", "bronze")
 
@@ -184,13 +187,17 @@ def run(settings: Settings) -> RunReport:
 
 # Time travel: analysts' SQL with SQL:2011 FOR SYSTEM_TIME, read-only on the warehouse.
 
-def query(settings: Settings, sql_text: str, params: dict[str, object] | None = None) -> temporal.QueryResult:
+def query(settings: Settings, sql_text: str, params: dict[str, object] | None = None) -> QueryResult:
     """Run one statement on the warehouse, FOR SYSTEM_TIME clauses rewritten (see medallion.query).
 
     Read-only: the statement cannot change the warehouse. params fill %(name)s placeholders."""
-    return temporal.run_query(settings, sql_text, params)
+    from medallion.query import run_query
+
+    return run_query(settings, sql_text, params)
 
 
 def explain_query(settings: Settings, sql_text: str) -> str:
     """The PostgreSQL a query runs as, formatted; its tables are checked but nothing runs."""
-    return temporal.explain_query(settings, sql_text)
+    from medallion.query import explain_query as explain
+
+    return explain(settings, sql_text)
