@@ -27,6 +27,7 @@ class Change:
     lsn: int
     target: str  # bronze table name
     source_table: str  # schema.table as the change names it (a leaf partition for payment)
+    op: str  # I, U, D or T
     data: str  # the wal2json object, verbatim
 
 
@@ -66,7 +67,7 @@ def transactions(rows: Iterable[tuple[int, int, str]], resolve: Resolver) -> Ite
             target = resolve(schema, table)
             if target is not None:
                 current.changes.append(
-                    Change(current.row_changes, lsn, target, f"{schema}.{table}", data))
+                    Change(current.row_changes, lsn, target, f"{schema}.{table}", action, data))
         elif action == "C":
             if current is None:
                 raise ValueError(f"commit without begin at LSN {lsn}")

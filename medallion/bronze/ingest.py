@@ -195,9 +195,9 @@ class Ingester:
         by_target: dict[str, list[tuple]] = {}
         for txn in txns:
             for change in txn.changes:
-                op, full_row, old_row = bronze_row(change.data)
+                full_row, old_row = bronze_row(change.data, change.op)
                 by_target.setdefault(change.target, []).append(
-                    (txn.commit_lsn, change.ordinal, change.lsn, txn.xid, op, full_row, old_row,
+                    (txn.commit_lsn, change.ordinal, change.lsn, txn.xid, change.op, full_row, old_row,
                      change.source_table, txn.commit_ts))
         for target, rows in sorted(by_target.items()):
             copy = sql.SQL("copy {} ({}) from stdin").format(
