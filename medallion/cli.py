@@ -219,11 +219,12 @@ def ingest(follow: bool, batch_size: int, wait: float) -> None:
     def on_table(table: str, rows: int) -> None:
         note(f"snapshot {table}: {rows:,} rows")
 
-    def on_batch(result: BatchResult, lag: int | None) -> None:
+    def on_batch(result: BatchResult, lag_bytes: Callable[[], int | None]) -> None:
         window["changes"] += result.changes
         now = time.monotonic()
         if follow and now - last_print[0] >= 1.0:
             rate = window["changes"] / (now - window["since"])
+            lag = lag_bytes()
             lag_text = f"{lag:,} bytes" if lag is not None else "?"
             err.print(f"[dim]{time.strftime('%H:%M:%S')}  {rate:,.0f} changes/s  lag {lag_text}  "
                       f"last commit {result.last_commit_ts or '-'}[/]", highlight=False)

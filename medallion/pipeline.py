@@ -120,7 +120,7 @@ class IngestReport:
 def ingest(settings: Settings, follow: bool = False, batch_size: int = DEFAULT_BATCH, wait: float = 30.0,
            notify: Callable[[str], None] = lambda _: None,
            on_snapshot_table: Callable[[str, int], None] = lambda *_: None,
-           on_batch: Callable[[BatchResult, int | None], None] = lambda *_: None) -> IngestReport:
+           on_batch: Callable[[BatchResult, Callable[[], int | None]], None] = lambda *_: None) -> IngestReport:
     """Capture the source into bronze: the initial snapshot once, then the change stream.
 
     Without follow, drains what is pending and returns. With follow, keeps going in bounded
@@ -134,7 +134,7 @@ def ingest(settings: Settings, follow: bool = False, batch_size: int = DEFAULT_B
         def record(result: BatchResult) -> None:
             if result.transactions or result.skipped_transactions:
                 report.batches.append(result)
-            on_batch(result, ingester.lag_bytes() if follow else None)
+            on_batch(result, ingester.lag_bytes)  # lag costs a query: asked only when shown
 
         if follow:
             with stop_on_interrupt() as should_stop:

@@ -136,7 +136,3 @@ class IngesterLock:
                 notify(f"waiting up to {wait:.0f}s for the ingester holding slot {self.slot} ({who})")
                 told = True
             time.sleep(0.25)
-
-    def release(self) -> None:
-        if not self.conn.closed:
-            self.conn.execute("select pg_advisory_unlock(hashtextextended(%s, 0))", [self.key])

@@ -193,7 +193,7 @@ class EmbeddedCluster:
         # Written by the owner of the data directory, included from postgresql.conf.
         self._run(["sh", "-c", f"printf %s {shlex.quote(conf)} > {shlex.quote(str(target))}"])
         main_conf = self.datadir / "postgresql.conf"
-        if "include_if_exists = 'medallion.conf'" not in _read_as_owner(self, main_conf):
+        if "include_if_exists = 'medallion.conf'" not in self._run(["cat", str(main_conf)]).stdout:
             line = "\ninclude_if_exists = 'medallion.conf'\n"
             self._run(["sh", "-c", f"printf %s {shlex.quote(line)} >> {shlex.quote(str(main_conf))}"])
         self.state_file.write_text(json.dumps({"port": port}) + "\n")
@@ -206,10 +206,6 @@ class EmbeddedCluster:
             for db in (SOURCE_DB, WAREHOUSE_DB):
                 if not conn.execute("select 1 from pg_database where datname = %s", [db]).fetchone():
                     conn.execute(sql.SQL("create database {}").format(sql.Identifier(db)))
-
-
-def _read_as_owner(cluster: EmbeddedCluster, path: Path) -> str:
-    return cluster._run(["cat", str(path)]).stdout
 
 
 def _port_free(port: int) -> bool:
