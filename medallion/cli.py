@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import wraps
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ from medallion import pipeline, transform
 from medallion.bronze.ingest import DEFAULT_BATCH, BatchResult
 from medallion.errors import MedallionError
 from medallion.demo import DemoReport, run_demo
-from medallion.settings import Settings, load_settings
+from medallion.settings import PAGILA_CONFIG, Settings, load_settings
 
 if TYPE_CHECKING:  # the query module (sqlglot) loads only when `medallion query` runs
     from medallion.query import QueryResult
@@ -119,13 +120,78 @@ def load_pagila() -> None:
               f"{counts['customer']} customers, {counts['film']} films")
 
 
+_IDENTITY = {"d": "DEFAULT", "f": "FULL", "i": "INDEX", "n": "NOTHING"}
+
+
+@cli.command()
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="table for people, json for scripts.")
+@friendly_errors
+def tables(fmt: str) -> None:
+    """Show the resolved selection: what is captured, under which names, and what is left out.
+
+    Reads medallion.toml (MEDALLION_CONFIG, else ./medallion.toml; without one every table of
+    public is captured) and the source's catalog. Each captured table shows its key, replica
+    identity, bronze table and silver names; each table left out, the reason.
+
+    \b
+    Examples:
+      medallion tables
+      MEDALLION_CONFIG=shop.toml medallion tables --format json
+    """
+    import json as json_module
+
+    chosen = pipeline.selection(load_settings())
+    if fmt == "json":
+        click.echo(json_module.dumps({
+            "config": str(chosen.config.path) if chosen.config.path else None,
+            "captured": [{
+                "table": t.name, "key": list(t.key) if t.key else None, "key_origin": t.key_origin,
+                "replica_identity": _IDENTITY[t.table.replica_identity], "bronze": f"bronze.{t.bronze}",
+                "silver": _silver_names(t), "partitions": [p.qualified for p in t.partitions]}
+                for t in chosen.captured],
+            "left_out": [{"table": t.name, "reason": t.reason} for t in chosen.left_out],
+            "notes": chosen.notes}, indent=2))
+        return
+    captured = Table("source table", "key", "identity", "bronze.", "silver.", title_justify="left",
+                     title=f"captured: {len(chosen.captured)} tables ({chosen.config.where})",
+                     caption="silver.<name>_hist: every version; silver.<name>: the current rows; "
+                             "silver.<name>_as_of(ts): the rows at ts", caption_justify="left")
+    for column in captured.columns:
+        column.overflow = "fold"  # names are never cut short, whatever the width
+    for t in chosen.captured:
+        origin = "" if t.key_origin == "primary key" else f" ({t.key_origin})"
+        key = f"{', '.join(t.key)}{origin}" if t.key else "[yellow]none[/]"
+        parts = f" (+{len(t.partitions)} partitions)" if t.partitions else ""
+        silver = t.silver + (f" (by month of {t.partition_by})" if t.partition_by else "") if t.key \
+            else "[yellow]no history: needs a key[/]"
+        captured.add_row(t.name + parts, key, _IDENTITY[t.table.replica_identity], t.bronze, silver)
+    out.print(captured)
+    if chosen.left_out:
+        left = Table("source table", "why", title="left out", title_justify="left")
+        for column in left.columns:
+            column.overflow = "fold"
+        for t in chosen.left_out:
+            left.add_row(t.name, t.reason)
+        out.print(left)
+    for line in chosen.notes:
+        note(line)
+
+
+def _silver_names(t: Any) -> list[str]:
+    if not t.key:
+        return []
+    return [f"silver.{t.silver}_hist", f"silver.{t.silver}", f"silver.{t.silver}_as_of(ts)"]
+
+
 @cli.command("prepare-source")
 @friendly_errors
 def prepare_source() -> None:
     """Set REPLICA IDENTITY FULL on every captured table and partition.
 
-    Bronze needs it: deletes then carry the whole old row, and updates that leave a large
-    (TOASTed) column unchanged can be completed from the old row.
+    Bronze needs it: deletes then carry the whole old row, updates that leave a large
+    (TOASTed) column unchanged can be completed from the old row, and a table without a
+    primary key can be updated at all once it is captured. Run it once by the tables' owner.
 
     \b
     Example:
@@ -287,6 +353,8 @@ def reset(yes: bool) -> None:
 
 
 def _print_build(report: transform.BuildReport) -> None:
+    for line in report.notes:
+        note(line)
     out.print(f"built: {report.count('model')} models, {report.count('test')} tests passed "
               f"({report.seconds:.1f}s)")
 
@@ -458,7 +526,7 @@ def demo() -> None:
       make demo      # the same, after installing everything
       medallion demo
     """
-    settings = load_settings()
+    settings = replace(load_settings(), config_path=PAGILA_CONFIG)  # the demo is the Pagila project
     if not settings.embedded:
         raise MedallionError("the demo recreates its source and warehouse: unset MEDALLION_SOURCE_DSN and "
                              "MEDALLION_WAREHOUSE_DSN to run it on the embedded default")

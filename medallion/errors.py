@@ -73,3 +73,11 @@ class BuildFailed(MedallionError):
         super().__init__(message)
         self.node = node
         self.failed = failed
+
+
+class ConfigError(MedallionError):
+    """medallion.toml cannot be read or says something that cannot hold."""
+
+
+class SelectionError(MedallionError):
+    """The selection does not fit the source: an include matching nothing, a key that is not there."""

@@ -19,7 +19,9 @@ from medallion.bronze import slot as slots
 from medallion.bronze.ingest import DEFAULT_BATCH, BatchResult, Ingester, stop_on_interrupt
 from medallion.db import Endpoints, connect, endpoints
 from medallion.errors import MedallionError
+from medallion.selection import Selection, resolve
 from medallion.settings import Settings
+from medallion.source.catalog import read_tables
 from medallion.source import pagila
 from medallion.source.cluster import EmbeddedCluster
 from medallion.source.scale import ScaleReport
@@ -61,14 +63,27 @@ def load_pagila(settings: Settings, log: Callable[[str], None] = lambda _: None)
     files = pagila.locate_files(settings.pagila_dir, settings.home / "pagila", log)
     counts = pagila.load(ends.source, files)
     reset_warehouse(ends)
-    with connect(ends.source, "source") as conn:
-        checks.prepare_source(conn)
+    prepare_source(settings)
     return counts
 
 
+def selection(settings: Settings) -> Selection:
+    """medallion.toml's selection resolved against the source's catalog now; tables that
+    bronze has already captured keep their recorded bronze names."""
+    ends = endpoints(settings)
+    config = settings.config()
+    recorded: dict[tuple[str, str], str] = {}
+    with connect(ends.warehouse, "warehouse") as wh:
+        recorded = {t.ident: t.bronze for t in store.recorded_tables(wh).values()}
+    with connect(ends.source, "source") as src:
+        return resolve(config, read_tables(src), recorded)
+
+
 def prepare_source(settings: Settings) -> list[str]:
+    """REPLICA IDENTITY FULL on every captured table and partition; returns what changed."""
+    chosen = selection(settings)
     with connect(endpoints(settings).source, "source") as conn:
-        return checks.prepare_source(conn)
+        return checks.prepare_source(conn, chosen)
 
 
 def simulate(settings: Settings, seed: int = 42, transactions: int | None = 100, seconds: float | None = None,
@@ -126,7 +141,7 @@ def ingest(settings: Settings, follow: bool = False, batch_size: int = DEFAULT_B
     Without follow, drains what is pending and returns. With follow, keeps going in bounded
     batches until SIGINT/SIGTERM, finishing the batch in hand first."""
     report = IngestReport()
-    with Ingester(endpoints(settings), settings.slot, batch_size, wait, notify) as ingester:
+    with Ingester(endpoints(settings), settings.slot, settings.config(), batch_size, wait, notify) as ingester:
         began = time.perf_counter()
         report.snapshot_rows = ingester.start(on_snapshot_table)
         report.snapshot_seconds = time.perf_counter() - began if report.snapshot_rows else 0.0

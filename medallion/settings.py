@@ -1,7 +1,8 @@
 """Where things are: the one place that turns the environment into DSNs, paths and names.
 
 With MEDALLION_SOURCE_DSN and MEDALLION_WAREHOUSE_DSN set, every command uses those servers.
-Without them, both are databases of the embedded cluster under MEDALLION_HOME.
+Without them, both are databases of the embedded cluster under MEDALLION_HOME. What is
+captured and how silver names it comes from the project file (MEDALLION_CONFIG or ./medallion.toml).
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from medallion.config import CONFIG_FILE, ProjectConfig, load_config
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DBT_PROJECT_DIR = REPO_ROOT / "transform"
+# The Pagila example project: its medallion.toml names the seed's tables and points at transform/.
+PAGILA_CONFIG = REPO_ROOT / "medallion.toml"
 
 SOURCE_DB = "pagila"
 WAREHOUSE_DB = "warehouse"
@@ -25,11 +29,24 @@ class Settings:
     warehouse_dsn: str | None
     slot: str
     pagila_dir: Path | None
+    config_path: Path | None = None  # medallion.toml; None: the default selection, no project dbt
 
     @property
     def embedded(self) -> bool:
         """True when the DSNs are not given: the CLI manages its own cluster."""
         return not (self.source_dsn and self.warehouse_dsn)
+
+    def config(self) -> ProjectConfig:
+        """The project file, read (and checked) now."""
+        return load_config(self.config_path)
+
+
+def config_path(env: dict[str, str] | os._Environ[str]) -> Path | None:
+    """MEDALLION_CONFIG, else ./medallion.toml when there is one."""
+    if env.get("MEDALLION_CONFIG"):
+        return Path(env["MEDALLION_CONFIG"]).resolve()
+    local = Path.cwd() / CONFIG_FILE
+    return local.resolve() if local.is_file() else None
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -42,4 +59,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         warehouse_dsn=env.get("MEDALLION_WAREHOUSE_DSN") or None,
         slot=env.get("MEDALLION_SLOT") or DEFAULT_SLOT,
         pagila_dir=Path(pagila).resolve() if pagila else None,
+        config_path=config_path(env),
     )

@@ -1,8 +1,10 @@
-"""Silver and gold: the dbt project in transform/, built in-process against the warehouse.
+"""Silver and gold: the dbt project medallion generates (medallion/silver/project.py), built
+in-process against the warehouse.
 
-`dbt build` runs every model and every test of the project in DAG order. dbt runs inside this
-process (dbtRunner): no subprocess, no dbt on PATH, and a failure comes back as data that
-becomes one BuildFailed naming the failing node.
+`dbt build` runs every model and every test of the project in DAG order: silver's generated
+histories first, then the project's own models (e.g. Pagila's gold in transform/). dbt runs
+inside this process (dbtRunner): no subprocess, no dbt on PATH, and a failure comes back as
+data that becomes one BuildFailed naming the failing node.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict
 
-from medallion.db import endpoints, redact
+from medallion.bronze import store
+from medallion.db import connect, endpoints, redact
 from medallion.errors import BuildFailed, MedallionError
-from medallion.settings import DBT_PROJECT_DIR, Settings
+from medallion.settings import Settings
+from medallion.silver.project import BuildProject, write_project
 
 FAILED_STATUSES = {"error", "fail", "runtime error"}
 
@@ -34,6 +39,7 @@ class NodeResult:
 class BuildReport:
     nodes: list[NodeResult] = field(default_factory=list)
     seconds: float = 0.0  # wall clock of the whole dbt invocation, parsing included
+    notes: list[str] = field(default_factory=list)  # what silver could not build, and why
 
     def count(self, resource_type: str) -> int:
         """Nodes of one kind (model, test) that dbt built or ran."""
@@ -57,7 +63,7 @@ def profile_env(warehouse_dsn: str) -> dict[str, str]:
 
 @contextmanager
 def dbt_profile(warehouse_dsn: str) -> Iterator[None]:
-    """Set transform/profiles.yml's MEDALLION_DBT_* variables for one dbt invocation (in-process
+    """Set profiles.yml's MEDALLION_DBT_* variables for one dbt invocation (in-process
     or a subprocess that inherits os.environ), then restore them: one build's warehouse never
     leaks into the next (tests build several warehouses in one process)."""
     values = profile_env(warehouse_dsn)
@@ -73,13 +79,14 @@ def dbt_profile(warehouse_dsn: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def dbt_args(settings: Settings, command: str, full_refresh: bool = False, select: tuple[str, ...] = ()) -> list[str]:
+def dbt_args(settings: Settings, command: str, project_dir: Path, full_refresh: bool = False,
+             select: tuple[str, ...] = ()) -> list[str]:
     """Arguments for one dbt command; dbt's target/ and logs/ live under MEDALLION_HOME.
 
     dbt writes nothing to the console (the caller reports, and failures become BuildFailed);
     its full debug log stays in the log file that BuildFailed points to."""
     work = settings.home / "dbt"
-    args = [command, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+    args = [command, "--project-dir", str(project_dir), "--profiles-dir", str(project_dir),
             "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
             "--log-level", "none", "--log-level-file", "debug"]
     if full_refresh:
@@ -95,9 +102,40 @@ def _first_line(text: str | None) -> str:
     return ": ".join(lines[:2]) if lines else "no message"
 
 
+def prepare_project(settings: Settings, warehouse: str) -> BuildProject:
+    """Write the build project for what bronze holds now, and install its packages when they changed."""
+    with connect(warehouse, "warehouse") as conn:
+        recorded = store.recorded_tables(conn)
+    if not recorded:
+        raise MedallionError("bronze has captured no table yet: run 'medallion ingest' (or 'medallion run') first")
+    project = write_project(settings.home, settings.config(), recorded)
+    _install_packages(settings, project.path)
+    return project
+
+
+def _install_packages(settings: Settings, project_dir: Path) -> None:
+    """`dbt deps` when packages.yml differs from what was last installed (local packages are symlinks)."""
+    from dbt.cli.main import dbtRunner
+
+    wanted = (project_dir / "packages.yml").read_text(encoding="utf-8")
+    stamp = project_dir / "dbt_packages" / ".installed-from"
+    if stamp.exists() and stamp.read_text(encoding="utf-8") == wanted:
+        return
+    work = settings.home / "dbt"
+    outcome = dbtRunner().invoke(["deps", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir),
+                                  "--log-path", str(work / "logs"), "--log-level", "none"])
+    if not outcome.success:
+        raise BuildFailed(f"dbt deps failed for {project_dir / 'packages.yml'}: "
+                          f"{_first_line(str(outcome.exception or 'see dbt.log'))}; details in "
+                          f"{work / 'logs' / 'dbt.log'}", node=None, failed=[])
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(wanted, encoding="utf-8")
+
+
 def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...] = (),
           tests: bool = True) -> BuildReport:
-    """`dbt build` over the transform project: every model, then its tests, in DAG order.
+    """`dbt build` of silver (generated) and the project's own models: every model, then its
+    tests, in DAG order.
 
     select narrows it with dbt selectors (e.g. ("silver",) for the silver folder). tests=False
     runs the models only (`dbt run`): for frequent refreshes between tested builds; the
@@ -106,12 +144,13 @@ def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...
     from dbt.cli.main import dbtRunner  # ~1.5 s import: only when a build runs
 
     warehouse = endpoints(settings).warehouse
-    args = dbt_args(settings, "build" if tests else "run", full_refresh, select)
     began = time.perf_counter()
     with dbt_profile(warehouse):
+        project = prepare_project(settings, warehouse)
+        args = dbt_args(settings, "build" if tests else "run", project.path, full_refresh, select)
         outcome = dbtRunner().invoke(args)
 
-    report = BuildReport(seconds=time.perf_counter() - began)
+    report = BuildReport(seconds=time.perf_counter() - began, notes=list(project.notes))
     run = outcome.result
     for result in getattr(run, "results", None) or []:
         report.nodes.append(NodeResult(result.node.unique_id, str(result.status), float(result.execution_time or 0),
@@ -126,5 +165,5 @@ def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...
                           node=first.unique_id, failed=[n.unique_id for n in failed])
     if not outcome.success:
         reason = _first_line(str(outcome.exception)) if outcome.exception else "dbt reported a failure"
-        raise BuildFailed(f"dbt could not build {DBT_PROJECT_DIR}: {reason}", node=None, failed=[])
+        raise BuildFailed(f"dbt could not build {project.path}: {reason}", node=None, failed=[])
     return report

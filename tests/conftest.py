@@ -19,7 +19,10 @@ import pytest
 from psycopg import sql
 
 from medallion.bronze.checks import prepare_source
-from medallion.settings import REPO_ROOT, Settings
+from medallion.config import load_config
+from medallion.selection import resolve
+from medallion.settings import PAGILA_CONFIG, REPO_ROOT, Settings
+from medallion.source.catalog import read_tables
 from medallion.source import pagila
 from medallion.source.cluster import EmbeddedCluster
 from support import create_database, drop_database
@@ -69,20 +72,20 @@ def cluster() -> Iterator[EmbeddedCluster]:
     template_dsn = embedded.dsn(TEMPLATE_DB)
     pagila.load(template_dsn, pagila.locate_files(_pagila_dir(), home / "pagila"))
     with psycopg.connect(template_dsn) as conn:
-        prepare_source(conn)
+        prepare_source(conn, resolve(load_config(PAGILA_CONFIG), read_tables(conn)))
     yield embedded
     embedded.down()
 
 
 @pytest.fixture
 def settings(cluster: EmbeddedCluster) -> Iterator[Settings]:
-    """A private pipeline: Pagila source (cloned), empty warehouse, own slot."""
+    """A private pipeline: Pagila source (cloned), empty warehouse, own slot, Pagila's medallion.toml."""
     n = next(_counter)
     src, wh = f"src_{n}", f"wh_{n}"
     source_dsn = create_database(cluster, src, TEMPLATE_DB)
     warehouse_dsn = create_database(cluster, wh)
     yield Settings(home=cluster.home, source_dsn=source_dsn, warehouse_dsn=warehouse_dsn,
-                   slot=f"medallion_test_{n}", pagila_dir=_pagila_dir())
+                   slot=f"medallion_test_{n}", pagila_dir=_pagila_dir(), config_path=PAGILA_CONFIG)
     drop_database(cluster, src)
     drop_database(cluster, wh)
 
@@ -93,5 +96,5 @@ def cli_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.update(MEDALLION_SOURCE_DSN=settings.source_dsn or "", MEDALLION_WAREHOUSE_DSN=settings.warehouse_dsn or "",
                MEDALLION_SLOT=settings.slot, MEDALLION_HOME=str(settings.home),
-               PAGILA_DIR=str(settings.pagila_dir))
+               PAGILA_DIR=str(settings.pagila_dir), MEDALLION_CONFIG=str(settings.config_path))
     return env

@@ -21,7 +21,8 @@ import psycopg
 
 from medallion import pipeline
 from medallion.bronze.decode import transactions
-from medallion.bronze.tables import CAPTURED_TABLES, SOURCE_SCHEMA, bronze_table
+from medallion.naming import bronze_table
+from medallion.source.pagila import TABLES as PAGILA_TABLES
 from medallion.settings import Settings
 from support import execute, query
 
@@ -61,12 +62,14 @@ def workload(dsn: str, seed: int, transactions_wanted: int, stop: threading.Even
 
 
 def witness_changes(settings: Settings, witness: str) -> Counter:
-    captured = {(SOURCE_SCHEMA, t): bronze_table(t) for t in CAPTURED_TABLES}
+    captured = {("public", t): bronze_table("public", t) for t in PAGILA_TABLES}
 
-    def resolve(schema: str, table: str) -> str | None:
+    def resolve(schema: str, table: str) -> tuple[str, str] | None:
+        leaf = f"{schema}.{table}"
         if table.startswith("payment_p"):
             table = "payment"
-        return captured.get((schema, table))
+        target = captured.get((schema, table))
+        return (target, leaf) if target else None
 
     with psycopg.connect(settings.source_dsn) as conn:
         rows = conn.execute(
@@ -82,11 +85,11 @@ def witness_changes(settings: Settings, witness: str) -> Counter:
 
 def bronze_stream_changes(settings: Settings) -> Counter:
     found: Counter = Counter()
-    for table in CAPTURED_TABLES:
+    for table in PAGILA_TABLES:
         for commit_lsn, ordinal, op in query(
                 settings.warehouse_dsn,
-                f"select commit_lsn, ordinal, op from bronze.{bronze_table(table)} where op <> 'R'"):
-            found[(commit_lsn, ordinal, bronze_table(table), op)] += 1
+                f"select commit_lsn, ordinal, op from bronze.{bronze_table('public', table)} where op <> 'R'"):
+            found[(commit_lsn, ordinal, bronze_table('public', table), op)] += 1
     return found
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from psycopg import sql
 
 from medallion import pipeline
-from medallion.bronze.tables import CAPTURED_TABLES, bronze_table
+from medallion.naming import bronze_table
+from medallion.source.pagila import TABLES as PAGILA_TABLES
 from medallion.settings import Settings
 from support import execute, query
 
@@ -17,20 +18,20 @@ def bronze_live_rows(settings: Settings, table: str) -> int:
     """Rows a replay of bronze leaves: snapshot + inserts - deletes (no truncates here)."""
     statement = sql.SQL(
         "select count(*) filter (where op in ('R', 'I')) - count(*) filter (where op = 'D') from bronze.{}"
-    ).format(sql.Identifier(bronze_table(table)))
+    ).format(sql.Identifier(bronze_table('public', table)))
     return query(settings.warehouse_dsn, statement)[0][0]
 
 
 def test_snapshot_counts_equal_source_counts(settings: Settings) -> None:
     report = pipeline.ingest(settings)
-    for table in CAPTURED_TABLES:
+    for table in PAGILA_TABLES:
         source = query(settings.source_dsn, sql.SQL("select count(*) from {}").format(sql.Identifier(table)))[0][0]
         assert bronze_live_rows(settings, table) == source, table
     for table, count in EXPECTED.items():
         assert bronze_live_rows(settings, table) == count, table
     assert report.snapshot_rows == sum(
         query(settings.source_dsn, sql.SQL("select count(*) from {}").format(sql.Identifier(t)))[0][0]
-        for t in CAPTURED_TABLES)
+        for t in PAGILA_TABLES)
 
 
 def test_snapshot_rows_match_stream_format(settings: Settings) -> None:

@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import yaml
 from click.testing import CliRunner
 
-from medallion.bronze.tables import CAPTURED_TABLES, bronze_table
 from medallion.cli import cli
-from medallion.settings import DBT_PROJECT_DIR
 from medallion.transform import profile_env
-
-
-def test_bronze_sources_list_exactly_the_captured_tables() -> None:
-    spec = yaml.safe_load((DBT_PROJECT_DIR / "models" / "bronze" / "_bronze__sources.yml").read_text())
-    (source,) = spec["sources"]
-    assert source["schema"] == "bronze"
-    assert [t["name"] for t in source["tables"]] == [bronze_table(t) for t in CAPTURED_TABLES]
 
 
 def test_build_and_run_help_show_an_example() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from psycopg import sql
 
 from medallion import pipeline
-from medallion.bronze.tables import CAPTURED_TABLES
+from medallion.source.pagila import TABLES as PAGILA_TABLES
 from medallion.settings import Settings
 from medallion.source.cluster import EmbeddedCluster
 from support import create_database, drop_database, query
@@ -16,7 +16,7 @@ TEMPLATE_DB = "pagila_template"
 def contents(dsn: str) -> dict[str, list[tuple]]:
     """Every captured table, ordered, without last_update (Pagila's triggers set it to now())."""
     dump = {}
-    for table in CAPTURED_TABLES:
+    for table in PAGILA_TABLES:
         columns = [c for (c,) in query(dsn, "select column_name from information_schema.columns "
                                             "where table_schema = 'public' and table_name = %s "
                                             "and column_name <> 'last_update' order by ordinal_position", [table])]

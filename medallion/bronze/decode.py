@@ -17,8 +17,9 @@ _PREFIX = '{"action":"'
 _RELATION = re.compile(r'"schema":"((?:[^"\\]|\\.)*)","table":"((?:[^"\\]|\\.)*)"')
 _TIMESTAMP = re.compile(r'"timestamp":"([^"]+)"')
 
-# (schema, table) of a change -> the bronze table it lands in, or None when not captured.
-Resolver = Callable[[str, str], "str | None"]
+# (schema, table) of a change -> (the bronze table it lands in, the relation's qualified name as
+# format('%I.%I') gives it), or None when it is not captured.
+Resolver = Callable[[str, str], "tuple[str, str] | None"]
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class Change:
     ordinal: int
     lsn: int
     target: str  # bronze table name
-    source_table: str  # schema.table as the change names it (a leaf partition for payment)
+    source_table: str  # the relation the change was made to (a leaf partition, maybe), quoted as needed
     op: str  # I, U, D or T
     data: str  # the wal2json object, verbatim
 
@@ -64,10 +65,10 @@ def transactions(rows: Iterable[tuple[int, int, str]], resolve: Resolver) -> Ite
             if match is None:
                 raise ValueError(f"change without schema/table at LSN {lsn}")
             schema, table = _unescape(match.group(1)), _unescape(match.group(2))
-            target = resolve(schema, table)
-            if target is not None:
+            resolved = resolve(schema, table)
+            if resolved is not None:
                 current.changes.append(
-                    Change(current.row_changes, lsn, target, f"{schema}.{table}", action, data))
+                    Change(current.row_changes, lsn, resolved[0], resolved[1], action, data))
         elif action == "C":
             if current is None:
                 raise ValueError(f"commit without begin at LSN {lsn}")

@@ -1,8 +1,10 @@
 """The initial snapshot: every existing row lands once as an R row, consistent with the stream.
 
 The tables are read in the snapshot that the slot exported at its consistent point, so a
-change is either in the snapshot or in the stream, never both and never neither. All of it is
-written in one warehouse transaction together with the ingest state: a crash leaves nothing.
+change is either in the snapshot or in the stream, never both and never neither. The selection
+is resolved in that same snapshot, from the catalog as it was then. All of it is written in
+one warehouse transaction together with the ingest state and the tables' recorded schemas: a
+crash leaves nothing.
 """
 
 from __future__ import annotations
@@ -14,54 +16,58 @@ import psycopg
 from psycopg import sql
 
 from medallion.bronze import slot as slots
+from medallion.bronze import store
 from medallion.bronze.decode import lsn_to_int
-from medallion.bronze.tables import CAPTURED_TABLES, SOURCE_SCHEMA, bronze_table
+from medallion.config import ProjectConfig
 from medallion.db import connect, sql_text
+from medallion.selection import CapturedTable, Selection, require_some, resolve
+from medallion.source.catalog import read_tables
 
 # wal2json writes these types as JSON numbers (booleans as true/false), everything else as
 # the type's text output. Snapshot rows follow the same rules so R and I rows look alike.
-NUMBER_TYPES = {20, 21, 23, 26, 700, 701, 1700}  # int8 int2 int4 oid float4 float8 numeric
-BOOL_TYPE = 16
+NUMBER_TYPES = {"smallint", "integer", "bigint", "oid", "real", "double precision"}
+BOOL_TYPE = "boolean"
 _PAIRS_PER_CALL = 50  # jsonb_build_object takes at most 100 arguments
 
 
-def _value_expr(column: str, type_oid: int) -> sql.Composable:
+def _value_expr(column: str, declared_type: str) -> sql.Composable:
     ident = sql.Identifier(column)
-    if type_oid in NUMBER_TYPES:
+    base = declared_type.split("(")[0]
+    if base in NUMBER_TYPES or base == "numeric":
         # NaN and infinities are not JSON numbers: wal2json writes null for them.
         return sql.SQL("case when {c}::text in ('NaN', 'Infinity', '-Infinity') then null "
                        "else to_jsonb({c}) end").format(c=ident)
-    if type_oid == BOOL_TYPE:
+    if declared_type == BOOL_TYPE:
         return sql.SQL("to_jsonb({})").format(ident)
     return sql.SQL("to_jsonb({}::text)").format(ident)
 
 
-def row_json_expr(columns: list[tuple[str, int]]) -> sql.Composable:
+def row_json_expr(columns: list[tuple[str, str]]) -> sql.Composable:
     """A jsonb {column: value} of the current row, in wal2json's value forms."""
     calls = []
     for start in range(0, len(columns), _PAIRS_PER_CALL):
-        pairs = [sql.SQL("{}, {}").format(sql.Literal(name), _value_expr(name, oid))
-                 for name, oid in columns[start:start + _PAIRS_PER_CALL]]
+        pairs = [sql.SQL("{}, {}").format(sql.Literal(name), _value_expr(name, type_))
+                 for name, type_ in columns[start:start + _PAIRS_PER_CALL]]
         calls.append(sql.SQL("jsonb_build_object({})").format(sql.SQL(", ").join(pairs)))
-    return sql.SQL(" || ").join(calls)
+    return sql.SQL(" || ").join(calls) if calls else sql.SQL("'{}'::jsonb")
 
 
-def copy_table(src: psycopg.Connection, wh: psycopg.Connection, table: str, lsn: int,
+def copy_table(src: psycopg.Connection, wh: psycopg.Connection, captured: CapturedTable, lsn: int,
                first_ordinal: int, ts: object) -> int:
     """Stream one table's rows from the source snapshot into its bronze table; returns rows."""
-    columns = [(name, oid) for name, _, oid in src.execute(
-        sql_text("medallion.bronze", "table_columns.sql"),
-        {"schema": SOURCE_SCHEMA, "table": table}).fetchall()]
+    table = captured.table
+    # the declared type decides the JSON form, as in wal2json (a domain over integer is text)
+    columns = [(c.name, c.type) for c in table.columns]
     select = sql.SQL(
         "select {lsn}::bigint, {first} + row_number() over (), {lsn}::bigint, null::bigint, 'R', "
-        "{row}, format('%I.%I', {schema}::text, c.relname), {ts}::timestamptz "
-        "from {source} as t join pg_class as c on c.oid = t.tableoid"
+        "{row}, format('%I.%I', n.nspname, c.relname), {ts}::timestamptz "
+        "from {source} as t join pg_class as c on c.oid = t.tableoid "
+        "join pg_namespace as n on n.oid = c.relnamespace"
     ).format(lsn=sql.Literal(lsn), first=sql.Literal(first_ordinal - 1), row=row_json_expr(columns),
-             schema=sql.Literal(SOURCE_SCHEMA), ts=sql.Literal(ts),
-             source=sql.Identifier(SOURCE_SCHEMA, table))
+             ts=sql.Literal(ts), source=sql.Identifier(*table.ident))
     copy_in = sql.SQL(
         "copy {} (commit_lsn, ordinal, lsn, xid, op, full_row, source_table, commit_ts) from stdin"
-    ).format(sql.Identifier("bronze", bronze_table(table)))
+    ).format(sql.Identifier(store.BRONZE_SCHEMA, captured.bronze))
     with src.cursor() as scur, wh.cursor() as wcur:
         with scur.copy(sql.SQL("copy ({}) to stdout").format(select)) as out, wcur.copy(copy_in) as inp:
             for block in out:
@@ -69,12 +75,13 @@ def copy_table(src: psycopg.Connection, wh: psycopg.Connection, table: str, lsn:
         return wcur.rowcount
 
 
-def take(source_dsn: str, wh: psycopg.Connection, slot: str, identity: dict,
-         progress: Callable[[str, int], None] = lambda *_: None) -> int:
-    """Create the slot, copy every captured table as of its consistent point, record the state.
+def take(source_dsn: str, wh: psycopg.Connection, slot: str, identity: dict, config: ProjectConfig,
+         progress: Callable[[str, int], None] = lambda *_: None) -> tuple[int, Selection]:
+    """Create the slot, copy every selected table as of its consistent point, record the state.
 
-    Returns the number of snapshot rows. Nothing is committed to the warehouse unless all of
-    it is: a failure leaves an unused slot, which the next attempt drops and creates anew."""
+    Returns the number of snapshot rows and the selection as resolved in the snapshot. Nothing
+    is committed to the warehouse unless all of it is: a failure leaves an unused slot, which
+    the next attempt drops and creates anew."""
     started = datetime.now(timezone.utc)
     snapshot_ts = identity["now"]  # read before the slot existed: no streamed commit is earlier
     with slots.ExportedSnapshotSlot(source_dsn, slot) as created:
@@ -83,11 +90,20 @@ def take(source_dsn: str, wh: psycopg.Connection, slot: str, identity: dict,
             src.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             src.read_only = True
             src.execute(sql.SQL("set transaction snapshot {}").format(sql.Literal(created.snapshot_name)))
+            tables = read_tables(src)
+            selection = resolve(config, tables)
+            require_some(selection)
             total = 0
-            for table in CAPTURED_TABLES:
-                rows = copy_table(src, wh, table, lsn, total + 1, snapshot_ts)
+            for captured in selection.captured:
+                store.create_bronze_table(wh, captured.bronze)
+                store.record_table(wh, captured.bronze, captured.table, lsn, snapshot_ts)
+                rows = copy_table(src, wh, captured, lsn, total + 1, snapshot_ts)
                 total += rows
-                progress(table, rows)
+                progress(captured.name, rows)
+            captured_roots = {c.table.ident for c in selection.captured}
+            for table in tables:
+                if not table.is_partition and table.ident not in captured_roots:
+                    store.record_uncaptured(wh, table, lsn)
         wh.execute(sql_text("medallion.bronze", "state_insert.sql"), {
             "slot": slot, "system_id": identity["system_id"], "database": identity["database"],
             "database_oid": identity["database_oid"], "lsn": created.consistent_lsn,
@@ -97,4 +113,4 @@ def take(source_dsn: str, wh: psycopg.Connection, slot: str, identity: dict,
             "last_lsn": created.consistent_lsn, "transactions": 1, "changes": total,
             "started_at": started})
         wh.commit()
-    return total
+    return total, selection

@@ -1,15 +1,19 @@
-"""The warehouse side of bronze: its tables, the ingest state and the log of batches."""
+"""The warehouse side of bronze: its tables, the schema record, the ingest state and the batch log."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
 from psycopg import sql
 
-from medallion.bronze.tables import BRONZE_SCHEMA, CAPTURED_TABLES, bronze_table
 from medallion.db import sql_text
+from medallion.naming import object_prefix
+from medallion.source.catalog import Column, SourceTable
+
+BRONZE_SCHEMA = "bronze"
 
 
 @dataclass(frozen=True)
@@ -24,18 +28,76 @@ class State:
     changes_total: int
 
 
-def ensure_schema(conn: psycopg.Connection, tables: tuple[str, ...] = CAPTURED_TABLES) -> None:
-    """Create the bronze schema and one br_<table>_cdc per captured table (idempotent)."""
+@dataclass(frozen=True)
+class RecordedTable:
+    """A captured table as bronze last recorded it."""
+
+    bronze: str
+    schema: str
+    name: str
+    qualified: str
+    commit_lsn: int
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    replica_identity: str
+
+    @property
+    def ident(self) -> tuple[str, str]:
+        return self.schema, self.name
+
+
+def ensure_schema(conn: psycopg.Connection) -> None:
+    """Create the bronze schema and its bookkeeping tables (idempotent)."""
     conn.execute(sql_text("medallion.bronze", "schema.sql"))
-    template = sql.SQL(sql_text("medallion.bronze", "bronze_table.sql"))
-    for table in tables:
-        name = bronze_table(table)
-        conn.execute(template.format(
-            table=sql.Identifier(name),
-            pkey=sql.Identifier(f"{name}_pkey"),
-            append_only=sql.Identifier(f"{name}_append_only"),
-        ))
     conn.commit()
+
+
+def create_bronze_table(conn: psycopg.Connection, name: str) -> None:
+    """bronze.<name>: one captured table's changes (idempotent; not committed here)."""
+    template = sql.SQL(sql_text("medallion.bronze", "bronze_table.sql"))
+    prefix = object_prefix(name, len("_append_only"))
+    conn.execute(template.format(
+        table=sql.Identifier(name),
+        pkey=sql.Identifier(f"{prefix}_pkey"),
+        append_only=sql.Identifier(f"{prefix}_append_only"),
+    ))
+
+
+def record_table(conn: psycopg.Connection, bronze: str, table: SourceTable, commit_lsn: int, commit_ts: object,
+                 ordinal: int = 0) -> bool:
+    """Record table's schema as holding from (commit_lsn, ordinal) on, unless bronze already
+    has exactly that schema for it. Returns whether a row was written (not committed here)."""
+    latest = recorded_tables(conn, only=bronze).get(bronze)
+    columns = tuple(table.columns)
+    if latest is not None and latest.columns == columns and latest.key == table.key \
+            and latest.replica_identity == table.replica_identity:
+        return False
+    conn.execute(sql_text("medallion.bronze", "table_schema_insert.sql"), {
+        "bronze": bronze, "schema": table.schema, "table": table.name, "qualified": table.qualified,
+        "lsn": commit_lsn, "ordinal": ordinal, "ts": commit_ts,
+        "columns": json.dumps([c.as_json() for c in columns]), "key": list(table.key),
+        "identity": table.replica_identity})
+    return True
+
+
+def recorded_tables(conn: psycopg.Connection, only: str | None = None) -> dict[str, RecordedTable]:
+    """The latest recorded schema of every captured table, by bronze table name."""
+    if conn.execute("select to_regclass('bronze.table_schema') is null").fetchone()[0]:
+        return {}
+    rows = conn.execute(sql_text("medallion.bronze", "table_schema_latest.sql"), {"only": only}).fetchall()
+    return {row[0]: RecordedTable(
+        bronze=row[0], schema=row[1], name=row[2], qualified=row[3], commit_lsn=row[4],
+        columns=tuple(Column(c["name"], c["type"], c["warehouse_type"], c["not_null"]) for c in row[5]),
+        key=tuple(row[6]), replica_identity=row[7]) for row in rows}
+
+
+def record_uncaptured(conn: psycopg.Connection, table: SourceTable, lsn: int) -> None:
+    conn.execute("insert into bronze.uncaptured_table (oid, qualified, seen_lsn) values (%s, %s, %s) "
+                 "on conflict (oid) do nothing", [table.oid, table.qualified, lsn])
+
+
+def uncaptured_oids(conn: psycopg.Connection) -> set[int]:
+    return {oid for (oid,) in conn.execute("select oid from bronze.uncaptured_table").fetchall()}
 
 
 def read_state(conn: psycopg.Connection, slot: str, lock: bool = False) -> State | None:
@@ -48,10 +110,10 @@ def read_state(conn: psycopg.Connection, slot: str, lock: bool = False) -> State
     return State(*row) if row else None
 
 
-def row_counts(conn: psycopg.Connection, tables: tuple[str, ...] = CAPTURED_TABLES) -> dict[str, int]:
+def row_counts(conn: psycopg.Connection) -> dict[str, int]:
+    """Rows of every bronze change table that bronze has recorded, by name."""
     counts = {}
-    for table in tables:
-        query = sql.SQL("select count(*) from {}.{}").format(
-            sql.Identifier(BRONZE_SCHEMA), sql.Identifier(bronze_table(table)))
-        counts[bronze_table(table)] = conn.execute(query).fetchone()[0]
+    for name in sorted(recorded_tables(conn)):
+        query = sql.SQL("select count(*) from {}").format(sql.Identifier(BRONZE_SCHEMA, name))
+        counts[name] = conn.execute(query).fetchone()[0]
     return counts

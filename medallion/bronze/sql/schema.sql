@@ -37,3 +37,45 @@ begin
         using hint = 'to start over, drop the bronze schema (medallion reset)';
 end
 $$;
+
+-- What bronze knows of each captured table's schema, over time: the source's columns (name,
+-- declared type, the type silver stores it as, not null), its key and replica identity, from
+-- the position in the change stream where that schema began to hold. Silver is built from
+-- bronze alone: from these rows and the change tables.
+create table if not exists bronze.table_schema (
+    bronze_table     text        not null,  -- br_<table>_cdc: where the table's changes land
+    schema_name      text        not null,  -- the source table, as its catalog names it
+    table_name       text        not null,
+    qualified        text        not null,  -- format('%I.%I'): bronze rows' source_table for the root
+    commit_lsn       bigint      not null,  -- holds for changes at (commit_lsn, ordinal) and later
+    ordinal          integer     not null default 0,
+    commit_ts        timestamptz not null,
+    columns          jsonb       not null,  -- [{name, type, warehouse_type, not_null}], source order
+    key_columns      text[]      not null,  -- primary key (or replica identity index); {} without one
+    replica_identity text        not null,  -- d default, f full, i index, n nothing
+    recorded_at      timestamptz not null default now(),
+    primary key (bronze_table, commit_lsn, ordinal)
+);
+create index if not exists table_schema_by_source on bronze.table_schema (schema_name, table_name, commit_lsn);
+
+-- Source tables the ingester has seen and left out (not selected when it saw them). A table
+-- that is selected later existed before its first captured change: its rows must be
+-- snapshotted, not assumed empty. Tables never seen here are new: captured from their first change.
+create table if not exists bronze.uncaptured_table (
+    oid        bigint primary key,
+    qualified  text        not null,
+    seen_lsn   bigint      not null,
+    seen_at    timestamptz not null default now()
+);
+
+do $append_only$
+declare
+    name text;
+begin
+    foreach name in array array['table_schema'] loop
+        execute format('create or replace trigger %I before update or delete on bronze.%I '
+                       'for each statement execute function bronze.reject_rewrite()',
+                       name || '_append_only', name);
+    end loop;
+end
+$append_only$;

@@ -1,35 +1,53 @@
-{% macro cdc_current_state(bronze, key, columns, partition_by) %}
+{% macro current_state_feed(bronze) %}
 {#-
-    Turns one bronze CDC table into the current state of the source table, range-partitioned
-    by month (UTC) on partition_by: the whole model is
+    The SQL of a current-state model: silver.<base> as a table range-partitioned by month (UTC)
+    on a date or timestamp column, for tables whose medallion.toml entry sets partition_by
+    (large facts). Generated models are just
 
-        {{ cdc_current_state(source('bronze', 'br_rental_cdc'), key='rental_id',
-                             columns={...}, partition_by='rental_date') }}
+        {{ current_state_feed(source('bronze', 'br_rental_cdc')) }}
 
+    with config (materialized='current_state', key, partition_by, source_table) in their yml.
     Each row is the source row as its latest change left it, with last_commit_ts (that
     change's commit time) and source_table (the relation, e.g. the leaf partition, it lives
     in). Deletes remove rows; a truncate removes the rows of the relation it names (all rows
     when it names the partitioned root). The current_state materialization applies only
     bronze rows past the model's watermark and touches only the keys they change.
 -#}
-{%- set key = [key] if key is string else key -%}
-{{ config(materialized='current_state', key=key, columns=columns, partition_by=partition_by) }}
-{{ cdc_feed(bronze, key, columns) }}
+{%- if execute -%}
+{{ cdc_feed(bronze, config.require('key'), medallion_columns(bronze)) }}
+{%- else -%}
+select 1 as parsing_only
+{%- endif -%}
+{% endmacro %}
+
+
+{% macro current_rows(history) %}
+{#- The SQL of silver.<base>, the current rows of a history: every source column and sys_start
+    (when the current version began), from the versions with sys_end = 'infinity'. -#}
+{%- if execute -%}
+{%- set columns = adapter.get_columns_in_relation(history) | map(attribute='name')
+                  | reject('equalto', 'sys_end') | list -%}
+select {{ medallion_column_list(columns) }}
+from {{ history }}
+where sys_end = 'infinity'
+{%- else -%}
+select 1 as parsing_only
+{%- endif -%}
 {% endmacro %}
 
 
 {% macro current_state_create_sql(relation, key, columns, partition_by) %}
-{%- set name = relation.identifier -%}
+{%- set name = config.get('object_prefix') or relation.identifier -%}
 create table {{ relation }} (
     {%- for column, type in columns.items() %}
-    {{ adapter.quote(column) }} {{ type }}{{ " not null" if column in key or column == partition_by }},
+    {{ medallion_quote(column) }} {{ type }}{{ " not null" if column in key or column == partition_by }},
     {%- endfor %}
     last_commit_ts timestamptz not null,
     source_table   text        not null,
     -- a partitioned table's unique keys must include the partition column
-    constraint {{ adapter.quote(name ~ '_pkey') }}
-        primary key ({{ medallion_column_list(key) }}{{ ", " ~ adapter.quote(partition_by) if partition_by not in key }})
-) partition by range ({{ adapter.quote(partition_by) }});
+    constraint {{ medallion_quote(name ~ '_pkey') }}
+        primary key ({{ medallion_column_list(key) }}{{ ", " ~ medallion_quote(partition_by) if partition_by not in key }})
+) partition by range ({{ medallion_quote(partition_by) }});
 {% endmacro %}
 
 
@@ -62,7 +80,7 @@ final as (
       and not exists (
           select from truncates as t
           where (t.commit_lsn, t.ordinal) > (latest.commit_lsn, latest.ordinal)
-            and t.source_table in (latest.source_table, {{ dbt.string_literal(source_root) }}))
+            and t.source_table in (latest.source_table, {{ medallion_literal(source_root) }}))
 )
 
 select * from final;
@@ -74,10 +92,10 @@ analyze medallion_rows;
 {#- One partition per UTC month that the staged rows need, named <table>_pYYYY_MM. -#}
 {%- set months = run_query(
     "select distinct to_char(m, 'YYYY_MM'), to_char(m, 'YYYY-MM-DD'), to_char(m + interval '1 month', 'YYYY-MM-DD') "
-    ~ "from (select date_trunc('month', " ~ adapter.quote(partition_by) ~ " at time zone 'UTC') as m "
+    ~ "from (select date_trunc('month', " ~ medallion_quote(partition_by) ~ " at time zone 'UTC') as m "
     ~ "from medallion_rows) as months order by 1") -%}
 {%- for suffix, lower, upper in months.rows %}
-    {%- set partition = adapter.quote(relation.schema) ~ "." ~ adapter.quote(relation.identifier ~ "_p" ~ suffix) -%}
+    {%- set partition = medallion_quote(relation.schema) ~ "." ~ medallion_quote((config.get('object_prefix') or relation.identifier) ~ "_p" ~ suffix) -%}
     {% do run_query("create table if not exists " ~ partition ~ " partition of " ~ relation
                     ~ " for values from ('" ~ lower ~ " 00:00:00+00') to ('" ~ upper ~ " 00:00:00+00')") %}
 {%- endfor %}
@@ -90,11 +108,11 @@ analyze medallion_rows;
 -- the rows this batch changes or deletes (their new state, if any, is in medallion_rows)
 delete from {{ relation }} as current_row
 using (select distinct {{ keys }} from medallion_feed where op <> 'T') as changed
-where {% for k in key %}current_row.{{ adapter.quote(k) }} = changed.{{ adapter.quote(k) }}{{ " and " if not loop.last }}{% endfor %};
+where {% for k in key %}current_row.{{ medallion_quote(k) }} = changed.{{ medallion_quote(k) }}{{ " and " if not loop.last }}{% endfor %};
 
 -- the rows of every relation this batch truncates (all of them for the partitioned root)
 delete from {{ relation }}
-where exists (select from medallion_feed where op = 'T' and source_table = {{ dbt.string_literal(source_root) }})
+where exists (select from medallion_feed where op = 'T' and source_table = {{ medallion_literal(source_root) }})
    or source_table in (select source_table from medallion_feed where op = 'T');
 
 insert into {{ relation }} ({{ cols }}, last_commit_ts, source_table)
@@ -110,7 +128,7 @@ declare
 begin
     for part in
         select inhrelid::regclass from pg_inherits
-        where inhparent = {{ dbt.string_literal(relation.include(database=False)) }}::regclass
+        where inhparent = {{ medallion_literal(relation.include(database=False)) }}::regclass
     loop
         execute format('select exists (select from %s)', part) into has_rows;
         if not has_rows then

@@ -1,11 +1,13 @@
-{% materialization system_versioned, adapter='postgres' %}
-{#- Builds a history table from a typed change feed (see scd_system_versioned). Incremental by
-    default: applies only bronze rows past the model's watermark, in one transaction together
-    with the new watermark. --full-refresh drops the table and replays bronze from the start. -#}
+{% materialization current_state, adapter='postgres' %}
+{#- Builds a month-partitioned current-state table from a typed change feed (see
+    cdc_current_state). Incremental by default: only keys changed by bronze rows past the
+    watermark are recomputed, in one transaction together with the new watermark.
+    --full-refresh drops the table and replays bronze from the start. -#}
     {%- set key = config.require('key') -%}
-    {%- set columns = config.require('columns') -%}
+    {%- set partition_by = config.require('partition_by') -%}
     {%- set bronze_relation = medallion_bronze_of(model) -%}
-    {%- set source_root = medallion_source_root(bronze_relation) -%}
+    {%- set columns = medallion_columns(bronze_relation) -%}
+    {%- set source_root = config.require('source_table') -%}
     {%- set target_relation = this.incorporate(type='table') -%}
     {%- set existing_relation = load_cached_relation(this) -%}
 
@@ -17,33 +19,26 @@
         {%- set existing_relation = none -%}
     {%- endif %}
     {%- if existing_relation is none %}
-        {% do run_query(system_versioned_create_sql(target_relation, key, columns)) %}
+        {% do run_query(current_state_create_sql(target_relation, key, columns, partition_by)) %}
         {% do run_query(medallion_forget_watermark_sql(target_relation)) %}
     {%- endif %}
 
-    {#- one build at a time per table: a second waits here and then sees the first's watermark -#}
     {% do run_query("lock table " ~ target_relation ~ " in share row exclusive mode") %}
     {%- set lo = medallion_watermark(target_relation) -%}
     {%- set hi = medallion_bronze_high(bronze_relation, lo) -%}
 
     {%- if hi > lo %}
-        {% do run_query(system_versioned_stage_sql(target_relation, sql, key, lo, hi)) %}
-        {%- set partial_truncates = run_query(
-            "select exists (select from medallion_feed where op = 'T' and source_table <> "
-            ~ dbt.string_literal(source_root) ~ ")").columns[0].values()[0] -%}
-        {%- if partial_truncates %}
-            {% do run_query(system_versioned_seed_tables_sql(sql, key, lo)) %}
-        {%- endif %}
+        {% do run_query(current_state_stage_sql(target_relation, sql, key, columns, source_root, lo, hi)) %}
+        {% do current_state_create_partitions(target_relation, partition_by) %}
     {%- endif %}
     {% call statement('main') -%}
         {%- if hi > lo %}
-        {{ system_versioned_apply_sql(target_relation, key, columns, source_root) }}
+        {{ current_state_apply_sql(target_relation, key, columns, source_root) }}
         {{ medallion_set_watermark_sql(target_relation, bronze_relation, hi) }};
         {%- else %}
         select 'bronze has nothing past the watermark' as nothing_to_do;
         {%- endif %}
     {%- endcall %}
-    {% do run_query(system_versioned_as_of_sql(target_relation)) %}
 
     {{ run_hooks(post_hooks, inside_transaction=True) }}
     {% do persist_docs(target_relation, model) %}

@@ -16,8 +16,8 @@
 {%- set key_image = [] -%}
 {%- set key_old = [] -%}
 {%- for k in key -%}
-    {%- do key_image.append("full_row -> " ~ dbt.string_literal(k)) -%}
-    {%- do key_old.append("old_row -> " ~ dbt.string_literal(k)) -%}
+    {%- do key_image.append("full_row -> " ~ medallion_literal(k)) -%}
+    {%- do key_old.append("old_row -> " ~ medallion_literal(k)) -%}
 {%- endfor %}
 with changes as not materialized (
     -- inlined into both uses, so a filter on commit_lsn reaches the bronze primary key
@@ -50,7 +50,7 @@ final as (
         commit_ts,
         source_table,
         {%- for name, type in columns.items() %}
-        (image ->> {{ dbt.string_literal(name) }})::{{ type }} as {{ adapter.quote(name) }}{{ "," if not loop.last }}
+        (image ->> {{ medallion_literal(name) }})::{{ type }} as {{ medallion_quote(name) }}{{ "," if not loop.last }}
         {%- endfor %}
     from images
 )

@@ -1,13 +1,15 @@
-{% macro scd_system_versioned(bronze, key, columns) %}
+{% macro history_feed(bronze) %}
 {#-
-    Turns one bronze CDC table into a system-versioned history table: the whole model is
+    The SQL of a history model: the typed change feed of its bronze table. Generated models
+    (medallion/silver/project.py) are just
 
-        {{ scd_system_versioned(source('bronze', 'br_customer_cdc'),
-                                key='customer_id', columns={'customer_id': 'integer', ...}) }}
+        {{ history_feed(source('bronze', 'br_customer_cdc')) }}
 
-    The model's SQL is the typed change feed (cdc_feed); the system_versioned
-    materialization turns it into versions, enforces the temporal constraints and creates
-    <schema>.<name without _hist>_as_of(ts). Semantics, in commit order (commit_lsn, ordinal):
+    with config (materialized='system_versioned', key, source_table, as_of, object_prefix) in
+    their yml; the columns and their types come from bronze's record of the source's schema
+    (bronze.table_schema), so no model lists them. The system_versioned materialization turns
+    the feed into versions, enforces the temporal constraints and creates <base>_as_of(ts).
+    Semantics, in commit order (commit_lsn, ordinal):
 
     - one version per source transaction that changed the key; several changes to one key in
       one transaction collapse to the last, since no reader could see the states in between;
@@ -16,48 +18,105 @@
     - of two versions starting at the same instant only the later (in commit order) is kept,
       so sys_start < sys_end always holds.
 -#}
-{%- set key = [key] if key is string else key -%}
-{#- the materialization finds the bronze table as the model's one source() -#}
-{{ config(materialized='system_versioned', key=key, columns=columns) }}
-{{ cdc_feed(bronze, key, columns) }}
+{%- if execute -%}
+{{ cdc_feed(bronze, config.require('key'), medallion_columns(bronze)) }}
+{%- else -%}
+select 1 as parsing_only
+{%- endif -%}
 {% endmacro %}
 
 
-{% macro medallion_column_list(names, prefix='') -%}
-    {%- for name in names -%}{{ prefix }}{{ adapter.quote(name) }}{{ ", " if not loop.last }}{%- endfor -%}
+{% macro medallion_quote(name) -%}
+    {#- a quoted identifier; embedded double quotes doubled (adapter.quote does not) -#}
+    "{{ name | replace('"', '""') }}"
 {%- endmacro %}
 
 
+{% macro medallion_literal(value) -%}
+    '{{ value | replace("'", "''") }}'
+{%- endmacro %}
+
+
+{% macro medallion_column_list(names, prefix='') -%}
+    {%- for name in names -%}{{ prefix }}{{ medallion_quote(name) }}{{ ", " if not loop.last }}{%- endfor -%}
+{%- endmacro %}
+
+
+{% macro medallion_columns(bronze_relation) %}
+    {#- {column: warehouse type}, in the source's order, from bronze's latest record of the
+        table's schema (see medallion/bronze/sql/schema.sql) -#}
+    {%- set result = run_query(
+        "select c->>'name', c->>'warehouse_type' from bronze.table_schema as s, "
+        ~ "jsonb_array_elements(s.columns) with ordinality as e(c, n) "
+        ~ "where s.bronze_table = " ~ medallion_literal(bronze_relation.identifier)
+        ~ " and (s.commit_lsn, s.ordinal) = (select commit_lsn, ordinal from bronze.table_schema "
+        ~ "where bronze_table = " ~ medallion_literal(bronze_relation.identifier)
+        ~ " order by commit_lsn desc, ordinal desc limit 1) order by e.n") -%}
+    {%- set columns = {} -%}
+    {%- for name, type in result.rows -%}{%- do columns.update({name: type}) -%}{%- endfor -%}
+    {%- if not columns -%}
+        {{ exceptions.raise_compiler_error("bronze has no recorded schema for " ~ bronze_relation
+                                           ~ ": run 'medallion ingest' first") }}
+    {%- endif -%}
+    {{- return(columns) -}}
+{% endmacro %}
+
+
 {% macro system_versioned_create_sql(relation, key, columns) %}
-{%- set name = relation.identifier -%}
+{%- set prefix = config.get('object_prefix') or relation.identifier -%}
 {%- set keys = medallion_column_list(key) -%}
 create table {{ relation }} (
     {%- for column, type in columns.items() %}
-    {{ adapter.quote(column) }} {{ type }}{{ " not null" if column in key }},
+    {{ medallion_quote(column) }} {{ type }}{{ " not null" if column in key }},
     {%- endfor %}
     sys_start timestamptz not null,
     sys_end   timestamptz not null default 'infinity',
-    constraint {{ adapter.quote(name ~ '_pkey') }} primary key ({{ keys }}, sys_start),
-    constraint {{ adapter.quote(name ~ '_period') }} check (sys_start < sys_end),
-    -- no two versions of a key overlap; its GiST index also serves as-of lookups
-    constraint {{ adapter.quote(name ~ '_no_overlap') }} exclude using gist (
-        {%- for column in key %}{{ adapter.quote(column) }} with =, {% endfor -%}
-        tstzrange(sys_start, sys_end) with &&)
+    constraint {{ medallion_quote(prefix ~ '_pkey') }} primary key ({{ keys }}, sys_start),
+    constraint {{ medallion_quote(prefix ~ '_period') }} check (sys_start < sys_end)
 );
 -- at most one current version per key
-create unique index {{ adapter.quote(name ~ '_one_current') }}
+create unique index {{ medallion_quote(prefix ~ '_one_current') }}
     on {{ relation }} ({{ keys }}) where sys_end = 'infinity';
-create index {{ adapter.quote(name ~ '_period_idx') }}
+create index {{ medallion_quote(prefix ~ '_period_idx') }}
     on {{ relation }} ({{ keys }}, sys_start, sys_end);
 {% endmacro %}
 
 
+{% macro system_versioned_exclusion_sql(relation, key) %}
+{#- No two versions of a key overlap: a btree_gist exclusion constraint, when every key column's
+    type has a GiST operator class (arrays, jsonb and the like do not; the build's
+    no_overlapping_versions test still checks them). -#}
+{%- set prefix = config.get('object_prefix') or relation.identifier -%}
+do $exclusion$
+begin
+    if not exists (
+        select from pg_attribute as a
+        where a.attrelid = {{ medallion_literal(relation.include(database=False)) }}::regclass
+          and a.attname = any(array[{% for k in key %}{{ medallion_literal(k) }}{{ ", " if not loop.last }}{% endfor %}]::name[])
+          and not exists (
+              select from pg_opclass as o
+              join pg_am as m on m.oid = o.opcmethod
+              where m.amname = 'gist' and o.opcdefault
+                and (o.opcintype = a.atttypid
+                     or exists (select from pg_cast as c where c.castsource = a.atttypid
+                                and c.casttarget = o.opcintype and c.castmethod = 'b')))
+    ) then
+        alter table {{ relation }} add constraint {{ medallion_quote(prefix ~ '_no_overlap') }}
+            exclude using gist (
+                {%- for column in key %}{{ medallion_quote(column) }} with =, {% endfor -%}
+                tstzrange(sys_start, sys_end) with &&);
+    end if;
+end
+$exclusion$;
+{% endmacro %}
+
+
 {% macro system_versioned_as_of_sql(relation) %}
-{#- <name without _hist>_as_of(ts): the rows valid at ts, i.e. sys_start <= ts < sys_end.
+{#- <base>_as_of(ts): the rows valid at ts, i.e. sys_start <= ts < sys_end.
     language sql + stable + a single select: the planner inlines it into the calling query. -#}
 {%- set bare = relation.include(database=False) -%}
-{%- set function = relation.identifier | replace('_hist', '') ~ '_as_of' -%}
-create or replace function {{ adapter.quote(relation.schema) }}.{{ adapter.quote(function) }}(ts timestamptz)
+{%- set function = config.get('as_of') or relation.identifier ~ '_as_of' -%}
+create or replace function {{ medallion_quote(relation.schema) }}.{{ medallion_quote(function) }}(ts timestamptz)
 returns setof {{ bare }}
 language sql stable
 as $as_of$
@@ -66,8 +125,8 @@ as $as_of$
     -- the GiST exclusion index took ~20 ms on a million versions (make bench)
     select * from {{ bare }} where sys_start <= ts and sys_end > ts
 $as_of$;
-comment on function {{ adapter.quote(relation.schema) }}.{{ adapter.quote(function) }}(timestamptz) is
-    {{ dbt.string_literal('The rows of ' ~ relation.identifier ~ ' valid at ts (sys_start <= ts < sys_end).') }};
+comment on function {{ medallion_quote(relation.schema) }}.{{ medallion_quote(function) }}(timestamptz) is
+    {{ medallion_literal('The rows of ' ~ relation.identifier ~ ' valid at ts (sys_start <= ts < sys_end).') }};
 {% endmacro %}
 
 
@@ -166,7 +225,7 @@ versions as (
         select truncates.commit_lsn, truncates.ordinal, truncates.commit_ts
         from truncates
         where (truncates.commit_lsn, truncates.ordinal) > (s.commit_lsn, s.ordinal)
-          and (truncates.source_table = {{ dbt.string_literal(source_root) }}
+          and (truncates.source_table = {{ medallion_literal(source_root) }}
                or truncates.source_table = s.source_table)
         order by truncates.commit_lsn, truncates.ordinal
         limit 1

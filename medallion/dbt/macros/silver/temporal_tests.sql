@@ -4,10 +4,10 @@
 {% test one_current_version(model, key) %}
 {#- at most one version per key with sys_end = 'infinity' -#}
 {%- set key = [key] if key is string else key -%}
-select {{ key | join(', ') }}, count(*) as current_versions
+select {{ medallion_column_list(key) }}, count(*) as current_versions
 from {{ model }}
 where sys_end = 'infinity'
-group by {{ key | join(', ') }}
+group by {{ medallion_column_list(key) }}
 having count(*) > 1
 {% endtest %}
 
@@ -17,10 +17,10 @@ having count(*) > 1
 {%- set key = [key] if key is string else key -%}
 with versions as (
     select
-        {{ key | join(', ') }},
+        {{ medallion_column_list(key) }},
         sys_start,
         sys_end,
-        lead(sys_start) over (partition by {{ key | join(', ') }} order by sys_start) as next_start
+        lead(sys_start) over (partition by {{ medallion_column_list(key) }} order by sys_start) as next_start
     from {{ model }}
 ),
 
@@ -41,9 +41,10 @@ select * from final
 {%- if execute -%}
     {%- set node = graph.nodes['model.' ~ project_name ~ '.' ~ history] -%}
     {%- set key = node.config.key -%}
-    {%- set columns = node.config.columns -%}
-    {%- set bronze = api.Relation.create(database=target.database, schema=node.sources[0][0],
-                                         identifier=node.sources[0][1]) -%}
+    {%- set source_node = graph.sources['source.' ~ project_name ~ '.' ~ node.sources[0][0] ~ '.' ~ node.sources[0][1]] -%}
+    {%- set bronze = api.Relation.create(database=target.database, schema=source_node.schema,
+                                         identifier=source_node.identifier) -%}
+    {%- set columns = medallion_columns(bronze) -%}
     {%- set cols = medallion_column_list(columns.keys()) -%}
 with all_changes as (
     {{ cdc_feed(bronze, key, columns) }}
@@ -53,7 +54,7 @@ applied as (
     -- only what the history model has applied: an ingest may add rows while this test runs
     select coalesce(max(last_commit_lsn), -1) as last_commit_lsn
     from silver.build_watermark
-    where model = {{ dbt.string_literal(node.schema ~ '.' ~ (node.alias or node.name)) }}
+    where model = {{ medallion_literal(node.schema ~ '.' ~ (node.alias or node.name)) }}
 ),
 
 feed as (

@@ -52,7 +52,7 @@
     {%- for input in inputs %}
     select
         {{ loop.index }}::smallint as input,
-        {{ adapter.quote(input['key']) }} as line_key,
+        {{ medallion_quote(input['key']) }} as line_key,
         {{ medallion_column_list(grain) }},
         md5(row({{ medallion_column_list(grain) }}, {{ medallion_column_list(input['fields']) }})::text) as fp
     from {{ ref(input['lines']) }}
@@ -85,7 +85,7 @@ differences as (
     select
         {{ medallion_column_list(grain, 'c.') }},
         {%- for column in grain %}
-        b.{{ adapter.quote(column) }} as {{ adapter.quote('old_' ~ column) }}{{ "," if not loop.last }}
+        b.{{ medallion_quote(column) }} as {{ medallion_quote('old_' ~ column) }}{{ "," if not loop.last }}
         {%- endfor %}
     from current_lines as c
     full join last_build as b on b.input = c.input and b.line_key = c.line_key
@@ -94,9 +94,9 @@ differences as (
 
 final as (
     -- the group each such line is in now, and the one it counted in at the last build
-    select {{ g }} from differences where {{ adapter.quote(grain[0]) }} is not null
+    select {{ g }} from differences where {{ medallion_quote(grain[0]) }} is not null
     union
-    select {{ medallion_column_list(old) }} from differences where {{ adapter.quote(old[0]) }} is not null
+    select {{ medallion_column_list(old) }} from differences where {{ medallion_quote(old[0]) }} is not null
 )
 
 select * from final;
@@ -131,7 +131,7 @@ analyze gold_scope;
             {{ gold_lines_sql(grain, inputs) }};
             alter table {{ basis_relation }} add primary key (input, line_key);
             comment on table {{ basis_relation }} is
-                {{ dbt.string_literal('Bookkeeping of ' ~ this.identifier ~ ': per line, the group it counted in at the last build and a fingerprint of the fields the mart reads.') }};
+                {{ medallion_literal('Bookkeeping of ' ~ this.identifier ~ ': per line, the group it counted in at the last build and a fingerprint of the fields the mart reads.') }};
         {%- endcall %}
     {%- else %}
         {#- one build at a time per mart -#}

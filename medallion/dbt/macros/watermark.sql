@@ -16,7 +16,7 @@
     {#- The last bronze commit_lsn applied to relation; -1 before its first build. -#}
     {%- set result = run_query(
         "select coalesce(max(last_commit_lsn), -1) from silver.build_watermark where model = "
-        ~ dbt.string_literal(relation.schema ~ '.' ~ relation.identifier)) -%}
+        ~ medallion_literal(relation.schema ~ '.' ~ relation.identifier)) -%}
     {{- return(result.columns[0].values()[0] | int) -}}
 {% endmacro %}
 
@@ -31,8 +31,8 @@
 
 {% macro medallion_set_watermark_sql(relation, bronze_relation, lsn) %}
     insert into silver.build_watermark (model, bronze_table, last_commit_lsn)
-    values ({{ dbt.string_literal(relation.schema ~ '.' ~ relation.identifier) }},
-            {{ dbt.string_literal(bronze_relation) }}, {{ lsn }})
+    values ({{ medallion_literal(relation.schema ~ '.' ~ relation.identifier) }},
+            {{ medallion_literal(bronze_relation) }}, {{ lsn }})
     on conflict (model) do update
         set bronze_table = excluded.bronze_table, last_commit_lsn = excluded.last_commit_lsn
 {% endmacro %}
@@ -40,7 +40,7 @@
 
 {% macro medallion_forget_watermark_sql(relation) %}
     delete from silver.build_watermark
-    where model = {{ dbt.string_literal(relation.schema ~ '.' ~ relation.identifier) }}
+    where model = {{ medallion_literal(relation.schema ~ '.' ~ relation.identifier) }}
 {% endmacro %}
 
 
@@ -51,13 +51,5 @@
         {{ exceptions.raise_compiler_error(model.name ~ " must read exactly one bronze source(), not "
                                            ~ (model.sources | length)) }}
     {%- endif -%}
-    {%- set bronze = source(model.sources[0][0], model.sources[0][1]) -%}
-    {{- return(bronze.schema ~ '.' ~ bronze.identifier) -}}
-{% endmacro %}
-
-
-{% macro medallion_source_root(bronze_relation) %}
-    {#- bronze.br_<table>_cdc captures public.<table> (medallion/bronze/tables.py): a truncate
-        naming it empties everything; one naming a partition empties that partition only. -#}
-    {{- return('public.' ~ bronze_relation.split('.')[1][3:-4]) -}}
+    {{- return(source(model.sources[0][0], model.sources[0][1])) -}}
 {% endmacro %}

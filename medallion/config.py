@@ -1,0 +1,162 @@
+"""The project file, medallion.toml: which tables are captured and what silver calls them.
+
+    [capture]
+    include = ["public.*"]          # schema.table globs (the default when absent)
+    exclude = []
+    [tables."public.customer"]
+    silver = "dim_customer"         # silver.dim_customer_hist, silver.dim_customer, silver.dim_customer_as_of(ts)
+    key = ["customer_id"]           # the history key; needed only for a table without a primary key
+    partition_by = "created_at"     # silver.<name> as a month-partitioned current-state table, not a view
+    [transform]
+    dbt_project = "transform"       # the project's own dbt models (gold, curated silver)
+
+It is found in MEDALLION_CONFIG, else ./medallion.toml; without one the defaults above hold and
+there is no project dbt (bronze and silver only). Read with the standard library (tomllib).
+Every problem is one ConfigError line that names the file, the key and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medallion.errors import ConfigError
+from medallion.patterns import TablePattern, parse_qualified_name
+
+CONFIG_FILE = "medallion.toml"
+DEFAULT_INCLUDE = ("public.*",)
+PLUGINS = ("pgoutput", "wal2json")
+
+_SECTIONS = {"capture", "tables", "transform"}
+_CAPTURE_KEYS = {"include", "exclude", "plugin"}
+_TABLE_KEYS = {"silver", "key", "partition_by"}
+_TRANSFORM_KEYS = {"dbt_project"}
+
+
+@dataclass(frozen=True)
+class TableOptions:
+    """Per-table settings of [tables."schema.table"]; None means the default."""
+
+    silver: str | None = None
+    key: tuple[str, ...] | None = None
+    partition_by: str | None = None
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    include: tuple[TablePattern, ...] = tuple(TablePattern.parse(p) for p in DEFAULT_INCLUDE)
+    exclude: tuple[TablePattern, ...] = ()
+    tables: dict[tuple[str, str], TableOptions] = field(default_factory=dict)
+    dbt_project: Path | None = None
+    plugin: str | None = None
+    path: Path | None = None  # where it was read from; None for the defaults
+
+    @property
+    def where(self) -> str:
+        return str(self.path) if self.path else "the default selection (no medallion.toml)"
+
+    def options(self, schema: str, table: str) -> TableOptions:
+        return self.tables.get((schema, table), TableOptions())
+
+
+def _unknown(keys: set[str], allowed: set[str], where: str, path: Path) -> None:
+    for key in sorted(keys - allowed):
+        close = difflib.get_close_matches(key, sorted(allowed), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(sorted(allowed))})"
+        raise ConfigError(f"{path}: unknown key {key!r} in {where}{hint}")
+
+
+def _string_list(value: Any, where: str, path: Path) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f'{path}: {where} must be a list of strings, e.g. ["public.*"]')
+    return value
+
+
+def _patterns(value: Any, where: str, path: Path) -> tuple[TablePattern, ...]:
+    patterns = []
+    for text in _string_list(value, where, path):
+        try:
+            patterns.append(TablePattern.parse(text))
+        except ValueError as exc:
+            raise ConfigError(f"{path}: {where}: {exc}") from None
+    return tuple(patterns)
+
+
+def _table_options(name: str, raw: Any, path: Path) -> tuple[tuple[str, str], TableOptions]:
+    where = f'[tables."{name}"]'
+    try:
+        qualified = parse_qualified_name(name)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {where}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: {where} must be a table of options (silver, key, partition_by)")
+    _unknown(set(raw), _TABLE_KEYS, where, path)
+    silver = raw.get("silver")
+    if silver is not None and (not isinstance(silver, str) or not silver.strip()):
+        raise ConfigError(f'{path}: {where} silver must be a non-empty name, e.g. silver = "dim_customer"')
+    key = raw.get("key")
+    key_columns = tuple(_string_list(key, f"{where} key", path)) if key is not None else None
+    partition_by = raw.get("partition_by")
+    if partition_by is not None and (not isinstance(partition_by, str) or not partition_by):
+        raise ConfigError(f'{path}: {where} partition_by must be a column name, e.g. partition_by = "created_at"')
+    return qualified, TableOptions(silver=silver, key=key_columns, partition_by=partition_by)
+
+
+def parse_config(text: str, path: Path) -> ProjectConfig:
+    """A ProjectConfig from the text of a medallion.toml (path is for messages and relative paths)."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    _unknown(set(raw), _SECTIONS, "the file", path)
+    capture = raw.get("capture", {})
+    tables = raw.get("tables", {})
+    transform = raw.get("transform", {})
+    for section, value in (("capture", capture), ("tables", tables), ("transform", transform)):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: [{section}] must be a table")
+    _unknown(set(capture), _CAPTURE_KEYS, "[capture]", path)
+    _unknown(set(transform), _TRANSFORM_KEYS, "[transform]", path)
+
+    include = _patterns(capture.get("include", list(DEFAULT_INCLUDE)), "[capture] include", path)
+    if not include:
+        raise ConfigError(f'{path}: [capture] include is empty: nothing would be captured; e.g. include = ["public.*"]')
+    plugin = capture.get("plugin")
+    if plugin is not None and plugin not in PLUGINS:
+        raise ConfigError(f"{path}: [capture] plugin must be one of {', '.join(PLUGINS)}, not {plugin!r}")
+
+    dbt_project = None
+    if "dbt_project" in transform:
+        value = transform["dbt_project"]
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f'{path}: [transform] dbt_project must be a folder, e.g. dbt_project = "transform"')
+        dbt_project = (path.parent / value).resolve()
+        if not (dbt_project / "dbt_project.yml").is_file():
+            raise ConfigError(f"{path}: [transform] dbt_project = {value!r}: {dbt_project} has no dbt_project.yml")
+
+    return ProjectConfig(
+        include=include,
+        exclude=_patterns(capture.get("exclude", []), "[capture] exclude", path),
+        tables=dict(_table_options(name, options, path) for name, options in tables.items()),
+        dbt_project=dbt_project,
+        plugin=plugin,
+        path=path,
+    )
+
+
+def load_config(path: Path | None) -> ProjectConfig:
+    """The project file at path, or the defaults when path is None."""
+    if path is None:
+        return ProjectConfig()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist: fix MEDALLION_CONFIG, or unset it to use ./{CONFIG_FILE}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    return parse_config(text, path)

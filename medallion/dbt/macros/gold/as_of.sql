@@ -1,0 +1,30 @@
+{#-
+    Gold time travel: gold.<mart>_as_of(ts timestamptz) returns the mart as a build would have
+    computed it at ts, from exactly the source rows that existed at ts (sys_start <= ts <
+    sys_end in every silver history it reads). A project's mart writes its SQL once over line
+    sets; the as-of variant reads gold_as_of_source(history) in place of the current tables.
+    Each mart model creates its function in a post-hook (gold_create_as_of_function).
+-#}
+
+{% macro gold_as_of_source(history) %}
+    {#- silver.<history without _hist>_as_of(ts), the function the system_versioned
+        materialization created for that history table -#}
+    {%- set relation = ref(history) -%}
+    {%- set base = relation.identifier[:-5] if relation.identifier.endswith('_hist') else relation.identifier -%}
+    {{- return(medallion_quote(relation.schema) ~ '.' ~ medallion_quote(base ~ '_as_of') ~ '(ts)') -}}
+{% endmacro %}
+
+
+{% macro gold_create_as_of_function(name, returns, body) %}
+{#- drop first: create or replace cannot change a function's result columns -#}
+{%- set function = medallion_quote(this.schema) ~ '.' ~ medallion_quote(name) -%}
+drop function if exists {{ function }}(timestamptz);
+create function {{ function }}(ts timestamptz)
+returns table ({{ returns }})
+language sql stable
+as $gold_as_of$
+{{ body }}
+$gold_as_of$;
+comment on function {{ function }}(timestamptz) is
+    {{ medallion_literal(this.identifier ~ ' as computed from the source rows that existed at ts (sys_start <= ts < sys_end); see docs/gold.md') }};
+{% endmacro %}

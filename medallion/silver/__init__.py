@@ -1,0 +1,1 @@
+"""Silver: system-versioned history of every captured table, generated as dbt models from bronze."""

@@ -1,0 +1,240 @@
+"""The dbt project medallion builds: silver generated from bronze, the project's own dbt beside it.
+
+No silver model is written by hand. For every table bronze has captured, this module writes
+tiny dbt models into MEDALLION_HOME/dbt/project/ (the history, its current rows, the bronze
+source) whose configuration comes from medallion.toml and bronze's record of the table
+(bronze.table_schema); the models' SQL is one engine macro each (medallion/dbt/macros), and
+the columns and types are read from bronze when they run. The project's own dbt project
+(medallion.toml [transform] dbt_project, e.g. Pagila's gold marts in transform/) is installed
+as a local dbt package, so its models ref() the generated ones and use the engine's macros.
+
+    MEDALLION_HOME/dbt/project/
+        dbt_project.yml         name: medallion; macro-paths: the engine's macros
+        packages.yml            the project's own dbt project, when configured
+        profiles.yml            the warehouse, from MEDALLION_DBT_* (medallion/transform.py)
+        models/bronze/_bronze__sources.yml
+        models/silver/<base>_hist.sql, <base>.sql, _silver__models.yml
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from medallion import naming
+from medallion.bronze.store import RecordedTable
+from medallion.config import ProjectConfig
+from medallion.patterns import display
+from medallion.selection import PARTITION_TYPES, no_key_note
+
+ENGINE_DIR = Path(__file__).resolve().parents[1] / "dbt"
+PROJECT_NAME = "medallion"
+
+HISTORY_RULES = (
+    "One version per committed source transaction that changed the key, in commit order (commit_lsn, "
+    "ordinal); several changes to one key in one transaction collapse to the last. sys_start is the "
+    "source commit time of the change (the snapshot time for rows of the initial snapshot); sys_end the "
+    "next version's sys_start, the commit time of the delete or truncate that ended it, or 'infinity' "
+    "while current. Enforced: primary key (key, sys_start), sys_start < sys_end, one current row per "
+    "key, no overlapping periods.")
+
+
+@dataclass(frozen=True)
+class SilverTable:
+    """The silver side of one captured table with a key."""
+
+    table: RecordedTable
+    source_name: str  # the dbt source table (bronze) name
+    base: str  # silver.<base>_hist, silver.<base>, silver.<base>_as_of
+    key: tuple[str, ...]
+    partition_by: str | None
+    history_model: str
+    current_model: str
+
+    @property
+    def history(self) -> str:
+        return f"{self.base}_hist"
+
+
+@dataclass
+class BuildProject:
+    path: Path
+    silver: list[SilverTable] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)  # dbt source name -> bronze table
+    notes: list[str] = field(default_factory=list)
+    dbt_project: Path | None = None
+
+
+def _source_name(bronze: str, taken: set[str]) -> str:
+    name = naming.model_name(bronze, taken)
+    taken.add(name)
+    return name
+
+
+def plan(config: ProjectConfig, recorded: dict[str, RecordedTable]) -> tuple[list[SilverTable], dict[str, str],
+                                                                          list[str]]:
+    """What silver holds for what bronze has: (histories, dbt sources, notes)."""
+    notes: list[str] = []
+    taken: set[str] = set()
+    sources: dict[str, str] = {}
+    silver: list[SilverTable] = []
+    bases: dict[str, str] = {}
+    for bronze in sorted(recorded):
+        table = recorded[bronze]
+        name = display(*table.ident)
+        source = _source_name(bronze, taken)
+        sources[source] = bronze
+        options = config.options(*table.ident)
+        columns = {c.name: c.warehouse_type for c in table.columns}
+        key = options.key if options.key is not None else (table.key or None)
+        if options.key is not None and any(k not in columns for k in options.key):
+            missing = next(k for k in options.key if k not in columns)
+            notes.append(f'{config.where}: [tables."{name}"] key column {missing!r} is not a column of {name}: '
+                         "no history is built for it")
+            continue
+        if key is None:
+            notes.append(no_key_note(config, name))
+            continue
+        partition_by = options.partition_by
+        if partition_by is not None and columns.get(partition_by) not in PARTITION_TYPES:
+            notes.append(f'{config.where}: [tables."{name}"] partition_by {partition_by!r} is not a date or '
+                         f"timestamp column of {name}: silver.{options.silver or table.name} is a view instead")
+            partition_by = None
+        base = naming.silver_base(*table.ident, options.silver).replace('"', "_")
+        if base in bases:
+            notes.append(f"{bases[base]} and {name} would both be silver.{base}_hist: set silver = \"...\" under "
+                         f'[tables."{name}"] in {config.where}; {name} has no history until then')
+            continue
+        bases[base] = name
+        history_model = naming.model_name(f"{base}_hist", taken)
+        taken.add(history_model)
+        current_model = naming.model_name(base, taken)
+        taken.add(current_model)
+        silver.append(SilverTable(table, source, base, tuple(key), partition_by, history_model, current_model))
+    recorded_idents = {t.ident for t in recorded.values()}
+    for ident in config.tables:
+        if ident not in recorded_idents:
+            notes.append(f'{config.where}: [tables."{display(*ident)}"] is ignored: bronze has not captured '
+                         f"{display(*ident)}")
+    return silver, sources, notes
+
+
+def _dbt_project_yml() -> dict:
+    return {
+        "name": PROJECT_NAME,
+        "version": "1.0.0",
+        "config-version": 2,
+        "profile": PROJECT_NAME,
+        "require-dbt-version": [">=1.11.0", "<1.12.0"],
+        "model-paths": ["models"],
+        "macro-paths": [str(ENGINE_DIR / "macros")],
+        "clean-targets": ["target", "dbt_packages"],
+        # btree_gist for the histories' exclusion constraints, the watermark table for every model
+        "on-run-start": ["{{ medallion_prepare_warehouse() }}"],
+        "models": {PROJECT_NAME: {"silver": {"+schema": "silver"}}},
+        "flags": {"send_anonymous_usage_stats": False, "partial_parse": True},
+    }
+
+
+def _sources_yml(recorded: dict[str, RecordedTable], sources: dict[str, str]) -> dict:
+    tables = []
+    for source, bronze in sources.items():
+        table = recorded[bronze]
+        entry = {"name": source, "description": f"Every committed change to {table.qualified}, exactly once."}
+        if source != bronze:
+            entry["identifier"] = bronze
+        tables.append(entry)
+    return {"version": 2, "sources": [{
+        "name": "bronze", "schema": "bronze",
+        "description": ("Every committed source change exactly once, in commit order: commit_lsn (commit "
+                        "position), ordinal (position in the transaction), op (R snapshot, I, U, D, T "
+                        "truncate), full_row (jsonb), old_row (U only), source_table (the relation changed, "
+                        "a leaf partition maybe), commit_ts (source commit time; the snapshot time for R rows)."),
+        "tables": tables}]}
+
+
+def _model_yml(silver: SilverTable) -> list[dict]:
+    table = silver.table
+    key = list(silver.key)
+    prefix = naming.object_prefix(silver.history)
+    history = {
+        "name": silver.history_model,
+        "description": (f"One row per version of {table.qualified}: grain ({', '.join(key)}, sys_start). "
+                        f"As of: silver.{silver.base}_as_of(ts timestamptz)."),
+        "config": {"materialized": "system_versioned", "key": key, "source_table": table.qualified,
+                   "as_of": f"{silver.base}_as_of", "object_prefix": prefix,
+                   "persist_docs": {"relation": True}},
+        "columns": [{"name": c.name, "description": f"{c.type} in the source"
+                     + (f", stored as {c.warehouse_type}" if c.type != c.warehouse_type else "")}
+                    for c in table.columns] + [
+            {"name": "sys_start", "description": HISTORY_RULES},
+            {"name": "sys_end", "description": "End of the version (exclusive); 'infinity' while current."}],
+        "data_tests": [{"one_current_version": {"key": key}}, {"no_overlapping_versions": {"key": key}}],
+    }
+    if silver.history_model != silver.history:
+        history["config"]["alias"] = silver.history
+    if silver.partition_by:
+        current = {
+            "name": silver.current_model,
+            "description": (f"The rows {table.qualified} holds now, one per key, range-partitioned by UTC month "
+                            f"of {silver.partition_by}; last_commit_ts is when the row's last change committed."),
+            "config": {"materialized": "current_state", "key": key, "partition_by": silver.partition_by,
+                       "source_table": table.qualified, "object_prefix": naming.object_prefix(silver.base, 12),
+                       "persist_docs": {"relation": True}},
+        }
+    else:
+        current = {
+            "name": silver.current_model,
+            "description": f"The rows {table.qualified} holds now: the current versions of {silver.history}.",
+            "config": {"materialized": "view"},
+        }
+    current["data_tests"] = [{"current_matches_bronze_replay": {"history": silver.history_model}}]
+    if silver.current_model != silver.base:
+        current["config"]["alias"] = silver.base
+    return [history, current]
+
+
+def _write(path: Path, text: str) -> None:
+    """Write only what changed: unchanged files keep dbt's partial parsing valid."""
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+def _yaml(data: object) -> str:
+    return "# Generated by medallion from medallion.toml and bronze.table_schema: do not edit.\n" + \
+        yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+
+def write_project(home: Path, config: ProjectConfig, recorded: dict[str, RecordedTable]) -> BuildProject:
+    """(Re)write the build project under home/dbt/project for what bronze holds now."""
+    path = home / "dbt" / "project"
+    silver, sources, notes = plan(config, recorded)
+    project = BuildProject(path=path, silver=silver, sources=sources, notes=notes, dbt_project=config.dbt_project)
+    _write(path / "dbt_project.yml", _yaml(_dbt_project_yml()))
+    _write(path / "profiles.yml", (ENGINE_DIR / "profiles.yml").read_text(encoding="utf-8"))
+    packages = [{"local": str(config.dbt_project)}] if config.dbt_project else []
+    _write(path / "packages.yml", _yaml({"packages": packages}))
+    _write(path / "models" / "bronze" / "_bronze__sources.yml", _yaml(_sources_yml(recorded, sources)))
+
+    silver_dir = path / "models" / "silver"
+    wanted = {"_silver__models.yml"}
+    models = []
+    for table in silver:
+        models += _model_yml(table)
+        history_sql = f"{{{{ history_feed(source('bronze', '{table.source_name}')) }}}}\n"
+        if table.partition_by:
+            current_sql = f"{{{{ current_state_feed(source('bronze', '{table.source_name}')) }}}}\n"
+        else:
+            current_sql = f"{{{{ current_rows(ref('{table.history_model}')) }}}}\n"
+        _write(silver_dir / f"{table.history_model}.sql", history_sql)
+        _write(silver_dir / f"{table.current_model}.sql", current_sql)
+        wanted |= {f"{table.history_model}.sql", f"{table.current_model}.sql"}
+    _write(silver_dir / "_silver__models.yml", _yaml({"version": 2, "models": models}))
+    for stale in silver_dir.iterdir():
+        if stale.name not in wanted:
+            stale.unlink() if stale.is_file() else shutil.rmtree(stale)
+    return project
