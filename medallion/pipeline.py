@@ -21,6 +21,7 @@ from medallion.db import Endpoints, connect, endpoints
 from medallion.errors import MedallionError
 from medallion.selection import Selection, resolve
 from medallion.settings import Settings
+from medallion.silver.project import BuildProject
 from medallion.source.catalog import read_tables
 from medallion.source import pagila
 from medallion.source.cluster import EmbeddedCluster
@@ -186,6 +187,12 @@ def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...
     narrows the build with dbt selectors, e.g. ("silver",); tests=False skips the dbt tests
     (frequent refreshes; the nightly run tests)."""
     return transform.build(settings, full_refresh, select, tests)
+
+
+def build_project(settings: Settings, predict: bool = False) -> BuildProject:
+    """Write the dbt project that `build` runs (silver generated from bronze's record, the
+    project's own dbt as a package); predict plans from the selection before the first ingest."""
+    return transform.prepare_project(settings, predict)
 
 
 @dataclass

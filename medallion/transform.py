@@ -102,15 +102,33 @@ def _first_line(text: str | None) -> str:
     return ": ".join(lines[:2]) if lines else "no message"
 
 
-def prepare_project(settings: Settings, warehouse: str) -> BuildProject:
-    """Write the build project for what bronze holds now, and install its packages when they changed."""
-    with connect(warehouse, "warehouse") as conn:
+def prepare_project(settings: Settings, predict: bool = False) -> BuildProject:
+    """Write the build project for what bronze holds now, and install its packages when they changed.
+
+    predict: before the first ingest, plan for the selection as the source's catalog resolves it
+    (what the first ingest will capture), so that Dagster can show the asset graph."""
+    ends = endpoints(settings)
+    with connect(ends.warehouse, "warehouse") as conn:
         recorded = store.recorded_tables(conn)
+    if not recorded and predict:
+        recorded = _predicted(settings, ends.source)
     if not recorded:
         raise MedallionError("bronze has captured no table yet: run 'medallion ingest' (or 'medallion run') first")
     project = write_project(settings.home, settings.config(), recorded)
     _install_packages(settings, project.path)
     return project
+
+
+def _predicted(settings: Settings, source_dsn: str) -> dict[str, store.RecordedTable]:
+    from medallion.selection import resolve
+    from medallion.source.catalog import read_tables
+
+    with connect(source_dsn, "source") as conn:
+        chosen = resolve(settings.config(), read_tables(conn))
+    return {t.bronze: store.RecordedTable(bronze=t.bronze, schema=t.table.schema, name=t.table.name,
+                                          qualified=t.table.qualified, commit_lsn=0, columns=t.table.columns,
+                                          key=t.table.key, replica_identity=t.table.replica_identity)
+            for t in chosen.captured}
 
 
 def _install_packages(settings: Settings, project_dir: Path) -> None:
@@ -146,7 +164,7 @@ def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...
     warehouse = endpoints(settings).warehouse
     began = time.perf_counter()
     with dbt_profile(warehouse):
-        project = prepare_project(settings, warehouse)
+        project = prepare_project(settings)
         args = dbt_args(settings, "build" if tests else "run", project.path, full_refresh, select)
         outcome = dbtRunner().invoke(args)
 

@@ -15,23 +15,27 @@ from medallion.settings import REPO_ROOT, Settings
 from support import query
 
 
-def test_definitions_validate_from_the_repository_root(tmp_path: Path) -> None:
-    env = dict(os.environ, DAGSTER_HOME=str(tmp_path))
-    for name in ("MEDALLION_SOURCE_DSN", "MEDALLION_WAREHOUSE_DSN"):
-        env.pop(name, None)  # the embedded default: loading connects to nothing
+def test_definitions_validate_from_the_repository_root(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    """Before the first ingest the graph comes from the selection (the source's catalog)."""
+    env = dict(cli_env, DAGSTER_HOME=str(tmp_path))
     done = subprocess.run([str(Path(sys.executable).parent / "dagster"), "definitions", "validate"],
                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Validation successful for code location medallion" in done.stdout + done.stderr
 
 
-def test_layers_jobs_and_schedules() -> None:
-    defs = build_definitions()
+def test_layers_jobs_and_schedules(settings: Settings) -> None:
+    defs = build_definitions(settings)
     graph = defs.resolve_asset_graph()
     groups = {key.path[0]: graph.get(key).group_name for key in graph.get_all_asset_keys()}
     assert set(groups.values()) == {"bronze", "silver", "gold"}
     assert all(layer == group for layer, group in groups.items())
     assert AssetKey(["gold", "vw_monthly_revenue"]) in graph.get_all_asset_keys()
+    # one bronze asset per captured table, a history for each (Pagila's 15 tables all have keys)
+    assert len([k for k, g in groups.items() if g == "bronze"]) == 1
+    keys = graph.get_all_asset_keys()
+    assert len([k for k in keys if k.path[0] == "bronze"]) == 15
+    assert len([k for k in keys if k.path[0] == "silver" and k.path[1].endswith("_hist")]) == 15
     # the bronze asset feeds the dbt sources: silver's history reads bronze's table
     assert AssetKey(["bronze", "br_customer_cdc"]) in graph.get(AssetKey(["silver", "dim_customer_hist"])).parent_keys
     assert any(check.asset_key == AssetKey(["silver", "dim_customer"]) for check in graph.asset_check_keys)

@@ -13,7 +13,7 @@ from dagster import ConfigurableResource, EnvVar
 from dagster_dbt import DbtCliResource
 
 from medallion.db import endpoints
-from medallion.settings import DBT_PROJECT_DIR, DEFAULT_SLOT, Settings, load_settings
+from medallion.settings import DEFAULT_SLOT, Settings, load_settings
 from medallion.transform import dbt_profile
 
 
@@ -27,11 +27,13 @@ class MedallionResource(ConfigurableResource):
     warehouse_dsn: str | None = None
     slot: str = DEFAULT_SLOT
     pagila_dir: str | None = None
+    config_path: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MedallionResource:
         return cls(home=str(settings.home), source_dsn=settings.source_dsn, warehouse_dsn=settings.warehouse_dsn,
-                   slot=settings.slot, pagila_dir=str(settings.pagila_dir) if settings.pagila_dir else None)
+                   slot=settings.slot, pagila_dir=str(settings.pagila_dir) if settings.pagila_dir else None,
+                   config_path=str(settings.config_path) if settings.config_path else None)
 
     @classmethod
     def from_environment(cls) -> MedallionResource:
@@ -42,16 +44,18 @@ class MedallionResource(ConfigurableResource):
                for name in ("MEDALLION_SOURCE_DSN", "MEDALLION_WAREHOUSE_DSN")}
         return cls(home=str(settings.home), source_dsn=dsn["MEDALLION_SOURCE_DSN"],
                    warehouse_dsn=dsn["MEDALLION_WAREHOUSE_DSN"], slot=settings.slot,
-                   pagila_dir=str(settings.pagila_dir) if settings.pagila_dir else None)
+                   pagila_dir=str(settings.pagila_dir) if settings.pagila_dir else None,
+                   config_path=str(settings.config_path) if settings.config_path else None)
 
     def settings(self) -> Settings:
         return Settings(home=Path(self.home), source_dsn=self.source_dsn or None,
                         warehouse_dsn=self.warehouse_dsn or None, slot=self.slot,
-                        pagila_dir=Path(self.pagila_dir) if self.pagila_dir else None)
+                        pagila_dir=Path(self.pagila_dir) if self.pagila_dir else None,
+                        config_path=Path(self.config_path) if self.config_path else None)
 
     @contextmanager
     def dbt_profile(self) -> Iterator[None]:
-        """transform/profiles.yml reads MEDALLION_DBT_*: set them for the dbt subprocess
+        """The build project's profiles.yml reads MEDALLION_DBT_*: set them for the dbt subprocess
         (it inherits os.environ when it starts), and restore them afterwards."""
         with dbt_profile(endpoints(self.settings()).warehouse):
             yield
@@ -63,6 +67,6 @@ def dbt_executable() -> str:
     return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
 
 
-def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR),
+def dbt_resource(project_dir: Path) -> DbtCliResource:
+    return DbtCliResource(project_dir=str(project_dir), profiles_dir=str(project_dir),
                           dbt_executable=dbt_executable())
