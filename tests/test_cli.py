@@ -58,7 +58,7 @@ def test_table_without_replica_identity_is_refused_before_anything_is_written(
         settings: Settings, cli_env: dict[str, str]) -> None:
     execute(settings.source_dsn, "alter table store replica identity nothing")
     line = one_error_line(medallion("ingest", env=cli_env))
-    assert "public.store has no primary key and no replica identity" in line
+    assert "public.store has no replica identity" in line
     assert "medallion prepare-source" in line
     assert not query(settings.source_dsn, "select 1 from pg_replication_slots where slot_name = %s", [settings.slot])
     execute(settings.source_dsn, "alter table store replica identity default")
@@ -68,7 +68,7 @@ def test_table_without_replica_identity_is_refused_before_anything_is_written(
 
 
 def test_second_ingester_on_the_same_slot_is_refused(settings: Settings, cli_env: dict[str, str]) -> None:
-    with Ingester(endpoints(settings), settings.slot) as first:
+    with Ingester(endpoints(settings), settings.slot, settings.config()) as first:
         first.start()
         line = one_error_line(medallion("ingest", "--wait", "1", env=cli_env))
     assert f"another ingester is running on slot {settings.slot}" in line

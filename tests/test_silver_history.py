@@ -15,6 +15,8 @@ from psycopg.types.json import Jsonb
 from medallion import pipeline
 from medallion.bronze import store
 from medallion.errors import BuildFailed
+from medallion.selection import resolve
+from medallion.source.catalog import read_tables
 from medallion.settings import Settings
 from support import execute, query, schema_dump
 
@@ -191,9 +193,13 @@ def test_edge_cases_of_commit_order(settings: Settings) -> None:
     """Hand-written bronze for what a live source rarely produces: two transactions with one
     commit time, and truncates sharing a transaction with inserts, split over two builds."""
     wh = settings.warehouse_dsn
-    with psycopg.connect(wh) as conn:
-        store.ensure_schema(conn)
     t0, t1, t2, t3 = (f"2026-11-0{day} 12:00+00" for day in (1, 2, 3, 4))
+    # what a snapshot records first: each captured table's bronze table and schema
+    with psycopg.connect(settings.source_dsn) as src, psycopg.connect(wh) as conn:
+        store.ensure_schema(conn)
+        for captured in resolve(settings.config(), read_tables(src)).captured:
+            store.create_bronze_table(conn, captured.bronze)
+            store.record_table(conn, captured.bronze, captured.table, 0, t0)
     insert = ("insert into bronze.br_customer_cdc (commit_lsn, ordinal, lsn, op, full_row, source_table, commit_ts) "
               "values (%s, %s, %s, %s, %s, 'public.customer', %s)")
 

@@ -18,21 +18,35 @@ def check_wal_level(conn: psycopg.Connection) -> None:
         )
 
 
-def check_tables(selection: Selection) -> None:
-    """Every captured table and partition has REPLICA IDENTITY FULL.
+def identity_problems(selection: Selection) -> list[str]:
+    """One line for each captured table or partition without REPLICA IDENTITY FULL.
 
     FULL is what bronze relies on: a delete then carries the whole old row, an update's
     unchanged TOASTed columns can be filled in from the old row instead of being lost, and a
     table without a primary key can be updated and deleted at all once it is published."""
-    require_some(selection)
+    problems = []
     for captured in selection.captured:
         for relation in (captured.table, *captured.partitions):
-            if relation.replica_identity == "f":
-                continue
-            identity = {"d": "DEFAULT", "i": "USING INDEX", "n": "NOTHING"}[relation.replica_identity]
-            raise SourceNotReady(
-                f"table {relation.qualified} has REPLICA IDENTITY {identity}; bronze needs FULL so deletes keep "
-                "the whole row and unchanged TOASTed values survive updates: run 'medallion prepare-source'")
+            if relation.replica_identity == "n" or (relation.replica_identity == "d" and not relation.key):
+                problems.append(
+                    f"table {relation.qualified} has no replica identity (REPLICA IDENTITY "
+                    f"{'NOTHING' if relation.replica_identity == 'n' else 'DEFAULT without a primary key'}), so its "
+                    "updates and deletes cannot be captured: run 'medallion prepare-source' "
+                    f"(ALTER TABLE {relation.qualified} REPLICA IDENTITY FULL)")
+            elif relation.replica_identity != "f":
+                identity = {"d": "DEFAULT", "i": "USING INDEX", "n": "NOTHING"}[relation.replica_identity]
+                problems.append(
+                    f"table {relation.qualified} has REPLICA IDENTITY {identity}; bronze needs FULL so deletes keep "
+                    "the whole row and unchanged TOASTed values survive updates: run 'medallion prepare-source'")
+    return problems
+
+
+def check_tables(selection: Selection) -> None:
+    """Refuse to start capturing a selection that is empty or not all REPLICA IDENTITY FULL."""
+    require_some(selection)
+    problems = identity_problems(selection)
+    if problems:
+        raise SourceNotReady(problems[0])
 
 
 def prepare_source(conn: psycopg.Connection, selection: Selection) -> list[str]:

@@ -145,9 +145,8 @@ class Ingester:
     def _check_resumed_selection(self) -> None:
         """Bronze's tables are still selected, and still capturable; say what the selection adds."""
         selection = self.selection()
-        for note in selection.notes:
+        for note in selection.notes + checks.identity_problems(selection):
             self.notify(note)
-        checks.check_tables(selection)
         recorded = store.recorded_tables(self.wh)
         self.wh.commit()
         for table in recorded.values():

@@ -14,6 +14,7 @@ where store_id = %(store_id)s and month = %(month)s;
 select n.nspname, c.relname
 from pg_class as c
 join pg_namespace as n on n.oid = c.relnamespace
-where n.nspname in ('bronze', 'silver', 'gold') and c.relkind in ('r', 'p') and not c.relispartition
-  and c.relname not like '%%\_\_%%' and c.relname not in ('ingest_state', 'ingest_log', 'build_watermark')
+where c.relkind in ('r', 'p') and not c.relispartition
+  and ((n.nspname = 'bronze' and c.relname in (select bronze_table from bronze.table_schema))
+       or (n.nspname in ('silver', 'gold') and c.relname not like '%%\_\_%%' and c.relname <> 'build_watermark'))
 order by array_position(array['bronze', 'silver', 'gold'], n.nspname::text), c.relname;

@@ -34,9 +34,9 @@ select * from final
 
 
 {% test current_matches_bronze_replay(model, history) %}
-{#- The current view equals an independent replay of bronze up to the history model's
+{#- The current rows equal an independent replay of bronze up to the history model's
     watermark: per key, the row its last change left, unless that change was a delete or a
-    truncate came after it. The replay shares only the typing (cdc_feed) with the history
+    truncate of its table (or of its partition) came after it. The replay shares only the typing (cdc_feed) with the history
     model, not the versioning. -#}
 {%- if execute -%}
     {%- set node = graph.nodes['model.' ~ project_name ~ '.' ~ history] -%}
@@ -63,8 +63,8 @@ feed as (
     where all_changes.commit_lsn <= applied.last_commit_lsn
 ),
 
-last_truncate as (
-    select commit_lsn, ordinal from feed where op = 'T' order by commit_lsn desc, ordinal desc limit 1
+truncates as (
+    select commit_lsn, ordinal, source_table from feed where op = 'T'
 ),
 
 latest as (
@@ -78,9 +78,11 @@ expected as (
     select {{ cols }}
     from latest
     where op <> 'D'
+      -- a truncate of the captured table, or of the partition the row lives in, came after it
       and not exists (
-          select from last_truncate as t
-          where (t.commit_lsn, t.ordinal) > (latest.commit_lsn, latest.ordinal))
+          select from truncates as t
+          where (t.commit_lsn, t.ordinal) > (latest.commit_lsn, latest.ordinal)
+            and t.source_table in ({{ medallion_literal(node.config.source_table) }}, latest.source_table))
 ),
 
 actual as (
