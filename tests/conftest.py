@@ -25,7 +25,7 @@ from medallion.settings import PAGILA_CONFIG, REPO_ROOT, Settings
 from medallion.source.catalog import read_tables
 from medallion.source import pagila
 from medallion.source.cluster import EmbeddedCluster
-from support import create_database, drop_database
+from support import create_database, drop_database, environment
 
 TEMPLATE_DB = "pagila_template"
 _counter = itertools.count(1)
@@ -91,10 +91,19 @@ def settings(cluster: EmbeddedCluster) -> Iterator[Settings]:
 
 
 @pytest.fixture
+def blank_settings(cluster: EmbeddedCluster) -> Iterator[Settings]:
+    """A private pipeline on an empty source database (not Pagila), with no medallion.toml."""
+    n = next(_counter)
+    src, wh = f"src_{n}", f"wh_{n}"
+    source_dsn = create_database(cluster, src)
+    warehouse_dsn = create_database(cluster, wh)
+    yield Settings(home=cluster.home, source_dsn=source_dsn, warehouse_dsn=warehouse_dsn,
+                   slot=f"medallion_test_{n}", pagila_dir=None, config_path=None)
+    drop_database(cluster, src)
+    drop_database(cluster, wh)
+
+
+@pytest.fixture
 def cli_env(settings: Settings) -> dict[str, str]:
     """Environment for running the `medallion` command against the test's private pipeline."""
-    env = dict(os.environ)
-    env.update(MEDALLION_SOURCE_DSN=settings.source_dsn or "", MEDALLION_WAREHOUSE_DSN=settings.warehouse_dsn or "",
-               MEDALLION_SLOT=settings.slot, MEDALLION_HOME=str(settings.home),
-               PAGILA_DIR=str(settings.pagila_dir), MEDALLION_CONFIG=str(settings.config_path))
-    return env
+    return environment(settings)

@@ -2,10 +2,45 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import psycopg
 from psycopg import sql
 
+from medallion.settings import Settings
 from medallion.source.cluster import EmbeddedCluster
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """Environment for running the `medallion` command against a test's private pipeline."""
+    env = dict(os.environ)
+    for name in ("MEDALLION_CONFIG", "PAGILA_DIR"):
+        env.pop(name, None)
+    env.update(MEDALLION_SOURCE_DSN=settings.source_dsn or "", MEDALLION_WAREHOUSE_DSN=settings.warehouse_dsn or "",
+               MEDALLION_SLOT=settings.slot, MEDALLION_HOME=str(settings.home))
+    if settings.pagila_dir:
+        env["PAGILA_DIR"] = str(settings.pagila_dir)
+    if settings.config_path:
+        env["MEDALLION_CONFIG"] = str(settings.config_path)
+    return env
+
+
+def medallion(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """The `medallion` command, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "medallion.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The command failed with exactly one 'error: ' line, last, and no traceback."""
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr  # progress notes may come first
+    assert "Traceback" not in result.stderr
+    return errors[0]
 
 
 def create_database(cluster: EmbeddedCluster, name: str, template: str | None = None) -> str:

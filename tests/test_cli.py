@@ -18,21 +18,7 @@ from medallion.cli import cli
 from medallion.db import endpoints
 from medallion.settings import Settings
 from medallion.source.cluster import EmbeddedCluster
-from support import execute, query
-
-
-def medallion(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "medallion.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 1, result.stdout + result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error: ")]
-    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr  # progress notes may come first
-    assert "Traceback" not in result.stderr
-    return errors[0]
+from support import execute, medallion, one_error_line, query
 
 
 @pytest.mark.parametrize("name", sorted(cli.commands))

@@ -12,8 +12,7 @@ from datetime import date
 from decimal import Decimal
 
 
-from medallion import pipeline, transform
-from medallion.db import endpoints
+from medallion import pipeline
 from medallion.settings import Settings
 from support import execute, query, schema_dump
 
@@ -127,12 +126,8 @@ def test_gold_reconciles_and_a_new_payment_changes_only_its_store_month(settings
 
 def rebuild_gold(settings: Settings) -> None:
     """dbt build --full-refresh of gold alone: every mart recomputed from scratch over the same silver."""
-    from dbt.cli.main import dbtRunner
-
-    args = transform.dbt_args(settings, "build", full_refresh=True) + ["--select", "path:models/gold"]
-    with transform.dbt_profile(endpoints(settings).warehouse):
-        outcome = dbtRunner().invoke(args)
-    assert outcome.success, outcome.exception
+    report = pipeline.build(settings, full_refresh=True, select=("gold",))
+    assert report.count("model") == 5, [n.unique_id for n in report.nodes]
 
 
 def test_incremental_gold_equals_a_full_rebuild_and_travels_back(settings: Settings) -> None:

@@ -63,7 +63,8 @@ feed as (
     where all_changes.commit_lsn <= applied.last_commit_lsn
 ),
 
-truncates as (
+truncates as materialized (
+    -- few or none; materialized, or each row below would scan the feed again
     select commit_lsn, ordinal, source_table from feed where op = 'T'
 ),
 
