@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -36,13 +37,13 @@ def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except MedallionError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             sys.exit(1)
     return wrapper
 
 
 def note(message: str) -> None:
-    err.print(f"[dim]{message}[/]", highlight=False, soft_wrap=True)
+    err.print(f"[dim]{escape(message)}[/]", highlight=False, soft_wrap=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -161,18 +162,18 @@ def tables(fmt: str) -> None:
         column.overflow = "fold"  # names are never cut short, whatever the width
     for t in chosen.captured:
         origin = "" if t.key_origin == "primary key" else f" ({t.key_origin})"
-        key = f"{', '.join(t.key)}{origin}" if t.key else "[yellow]none[/]"
+        key = escape(f"{', '.join(t.key)}{origin}") if t.key else "[yellow]none[/]"
         parts = f" (+{len(t.partitions)} partitions)" if t.partitions else ""
-        silver = t.silver + (f" (by month of {t.partition_by})" if t.partition_by else "") if t.key \
+        silver = escape(t.silver + (f" (by month of {t.partition_by})" if t.partition_by else "")) if t.key \
             else "[yellow]no history: needs a key[/]"
-        captured.add_row(t.name + parts, key, _IDENTITY[t.table.replica_identity], t.bronze, silver)
+        captured.add_row(escape(t.name + parts), key, _IDENTITY[t.table.replica_identity], escape(t.bronze), silver)
     out.print(captured)
     if chosen.left_out:
         left = Table("source table", "why", title="left out", title_justify="left")
         for column in left.columns:
             column.overflow = "fold"
         for t in chosen.left_out:
-            left.add_row(t.name, t.reason)
+            left.add_row(escape(t.name), escape(t.reason))
         out.print(left)
     for line in chosen.notes:
         note(line)
@@ -388,7 +389,7 @@ def run() -> None:
     Example:
       medallion run && psql "$MEDALLION_WAREHOUSE_DSN" -c 'select * from silver.dim_customer_as_of(now())'
     """
-    report = pipeline.run(load_settings())
+    report = pipeline.run(load_settings(), note)
     out.print(f"ingested: {report.ingest.snapshot_rows:,} snapshot rows, {report.ingest.changes:,} changes")
     _print_build(report.build)
 

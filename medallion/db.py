@@ -12,7 +12,7 @@ from medallion.settings import SOURCE_DB, WAREHOUSE_DB, Settings
 
 # Text forms of values must not depend on the server's or the user's defaults:
 # the same source change must always land as the same bronze row.
-SESSION_OPTIONS = "-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres"
+SESSION_OPTIONS = "-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c bytea_output=hex -c extra_float_digits=1"
 
 
 @dataclass(frozen=True)

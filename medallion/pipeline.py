@@ -201,9 +201,9 @@ class RunReport:
     build: transform.BuildReport
 
 
-def run(settings: Settings) -> RunReport:
+def run(settings: Settings, notify: Callable[[str], None] = lambda _: None) -> RunReport:
     """The nightly job: bring bronze up to date, then build silver and gold from it."""
-    ingested = ingest(settings)
+    ingested = ingest(settings, notify=notify)
     return RunReport(ingested, build(settings))
 
 

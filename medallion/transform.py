@@ -10,6 +10,7 @@ data that becomes one BuildFailed naming the failing node.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -140,6 +141,9 @@ def _install_packages(settings: Settings, project_dir: Path) -> None:
     if stamp.exists() and stamp.read_text(encoding="utf-8") == wanted:
         return
     work = settings.home / "dbt"
+    # deps installs what package-lock.yml pins and never removes a package: start from neither
+    shutil.rmtree(project_dir / "dbt_packages", ignore_errors=True)
+    (project_dir / "package-lock.yml").unlink(missing_ok=True)
     outcome = dbtRunner().invoke(["deps", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir),
                                   "--log-path", str(work / "logs"), "--log-level", "none"])
     if not outcome.success:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 
 import psycopg
 from psycopg import sql
@@ -28,8 +29,9 @@ def environment(settings: Settings) -> dict[str, str]:
 
 
 def medallion(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """The `medallion` command, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "medallion.cli", *args], env=env,
+    """The `medallion` command, as a user runs it: from a folder without a medallion.toml (the
+    configuration is MEDALLION_CONFIG's, or none), not from the repository's Pagila project."""
+    return subprocess.run([sys.executable, "-m", "medallion.cli", *args], env=env, cwd=tempfile.gettempdir(),
                           capture_output=True, text=True, timeout=timeout)
 
 

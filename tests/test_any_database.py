@@ -159,12 +159,13 @@ def checkpoint(dsn: str, tables: list[str]) -> tuple[object, dict[str, list[tupl
 
 
 def silver_as_of(dsn: str, function: str, at: object) -> list[tuple]:
+    """The rows of silver.<function>(at), without the system columns."""
+    relation = sql.Identifier("silver", function)
     with psycopg.connect(dsn, options="-c TimeZone=UTC") as conn:
-        cur = conn.execute(sql.SQL("select * from {}(%s)").format(sql.Identifier("silver", function)), [at])
-        names = [c.name for c in cur.description]
-        rows = cur.fetchall()
-    keep = [i for i, name in enumerate(names) if name not in ("sys_start", "sys_end")]
-    return sorted((tuple(row[i] for i in keep) for row in rows), key=repr)
+        names = [c.name for c in conn.execute(sql.SQL("select * from {}(%s) limit 0").format(relation), [at]).description]
+        columns = sql.SQL(", ").join(sql.Identifier(n) for n in names if not n.startswith("sys_"))
+        rows = conn.execute(sql.SQL("select {} from {}(%s)").format(columns, relation), [at]).fetchall()
+    return sorted(rows, key=repr)
 
 
 def source_columns(dsn: str, schema: str, table: str) -> list[tuple[str, str]]:

@@ -50,10 +50,21 @@ final as (
         commit_ts,
         source_table,
         {%- for name, type in columns.items() %}
-        (image ->> {{ medallion_literal(name) }})::{{ type }} as {{ medallion_quote(name) }}{{ "," if not loop.last }}
+        {{ medallion_typed("image ->> " ~ medallion_literal(name), type) }} as {{ medallion_quote(name) }}{{ "," if not loop.last }}
         {%- endfor %}
     from images
 )
 
 select * from final
 {% endmacro %}
+
+
+{% macro medallion_typed(text, type) -%}
+{#- A bronze value (the type's text output) as the column's type. wal2json alone writes bytea
+    as bare hex, without the \x that bytea's text output starts with. -#}
+{%- if type == 'bytea' -%}
+    (case when left({{ text }}, 2) = '\x' then ({{ text }})::bytea else decode({{ text }}, 'hex') end)
+{%- else -%}
+    ({{ text }})::{{ type }}
+{%- endif -%}
+{%- endmacro %}

@@ -76,7 +76,8 @@ latest as (
 ),
 
 expected as (
-    select {{ cols }}
+    -- rows compared as text: json, point and the like have no equality operator
+    select row({{ cols }})::text as source_row
     from latest
     where op <> 'D'
       -- a truncate of the captured table, or of the partition the row lives in, came after it
@@ -87,7 +88,7 @@ expected as (
 ),
 
 actual as (
-    select {{ cols }} from {{ model }}
+    select row({{ cols }})::text as source_row from {{ model }}
 ),
 
 final as (
