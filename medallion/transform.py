@@ -10,7 +10,6 @@ data that becomes one BuildFailed naming the failing node.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -104,7 +103,7 @@ def _first_line(text: str | None) -> str:
 
 
 def prepare_project(settings: Settings, predict: bool = False) -> BuildProject:
-    """Write the build project for what bronze holds now, and install its packages when they changed.
+    """Write the build project for what bronze holds now, the project's own dbt linked in as a package.
 
     predict: before the first ingest, plan for the selection as the source's catalog resolves it
     (what the first ingest will capture), so that Dagster can show the asset graph."""
@@ -115,9 +114,7 @@ def prepare_project(settings: Settings, predict: bool = False) -> BuildProject:
         recorded = _predicted(settings, ends.source)
     if not recorded:
         raise MedallionError("bronze has captured no table yet: run 'medallion ingest' (or 'medallion run') first")
-    project = write_project(settings.home, settings.config(), recorded)
-    _install_packages(settings, project.path)
-    return project
+    return write_project(settings.home, settings.config(), recorded)
 
 
 def _predicted(settings: Settings, source_dsn: str) -> dict[str, store.RecordedTable]:
@@ -130,28 +127,6 @@ def _predicted(settings: Settings, source_dsn: str) -> dict[str, store.RecordedT
                                           qualified=t.table.qualified, commit_lsn=0, columns=t.table.columns,
                                           key=t.table.key, replica_identity=t.table.replica_identity)
             for t in chosen.captured}
-
-
-def _install_packages(settings: Settings, project_dir: Path) -> None:
-    """`dbt deps` when packages.yml differs from what was last installed (local packages are symlinks)."""
-    from dbt.cli.main import dbtRunner
-
-    wanted = (project_dir / "packages.yml").read_text(encoding="utf-8")
-    stamp = project_dir / "dbt_packages" / ".installed-from"
-    if stamp.exists() and stamp.read_text(encoding="utf-8") == wanted:
-        return
-    work = settings.home / "dbt"
-    # deps installs what package-lock.yml pins and never removes a package: start from neither
-    shutil.rmtree(project_dir / "dbt_packages", ignore_errors=True)
-    (project_dir / "package-lock.yml").unlink(missing_ok=True)
-    outcome = dbtRunner().invoke(["deps", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir),
-                                  "--log-path", str(work / "logs"), "--log-level", "none"])
-    if not outcome.success:
-        raise BuildFailed(f"dbt deps failed for {project_dir / 'packages.yml'}: "
-                          f"{_first_line(str(outcome.exception or 'see dbt.log'))}; details in "
-                          f"{work / 'logs' / 'dbt.log'}", node=None, failed=[])
-    stamp.parent.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(wanted, encoding="utf-8")
 
 
 def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...] = (),

@@ -172,7 +172,7 @@ def _model_yml(silver: SilverTable) -> list[dict]:
                     for c in table.columns] + [
             {"name": "sys_start", "description": HISTORY_RULES},
             {"name": "sys_end", "description": "End of the version (exclusive); 'infinity' while current."}],
-        "data_tests": [{"one_current_version": {"key": key}}, {"no_overlapping_versions": {"key": key}}],
+        "data_tests": [{"valid_history": {"arguments": {"key": key}}}],
     }
     if silver.history_model != silver.history:
         history["config"]["alias"] = silver.history
@@ -189,9 +189,12 @@ def _model_yml(silver: SilverTable) -> list[dict]:
         current = {
             "name": silver.current_model,
             "description": f"The rows {table.qualified} holds now: the current versions of {silver.history}.",
-            "config": {"materialized": "view"},
+            "config": {"materialized": "current_view"},
         }
-    current["data_tests"] = [{"current_matches_bronze_replay": {"history": silver.history_model}}]
+    # the replay stops at the watermark of the model that read bronze: the history for a view
+    # (which the view depends on), the current-state table itself otherwise
+    reader = silver.current_model if silver.partition_by else silver.history_model
+    current["data_tests"] = [{"current_matches_bronze_replay": {"arguments": {"history": reader}}}]
     if silver.current_model != silver.base:
         current["config"]["alias"] = silver.base
     return [history, current]
@@ -209,6 +212,24 @@ def _yaml(data: object) -> str:
         yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
 
 
+def link_package(project_dir: Path, dbt_project: Path | None) -> None:
+    """Install the project's own dbt project as a package: a symlink in dbt_packages/, which is
+    all that `dbt deps` does for a local package (without its second of start-up)."""
+    packages = project_dir / "dbt_packages"
+    wanted = {}
+    if dbt_project is not None:
+        name = yaml.safe_load((dbt_project / "dbt_project.yml").read_text(encoding="utf-8")).get("name")
+        wanted[str(name)] = dbt_project
+    if packages.exists():
+        for entry in packages.iterdir():
+            if entry.name not in wanted or not entry.is_symlink() or entry.resolve() != wanted[entry.name]:
+                entry.unlink() if entry.is_symlink() or entry.is_file() else shutil.rmtree(entry)
+    packages.mkdir(parents=True, exist_ok=True)
+    for name, path in wanted.items():
+        if not (packages / name).exists():
+            (packages / name).symlink_to(path, target_is_directory=True)
+
+
 def write_project(home: Path, config: ProjectConfig, recorded: dict[str, RecordedTable]) -> BuildProject:
     """(Re)write the build project under home/dbt/project for what bronze holds now."""
     path = home / "dbt" / "project"
@@ -218,6 +239,7 @@ def write_project(home: Path, config: ProjectConfig, recorded: dict[str, Recorde
     _write(path / "profiles.yml", (ENGINE_DIR / "profiles.yml").read_text(encoding="utf-8"))
     packages = [{"local": str(config.dbt_project)}] if config.dbt_project else []
     _write(path / "packages.yml", _yaml({"packages": packages}))
+    link_package(path, config.dbt_project)
     _write(path / "models" / "bronze" / "_bronze__sources.yml", _yaml(_sources_yml(recorded, sources)))
 
     silver_dir = path / "models" / "silver"
@@ -225,11 +247,17 @@ def write_project(home: Path, config: ProjectConfig, recorded: dict[str, Recorde
     models = []
     for table in silver:
         models += _model_yml(table)
-        history_sql = f"{{{{ history_feed(source('bronze', '{table.source_name}')) }}}}\n"
+        # plain source()/ref() models that dbt's static parser reads without rendering Jinja;
+        # the materializations (medallion/dbt/macros/silver) build the typed SQL themselves
+        source = f"{{{{ source('bronze', '{table.source_name}') }}}}"
+        history_sql = f"-- {table.table.qualified}: every version, built by the system_versioned materialization\n" \
+                      f"select * from {source}\n"
         if table.partition_by:
-            current_sql = f"{{{{ current_state_feed(source('bronze', '{table.source_name}')) }}}}\n"
+            current_sql = f"-- {table.table.qualified}: the current rows, built by the current_state materialization\n" \
+                          f"select * from {source}\n"
         else:
-            current_sql = f"{{{{ current_rows(ref('{table.history_model}')) }}}}\n"
+            current_sql = f"-- {table.table.qualified}: the current versions of its history (current_view materialization)\n" \
+                          f"select * from {{{{ ref('{table.history_model}') }}}}\n"
         _write(silver_dir / f"{table.history_model}.sql", history_sql)
         _write(silver_dir / f"{table.current_model}.sql", current_sql)
         wanted |= {f"{table.history_model}.sql", f"{table.current_model}.sql"}

@@ -1,39 +1,12 @@
-{% macro current_state_feed(bronze) %}
-{#-
-    The SQL of a current-state model: silver.<base> as a table range-partitioned by month (UTC)
-    on a date or timestamp column, for tables whose medallion.toml entry sets partition_by
-    (large facts). Generated models are just
-
-        {{ current_state_feed(source('bronze', 'br_rental_cdc')) }}
-
-    with config (materialized='current_state', key, partition_by, source_table) in their yml.
-    Each row is the source row as its latest change left it, with last_commit_ts (that
-    change's commit time) and source_table (the relation, e.g. the leaf partition, it lives
-    in). Deletes remove rows; a truncate removes the rows of the relation it names (all rows
-    when it names the partitioned root). The current_state materialization applies only
-    bronze rows past the model's watermark and touches only the keys they change.
--#}
-{%- if execute -%}
-{{ cdc_feed(bronze, config.require('key'), medallion_columns(bronze)) }}
-{%- else -%}
-select 1 as parsing_only
-{%- endif -%}
-{% endmacro %}
-
-
 {% macro current_rows(history) %}
-{#- The SQL of silver.<base>, the current rows of a history: every source column and sys_start
-    (when the current version began), from the versions with sys_end = 'infinity'. -#}
-{%- if execute -%}
+{#- The current rows of a history: every source column and sys_start (when the current version
+    began), from the versions with sys_end = 'infinity'. -#}
 {%- set columns = adapter.get_columns_in_relation(history) | map(attribute='name')
                   | reject('equalto', 'sys_end') | list -%}
 select {{ medallion_column_list(columns) }}
 from {{ history }}
 where sys_end = 'infinity'
-{%- else -%}
-select 1 as parsing_only
-{%- endif -%}
-{% endmacro %}
+{%- endmacro %}
 
 
 {% macro current_state_create_sql(relation, key, columns, partition_by) %}
@@ -138,3 +111,39 @@ begin
 end
 $drop_empty$;
 {% endmacro %}
+
+
+{% materialization current_view, adapter='postgres' %}
+{#- silver.<t>: a view of the current versions of the model's history, which the model names:
+    `select * from {{ ref('dim_customer_hist') }}` (statically parsed). The view selects every
+    source column and sys_start where sys_end = 'infinity'. One statement per build: `create or
+    replace view` keeps the objects that depend on the view (gold's line views, users' own
+    views); only when the columns changed in a way it cannot follow is the view dropped and
+    created again. -#}
+    {%- set target_relation = this.incorporate(type='view') -%}
+    {%- set history = model.refs[0] -%}
+    {%- set sql = current_rows(ref(history['name'])) -%}
+    {%- set existing_relation = load_cached_relation(this) -%}
+    {%- if existing_relation is not none and existing_relation.type != 'view' %}
+        {{ adapter.drop_relation(existing_relation) }}
+    {%- endif %}
+    {% call statement('main') -%}
+        do $current_view$
+        begin
+            execute {{ medallion_dollar_quoted('create or replace view ' ~ target_relation ~ ' as ' ~ sql) }};
+        exception when invalid_table_definition or feature_not_supported or datatype_mismatch then
+            execute {{ medallion_literal('drop view if exists ' ~ target_relation ~ ' cascade') }};
+            execute {{ medallion_dollar_quoted('create view ' ~ target_relation ~ ' as ' ~ sql) }};
+        end
+        $current_view$
+    {%- endcall %}
+    {{ adapter.commit() }}
+    {{ return({'relations': [target_relation]}) }}
+{% endmaterialization %}
+
+
+{% macro medallion_dollar_quoted(text) -%}
+    {#- text as a dollar-quoted literal whose tag cannot occur in it -#}
+    {%- set tag = '$medallion_' ~ local_md5(text)[:8] ~ '$' -%}
+    {{ tag }}{{ text }}{{ tag }}
+{%- endmacro %}

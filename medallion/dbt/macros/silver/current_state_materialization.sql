@@ -1,12 +1,18 @@
 {% materialization current_state, adapter='postgres' %}
-{#- Builds a month-partitioned current-state table from a typed change feed (see
-    cdc_current_state). Incremental by default: only keys changed by bronze rows past the
-    watermark are recomputed, in one transaction together with the new watermark.
-    --full-refresh drops the table and replays bronze from the start. -#}
+{#- silver.<t> for a table whose medallion.toml entry sets partition_by (large facts): the rows
+    the source holds now, range-partitioned by UTC month of that column, with last_commit_ts
+    (when the row's last change committed) and source_table (the relation, e.g. the leaf
+    partition, it lives in). Like the history, the model is `select * from {{ source(...) }}`
+    and the typed feed is built here. Deletes remove rows; a truncate removes the rows of the
+    relation it names (all of them when it names the root). Incremental by default: only keys
+    changed by bronze rows past the watermark are recomputed, in one transaction together with
+    the new watermark. --full-refresh drops the table and replays bronze from the start.
+    config: key, partition_by, source_table, object_prefix. -#}
     {%- set key = config.require('key') -%}
     {%- set partition_by = config.require('partition_by') -%}
     {%- set bronze_relation = medallion_bronze_of(model) -%}
     {%- set columns = medallion_columns(bronze_relation) -%}
+    {%- set feed = cdc_feed(bronze_relation, key, columns) -%}
     {%- set source_root = config.require('source_table') -%}
     {%- set target_relation = this.incorporate(type='table') -%}
     {%- set existing_relation = load_cached_relation(this) -%}
@@ -28,7 +34,7 @@
     {%- set hi = medallion_bronze_high(bronze_relation, lo) -%}
 
     {%- if hi > lo %}
-        {% do run_query(current_state_stage_sql(target_relation, sql, key, columns, source_root, lo, hi)) %}
+        {% do run_query(current_state_stage_sql(target_relation, feed, key, columns, source_root, lo, hi)) %}
         {% do current_state_create_partitions(target_relation, partition_by) %}
     {%- endif %}
     {% call statement('main') -%}

@@ -1,31 +1,3 @@
-{% macro history_feed(bronze) %}
-{#-
-    The SQL of a history model: the typed change feed of its bronze table. Generated models
-    (medallion/silver/project.py) are just
-
-        {{ history_feed(source('bronze', 'br_customer_cdc')) }}
-
-    with config (materialized='system_versioned', key, source_table, as_of, object_prefix) in
-    their yml; the columns and their types come from bronze's record of the source's schema
-    (bronze.table_schema), so no model lists them. The system_versioned materialization turns
-    the feed into versions, enforces the temporal constraints and creates <base>_as_of(ts).
-    Semantics, in commit order (commit_lsn, ordinal):
-
-    - one version per source transaction that changed the key; several changes to one key in
-      one transaction collapse to the last, since no reader could see the states in between;
-    - sys_start = the change's commit_ts (for R rows: the snapshot time); sys_end = the next
-      version's sys_start, the commit_ts of the delete or truncate that ended it, or 'infinity';
-    - of two versions starting at the same instant only the later (in commit order) is kept,
-      so sys_start < sys_end always holds.
--#}
-{%- if execute -%}
-{{ cdc_feed(bronze, config.require('key'), medallion_columns(bronze)) }}
-{%- else -%}
-select 1 as parsing_only
-{%- endif -%}
-{% endmacro %}
-
-
 {% macro medallion_quote(name) -%}
     {#- a quoted identifier; embedded double quotes doubled (adapter.quote does not) -#}
     "{{ name | replace('"', '""') }}"

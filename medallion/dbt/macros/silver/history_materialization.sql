@@ -1,12 +1,24 @@
 {% materialization system_versioned, adapter='postgres' %}
-{#- Builds a history table from a typed change feed (see history_feed). Incremental by
+{#- Builds the history of one captured table from its bronze change table, the model's one
+    source(): a generated model is just `select * from {{ source('bronze', 'br_customer_cdc') }}`
+    (statically parsed, so dbt parses hundreds of them quickly) and this materialization types
+    the changes itself (cdc_feed) with the columns bronze recorded for the table. Incremental by
     default: applies only bronze rows past the model's watermark, in one transaction together
     with the new watermark. --full-refresh drops the table and replays bronze from the start.
     config: key (list of columns), source_table (the captured root as bronze rows name it),
-    as_of (the as-of function's name), object_prefix (for constraint and index names). -#}
+    as_of (the as-of function's name), object_prefix (for constraint and index names).
+
+    Semantics, in commit order (commit_lsn, ordinal):
+    - one version per source transaction that changed the key; several changes to one key in
+      one transaction collapse to the last, since no reader could see the states in between;
+    - sys_start = the change's commit_ts (for R rows: the snapshot time); sys_end = the next
+      version's sys_start, the commit_ts of the delete or truncate that ended it, or 'infinity';
+    - of two versions starting at the same instant only the later (in commit order) is kept,
+      so sys_start < sys_end always holds. -#}
     {%- set key = config.require('key') -%}
     {%- set bronze_relation = medallion_bronze_of(model) -%}
     {%- set columns = medallion_columns(bronze_relation) -%}
+    {%- set feed = cdc_feed(bronze_relation, key, columns) -%}
     {%- set source_root = config.require('source_table') -%}
     {%- set target_relation = this.incorporate(type='table') -%}
     {%- set existing_relation = load_cached_relation(this) -%}
@@ -19,9 +31,9 @@
         {%- set existing_relation = none -%}
     {%- endif %}
     {%- if existing_relation is none %}
-        {% do run_query(system_versioned_create_sql(target_relation, key, columns)) %}
-        {% do run_query(system_versioned_exclusion_sql(target_relation, key)) %}
-        {% do run_query(medallion_forget_watermark_sql(target_relation)) %}
+        {% do run_query(system_versioned_create_sql(target_relation, key, columns)
+                        ~ system_versioned_exclusion_sql(target_relation, key)
+                        ~ medallion_forget_watermark_sql(target_relation)) %}
     {%- endif %}
 
     {#- one build at a time per table: a second waits here and then sees the first's watermark -#}
@@ -30,12 +42,12 @@
     {%- set hi = medallion_bronze_high(bronze_relation, lo) -%}
 
     {%- if hi > lo %}
-        {% do run_query(system_versioned_stage_sql(target_relation, sql, key, lo, hi)) %}
+        {% do run_query(system_versioned_stage_sql(target_relation, feed, key, lo, hi)) %}
         {%- set partial_truncates = run_query(
             "select exists (select from medallion_feed where op = 'T' and source_table <> "
             ~ medallion_literal(source_root) ~ ")").columns[0].values()[0] -%}
         {%- if partial_truncates %}
-            {% do run_query(system_versioned_seed_tables_sql(sql, key, lo)) %}
+            {% do run_query(system_versioned_seed_tables_sql(feed, key, lo)) %}
         {%- endif %}
     {%- endif %}
     {% call statement('main') -%}

@@ -1,32 +1,24 @@
 -- Generic tests of system-versioned history tables (columns sys_start, sys_end). The table's
 -- constraints already forbid these failures; the tests make them visible in every build.
 
-{% test one_current_version(model, key) %}
-{#- at most one version per key with sys_end = 'infinity' -#}
-{%- set key = [key] if key is string else key -%}
-select {{ medallion_column_list(key) }}, count(*) as current_versions
-from {{ model }}
-where sys_end = 'infinity'
-group by {{ medallion_column_list(key) }}
-having count(*) > 1
-{% endtest %}
-
-
-{% test no_overlapping_versions(model, key) %}
-{#- each version is a non-empty [sys_start, sys_end) and ends before the key's next one starts -#}
+{% test valid_history(model, key) %}
+{#- Per key: every version is a non-empty [sys_start, sys_end), ends before the next one starts,
+    and at most one is current (sys_end = 'infinity'). One scan of the history table. -#}
 {%- set key = [key] if key is string else key -%}
 with versions as (
     select
         {{ medallion_column_list(key) }},
         sys_start,
         sys_end,
-        lead(sys_start) over (partition by {{ medallion_column_list(key) }} order by sys_start) as next_start
+        lead(sys_start) over by_key as next_start,
+        count(*) filter (where sys_end = 'infinity') over (partition by {{ medallion_column_list(key) }}) as current_versions
     from {{ model }}
+    window by_key as (partition by {{ medallion_column_list(key) }} order by sys_start)
 ),
 
 final as (
     select * from versions
-    where sys_start >= sys_end or sys_end > next_start
+    where sys_start >= sys_end or sys_end > next_start or current_versions > 1
 )
 
 select * from final
@@ -34,8 +26,9 @@ select * from final
 
 
 {% test current_matches_bronze_replay(model, history) %}
-{#- The current rows equal an independent replay of bronze up to the history model's
-    watermark: per key, the row its last change left, unless that change was a delete or a
+{#- The current rows equal an independent replay of bronze up to the watermark of `history`,
+    the model that read bronze (the history a view selects from, or the current-state table
+    itself): per key, the row its last change left, unless that change was a delete or a
     truncate of its table (or of its partition) came after it. The replay shares only the typing (cdc_feed) with the history
     model, not the versioning. -#}
 {%- if execute -%}
