@@ -188,19 +188,24 @@ def _silver_names(t: Any) -> list[str]:
 @cli.command("prepare-source")
 @friendly_errors
 def prepare_source() -> None:
-    """Set REPLICA IDENTITY FULL on every captured table and partition.
+    """Prepare the source for capture: REPLICA IDENTITY FULL and the pipeline's publication.
 
-    Bronze needs it: deletes then carry the whole old row, updates that leave a large
-    (TOASTed) column unchanged can be completed from the old row, and a table without a
-    primary key can be updated at all once it is captured. Run it once by the tables' owner.
+    Bronze needs FULL on every captured table and partition: deletes then carry the whole old
+    row, updates that leave a large (TOASTed) column unchanged can be completed from the old
+    row, and a table without a primary key can be updated at all once it is published. The
+    publication (named after MEDALLION_SLOT) is what pgoutput sends: whole schemas when the role
+    may (superuser, PostgreSQL 15+), so tables created later are captured from their first row;
+    else the selected tables. Run it once by the tables' owner, and again after the selection grows.
 
     \b
     Example:
       MEDALLION_SOURCE_DSN=... MEDALLION_WAREHOUSE_DSN=... medallion prepare-source
     """
-    changed = pipeline.prepare_source(load_settings())
+    prepared = pipeline.prepare_source(load_settings())
+    changed = prepared.identity_changed
     out.print(f"replica identity FULL set on {len(changed)} relations" if changed
               else "every captured table already has replica identity FULL")
+    out.print(f"publication {prepared.publication}: {prepared.published}")
 
 
 @cli.command()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from psycopg import sql
 
 from medallion import transform
-from medallion.bronze import checks, store
+from medallion.bronze import checks, publication, store
 from medallion.bronze import slot as slots
 from medallion.bronze.ingest import DEFAULT_BATCH, BatchResult, Ingester, stop_on_interrupt
 from medallion.db import Endpoints, connect, endpoints
@@ -80,11 +80,21 @@ def selection(settings: Settings) -> Selection:
         return resolve(config, read_tables(src), recorded)
 
 
-def prepare_source(settings: Settings) -> list[str]:
-    """REPLICA IDENTITY FULL on every captured table and partition; returns what changed."""
+@dataclass
+class PreparedSource:
+    identity_changed: list[str]  # relations set to REPLICA IDENTITY FULL now
+    publication: str  # the pipeline's publication (what pgoutput sends)
+    published: str  # what it publishes
+
+
+def prepare_source(settings: Settings) -> PreparedSource:
+    """What capture needs on the source, for the selection: REPLICA IDENTITY FULL on every
+    captured table and partition, and the pipeline's publication. Run by the tables' owner."""
     chosen = selection(settings)
     with connect(endpoints(settings).source, "source") as conn:
-        return checks.prepare_source(conn, chosen)
+        changed = checks.prepare_source(conn, chosen)
+        published = publication.ensure(conn, settings.slot, chosen)
+    return PreparedSource(changed, publication.publication_name(settings.slot), published)
 
 
 def simulate(settings: Settings, seed: int = 42, transactions: int | None = 100, seconds: float | None = None,
@@ -142,7 +152,8 @@ def ingest(settings: Settings, follow: bool = False, batch_size: int = DEFAULT_B
     Without follow, drains what is pending and returns. With follow, keeps going in bounded
     batches until SIGINT/SIGTERM, finishing the batch in hand first."""
     report = IngestReport()
-    with Ingester(endpoints(settings), settings.slot, settings.config(), batch_size, wait, notify) as ingester:
+    with Ingester(endpoints(settings), settings.slot, settings.config(), batch_size, wait, notify,
+                  plugin=settings.asked_plugin()) as ingester:
         began = time.perf_counter()
         report.snapshot_rows = ingester.start(on_snapshot_table)
         report.snapshot_seconds = time.perf_counter() - began if report.snapshot_rows else 0.0

@@ -11,7 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from medallion.config import CONFIG_FILE, ProjectConfig, load_config
+from medallion.config import CONFIG_FILE, PLUGINS, ProjectConfig, load_config
+from medallion.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The Pagila example project: its medallion.toml names the seed's tables and points at transform/.
@@ -30,6 +31,7 @@ class Settings:
     slot: str
     pagila_dir: Path | None
     config_path: Path | None = None  # medallion.toml; None: the default selection, no project dbt
+    plugin: str | None = None  # MEDALLION_PLUGIN; else medallion.toml's [capture] plugin; else pgoutput
 
     @property
     def embedded(self) -> bool:
@@ -39,6 +41,15 @@ class Settings:
     def config(self) -> ProjectConfig:
         """The project file, read (and checked) now."""
         return load_config(self.config_path)
+
+    def asked_plugin(self) -> str | None:
+        """The output plugin asked for (MEDALLION_PLUGIN, else medallion.toml), or None: a new
+        pipeline then uses pgoutput, an existing one keeps the plugin its slot was made with."""
+        plugin = self.plugin or self.config().plugin
+        if plugin is not None and plugin not in PLUGINS:
+            raise ConfigError(f"MEDALLION_PLUGIN={plugin!r} is not an output plugin medallion reads: use "
+                              f"{' or '.join(PLUGINS)}")
+        return plugin
 
 
 def config_path(env: dict[str, str] | os._Environ[str]) -> Path | None:
@@ -60,4 +71,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         slot=env.get("MEDALLION_SLOT") or DEFAULT_SLOT,
         pagila_dir=Path(pagila).resolve() if pagila else None,
         config_path=config_path(env),
+        plugin=env.get("MEDALLION_PLUGIN") or None,
     )

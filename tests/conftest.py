@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from medallion import pipeline
 from medallion.bronze.checks import prepare_source
 from medallion.config import load_config
 from medallion.selection import resolve
@@ -84,8 +85,10 @@ def settings(cluster: EmbeddedCluster) -> Iterator[Settings]:
     src, wh = f"src_{n}", f"wh_{n}"
     source_dsn = create_database(cluster, src, TEMPLATE_DB)
     warehouse_dsn = create_database(cluster, wh)
-    yield Settings(home=cluster.home, source_dsn=source_dsn, warehouse_dsn=warehouse_dsn,
-                   slot=f"medallion_test_{n}", pagila_dir=_pagila_dir(), config_path=PAGILA_CONFIG)
+    prepared = Settings(home=cluster.home, source_dsn=source_dsn, warehouse_dsn=warehouse_dsn,
+                        slot=f"medallion_test_{n}", pagila_dir=_pagila_dir(), config_path=PAGILA_CONFIG)
+    pipeline.prepare_source(prepared)  # the slot's publication (the template has the identities)
+    yield prepared
     drop_database(cluster, src)
     drop_database(cluster, wh)
 

@@ -1,10 +1,16 @@
-"""Exactly-once delivery from the source's replication slot into bronze.
+"""Exactly-once delivery from the source's replication slot into bronze, streamed.
 
-One batch: peek whole transactions (the slot does not move), drop those bronze already has
-(commit position <= the recorded one), write the rest and the new position in ONE warehouse
-transaction, commit, and only then advance the slot. A crash at any point either leaves the
-batch wholly in bronze (the source hands it out again; it is skipped) or not at all (it is
-written on restart). The primary key (commit_lsn, ordinal) turns any slip into a loud error.
+The slot is streamed over the replication protocol (medallion.bronze.stream) with pgoutput
+(the default) or wal2json (medallion.bronze.decoders). Committed transactions are gathered and
+written in batches: the changes and the new position in ONE warehouse transaction, then, once it
+has committed, the position is confirmed to the server. A crash at any point leaves a batch
+wholly in bronze (the server sends it again; it is skipped: its commit position is not above the
+recorded one) or not at all (it is written after the restart). The primary key
+(commit_lsn, ordinal) turns any slip into a loud error.
+
+Memory is bounded by the batch size, not by transaction size: a transaction that grows past
+SPILL_AT captured changes before its commit arrives is spilled to bronze.ingest_spill in
+separate warehouse transactions, and moved into its bronze tables when it commits.
 """
 
 from __future__ import annotations
@@ -13,26 +19,29 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import psycopg
 from psycopg import sql
 
 from medallion import naming
-from medallion.bronze import checks, snapshot, store
+from medallion.bronze import checks, publication, snapshot, store
 from medallion.bronze import slot as slots
-from medallion.bronze.decode import Transaction, int_to_lsn, lsn_to_int, transactions
-from medallion.bronze.rows import bronze_row
+from medallion.bronze.decoders import RelationRef, decoder_for, int_to_lsn, lsn_to_int
+from medallion.bronze.stream import ReplicationStream
 from medallion.config import ProjectConfig
 from medallion.db import Endpoints, connect, sql_text
-from medallion.errors import BronzeMismatch, SelectionError, SlotBusy
+from medallion.errors import BronzeMismatch, SelectionError, SlotBusy, SourceNotReady
 from medallion.patterns import display
 from medallion.selection import Selection, resolve, selects
 from medallion.source.catalog import SourceTable, read_tables
 
-DEFAULT_BATCH = 50_000  # rows the slot hands out per peek (whole transactions, so maybe more)
+DEFAULT_BATCH = 50_000  # captured changes per warehouse transaction (whole source transactions)
+SPILL_AT = 20_000  # captured changes of one open transaction held in memory before spilling
+IDLE_WAIT = 0.05  # seconds to wait for a message before writing what is gathered
 BRONZE_COLUMNS = "commit_lsn, ordinal, lsn, xid, op, full_row, old_row, source_table, commit_ts"
+SPILL_COLUMNS = "slot_name, xid, target, ordinal, lsn, op, full_row, old_row, source_table"
 
 
 @dataclass
@@ -45,28 +54,53 @@ class BatchResult:
     seconds: float = 0.0
 
 
+@dataclass
+class Transaction:
+    """One source transaction as it arrives: its captured changes by bronze table."""
+
+    xid: int | None
+    commit_ts: object = None
+    commit_lsn: int = 0
+    ordinal: int = 0  # counts every row change, captured or not
+    rows: dict[str, list[tuple]] = field(default_factory=dict)  # target -> (ordinal, lsn, op, full, old, table)
+    in_memory: int = 0
+    spilled: set[str] = field(default_factory=set)  # targets with rows in bronze.ingest_spill
+    changes: int = 0  # captured, in memory and spilled
+
+
+def resolve_plugin(config: ProjectConfig, environ_plugin: str | None) -> str | None:
+    """The plugin asked for: MEDALLION_PLUGIN, else medallion.toml's [capture] plugin, else None."""
+    return environ_plugin or config.plugin
+
+
 class Ingester:
     """Owns the source and warehouse connections of one ingest run. Use as a context manager."""
 
     def __init__(self, endpoints: Endpoints, slot: str, config: ProjectConfig, batch_size: int = DEFAULT_BATCH,
-                 wait: float = 30.0, notify: Callable[[str], None] = lambda _: None) -> None:
+                 wait: float = 30.0, notify: Callable[[str], None] = lambda _: None,
+                 plugin: str | None = None, spill_at: int = SPILL_AT) -> None:
         self.endpoints = endpoints
         self.slot = slots.validate_slot_name(slot)
         self.config = config
         self.batch_size = batch_size
+        self.spill_at = spill_at
         self.wait = wait
         self.notify = notify
-        # (schema, table) as a change names it (a leaf partition, maybe) -> (its bronze table, its
-        # qualified name), or None when it is not captured
-        self._targets: dict[tuple[str, str], tuple[str, str] | None] = {}
+        self.asked_plugin = plugin
+        self.plugin = plugin or slots.DEFAULT_PLUGIN
+        # how a change names its relation -> (bronze table, the relation's qualified name), or
+        # None when it is not captured
+        self._targets: dict[object, tuple[str, str] | None] = {}
         self._recorded: dict[tuple[str, str], str] = {}  # captured root -> bronze table
+        self._recorded_tables: dict[str, store.RecordedTable] = {}
         self._new: dict[str, SourceTable] = {}  # bronze table -> a table first captured by this run
         self._left_out: dict[int, SourceTable] = {}  # oid -> a table seen and not captured, to record
         self._uncaptured: set[int] = set()
         self._catalog: dict[tuple[str, str], SourceTable] | None = None
-        self._warned: set[tuple[str, str]] = set()
+        self._by_oid: dict[int, SourceTable] = {}
+        self._warned: set[object] = set()
 
-    def __enter__(self) -> "Ingester":
+    def __enter__(self) -> Ingester:
         self.src = connect(self.endpoints.source, "source", autocommit=True)
         self.wh = connect(self.endpoints.warehouse, "warehouse")
         self.lock = slots.IngesterLock(self.src, self.slot)
@@ -96,6 +130,8 @@ class Ingester:
         self._recorded_tables = store.recorded_tables(self.wh)
         self._recorded = {(t.schema, t.name): t.bronze for t in self._recorded_tables.values()}
         self._uncaptured = store.uncaptured_oids(self.wh)
+        # a spilled transaction that never committed to bronze: the server sends it again
+        self.wh.execute("delete from bronze.ingest_spill where slot_name = %s", [self.slot])
         self.wh.commit()
         return rows
 
@@ -121,13 +157,22 @@ class Ingester:
                 raise BronzeMismatch(
                     f"slot {self.slot} is gone from the source while bronze stops at LSN {state.last_commit_lsn}: "
                     "changes made since cannot be recovered; run 'medallion reset' to take a new snapshot")
-            if existing["database"] != identity["database"] or existing["plugin"] != slots.PLUGIN:
+            if existing["database"] != identity["database"]:
                 raise BronzeMismatch(
-                    f"slot {self.slot} on the source belongs to database {existing['database']} with plugin "
-                    f"{existing['plugin']}: choose another MEDALLION_SLOT")
+                    f"slot {self.slot} on the source belongs to database {existing['database']}: "
+                    "choose another MEDALLION_SLOT")
+            if self.asked_plugin and self.asked_plugin != existing["plugin"]:
+                raise BronzeMismatch(
+                    f"bronze is captured through slot {self.slot} with {existing['plugin']}, not {self.asked_plugin}: "
+                    f"unset MEDALLION_PLUGIN / [capture] plugin to keep {existing['plugin']}, or run 'medallion reset' "
+                    f"to start over with {self.asked_plugin}")
+            self.plugin = existing["plugin"]
             self._check_resumed_selection()
             return 0
-        checks.check_tables(self.selection())
+        selection = self.selection()
+        checks.check_tables(selection)
+        if self.plugin == "pgoutput":
+            publication.check(self.src, self.slot, selection)
         if existing is not None:
             if existing["database"] != identity["database"]:
                 raise BronzeMismatch(
@@ -137,8 +182,9 @@ class Ingester:
             self.notify(f"dropping slot {self.slot} left by an interrupted initial snapshot")
             self._wait_until_inactive()
             slots.drop(self.src, self.slot)
-        rows, selection = snapshot.take(self.endpoints.source, self.wh, self.slot, identity, self.config, progress)
-        for note in selection.notes:
+        rows, taken = snapshot.take(self.endpoints.source, self.wh, self.slot, identity, self.config,
+                                    self.plugin, progress)
+        for note in taken.notes:
             self.notify(note)
         return rows
 
@@ -147,6 +193,8 @@ class Ingester:
         selection = self.selection()
         for note in selection.notes + checks.identity_problems(selection):
             self.notify(note)
+        if self.plugin == "pgoutput":
+            publication.check(self.src, self.slot, selection)
         recorded = store.recorded_tables(self.wh)
         self.wh.commit()
         for table in recorded.values():
@@ -177,35 +225,51 @@ class Ingester:
                                "stop that process first")
             time.sleep(0.25)
 
-    # -- stream --------------------------------------------------------------------------------
+    # -- which bronze table a change lands in ----------------------------------------------------
 
-    def _catalog_has(self, ident: tuple[str, str]) -> dict[tuple[str, str], SourceTable]:
-        """The source's tables, read again when ident is not among them (a table new since)."""
-        if self._catalog is None or ident not in self._catalog:
-            self._catalog = {t.ident: t for t in read_tables(self.src)}
+    def _refresh_catalog(self) -> dict[tuple[str, str], SourceTable]:
+        tables = read_tables(self.src)
+        self._catalog = {t.ident: t for t in tables}
+        self._by_oid = {t.oid: t for t in tables}
         return self._catalog
 
-    def _resolve(self, schema: str, table: str) -> tuple[str, str] | None:
-        """The bronze table a change to schema.table lands in, or None when it is not captured.
+    def _source_table(self, ref: RelationRef) -> SourceTable | None:
+        """The source's table a change names: by OID when the plugin sends one (robust to renames)."""
+        if self._catalog is None:
+            self._refresh_catalog()
+        if ref.oid is not None:
+            if ref.oid not in self._by_oid:
+                self._refresh_catalog()
+            return self._by_oid.get(ref.oid)
+        ident = (ref.schema, ref.table)
+        if ident not in self._catalog:
+            self._refresh_catalog()
+        return self._catalog.get(ident)
+
+    def _resolve(self, ref: RelationRef) -> tuple[str, str] | None:
+        """The bronze table a change to ref lands in, and the relation's qualified name, or None
+        when it is not captured.
 
         A leaf partition lands in its root's table. A selected table that bronze does not have
         yet was created after capture started: it is captured from its first change on."""
-        ident = (schema, table)
-        if ident in self._targets:
-            return self._targets[ident]
-        catalog = self._catalog_has(ident)
-        source = catalog.get(ident)
+        key = ref.oid if ref.oid is not None else (ref.schema, ref.table)
+        if key in self._targets:
+            return self._targets[key]
+        source = self._source_table(ref)
+        ident = (ref.schema, ref.table)
         if source is None and ident in self._recorded:  # dropped since; bronze knows its name
-            recorded = self._recorded_tables[self._recorded[ident]]
-            self._targets[ident] = (recorded.bronze, recorded.qualified)
-            return self._targets[ident]
+            recorded = self._recorded_tables.get(self._recorded[ident])
+            qualified = recorded.qualified if recorded else display(*ident)
+            self._targets[key] = (self._recorded[ident], qualified)
+            return self._targets[key]
         if source is None:
-            if ident not in self._warned:
-                self._warned.add(ident)
+            if key not in self._warned:
+                self._warned.add(key)
                 self.notify(f"a change to {display(*ident)}, which is no longer in the source: it cannot be "
-                            "traced to a captured table and is skipped (pgoutput names the root instead)")
-            self._targets[ident] = None
+                            "traced to a captured table and is skipped")
+            self._targets[key] = None
             return None
+        catalog = self._catalog or {}
         root = catalog.get(source.root, source)
         target = self._recorded.get(root.ident)
         if target is None and root.persistence == "p" and selects(self.config, *root.ident) is None:
@@ -223,39 +287,95 @@ class Ingester:
         if target is not None and source.replica_identity != "f":
             self.notify(f"{source.qualified} has no REPLICA IDENTITY FULL: its deletes carry only the key; "
                         "run 'medallion prepare-source'")
-        self._targets[ident] = (target, source.qualified) if target is not None else None
-        return self._targets[ident]
+        self._targets[key] = (target, source.qualified) if target is not None else None
+        return self._targets[key]
 
-    def _peek(self) -> tuple[list[tuple[int, int, str]], str]:
-        """Pending rows up to the current flush position, and that position."""
-        deadline = time.monotonic() + self.wait
-        while True:
-            upto = self.src.execute("select pg_current_wal_flush_lsn()::text").fetchone()[0]
-            try:
-                rows = self.src.execute(sql_text("medallion.bronze", "peek_changes.sql"),
-                                        {"slot": self.slot, "upto": upto,
-                                         "max_changes": self.batch_size}).fetchall()
-                return rows, upto
-            except psycopg.errors.ObjectInUse as exc:
-                # A crashed ingester's backend may still be decoding; it lets go shortly.
-                if time.monotonic() >= deadline:
-                    raise SlotBusy(f"slot {self.slot} stays in use ({exc}): stop the other consumer") from None
-                time.sleep(0.25)
+    # -- stream ------------------------------------------------------------------------------------
 
-    def batch(self) -> BatchResult:
-        """Move one batch of whole transactions from the slot into bronze, exactly once."""
+    def _stream(self, start_lsn: int) -> ReplicationStream:
+        decoder = decoder_for(self.plugin)
+        self._decoder = decoder
+        return ReplicationStream(self.endpoints.source, self.slot,
+                                 decoder.options(publication.publication_name(self.slot)), start_lsn)
+
+    def run(self, should_stop: Callable[[], bool], on_batch: Callable[[BatchResult], None],
+            until_caught_up: bool) -> None:
+        """Stream the slot into bronze until should_stop() says so, or (until_caught_up) until
+        everything the source had flushed when this began is in bronze."""
+        state = store.read_state(self.wh, self.slot)
+        self.wh.commit()
+        assert state is not None, "start() records the state before streaming"
+        target = lsn_to_int(self.src.execute("select pg_current_wal_flush_lsn()::text").fetchone()[0])
+        pending: list[Transaction] = []
+        pending_changes = 0
+        open_txn: Transaction | None = None
+        with self._stream(lsn_to_int(state.last_commit_lsn)) as stream:
+            asked = False
+            while not should_stop():
+                message = stream.read(IDLE_WAIT)
+                if message is None:
+                    if pending:
+                        on_batch(self._write(stream, pending))
+                        pending, pending_changes = [], 0
+                    elif open_txn is None:
+                        if until_caught_up and stream.wal_end >= target:
+                            return
+                        stream.confirm(stream.wal_end)  # nothing in flight: the WAL so far is done with
+                        if not asked:
+                            stream.ask_position()
+                            asked = True
+                    continue
+                asked = False
+                for event in self._decoder.feed(message.payload, message.data_start):
+                    kind = event[0]
+                    if kind == "X":
+                        if open_txn is None:
+                            raise SourceNotReady("a row change outside a transaction: is the slot's plugin "
+                                                 f"{self.plugin}?")
+                        open_txn.ordinal += 1
+                        resolved = self._resolve(event[1])
+                        if resolved is None:
+                            continue
+                        target_table, source_table = resolved
+                        open_txn.rows.setdefault(target_table, []).append(
+                            (open_txn.ordinal, event[5], event[2], event[3], event[4], source_table))
+                        open_txn.in_memory += 1
+                        open_txn.changes += 1
+                        if open_txn.in_memory >= self.spill_at:
+                            self._spill(open_txn)
+                    elif kind == "B":
+                        open_txn = Transaction(xid=event[1], commit_ts=event[2])
+                    elif kind == "C":
+                        if open_txn is None:
+                            raise SourceNotReady("a commit without its begin in the stream")
+                        open_txn.commit_lsn = event[1]
+                        open_txn.commit_ts = event[2] if event[2] is not None else open_txn.commit_ts
+                        pending.append(open_txn)
+                        pending_changes += open_txn.in_memory
+                        open_txn = None
+                        if pending_changes >= self.batch_size:
+                            on_batch(self._write(stream, pending))
+                            pending, pending_changes = [], 0
+                    # "R": the decoder keeps the columns; schema changes are bronze.table_schema's
+            if pending:
+                on_batch(self._write(stream, pending))
+
+    def _spill(self, txn: Transaction) -> None:
+        """Park an open transaction's changes in bronze.ingest_spill (its own warehouse transaction)."""
+        copy = sql.SQL("copy bronze.ingest_spill ({}) from stdin").format(sql.SQL(SPILL_COLUMNS))
+        with self.wh.transaction(), self.wh.cursor().copy(copy) as writer:
+            for target, rows in txn.rows.items():
+                for ordinal, lsn, op, full_row, old_row, source_table in rows:
+                    writer.write_row((self.slot, txn.xid, target, ordinal, lsn, op, full_row, old_row, source_table))
+                txn.spilled.add(target)
+        txn.rows = {}
+        txn.in_memory = 0
+
+    def _write(self, stream: ReplicationStream, txns: list[Transaction]) -> BatchResult:
+        """Write committed transactions and the new position in one warehouse transaction; then
+        confirm the position to the server."""
         began = time.perf_counter()
-        rows, upto = self._peek()
-        txns = list(transactions(rows, self._resolve))
         result = BatchResult()
-        # Below the limit the peek decoded everything up to `upto`: the slot may move there even
-        # when nothing was captured (other databases' WAL, e.g. the warehouse's own writes,
-        # would otherwise stay pinned). At the limit, only up to the last whole transaction.
-        complete = len(rows) < self.batch_size
-        if not txns:
-            if complete:
-                slots.advance_if_behind(self.src, self.slot, upto)
-            return result
         with self.wh.transaction():
             state = store.read_state(self.wh, self.slot, lock=True)
             assert state is not None, "start() records the state before any batch"
@@ -263,72 +383,77 @@ class Ingester:
             fresh = [t for t in txns if t.commit_lsn > done]
             result.skipped_transactions = len(txns) - len(fresh)
             if fresh:
-                result.changes = self._write(fresh)
+                result.changes = self._copy(fresh)
                 result.transactions = len(fresh)
-                result.last_commit_lsn = int_to_lsn(fresh[-1].commit_lsn)
-                result.last_commit_ts = fresh[-1].commit_ts
+                last = fresh[-1]
+                result.last_commit_lsn = int_to_lsn(last.commit_lsn)
+                result.last_commit_ts = str(last.commit_ts)
                 self.wh.execute(sql_text("medallion.bronze", "state_advance.sql"), {
-                    "slot": self.slot, "lsn": result.last_commit_lsn, "ts": fresh[-1].commit_ts,
+                    "slot": self.slot, "lsn": result.last_commit_lsn, "ts": last.commit_ts,
                     "changes": result.changes})
                 self.wh.execute(sql_text("medallion.bronze", "log_insert.sql"), {
                     "slot": self.slot, "kind": "stream", "first_lsn": int_to_lsn(fresh[0].commit_lsn),
                     "last_lsn": result.last_commit_lsn, "transactions": len(fresh),
                     "changes": result.changes, "started_at": datetime.now(timezone.utc)})
+            for txn in txns:
+                if txn.spilled:
+                    self.wh.execute("delete from bronze.ingest_spill where slot_name = %s and xid = %s",
+                                    [self.slot, txn.xid])
         # Bronze has committed: the source may now forget these transactions.
         self._left_out.clear()
-        for target in {c.target for t in txns for c in t.changes}:
+        for target in {t for txn in txns for t in (*txn.rows, *txn.spilled)}:
             self._new.pop(target, None)
-        slots.advance_if_behind(self.src, self.slot, upto if complete else int_to_lsn(txns[-1].commit_lsn))
+        stream.confirm(txns[-1].commit_lsn)
         result.seconds = time.perf_counter() - began
         return result
 
-    def _write(self, txns: list[Transaction]) -> int:
+    def _copy(self, txns: list[Transaction]) -> int:
         """COPY the transactions' changes into their bronze tables, in commit order.
 
         A table new to bronze gets its change table and its schema record in this same
         transaction, positioned at the first transaction that changed it."""
         by_target: dict[str, list[tuple]] = {}
+        spilled: list[tuple[Transaction, str]] = []
+        total = 0
         for txn in txns:
-            for change in txn.changes:
-                if change.target in self._new and change.target not in by_target:
+            for target in sorted({*txn.rows, *txn.spilled}):
+                if target in self._new and target not in by_target and target not in {t for _, t in spilled}:
                     # idempotent: a run that crashed after committing it left the same record
-                    store.create_bronze_table(self.wh, change.target)
-                    store.record_table(self.wh, change.target, self._new[change.target], txn.commit_lsn,
-                                       txn.commit_ts)
-                full_row, old_row = bronze_row(change.data, change.op)
-                by_target.setdefault(change.target, []).append(
-                    (txn.commit_lsn, change.ordinal, change.lsn, txn.xid, change.op, full_row, old_row,
-                     change.source_table, txn.commit_ts))
+                    store.create_bronze_table(self.wh, target)
+                    store.record_table(self.wh, target, self._new[target], txn.commit_lsn, txn.commit_ts)
+                if target in txn.spilled:
+                    spilled.append((txn, target))
+                rows = txn.rows.get(target, ())
+                bucket = by_target.setdefault(target, [])
+                for ordinal, lsn, op, full_row, old_row, source_table in rows:
+                    bucket.append((txn.commit_lsn, ordinal, lsn, txn.xid, op, full_row, old_row, source_table,
+                                   txn.commit_ts))
+            total += txn.changes
         for table in self._left_out.values():
             store.record_uncaptured(self.wh, table, txns[-1].commit_lsn)
+        # spilled rows first: within a transaction they precede those still in memory
+        for txn, target in spilled:
+            self.wh.execute(sql.SQL(sql_text("medallion.bronze", "spill_move.sql")).format(
+                target=sql.Identifier(target)),
+                {"commit_lsn": txn.commit_lsn, "commit_ts": txn.commit_ts, "slot": self.slot, "xid": txn.xid,
+                 "target_name": target})
         for target, rows in sorted(by_target.items()):
+            if not rows:
+                continue
             copy = sql.SQL("copy {} ({}) from stdin").format(
                 sql.Identifier(store.BRONZE_SCHEMA, target), sql.SQL(BRONZE_COLUMNS))
             with self.wh.cursor().copy(copy) as writer:
                 for row in rows:
                     writer.write_row(row)
-        return sum(len(rows) for rows in by_target.values())
+        return total
 
-    def drain(self, on_batch: Callable[[BatchResult], None] = lambda _: None) -> list[BatchResult]:
-        """Ingest until the slot has nothing pending."""
-        results = []
-        while True:
-            result = self.batch()
-            if result.transactions == 0 and result.skipped_transactions == 0:
-                return results
-            results.append(result)
-            on_batch(result)
+    def drain(self, on_batch: Callable[[BatchResult], None] = lambda _: None) -> None:
+        """Ingest everything the source had committed when this began, then return."""
+        self.run(lambda: False, on_batch, until_caught_up=True)
 
-    def follow(self, should_stop: Callable[[], bool], on_batch: Callable[[BatchResult], None],
-               poll: float = 0.2) -> None:
-        """Ingest in bounded batches until should_stop() says so (checked between batches)."""
-        while not should_stop():
-            result = self.batch()
-            on_batch(result)
-            if result.transactions == 0 and result.skipped_transactions == 0:
-                end = time.monotonic() + poll
-                while time.monotonic() < end and not should_stop():
-                    time.sleep(0.05)
+    def follow(self, should_stop: Callable[[], bool], on_batch: Callable[[BatchResult], None]) -> None:
+        """Ingest until should_stop() says so (checked between messages)."""
+        self.run(should_stop, on_batch, until_caught_up=False)
 
     def lag_bytes(self) -> int | None:
         row = slots.status(self.src, self.slot)

@@ -26,6 +26,7 @@ class State:
     last_commit_lsn: str
     last_commit_ts: datetime | None
     changes_total: int
+    plugin: str
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def uncaptured_oids(conn: psycopg.Connection) -> set[int]:
 def read_state(conn: psycopg.Connection, slot: str, lock: bool = False) -> State | None:
     query = (
         "select slot_name, source_system_id, source_database, source_database_oid::int, "
-        "snapshot_lsn::text, last_commit_lsn::text, last_commit_ts, changes_total "
+        "snapshot_lsn::text, last_commit_lsn::text, last_commit_ts, changes_total, plugin "
         "from bronze.ingest_state where slot_name = %s"
     )
     row = conn.execute(query + (" for update" if lock else ""), [slot]).fetchone()

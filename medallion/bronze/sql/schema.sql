@@ -79,3 +79,23 @@ begin
     end loop;
 end
 $append_only$;
+
+-- The output plugin a slot was created with; bronze made before this column existed used wal2json.
+alter table bronze.ingest_state add column if not exists plugin text not null default 'wal2json';
+
+-- Changes of a source transaction too large to hold in memory, kept here until its commit
+-- arrives; then moved into the bronze tables with their commit position, in the same
+-- transaction that advances the state. Not bronze itself: an ingester that restarts clears
+-- its slot's rows, since the server sends every unconfirmed transaction again.
+create table if not exists bronze.ingest_spill (
+    slot_name    text    not null,
+    xid          bigint  not null,
+    target       text    not null,
+    ordinal      integer not null,
+    lsn          bigint  not null,
+    op           char(1) not null,
+    full_row     jsonb,
+    old_row      jsonb,
+    source_table text    not null,
+    primary key (slot_name, xid, target, ordinal)
+);
