@@ -97,16 +97,6 @@ def drop(conn: psycopg.Connection, slot: str) -> None:
     conn.execute("select pg_drop_replication_slot(%s)", [slot])
 
 
-def advance_if_behind(conn: psycopg.Connection, slot: str, lsn: str) -> None:
-    """Move the slot past changes that bronze has committed (the source may free their WAL).
-
-    Never backwards: advancing to a position the slot has passed is an error in PostgreSQL."""
-    conn.execute(
-        "select pg_replication_slot_advance(slot_name, %(lsn)s::pg_lsn) from pg_replication_slots "
-        "where slot_name = %(slot)s and confirmed_flush_lsn < %(lsn)s::pg_lsn",
-        {"slot": slot, "lsn": lsn})
-
-
 def status(conn: psycopg.Connection, slot: str) -> dict | None:
     cur = conn.execute(sql_text("medallion.bronze", "slot_status.sql"), {"slot": slot})
     row = cur.fetchone()
