@@ -133,14 +133,12 @@ class IngestReport:
     snapshot_rows: int = 0
     snapshot_seconds: float = 0.0
     batches: list[BatchResult] = field(default_factory=list)
+    stream_seconds: float = 0.0  # wall clock of streaming: decoding, parsing and writing
+    plugin: str = ""
 
     @property
     def changes(self) -> int:
         return sum(b.changes for b in self.batches)
-
-    @property
-    def stream_seconds(self) -> float:
-        return sum(b.seconds for b in self.batches)
 
 
 def ingest(settings: Settings, follow: bool = False, batch_size: int = DEFAULT_BATCH, wait: float = 30.0,
@@ -163,11 +161,14 @@ def ingest(settings: Settings, follow: bool = False, batch_size: int = DEFAULT_B
                 report.batches.append(result)
             on_batch(result, ingester.lag_bytes)  # lag costs a query: asked only when shown
 
+        report.plugin = ingester.plugin
+        began = time.perf_counter()
         if follow:
             with stop_on_interrupt() as should_stop:
                 ingester.follow(should_stop, record)
         else:
             ingester.drain(record)
+        report.stream_seconds = time.perf_counter() - began
     return report
 
 
