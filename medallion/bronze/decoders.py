@@ -53,9 +53,12 @@ class PgoutputDecoder:
 
     @staticmethod
     def _row(columns: tuple[str, ...], values: list, fill: list | None = None) -> str:
-        if fill is not None:  # unchanged TOASTed values come from the old row (REPLICA IDENTITY FULL)
-            values = [fill[i] if v is pgoutput.UNCHANGED else v for i, v in enumerate(values)]
-        row = {name: value for name, value in zip(columns, values) if value is not pgoutput.UNCHANGED}
+        if pgoutput.UNCHANGED in values:
+            if fill is not None:  # unchanged TOASTed values come from the old row (REPLICA IDENTITY FULL)
+                values = [fill[i] if v is pgoutput.UNCHANGED else v for i, v in enumerate(values)]
+            row = {name: value for name, value in zip(columns, values) if value is not pgoutput.UNCHANGED}
+        else:
+            row = dict(zip(columns, values))
         return orjson.dumps(row).decode("utf-8")
 
     def feed(self, payload: bytes, lsn: int) -> list[Event]:

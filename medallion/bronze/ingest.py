@@ -8,14 +8,17 @@ wholly in bronze (the server sends it again; it is skipped: its commit position 
 recorded one) or not at all (it is written after the restart). The primary key
 (commit_lsn, ordinal) turns any slip into a loud error.
 
-Memory is bounded by the batch size, not by transaction size: a transaction that grows past
-SPILL_AT captured changes before its commit arrives is spilled to bronze.ingest_spill in
-separate warehouse transactions, and moved into its bronze tables when it commits.
+Memory is bounded by configuration, not by transaction size: a transaction whose changes grow
+past SPILL_BYTES before its commit arrives is spilled to bronze.ingest_spill in separate
+warehouse transactions, and moved into its bronze tables when it commits; batches are written
+at batch_size changes or SPILL_BYTES, whichever comes first.
 """
 
 from __future__ import annotations
 
+import queue
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,7 +41,8 @@ from medallion.selection import Selection, resolve, selects
 from medallion.source.catalog import SourceTable, read_tables
 
 DEFAULT_BATCH = 50_000  # captured changes per warehouse transaction (whole source transactions)
-SPILL_AT = 20_000  # captured changes of one open transaction held in memory before spilling
+SPILL_BYTES = 16 * 2**20  # row text of one open transaction (or one batch) held in memory before writing
+ROW_OVERHEAD = 200  # bytes a change costs in memory beyond its row text (tuple, ints, names)
 IDLE_WAIT = 0.05  # seconds to wait for a message before writing what is gathered
 BRONZE_COLUMNS = "commit_lsn, ordinal, lsn, xid, op, full_row, old_row, source_table, commit_ts"
 SPILL_COLUMNS = "slot_name, xid, target, ordinal, lsn, op, full_row, old_row, source_table"
@@ -64,6 +68,7 @@ class Transaction:
     ordinal: int = 0  # counts every row change, captured or not
     rows: dict[str, list[tuple]] = field(default_factory=dict)  # target -> (ordinal, lsn, op, full, old, table)
     in_memory: int = 0
+    bytes: int = 0  # row text held in memory (approximately what the rows cost)
     spilled: set[str] = field(default_factory=set)  # targets with rows in bronze.ingest_spill
     changes: int = 0  # captured, in memory and spilled
 
@@ -78,12 +83,12 @@ class Ingester:
 
     def __init__(self, endpoints: Endpoints, slot: str, config: ProjectConfig, batch_size: int = DEFAULT_BATCH,
                  wait: float = 30.0, notify: Callable[[str], None] = lambda _: None,
-                 plugin: str | None = None, spill_at: int = SPILL_AT) -> None:
+                 plugin: str | None = None, spill_bytes: int = SPILL_BYTES) -> None:
         self.endpoints = endpoints
         self.slot = slots.validate_slot_name(slot)
         self.config = config
         self.batch_size = batch_size
-        self.spill_at = spill_at
+        self.spill_bytes = spill_bytes
         self.wait = wait
         self.notify = notify
         self.asked_plugin = plugin
@@ -301,79 +306,112 @@ class Ingester:
     def run(self, should_stop: Callable[[], bool], on_batch: Callable[[BatchResult], None],
             until_caught_up: bool) -> None:
         """Stream the slot into bronze until should_stop() says so, or (until_caught_up) until
-        everything the source had flushed when this began is in bronze."""
+        everything the source had flushed when this began is in bronze.
+
+        This thread reads and parses; a writer thread writes to the warehouse meanwhile (the
+        server decodes, Python parses and the warehouse COPYs at the same time). Positions are
+        confirmed to the server from here, once the writer has committed them."""
         state = store.read_state(self.wh, self.slot)
         self.wh.commit()
         assert state is not None, "start() records the state before streaming"
         target = lsn_to_int(self.src.execute("select pg_current_wal_flush_lsn()::text").fetchone()[0])
         pending: list[Transaction] = []
-        pending_changes = 0
+        pending_bytes = pending_changes = 0
         open_txn: Transaction | None = None
-        with self._stream(lsn_to_int(state.last_commit_lsn)) as stream:
-            asked = False
-            while not should_stop():
-                message = stream.read(IDLE_WAIT)
-                if message is None:
-                    if pending:
-                        on_batch(self._write(stream, pending))
-                        pending, pending_changes = [], 0
-                    elif open_txn is None:
-                        if until_caught_up and stream.wal_end >= target:
-                            return
-                        stream.confirm(stream.wal_end)  # nothing in flight: the WAL so far is done with
-                        if not asked:
-                            stream.ask_position()
-                            asked = True
-                    continue
+        writer = _Writer(self)
+        writer.start()
+        try:
+            with self._stream(lsn_to_int(state.last_commit_lsn)) as stream:
                 asked = False
-                for event in self._decoder.feed(message.payload, message.data_start):
-                    kind = event[0]
-                    if kind == "X":
-                        if open_txn is None:
-                            raise SourceNotReady("a row change outside a transaction: is the slot's plugin "
-                                                 f"{self.plugin}?")
-                        open_txn.ordinal += 1
-                        resolved = self._resolve(event[1])
-                        if resolved is None:
-                            continue
-                        target_table, source_table = resolved
-                        open_txn.rows.setdefault(target_table, []).append(
-                            (open_txn.ordinal, event[5], event[2], event[3], event[4], source_table))
-                        open_txn.in_memory += 1
-                        open_txn.changes += 1
-                        if open_txn.in_memory >= self.spill_at:
-                            self._spill(open_txn)
-                    elif kind == "B":
-                        open_txn = Transaction(xid=event[1], commit_ts=event[2])
-                    elif kind == "C":
-                        if open_txn is None:
-                            raise SourceNotReady("a commit without its begin in the stream")
-                        open_txn.commit_lsn = event[1]
-                        open_txn.commit_ts = event[2] if event[2] is not None else open_txn.commit_ts
-                        pending.append(open_txn)
-                        pending_changes += open_txn.in_memory
-                        open_txn = None
-                        if pending_changes >= self.batch_size:
-                            on_batch(self._write(stream, pending))
-                            pending, pending_changes = [], 0
-                    # "R": the decoder keeps the columns; schema changes are bronze.table_schema's
-            if pending:
-                on_batch(self._write(stream, pending))
+                messages = 0
+                while not should_stop():
+                    messages += 1
+                    if messages % 1000 == 0:
+                        self._report(writer, stream, on_batch)
+                    message = stream.read(IDLE_WAIT)
+                    if message is None:
+                        self._report(writer, stream, on_batch)
+                        if pending:
+                            self._submit_write(writer, pending)
+                            pending, pending_bytes, pending_changes = [], 0, 0
+                        elif open_txn is None and writer.idle():
+                            if until_caught_up and stream.wal_end >= target:
+                                break
+                            stream.confirm(stream.wal_end)  # nothing in flight: the WAL so far is done with
+                            if not asked:
+                                stream.ask_position()
+                                asked = True
+                        continue
+                    asked = False
+                    for event in self._decoder.feed(message.payload, message.data_start):
+                        kind = event[0]
+                        if kind == "X":
+                            if open_txn is None:
+                                raise SourceNotReady("a row change outside a transaction: is the slot's plugin "
+                                                     f"{self.plugin}?")
+                            open_txn.ordinal += 1
+                            resolved = self._resolve(event[1])
+                            if resolved is None:
+                                continue
+                            target_table, source_table = resolved
+                            full_row, old_row = event[3], event[4]
+                            open_txn.rows.setdefault(target_table, []).append(
+                                (open_txn.ordinal, event[5], event[2], full_row, old_row, source_table))
+                            open_txn.in_memory += 1
+                            open_txn.changes += 1
+                            open_txn.bytes += ROW_OVERHEAD + (len(full_row) if full_row else 0) + \
+                                (len(old_row) if old_row else 0)
+                            if open_txn.bytes >= self.spill_bytes:
+                                writer.submit(("spill", open_txn.xid, open_txn.rows))
+                                open_txn.spilled.update(open_txn.rows)
+                                open_txn.rows, open_txn.in_memory, open_txn.bytes = {}, 0, 0
+                        elif kind == "B":
+                            open_txn = Transaction(xid=event[1], commit_ts=event[2])
+                        elif kind == "C":
+                            if open_txn is None:
+                                raise SourceNotReady("a commit without its begin in the stream")
+                            open_txn.commit_lsn = event[1]
+                            open_txn.commit_ts = event[2] if event[2] is not None else open_txn.commit_ts
+                            pending.append(open_txn)
+                            pending_changes += open_txn.in_memory
+                            pending_bytes += open_txn.bytes
+                            open_txn = None
+                            if pending_changes >= self.batch_size or pending_bytes >= self.spill_bytes:
+                                self._submit_write(writer, pending)
+                                pending, pending_bytes, pending_changes = [], 0, 0
+                        # "R": the decoder keeps the columns; schema changes are bronze.table_schema's
+                if pending:
+                    self._submit_write(writer, pending)
+                writer.finish()
+                self._report(writer, stream, on_batch)
+        finally:
+            writer.stop()
 
-    def _spill(self, txn: Transaction) -> None:
+    def _submit_write(self, writer: _Writer, txns: list[Transaction]) -> None:
+        """Hand committed transactions to the writer, with what it must record beside them."""
+        targets = {t for txn in txns for t in (*txn.rows, *txn.spilled)}
+        new_tables = {t: self._new.pop(t) for t in targets if t in self._new}
+        left_out, self._left_out = self._left_out, {}
+        writer.submit(("write", txns, new_tables, left_out))
+
+    def _report(self, writer: _Writer, stream: ReplicationStream, on_batch: Callable[[BatchResult], None]) -> None:
+        """Results of the batches the writer committed; their positions confirmed to the server."""
+        for result in writer.results():
+            on_batch(result)
+        if writer.committed_lsn:
+            stream.confirm(writer.committed_lsn)
+
+    def _spill(self, xid: int | None, rows: dict[str, list[tuple]]) -> None:
         """Park an open transaction's changes in bronze.ingest_spill (its own warehouse transaction)."""
         copy = sql.SQL("copy bronze.ingest_spill ({}) from stdin").format(sql.SQL(SPILL_COLUMNS))
-        with self.wh.transaction(), self.wh.cursor().copy(copy) as writer:
-            for target, rows in txn.rows.items():
-                for ordinal, lsn, op, full_row, old_row, source_table in rows:
-                    writer.write_row((self.slot, txn.xid, target, ordinal, lsn, op, full_row, old_row, source_table))
-                txn.spilled.add(target)
-        txn.rows = {}
-        txn.in_memory = 0
+        with self.wh.transaction(), self.wh.cursor().copy(copy) as out:
+            for target, target_rows in rows.items():
+                for ordinal, lsn, op, full_row, old_row, source_table in target_rows:
+                    out.write_row((self.slot, xid, target, ordinal, lsn, op, full_row, old_row, source_table))
 
-    def _write(self, stream: ReplicationStream, txns: list[Transaction]) -> BatchResult:
-        """Write committed transactions and the new position in one warehouse transaction; then
-        confirm the position to the server."""
+    def _write(self, txns: list[Transaction], new_tables: dict[str, SourceTable],
+               left_out: dict[int, SourceTable]) -> BatchResult:
+        """Write committed transactions and the new position in one warehouse transaction."""
         began = time.perf_counter()
         result = BatchResult()
         with self.wh.transaction():
@@ -382,8 +420,10 @@ class Ingester:
             done = lsn_to_int(state.last_commit_lsn)
             fresh = [t for t in txns if t.commit_lsn > done]
             result.skipped_transactions = len(txns) - len(fresh)
+            for table in left_out.values():
+                store.record_uncaptured(self.wh, table, txns[-1].commit_lsn)
             if fresh:
-                result.changes = self._copy(fresh)
+                result.changes = self._copy(fresh, new_tables)
                 result.transactions = len(fresh)
                 last = fresh[-1]
                 result.last_commit_lsn = int_to_lsn(last.commit_lsn)
@@ -399,38 +439,32 @@ class Ingester:
                 if txn.spilled:
                     self.wh.execute("delete from bronze.ingest_spill where slot_name = %s and xid = %s",
                                     [self.slot, txn.xid])
-        # Bronze has committed: the source may now forget these transactions.
-        self._left_out.clear()
-        for target in {t for txn in txns for t in (*txn.rows, *txn.spilled)}:
-            self._new.pop(target, None)
-        stream.confirm(txns[-1].commit_lsn)
         result.seconds = time.perf_counter() - began
         return result
 
-    def _copy(self, txns: list[Transaction]) -> int:
+    def _copy(self, txns: list[Transaction], new_tables: dict[str, SourceTable]) -> int:
         """COPY the transactions' changes into their bronze tables, in commit order.
 
         A table new to bronze gets its change table and its schema record in this same
         transaction, positioned at the first transaction that changed it."""
         by_target: dict[str, list[tuple]] = {}
         spilled: list[tuple[Transaction, str]] = []
+        registered: set[str] = set()
         total = 0
         for txn in txns:
             for target in sorted({*txn.rows, *txn.spilled}):
-                if target in self._new and target not in by_target and target not in {t for _, t in spilled}:
+                if target in new_tables and target not in registered:
                     # idempotent: a run that crashed after committing it left the same record
                     store.create_bronze_table(self.wh, target)
-                    store.record_table(self.wh, target, self._new[target], txn.commit_lsn, txn.commit_ts)
+                    store.record_table(self.wh, target, new_tables[target], txn.commit_lsn, txn.commit_ts)
+                    registered.add(target)
                 if target in txn.spilled:
                     spilled.append((txn, target))
-                rows = txn.rows.get(target, ())
                 bucket = by_target.setdefault(target, [])
-                for ordinal, lsn, op, full_row, old_row, source_table in rows:
+                for ordinal, lsn, op, full_row, old_row, source_table in txn.rows.get(target, ()):
                     bucket.append((txn.commit_lsn, ordinal, lsn, txn.xid, op, full_row, old_row, source_table,
                                    txn.commit_ts))
             total += txn.changes
-        for table in self._left_out.values():
-            store.record_uncaptured(self.wh, table, txns[-1].commit_lsn)
         # spilled rows first: within a transaction they precede those still in memory
         for txn, target in spilled:
             self.wh.execute(sql.SQL(sql_text("medallion.bronze", "spill_move.sql")).format(
@@ -442,9 +476,9 @@ class Ingester:
                 continue
             copy = sql.SQL("copy {} ({}) from stdin").format(
                 sql.Identifier(store.BRONZE_SCHEMA, target), sql.SQL(BRONZE_COLUMNS))
-            with self.wh.cursor().copy(copy) as writer:
+            with self.wh.cursor().copy(copy) as out:
                 for row in rows:
-                    writer.write_row(row)
+                    out.write_row(row)
         return total
 
     def drain(self, on_batch: Callable[[BatchResult], None] = lambda _: None) -> None:
@@ -478,3 +512,75 @@ def stop_on_interrupt() -> Iterator[Callable[[], bool]]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+class _Writer(threading.Thread):
+    """The warehouse side of a run: spills and batches, in the order the reader hands them over.
+
+    The queue holds at most two items, so a fast source cannot pile up memory: the reader waits.
+    An error stops the writer and is raised in the reader at its next hand-over."""
+
+    def __init__(self, ingester: Ingester) -> None:
+        super().__init__(name="medallion-bronze-writer", daemon=True)
+        self.ingester = ingester
+        self._queue: queue.Queue = queue.Queue(maxsize=2)
+        self._results: queue.Queue = queue.Queue()
+        self._outstanding = 0  # items handed over and not yet done
+        self._lock = threading.Lock()
+        self.committed_lsn = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            try:
+                if self.error is None:
+                    if item[0] == "spill":
+                        self.ingester._spill(item[1], item[2])
+                    else:
+                        txns = item[1]
+                        self._results.put(self.ingester._write(txns, item[2], item[3]))
+                        self.committed_lsn = txns[-1].commit_lsn
+            except BaseException as exc:  # handed to the reader, which raises it
+                self.error = exc
+            finally:
+                with self._lock:
+                    self._outstanding -= 1
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def submit(self, item: tuple) -> None:
+        self._raise()
+        with self._lock:
+            self._outstanding += 1
+        while True:
+            try:
+                self._queue.put(item, timeout=1.0)
+                return
+            except queue.Full:
+                self._raise()
+
+    def idle(self) -> bool:
+        self._raise()
+        with self._lock:
+            return self._outstanding == 0
+
+    def results(self) -> list[BatchResult]:
+        self._raise()
+        done = []
+        while not self._results.empty():
+            done.append(self._results.get_nowait())
+        return done
+
+    def finish(self) -> None:
+        """Wait until everything handed over is written."""
+        while not self.idle():
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self.join(timeout=60)
