@@ -206,6 +206,11 @@ def prepare_source() -> None:
     out.print(f"replica identity FULL set on {len(changed)} relations" if changed
               else "every captured table already has replica identity FULL")
     out.print(f"publication {prepared.publication}: {prepared.published}")
+    if prepared.ddl_trigger:
+        out.print("DDL trigger medallion_ddl_end/_drop: schema changes are recorded at their own commit")
+    else:
+        note("no DDL trigger (it needs a superuser): schema changes are recorded when bronze first sees them, "
+             "not at the ALTER's own time; run 'medallion prepare-source' as a superuser to install it")
 
 
 @cli.command()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from psycopg import sql
 
 from medallion import transform
-from medallion.bronze import checks, publication, store
+from medallion.bronze import checks, ddl, publication, store
 from medallion.bronze import slot as slots
 from medallion.bronze.ingest import DEFAULT_BATCH, BatchResult, Ingester, stop_on_interrupt
 from medallion.db import Endpoints, connect, endpoints
@@ -85,6 +85,7 @@ class PreparedSource:
     identity_changed: list[str]  # relations set to REPLICA IDENTITY FULL now
     publication: str  # the pipeline's publication (what pgoutput sends)
     published: str  # what it publishes
+    ddl_trigger: bool  # the source announces its DDL (medallion.bronze.ddl); needs a superuser
 
 
 def prepare_source(settings: Settings) -> PreparedSource:
@@ -94,7 +95,10 @@ def prepare_source(settings: Settings) -> PreparedSource:
     with connect(endpoints(settings).source, "source") as conn:
         changed = checks.prepare_source(conn, chosen)
         published = publication.ensure(conn, settings.slot, chosen)
-    return PreparedSource(changed, publication.publication_name(settings.slot), published)
+        trigger = ddl.can_install(conn)
+        if trigger:
+            ddl.install(conn)
+    return PreparedSource(changed, publication.publication_name(settings.slot), published, trigger)
 
 
 def simulate(settings: Settings, seed: int = 42, transactions: int | None = 100, seconds: float | None = None,

@@ -4,6 +4,7 @@
     ("X", relation, op, full_row, old_row, lsn)   a row change (op I, U, D or T)
     ("C", commit_lsn, commit_ts)                  it commits: commit_lsn is the end of its commit record
     ("R", pgoutput.Relation)                      pgoutput: the columns of a relation (before its changes)
+    ("M", prefix, content)                        a transactional logical message (e.g. the DDL trigger's)
 
 relation is a RelationRef: the OID when the plugin sends one (pgoutput) and the name. full_row
 and old_row are bronze's flat JSON objects as text ({"column": value}); for a truncate both are
@@ -42,8 +43,11 @@ class PgoutputDecoder:
         self.relations: dict[int, pgoutput.Relation] = {}
         self._refs: dict[int, RelationRef] = {}
 
-    def options(self, publication: str) -> dict[str, str]:
-        return {"proto_version": "1", "publication_names": publication}
+    def options(self, publication: str, server_version: int) -> dict[str, str]:
+        options = {"proto_version": "1", "publication_names": publication}
+        if server_version >= 140000:  # logical messages: the DDL trigger's announcements
+            options["messages"] = "true"
+        return options
 
     def _ref(self, oid: int) -> tuple[RelationRef, pgoutput.Relation]:
         relation = self.relations.get(oid)
@@ -88,7 +92,9 @@ class PgoutputDecoder:
             return [("R", rel)]
         if kind == "T":
             return [("X", self._ref(oid)[0], "T", None, None, lsn) for oid in message[1]]
-        return []  # Type, Origin, Message: nothing for bronze
+        if kind == "M" and message[1]:
+            return [("M", message[2], message[3])]
+        return []  # Type, Origin, non-transactional messages: nothing for bronze
 
 
 _PREFIX = '{"action":"'
@@ -116,7 +122,7 @@ class Wal2jsonDecoder:
 
     plugin = "wal2json"
 
-    def options(self, publication: str) -> dict[str, str]:
+    def options(self, publication: str, server_version: int) -> dict[str, str]:
         return {"format-version": "2", "include-timestamp": "true", "include-xids": "true",
                 "include-lsn": "true", "include-types": "false"}
 
@@ -141,7 +147,11 @@ class Wal2jsonDecoder:
             if stamp is None:
                 raise ValueError(f"commit without timestamp at LSN {int_to_lsn(lsn)}: enable include-timestamp")
             return [("C", lsn_to_int(nextlsn.group(1)) if nextlsn else lsn, stamp.group(1))]
-        return []  # "M" (logical messages) carry no row data
+        if action == "M":
+            message = json.loads(data)
+            if message.get("transactional"):
+                return [("M", message.get("prefix"), message.get("content"))]
+        return []
 
 
 def decoder_for(plugin: str) -> PgoutputDecoder | Wal2jsonDecoder:

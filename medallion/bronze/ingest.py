@@ -29,7 +29,7 @@ import psycopg
 from psycopg import sql
 
 from medallion import naming
-from medallion.bronze import checks, publication, snapshot, store
+from medallion.bronze import checks, ddl, publication, snapshot, store
 from medallion.bronze import slot as slots
 from medallion.bronze.decoders import RelationRef, decoder_for, int_to_lsn, lsn_to_int
 from medallion.bronze.stream import ReplicationStream
@@ -43,6 +43,7 @@ from medallion.source.catalog import SourceTable, read_tables
 DEFAULT_BATCH = 50_000  # captured changes per warehouse transaction (whole source transactions)
 SPILL_BYTES = 16 * 2**20  # row text of one open transaction (or one batch) held in memory before writing
 ROW_OVERHEAD = 200  # bytes a change costs in memory beyond its row text (tuple, ints, names)
+LAST_ORDINAL = 2**31 - 1  # a position after every change of a transaction
 IDLE_WAIT = 0.05  # seconds to wait for a message before writing what is gathered
 BRONZE_COLUMNS = "commit_lsn, ordinal, lsn, xid, op, full_row, old_row, source_table, commit_ts"
 SPILL_COLUMNS = "slot_name, xid, target, ordinal, lsn, op, full_row, old_row, source_table"
@@ -71,6 +72,8 @@ class Transaction:
     bytes: int = 0  # row text held in memory (approximately what the rows cost)
     spilled: set[str] = field(default_factory=set)  # targets with rows in bronze.ingest_spill
     changes: int = 0  # captured, in memory and spilled
+    # (bronze table, ordinal, event, the table's schema after it, the bronze table is new)
+    schema_events: list[tuple[str, int, str, SourceTable, bool]] = field(default_factory=list)
 
 
 def resolve_plugin(config: ProjectConfig, environ_plugin: str | None) -> str | None:
@@ -104,6 +107,7 @@ class Ingester:
         self._catalog: dict[tuple[str, str], SourceTable] | None = None
         self._by_oid: dict[int, SourceTable] = {}
         self._warned: set[object] = set()
+        self._ddl_trigger = False  # the source announces DDL itself (medallion.bronze.ddl)
 
     def __enter__(self) -> Ingester:
         self.src = connect(self.endpoints.source, "source", autocommit=True)
@@ -131,6 +135,7 @@ class Ingester:
         """Make sure bronze and the slot belong together; take the initial snapshot if needed.
 
         Returns the number of snapshot rows written now (0 when resuming)."""
+        self._ddl_trigger = ddl.installed(self.src)
         rows = self._start(progress)
         self._recorded_tables = store.recorded_tables(self.wh)
         self._recorded = {(t.schema, t.name): t.bronze for t in self._recorded_tables.values()}
@@ -208,12 +213,32 @@ class Ingester:
                 raise SelectionError(
                     f"{display(table.schema, table.name)} is in bronze but {self.config.where} no longer selects it "
                     f"({why}): its history would stop silently; select it again, or run 'medallion reset' to start over")
+        if not self._ddl_trigger:
+            self._observe_schemas(selection, recorded)
         uncaptured = store.uncaptured_oids(self.wh)
         self.wh.commit()
         recorded_idents = {(t.schema, t.name) for t in recorded.values()}
         for captured in selection.captured:
             if captured.table.ident not in recorded_idents and captured.table.oid in uncaptured:
                 self._warn_existing(captured.table)
+
+    def _observe_schemas(self, selection: Selection, recorded: dict[str, store.RecordedTable]) -> None:
+        """Without the DDL trigger: a captured table whose catalog differs from bronze's record
+        changed while nothing of it streamed by; its schema is recorded now, after everything
+        bronze holds (the first moment bronze can know it)."""
+        by_ident = {t.ident: t for t in recorded.values()}
+        state = store.read_state(self.wh, self.slot)
+        observed = []
+        for captured in selection.captured:
+            known = by_ident.get(captured.table.ident)
+            if known is not None and (known.columns != captured.table.columns or known.key != captured.table.key):
+                store.record_table(self.wh, known.bronze, captured.table, lsn_to_int(state.last_commit_lsn),
+                                   datetime.now(timezone.utc), LAST_ORDINAL, "observed")
+                observed.append(captured.name)
+        self.wh.commit()
+        if observed:
+            self.notify(f"the schema of {', '.join(observed)} changed: recorded now, not at the ALTER's own time "
+                        "(install the DDL trigger: 'medallion prepare-source' as a superuser)")
 
     def _warn_existing(self, table: SourceTable) -> None:
         if table.ident in self._warned:
@@ -301,7 +326,8 @@ class Ingester:
         decoder = decoder_for(self.plugin)
         self._decoder = decoder
         return ReplicationStream(self.endpoints.source, self.slot,
-                                 decoder.options(publication.publication_name(self.slot)), start_lsn)
+                                 decoder.options(publication.publication_name(self.slot),
+                                                 self.src.info.server_version), start_lsn)
 
     def run(self, should_stop: Callable[[], bool], on_batch: Callable[[BatchResult], None],
             until_caught_up: bool) -> None:
@@ -379,13 +405,80 @@ class Ingester:
                             if pending_changes >= self.batch_size or pending_bytes >= self.spill_bytes:
                                 self._submit_write(writer, pending)
                                 pending, pending_bytes, pending_changes = [], 0, 0
-                        # "R": the decoder keeps the columns; schema changes are bronze.table_schema's
+                        elif kind == "M":
+                            if open_txn is not None and event[1] == ddl.MESSAGE_PREFIX:
+                                self._on_ddl(open_txn, ddl.parse_message(event[2]))
+                        elif kind == "R" and not self._ddl_trigger and open_txn is not None:
+                            self._on_relation(open_txn, event[1])
                 if pending:
                     self._submit_write(writer, pending)
                 writer.finish()
                 self._report(writer, stream, on_batch)
         finally:
             writer.stop()
+
+    # -- schema changes ------------------------------------------------------------------------
+
+    def _forget(self, oid: int | None, ident: tuple[str, str] | None) -> None:
+        """Drop what is cached about a relation: its next change resolves it afresh."""
+        self._catalog = None
+        for key in (oid, ident):
+            if key is not None:
+                self._targets.pop(key, None)
+
+    def _on_ddl(self, txn: Transaction, event: ddl.DdlEvent | None) -> None:
+        """A DDL announced by the source's trigger, at its own position in its transaction."""
+        if event is None:
+            return
+        txn.ordinal += 1  # the DDL takes a place in the transaction's order, between its changes
+        self._forget(event.oid, (event.schema, event.name) if event.schema else None)
+        if event.event == "drop":
+            bronze = self._recorded.get((event.schema, event.name))
+            recorded = self._recorded_tables.get(bronze) if bronze else None
+            if bronze is not None:
+                table = recorded.as_source_table() if recorded else None
+                if table is not None:
+                    txn.schema_events.append((bronze, txn.ordinal, "drop", table, False))
+                    self.notify(f"{display(event.schema, event.name)} was dropped in the source: its current "
+                                "versions end at the drop")
+            return
+        table = event.table
+        if table is None or table.is_partition:
+            return  # a partition's changes land in its root, whose schema a partition does not change
+        bronze = self._recorded.get(table.ident)
+        if bronze is not None:
+            txn.schema_events.append((bronze, txn.ordinal, event.event, table, False))
+            self._recorded_tables[bronze] = _recorded_from(bronze, table)
+        elif event.event == "create" and table.persistence == "p" and selects(self.config, *table.ident) is None:
+            bronze = naming.bronze_table(*table.ident)
+            if bronze in set(self._recorded.values()):
+                bronze = naming.fit(f"{bronze}_{naming.short_hash(table.qualified)}")
+            self._recorded[table.ident] = bronze
+            self._recorded_tables[bronze] = _recorded_from(bronze, table)
+            txn.schema_events.append((bronze, txn.ordinal, "create", table, True))
+            self.notify(f"capturing {display(*table.ident)}, new in the source, into bronze.{bronze}")
+
+    def _on_relation(self, txn: Transaction, relation: object) -> None:
+        """Without the DDL trigger: a Relation message whose columns differ from bronze's record
+        means the table changed since; its schema is recorded here, at the first change after."""
+        source = self._by_oid.get(relation.oid) if self._by_oid else None
+        ident = source.root if source is not None else (relation.namespace, relation.name)
+        bronze = self._recorded.get(ident)
+        recorded = self._recorded_tables.get(bronze) if bronze else None
+        if recorded is None or tuple(c.name for c in recorded.columns) == tuple(relation.columns):
+            return
+        current = read_tables(self.src, recorded.relid) if recorded.relid else []
+        if not current:
+            return
+        txn.ordinal += 1
+        txn.schema_events.append((bronze, txn.ordinal, "observed", current[0], False))
+        self._recorded_tables[bronze] = _recorded_from(bronze, current[0])
+        self._forget(relation.oid, ident)
+        if bronze not in self._warned:
+            self._warned.add(bronze)
+            self.notify(f"{recorded.qualified} changed its columns; without the DDL trigger (run 'medallion "
+                        "prepare-source' as a superuser) bronze records it at its first change after the ALTER, "
+                        "not at the ALTER's own time")
 
     def _submit_write(self, writer: _Writer, txns: list[Transaction]) -> None:
         """Hand committed transactions to the writer, with what it must record beside them."""
@@ -452,6 +545,11 @@ class Ingester:
         registered: set[str] = set()
         total = 0
         for txn in txns:
+            for bronze, ordinal, event, table, is_new in txn.schema_events:
+                if is_new:
+                    store.create_bronze_table(self.wh, bronze)
+                    registered.add(bronze)
+                store.record_table(self.wh, bronze, table, txn.commit_lsn, txn.commit_ts, ordinal, event)
             for target in sorted({*txn.rows, *txn.spilled}):
                 if target in new_tables and target not in registered:
                     # idempotent: a run that crashed after committing it left the same record
@@ -584,3 +682,9 @@ class _Writer(threading.Thread):
     def stop(self) -> None:
         self._queue.put(None)
         self.join(timeout=60)
+
+
+def _recorded_from(bronze: str, table: SourceTable) -> store.RecordedTable:
+    return store.RecordedTable(bronze=bronze, schema=table.schema, name=table.name, qualified=table.qualified,
+                               commit_lsn=0, columns=table.columns, key=table.key,
+                               replica_identity=table.replica_identity, relid=table.oid)

@@ -150,7 +150,7 @@ def parse(data: bytes) -> tuple:
         namespace, pos = _string(data, 5)
         name, _ = _string(data, pos)
         return ("Y", oid, namespace, name)
-    if kind == 77:  # 'M'
+    if kind == 77:  # 'M': flags, LSN, prefix, content
         transactional = bool(data[1] & 1)
         prefix, pos = _string(data, 10)
         (length,) = _I32.unpack_from(data, pos)

@@ -41,10 +41,19 @@ class RecordedTable:
     columns: tuple[Column, ...]
     key: tuple[str, ...]
     replica_identity: str
+    event: str = "snapshot"
+    relid: int | None = None
 
     @property
     def ident(self) -> tuple[str, str]:
         return self.schema, self.name
+
+    def as_source_table(self) -> SourceTable:
+        """The table as bronze last saw it (for a drop: its last columns)."""
+        return SourceTable(oid=self.relid or 0, schema=self.schema, name=self.name, qualified=self.qualified,
+                           relkind="r", persistence="p", is_partition=False, root=self.ident,
+                           replica_identity=self.replica_identity, key=self.key, has_primary_key=bool(self.key),
+                           columns=self.columns)
 
 
 def ensure_schema(conn: psycopg.Connection) -> None:
@@ -65,19 +74,20 @@ def create_bronze_table(conn: psycopg.Connection, name: str) -> None:
 
 
 def record_table(conn: psycopg.Connection, bronze: str, table: SourceTable, commit_lsn: int, commit_ts: object,
-                 ordinal: int = 0) -> bool:
+                 ordinal: int = 0, event: str = "snapshot") -> bool:
     """Record table's schema as holding from (commit_lsn, ordinal) on, unless bronze already
-    has exactly that schema for it. Returns whether a row was written (not committed here)."""
+    has exactly that schema for it (a drop is always recorded). Returns whether a row was
+    written (not committed here)."""
     latest = recorded_tables(conn, only=bronze).get(bronze)
     columns = tuple(table.columns)
-    if latest is not None and latest.columns == columns and latest.key == table.key \
-            and latest.replica_identity == table.replica_identity:
+    if event != "drop" and latest is not None and latest.event != "drop" and latest.columns == columns \
+            and latest.key == table.key and latest.replica_identity == table.replica_identity:
         return False
     conn.execute(sql_text("medallion.bronze", "table_schema_insert.sql"), {
         "bronze": bronze, "schema": table.schema, "table": table.name, "qualified": table.qualified,
         "lsn": commit_lsn, "ordinal": ordinal, "ts": commit_ts,
         "columns": json.dumps([c.as_json() for c in columns]), "key": list(table.key),
-        "identity": table.replica_identity})
+        "identity": table.replica_identity, "event": event, "relid": table.oid})
     return True
 
 
@@ -85,11 +95,14 @@ def recorded_tables(conn: psycopg.Connection, only: str | None = None) -> dict[s
     """The latest recorded schema of every captured table, by bronze table name."""
     if conn.execute("select to_regclass('bronze.table_schema') is null").fetchone()[0]:
         return {}
+    if not conn.execute("select exists (select from pg_attribute where attrelid = 'bronze.table_schema'::regclass "
+                        "and attname = 'relid')").fetchone()[0]:
+        ensure_schema(conn)  # a bronze made by an older version: bring its bookkeeping up to date
     rows = conn.execute(sql_text("medallion.bronze", "table_schema_latest.sql"), {"only": only}).fetchall()
     return {row[0]: RecordedTable(
         bronze=row[0], schema=row[1], name=row[2], qualified=row[3], commit_lsn=row[4],
-        columns=tuple(Column(c["name"], c["type"], c["warehouse_type"], c["not_null"]) for c in row[5]),
-        key=tuple(row[6]), replica_identity=row[7]) for row in rows}
+        columns=tuple(Column.from_json(c) for c in row[5]),
+        key=tuple(row[6]), replica_identity=row[7], event=row[8], relid=row[9]) for row in rows}
 
 
 def record_uncaptured(conn: psycopg.Connection, table: SourceTable, lsn: int) -> None:

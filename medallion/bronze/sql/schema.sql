@@ -99,3 +99,9 @@ create table if not exists bronze.ingest_spill (
     source_table text    not null,
     primary key (slot_name, xid, target, ordinal)
 );
+
+-- What recorded a schema: the initial snapshot, the DDL itself (create, alter, drop: the
+-- source's event trigger, at the DDL's own position), or a later observation (a Relation
+-- message, or a catalog check when no trigger is installed); and the source table's OID.
+alter table bronze.table_schema add column if not exists event text not null default 'snapshot';
+alter table bronze.table_schema add column if not exists relid bigint;
