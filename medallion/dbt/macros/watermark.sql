@@ -22,9 +22,14 @@
 
 
 {% macro medallion_bronze_high(bronze_relation, floor) %}
-    {#- The newest commit_lsn in bronze now: this build applies rows up to here and no further,
-        so rows an ingest commits meanwhile wait for the next build instead of half-applying. -#}
-    {%- set result = run_query("select coalesce(max(commit_lsn), " ~ floor ~ ") from " ~ bronze_relation) -%}
+    {#- How far bronze is complete now: the ingest state's last commit position (every source
+        transaction up to it is in bronze, those that changed no row of this table too, e.g. a
+        DDL); a bronze written without the ingester has only its rows' positions. This build
+        applies rows up to here and no further, so rows an ingest commits meanwhile wait for the
+        next build instead of half-applying. -#}
+    {%- set result = run_query(
+        "select greatest(coalesce((select max((last_commit_lsn - '0/0'::pg_lsn)::bigint) from bronze.ingest_state), "
+        ~ "(select max(commit_lsn) from " ~ bronze_relation ~ ")), " ~ floor ~ ")") -%}
     {{- return(result.columns[0].values()[0] | int) -}}
 {% endmacro %}
 

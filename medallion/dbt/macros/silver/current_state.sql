@@ -24,11 +24,12 @@ create table {{ relation }} (
 {% endmacro %}
 
 
-{% macro current_state_stage_sql(relation, feed_sql, key, columns, source_root, lo, hi) %}
+{% macro current_state_stage_sql(relation, feed_sql, key, columns, source_root, after, before) %}
 {%- set keys = medallion_column_list(key) -%}
+drop table if exists medallion_feed, medallion_rows;
 create temporary table medallion_feed on commit drop as
 select * from ({{ feed_sql }}) as feed
-where commit_lsn > {{ lo }} and commit_lsn <= {{ hi }};
+where {{ medallion_range(after, before) }};
 analyze medallion_feed;
 
 create temporary table medallion_rows on commit drop as

@@ -15,22 +15,9 @@
 
 
 {% macro medallion_columns(bronze_relation) %}
-    {#- {column: warehouse type}, in the source's order, from bronze's latest record of the
-        table's schema (see medallion/bronze/sql/schema.sql) -#}
-    {%- set result = run_query(
-        "select c->>'name', c->>'warehouse_type' from bronze.table_schema as s, "
-        ~ "jsonb_array_elements(s.columns) with ordinality as e(c, n) "
-        ~ "where s.bronze_table = " ~ medallion_literal(bronze_relation.identifier)
-        ~ " and (s.commit_lsn, s.ordinal) = (select commit_lsn, ordinal from bronze.table_schema "
-        ~ "where bronze_table = " ~ medallion_literal(bronze_relation.identifier)
-        ~ " order by commit_lsn desc, ordinal desc limit 1) order by e.n") -%}
-    {%- set columns = {} -%}
-    {%- for name, type in result.rows -%}{%- do columns.update({name: type}) -%}{%- endfor -%}
-    {%- if not columns -%}
-        {{ exceptions.raise_compiler_error("bronze has no recorded schema for " ~ bronze_relation
-                                           ~ ": run 'medallion ingest' first") }}
-    {%- endif -%}
-    {{- return(columns) -}}
+    {#- {column: warehouse type} of every column the table ever had, in the history's order, from
+        bronze's record of the source's schema over time (see schema_evolution.sql) -#}
+    {{- return(medallion_ordered_columns(medallion_history_columns(medallion_timeline(bronze_relation), this))) -}}
 {% endmacro %}
 
 
@@ -102,11 +89,18 @@ comment on function {{ medallion_quote(relation.schema) }}.{{ medallion_quote(fu
 {% endmacro %}
 
 
-{% macro system_versioned_stage_sql(relation, feed_sql, key, lo, hi) %}
-{#- The bronze rows this build applies: lo < commit_lsn <= hi (an index range scan). -#}
+{% macro medallion_range(after, before) -%}
+    {#- bronze rows strictly between two stream positions (commit_lsn, ordinal): an index range scan -#}
+    (commit_lsn, ordinal) > ({{ after[0] }}, {{ after[1] }}) and (commit_lsn, ordinal) < ({{ before[0] }}, {{ before[1] }})
+{%- endmacro %}
+
+
+{% macro system_versioned_stage_sql(relation, feed_sql, key, after, before) %}
+{#- The bronze rows this step applies: those strictly between two stream positions. -#}
+drop table if exists medallion_feed, medallion_seed_tables;
 create temporary table medallion_feed on commit drop as
 select * from ({{ feed_sql }}) as feed
-where commit_lsn > {{ lo }} and commit_lsn <= {{ hi }};
+where {{ medallion_range(after, before) }};
 analyze medallion_feed;
 
 -- the source relation of each reopened version; needed only when a truncate names one
@@ -116,14 +110,14 @@ select {{ medallion_column_list(key) }}, source_table from medallion_feed with n
 {% endmacro %}
 
 
-{% macro system_versioned_seed_tables_sql(feed_sql, key, lo) %}
+{% macro system_versioned_seed_tables_sql(feed_sql, key, after) %}
 {#- Where each key's row lived before this batch: its latest change up to lo. One pass over
     bronze, paid only in a batch that truncates a single partition (rare). -#}
 {%- set keys = medallion_column_list(key) -%}
 insert into medallion_seed_tables
 select distinct on ({{ keys }}) {{ keys }}, source_table
 from ({{ feed_sql }}) as feed
-where commit_lsn <= {{ lo }} and op <> 'T'
+where (commit_lsn, ordinal) <= ({{ after[0] }}, {{ after[1] }}) and op <> 'T'
 order by {{ keys }}, commit_lsn desc, ordinal desc;
 analyze medallion_seed_tables;
 {% endmacro %}
@@ -135,6 +129,7 @@ analyze medallion_seed_tables;
     incremental and full builds run the very same statements. -#}
 {%- set keys = medallion_column_list(key) -%}
 {%- set cols = medallion_column_list(columns.keys()) -%}
+drop table if exists medallion_versions;
 create temporary table medallion_versions on commit drop as
 select {{ cols }}, sys_start, sys_end from {{ relation }} with no data;
 
