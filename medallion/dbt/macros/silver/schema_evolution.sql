@@ -135,8 +135,12 @@
                 {%- set was = old_by_number.get(c.attnum) if c.attnum else none -%}
                 {%- if was is not none and was.name != c.name -%}
                     {#- renamed: the value moves to the new name -#}
-                    {%- do changes.update({c.name: medallion_typed(medallion_quote(was.name) ~ '::text', types[c.name])}) -%}
+                    {%- do changes.update({c.name: medallion_typed(medallion_quote(was.name) ~ '::text', c.warehouse_type)}) -%}
                     {%- if was.name not in new_names -%}{%- do changes.update({was.name: 'null'}) -%}{%- endif -%}
+                {%- elif was is not none and was.warehouse_type != c.warehouse_type -%}
+                    {#- a new type: the table was rewritten, each value converted (the default conversion;
+                        an ALTER ... USING an expression of its own is not in the WAL) -#}
+                    {%- do changes.update({c.name: medallion_typed(medallion_quote(c.name) ~ '::text', c.warehouse_type)}) -%}
                 {%- elif was is none and c.name not in old_names and c.missing is not none -%}
                     {#- added with a default that existing rows now hold (no rewrite, no WAL) -#}
                     {%- do changes.update({c.name: medallion_typed_literal(c.missing, types[c.name])}) -%}
