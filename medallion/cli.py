@@ -277,8 +277,11 @@ def _rate(changes: int, seconds: float) -> str:
               help="Changes per batch (whole transactions, so a batch may hold more).")
 @click.option("--wait", default=30.0, show_default=True,
               help="Seconds to wait for a previous ingester to let go of the slot.")
+@click.option("--give-up-after", default=300.0, show_default=True, type=click.FloatRange(min=0),
+              help="With --follow: seconds without a connection to the source or the warehouse (a restart, a "
+                   "network cut) before giving up; until then it reconnects and resumes.")
 @friendly_errors
-def ingest(follow: bool, batch_size: int, wait: float) -> None:
+def ingest(follow: bool, batch_size: int, wait: float, give_up_after: float) -> None:
     """Capture source changes into bronze, exactly once.
 
     The first run creates the replication slot and lands every existing row as an R row
@@ -313,7 +316,7 @@ def ingest(follow: bool, batch_size: int, wait: float) -> None:
 
     if follow:
         note("following the source; Ctrl-C stops after the current batch")
-    report = pipeline.ingest(settings, follow, batch_size, wait, note, on_table, on_batch)
+    report = pipeline.ingest(settings, follow, batch_size, wait, note, on_table, on_batch, give_up_after)
     if report.snapshot_rows:
         out.print(f"initial snapshot: {report.snapshot_rows:,} rows in {report.snapshot_seconds:.2f}s "
                   f"({_rate(report.snapshot_rows, report.snapshot_seconds)})")
@@ -332,11 +335,15 @@ def status() -> None:
     """
     settings = load_settings()
     st = pipeline.status(settings)
-    if st.slot:
+    if st.health is not None and st.health.state != "healthy":
+        err.print(f"[bold red]slot {st.health.state}:[/] {escape(st.health.detail)}", highlight=False, soft_wrap=True)
+    elif st.slot:
         out.print(f"slot {settings.slot}: lag {st.slot['lag_bytes']:,} bytes, WAL {st.slot['wal_status']}, "
                   f"confirmed {st.slot['confirmed_flush_lsn']}")
     else:
         out.print(f"slot {settings.slot}: not created yet (run 'medallion ingest')")
+    for reason, since, resynced in st.gaps:
+        out.print(f"gap: slot {reason} after {since}; re-synced at {resynced} (changes in between are not known)")
     if st.state:
         out.print(f"bronze: up to LSN {st.state.last_commit_lsn}, last commit {st.state.last_commit_ts}, "
                   f"{st.state.changes_total:,} rows ingested")
@@ -345,6 +352,27 @@ def status() -> None:
         for name, count in st.counts.items():
             table.add_row(name, f"{count:,}")
         out.print(table)
+
+
+@cli.command()
+@friendly_errors
+def resync() -> None:
+    """After a lost slot: take a new snapshot into the same bronze, keeping all history.
+
+    A slot that was dropped, or invalidated because the source removed WAL it still needed
+    (max_slot_wal_keep_size), has lost the changes since bronze's last position. `resync`
+    creates the slot again and writes each captured table's rows as they are now, as a new
+    epoch: silver keeps every version from before the gap; rows that changed or vanished during
+    it get their new state at the re-sync time. The gap is recorded (see `medallion status`).
+    `reset` is for starting over.
+
+    \b
+    Example:
+      medallion status          # says 'slot invalidated ...: run medallion resync'
+      medallion resync && medallion run
+    """
+    rows = pipeline.resync(load_settings(), note, lambda table, n: note(f"re-sync {table}: {n:,} rows"))
+    out.print(f"re-synced: a new epoch of {rows:,} rows; history before the gap is kept")
 
 
 @cli.command()

@@ -81,3 +81,12 @@ class ConfigError(MedallionError):
 
 class SelectionError(MedallionError):
     """The selection does not fit the source: an include matching nothing, a key that is not there."""
+
+
+class ConnectionLost(TransientError):
+    """A connection to the source or the warehouse broke (a restart, a network cut): following
+    reconnects and resumes from bronze's recorded position."""
+
+
+class SlotLost(MedallionError):
+    """The slot bronze reads from was dropped or invalidated: `medallion resync` takes a new epoch."""

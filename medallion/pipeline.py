@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shlex
 import time
+from contextlib import nullcontext
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -16,9 +17,10 @@ from psycopg import sql
 from medallion import transform
 from medallion.bronze import checks, ddl, publication, store
 from medallion.bronze import slot as slots
-from medallion.bronze.ingest import DEFAULT_BATCH, BatchResult, Ingester, stop_on_interrupt
+from medallion.bronze.resync import SlotHealth, slot_health
+from medallion.bronze.ingest import DEFAULT_BATCH, BatchResult, Ingester, connection_lost, stop_on_interrupt
 from medallion.db import Endpoints, connect, endpoints
-from medallion.errors import MedallionError
+from medallion.errors import ConnectionLost, MedallionError
 from medallion.selection import Selection, resolve
 from medallion.settings import Settings
 from medallion.silver.project import BuildProject
@@ -148,17 +150,61 @@ class IngestReport:
 def ingest(settings: Settings, follow: bool = False, batch_size: int = DEFAULT_BATCH, wait: float = 30.0,
            notify: Callable[[str], None] = lambda _: None,
            on_snapshot_table: Callable[[str, int], None] = lambda *_: None,
-           on_batch: Callable[[BatchResult, Callable[[], int | None]], None] = lambda *_: None) -> IngestReport:
+           on_batch: Callable[[BatchResult, Callable[[], int | None]], None] = lambda *_: None,
+           give_up_after: float = 300.0) -> IngestReport:
     """Capture the source into bronze: the initial snapshot once, then the change stream.
 
-    Without follow, drains what is pending and returns. With follow, keeps going in bounded
-    batches until SIGINT/SIGTERM, finishing the batch in hand first."""
+    Without follow, drains what is pending and returns. With follow, keeps going until
+    SIGINT/SIGTERM, writing what it has first; when the source or the warehouse restarts (or the
+    network drops), it reconnects with backoff and resumes from bronze's recorded position,
+    giving up after give_up_after seconds without a connection."""
     report = IngestReport()
+    outage = {"since": None, "delay": 1.0}
+
+    def connected() -> None:
+        if outage["since"] is not None:
+            notify(f"reconnected after {time.monotonic() - outage['since']:.1f}s: streaming from bronze's "
+                   "recorded position")
+        outage.update(since=None, delay=1.0)
+
+    with (stop_on_interrupt() if follow else nullcontext(lambda: False)) as should_stop:
+        while True:
+            try:
+                _ingest_once(settings, report, follow, batch_size, wait, notify, on_snapshot_table, on_batch,
+                             should_stop, connected)
+                return report
+            except Exception as exc:  # noqa: BLE001 - only a lost connection is retried; the rest is raised
+                lost = connection_lost(exc)
+                if lost is None or not follow:
+                    raise lost if lost is not None else exc
+                now = time.monotonic()
+                if outage["since"] is None:
+                    outage["since"] = now
+                    notify(f"{lost}; reconnecting (giving up after {give_up_after:.0f}s)")
+                if now - outage["since"] > give_up_after:
+                    raise ConnectionLost(f"{lost}; gave up after {give_up_after:.0f}s without a connection: "
+                                         "check the source and the warehouse, then run 'medallion ingest' again") \
+                        from None
+                end = time.monotonic() + outage["delay"]
+                while time.monotonic() < end and not should_stop():
+                    time.sleep(0.1)
+                if should_stop():
+                    return report
+                outage["delay"] = min(outage["delay"] * 2, 10.0)
+
+
+def _ingest_once(settings: Settings, report: IngestReport, follow: bool, batch_size: int, wait: float,
+                 notify: Callable[[str], None], on_snapshot_table: Callable[[str, int], None],
+                 on_batch: Callable[[BatchResult, Callable[[], int | None]], None], should_stop: Callable[[], bool],
+                 connected: Callable[[], None]) -> None:
     with Ingester(endpoints(settings), settings.slot, settings.config(), batch_size, wait, notify,
                   plugin=settings.asked_plugin()) as ingester:
         began = time.perf_counter()
-        report.snapshot_rows = ingester.start(on_snapshot_table)
-        report.snapshot_seconds = time.perf_counter() - began if report.snapshot_rows else 0.0
+        rows = ingester.start(on_snapshot_table)
+        if rows:
+            report.snapshot_rows = rows
+            report.snapshot_seconds = time.perf_counter() - began
+        connected()
 
         def record(result: BatchResult) -> None:
             if result.transactions or result.skipped_transactions:
@@ -167,13 +213,23 @@ def ingest(settings: Settings, follow: bool = False, batch_size: int = DEFAULT_B
 
         report.plugin = ingester.plugin
         began = time.perf_counter()
-        if follow:
-            with stop_on_interrupt() as should_stop:
+        try:
+            if follow:
                 ingester.follow(should_stop, record)
-        else:
-            ingester.drain(record)
-        report.stream_seconds = time.perf_counter() - began
-    return report
+            else:
+                ingester.drain(record)
+        finally:
+            report.stream_seconds += time.perf_counter() - began
+
+
+def resync(settings: Settings, notify: Callable[[str], None] = lambda _: None,
+           on_snapshot_table: Callable[[str, int], None] = lambda *_: None) -> int:
+    """After a lost slot (dropped, or invalidated by max_slot_wal_keep_size): a new snapshot into
+    the existing bronze as a new epoch; history up to the gap is kept and the gap recorded.
+    Returns the rows of the new epoch."""
+    with Ingester(endpoints(settings), settings.slot, settings.config(), notify=notify,
+                  plugin=settings.asked_plugin()) as ingester:
+        return ingester.resync(on_snapshot_table)
 
 
 @dataclass
@@ -181,17 +237,23 @@ class Status:
     slot: dict | None
     state: store.State | None
     counts: dict[str, int]
+    health: SlotHealth | None = None  # None before the first ingest
+    gaps: list[tuple] = field(default_factory=list)  # (reason, last commit ts, re-sync ts)
 
 
 def status(settings: Settings) -> Status:
     ends = endpoints(settings)
-    with connect(ends.source, "source", autocommit=True) as src:
-        slot_info = slots.status(src, settings.slot)
     with connect(ends.warehouse, "warehouse") as wh:
         has_bronze = wh.execute("select to_regclass('bronze.ingest_state') is not null").fetchone()[0]
         state = store.read_state(wh, settings.slot) if has_bronze else None
         counts = store.row_counts(wh) if has_bronze else {}
-    return Status(slot_info, state, counts)
+        gaps = wh.execute("select reason, last_commit_ts, resync_ts from bronze.capture_gap where slot_name = %s "
+                          "order by gap_id", [settings.slot]).fetchall() \
+            if has_bronze and wh.execute("select to_regclass('bronze.capture_gap') is not null").fetchone()[0] else []
+    with connect(ends.source, "source", autocommit=True) as src:
+        slot_info = slots.status(src, settings.slot)
+        health = slot_health(src, settings.slot, state.last_commit_lsn) if state is not None else None
+    return Status(slot_info, state, counts, health, gaps)
 
 
 def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...] = (),

@@ -26,16 +26,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import psycopg
+import psycopg2
 from psycopg import sql
 
 from medallion import naming
-from medallion.bronze import checks, ddl, publication, snapshot, store
+from medallion.bronze import checks, ddl, publication, resync, snapshot, store
 from medallion.bronze import slot as slots
 from medallion.bronze.decoders import RelationRef, decoder_for, int_to_lsn, lsn_to_int
 from medallion.bronze.stream import ReplicationStream
 from medallion.config import ProjectConfig
 from medallion.db import Endpoints, connect, sql_text
-from medallion.errors import BronzeMismatch, SelectionError, SlotBusy, SourceNotReady
+from medallion.errors import (BronzeMismatch, ConnectionFailed, ConnectionLost, SelectionError, SlotBusy, SlotLost,
+                              SourceNotReady)
 from medallion.patterns import display
 from medallion.selection import Selection, resolve, selects
 from medallion.source.catalog import SourceTable, read_tables
@@ -145,6 +147,24 @@ class Ingester:
         self.wh.commit()
         return rows
 
+    def resync(self, progress: Callable[[str, int], None] = lambda *_: None) -> int:
+        """After a lost slot: a new snapshot into the existing bronze as a new epoch (see
+        medallion.bronze.resync). Returns the number of rows the epoch holds."""
+        store.ensure_schema(self.wh)
+        identity = dict(zip(("system_id", "database", "database_oid", "now"),
+                            self.src.execute(sql_text("medallion.bronze", "source_identity.sql")).fetchone()))
+        state = store.read_state(self.wh, self.slot)
+        self.wh.commit()
+        if state is not None and (state.source_system_id, state.source_database_oid) != \
+                (identity["system_id"], identity["database_oid"]):
+            raise BronzeMismatch(f"bronze was captured from another source database than {identity['database']}: "
+                                 "a re-sync cannot continue it; run 'medallion reset'")
+        plugin = state.plugin if state is not None else self.plugin
+        if plugin == "pgoutput":
+            publication.check(self.src, self.slot, self.selection())
+        return resync.resync(self.endpoints.source, self.src, self.wh, self.slot, self.config, plugin, identity,
+                             progress)
+
     def selection(self) -> Selection:
         """The selection against the source's catalog now, bronze's recorded names kept."""
         recorded = {(t.schema, t.name): t.bronze for t in store.recorded_tables(self.wh).values()}
@@ -163,10 +183,9 @@ class Ingester:
                 raise BronzeMismatch(
                     f"bronze was captured from another source database than {identity['database']} "
                     "(it was recreated, or the DSN changed): run 'medallion reset' to start bronze over")
-            if existing is None:
-                raise BronzeMismatch(
-                    f"slot {self.slot} is gone from the source while bronze stops at LSN {state.last_commit_lsn}: "
-                    "changes made since cannot be recovered; run 'medallion reset' to take a new snapshot")
+            health = resync.slot_health(self.src, self.slot, state.last_commit_lsn)
+            if health.lost:
+                raise SlotLost(health.detail)
             if existing["database"] != identity["database"]:
                 raise BronzeMismatch(
                     f"slot {self.slot} on the source belongs to database {existing['database']}: "
@@ -179,6 +198,7 @@ class Ingester:
             self.plugin = existing["plugin"]
             self._check_resumed_selection()
             return 0
+        self._check_one_capture(identity)
         selection = self.selection()
         checks.check_tables(selection)
         if self.plugin == "pgoutput":
@@ -197,6 +217,23 @@ class Ingester:
         for note in taken.notes:
             self.notify(note)
         return rows
+
+    def _check_one_capture(self, identity: dict) -> None:
+        """One bronze, one capture: a second slot (or source) appending a second snapshot to the same
+        bronze tables would double every row. Refused, saying how to run a second pipeline."""
+        other = self.wh.execute("select slot_name, source_database from bronze.ingest_state where slot_name <> %s "
+                                "limit 1", [self.slot]).fetchone()
+        has_rows = bool(store.recorded_tables(self.wh))
+        self.wh.commit()
+        if other is not None:
+            raise BronzeMismatch(
+                f"bronze in this warehouse is fed by slot {other[0]} (source database {other[1]}), not {self.slot}: "
+                "a second pipeline needs its own warehouse database (another MEDALLION_WAREHOUSE_DSN); to move "
+                f"this one to slot {self.slot}, run 'medallion reset' first")
+        if has_rows:
+            raise BronzeMismatch(
+                "bronze in this warehouse holds tables but no ingest state: it was not written by this pipeline; "
+                "point MEDALLION_WAREHOUSE_DSN at an empty database, or run 'medallion reset'")
 
     def _check_resumed_selection(self) -> None:
         """Bronze's tables are still selected, and still capturable; say what the selection adds."""
@@ -590,6 +627,22 @@ class Ingester:
     def lag_bytes(self) -> int | None:
         row = slots.status(self.src, self.slot)
         return int(row["lag_bytes"]) if row and row["lag_bytes"] is not None else None
+
+
+_BROKEN = (psycopg.OperationalError, psycopg.InterfaceError, psycopg2.OperationalError, psycopg2.InterfaceError)
+
+
+def connection_lost(exc: BaseException) -> ConnectionLost | None:
+    """The error as a lost connection (a server restart, a network cut), or None when it is not one."""
+    if isinstance(exc, ConnectionLost):
+        return exc
+    if isinstance(exc, ConnectionFailed):
+        return ConnectionLost(str(exc))
+    if isinstance(exc, _BROKEN):
+        text = str(exc).strip()
+        reason = text.splitlines()[0] if text else type(exc).__name__
+        return ConnectionLost(f"lost a connection ({reason})")
+    return None
 
 
 @contextmanager

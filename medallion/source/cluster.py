@@ -121,6 +121,10 @@ class EmbeddedCluster:
         self._pg_ctl("stop", "-m", "fast", "-w", "-t", "60")
         return True
 
+    def restart(self, mode: str = "fast") -> None:
+        """Restart the running server in place (same port and socket): fast, smart or immediate."""
+        self._pg_ctl("restart", "-m", mode, "-w", "-t", "60", "-l", str(self.logfile))
+
     # -- internals ------------------------------------------------------------------------
 
     def _as_owner(self, argv: list[str]) -> list[str]:

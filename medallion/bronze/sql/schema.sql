@@ -105,3 +105,17 @@ create table if not exists bronze.ingest_spill (
 -- message, or a catalog check when no trigger is installed); and the source table's OID.
 alter table bronze.table_schema add column if not exists event text not null default 'snapshot';
 alter table bronze.table_schema add column if not exists relid bigint;
+
+-- Gaps in the capture: a slot that was dropped or invalidated (its WAL removed) before bronze
+-- had everything, and the re-sync that took a new snapshot after it. What the source went
+-- through between last_commit_ts and resync_ts is not known, only where it ended up.
+create table if not exists bronze.capture_gap (
+    gap_id           bigserial primary key,
+    slot_name        text        not null,
+    reason           text        not null,  -- dropped, invalidated
+    last_commit_lsn  pg_lsn      not null,  -- the last source commit bronze has from before the gap
+    last_commit_ts   timestamptz,
+    resync_lsn       pg_lsn      not null,  -- the re-sync snapshot's consistent point (its E and R rows)
+    resync_ts        timestamptz not null,
+    recorded_at      timestamptz not null default now()
+);

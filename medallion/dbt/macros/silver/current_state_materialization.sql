@@ -45,14 +45,22 @@
         {%- for event in medallion_schema_events(timeline, columns) -%}
             {%- if event.lsn > lo and event.lsn <= hi %}{% do events.append(event) %}{% endif -%}
         {%- endfor -%}
+        {%- set steps = medallion_steps(events, medallion_epochs(bronze_relation, lo, hi)) -%}
         {%- set position = namespace(after=[lo, 2147483647]) -%}
-        {%- for step in events + [none] -%}
+        {%- for step in steps + [none] -%}
             {%- set before = [step.lsn, step.ordinal] if step else [hi + 1, 0] -%}
             {% do run_query(current_state_stage_sql(target_relation, feed, key, columns, source_root,
                                                     position.after, before)) %}
             {% do current_state_create_partitions(target_relation, partition_by) %}
             {% do run_query(current_state_apply_sql(target_relation, key, columns, source_root)) %}
-            {%- if step %}
+            {%- if step and step.epoch %}
+                {% do run_query(medallion_epoch_stage_sql(feed, step)
+                                ~ "drop table if exists medallion_rows; create temporary table medallion_rows "
+                                ~ "on commit drop as select * from medallion_epoch;") %}
+                {% do current_state_create_partitions(target_relation, partition_by) %}
+                {% do run_query(current_state_epoch_sql(target_relation, key, columns, step)) %}
+                {%- set position.after = [step.lsn, 2147483647] -%}
+            {%- elif step %}
                 {% do run_query(current_state_event_sql(target_relation, step)) %}
                 {%- set position.after = [step.lsn, step.ordinal] -%}
             {%- endif %}

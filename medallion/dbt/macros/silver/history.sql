@@ -117,7 +117,7 @@ select {{ medallion_column_list(key) }}, source_table from medallion_feed with n
 insert into medallion_seed_tables
 select distinct on ({{ keys }}) {{ keys }}, source_table
 from ({{ feed_sql }}) as feed
-where (commit_lsn, ordinal) <= ({{ after[0] }}, {{ after[1] }}) and op <> 'T'
+where (commit_lsn, ordinal) <= ({{ after[0] }}, {{ after[1] }}) and op not in ('T', 'E')
 order by {{ keys }}, commit_lsn desc, ordinal desc;
 analyze medallion_seed_tables;
 {% endmacro %}
@@ -165,26 +165,47 @@ events as (
     from key_changes
 ),
 
+timed as (
+    -- a key's versions start strictly later than the one before, in commit order, even when
+    -- the source's clock stepped back: max(commit_ts, previous start + 1 microsecond), computed
+    -- as a running max of (commit_ts - n microseconds) + n microseconds over the key's events
+    select
+        numbered.*,
+        max(numbered.commit_ts - numbered.n * interval '1 microsecond') over (
+            partition by {{ keys }} order by numbered.commit_lsn, numbered.ordinal rows unbounded preceding)
+            + numbered.n * interval '1 microsecond' as effective_ts
+    from (
+        select events.*, row_number() over (partition by {{ keys }} order by commit_lsn, ordinal) as n
+        from events
+    ) as numbered
+),
+
 successors as (
     select
-        events.*,
+        timed.*,
         lead(commit_lsn) over by_key as next_lsn,
         lead(ordinal) over by_key as next_ordinal,
-        lead(commit_ts) over by_key as next_ts
-    from events
+        lead(effective_ts) over by_key as next_ts
+    from timed
     window by_key as (partition by {{ keys }} order by commit_lsn, ordinal)
 ),
 
 versions as (
     -- a version ends at whichever comes first: the key's next change or a truncate of the
-    -- relation its row lives in (any truncate naming the source table's root)
+    -- relation its row lives in (any truncate naming the source table's root); never before
+    -- it starts, whatever the clocks say
     select
         {{ medallion_column_list(columns.keys(), 's.') }},
-        s.commit_ts as sys_start,
+        s.effective_ts as sys_start,
         case
             when t.commit_lsn is not null
                  and (s.next_lsn is null or (t.commit_lsn, t.ordinal) < (s.next_lsn, s.next_ordinal))
-                then t.commit_ts
+                then case
+                    -- inserted and truncated in one transaction: never visible (dropped below)
+                    when t.commit_lsn = s.commit_lsn then s.effective_ts
+                    else least(greatest(t.commit_ts, s.effective_ts + interval '1 microsecond'),
+                               coalesce(s.next_ts, 'infinity'))
+                end
             else coalesce(s.next_ts, 'infinity')
         end as sys_end
     from successors as s
@@ -201,7 +222,6 @@ versions as (
 ),
 
 final as (
-    -- a version replaced at the very instant it started was never visible: keep the later
     select * from versions where sys_start < sys_end
 )
 

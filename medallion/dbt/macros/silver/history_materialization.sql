@@ -13,8 +13,10 @@
       one transaction collapse to the last, since no reader could see the states in between;
     - sys_start = the change's commit_ts (for R rows: the snapshot time); sys_end = the next
       version's sys_start, the commit_ts of the delete or truncate that ended it, or 'infinity';
-    - of two versions starting at the same instant only the later (in commit order) is kept,
-      so sys_start < sys_end always holds. -#}
+    - a key's versions start strictly later than the one before, in commit order: a version
+      starts at max(commit_ts, previous start + 1 microsecond), so two transactions with one
+      commit time (or a source clock that stepped back) keep both versions, in commit order,
+      and sys_start < sys_end always holds; no version is replaced. -#}
     {%- set key = config.require('key') -%}
     {%- set bronze_relation = medallion_bronze_of(model) -%}
     {%- set timeline = medallion_timeline(bronze_relation) -%}
@@ -60,15 +62,19 @@
             "select exists (select from " ~ bronze_relation ~ " where op = 'T' and commit_lsn > " ~ lo
             ~ " and commit_lsn <= " ~ hi ~ " and source_table <> " ~ medallion_literal(source_root) ~ ")"
             ).columns[0].values()[0] -%}
+        {%- set steps = medallion_steps(events, medallion_epochs(bronze_relation, lo, hi)) -%}
         {%- set position = namespace(after=[lo, 2147483647]) -%}
-        {%- for step in events + [none] -%}
+        {%- for step in steps + [none] -%}
             {%- set before = [step.lsn, step.ordinal] if step else [hi + 1, 0] -%}
             {% do run_query(system_versioned_stage_sql(target_relation, feed, key, position.after, before)) %}
             {%- if partial_truncates %}
                 {% do run_query(system_versioned_seed_tables_sql(feed, key, position.after)) %}
             {%- endif %}
             {% do run_query(system_versioned_apply_sql(target_relation, key, columns, source_root)) %}
-            {%- if step %}
+            {%- if step and step.epoch %}
+                {% do run_query(system_versioned_epoch_sql(target_relation, feed, key, columns, step)) %}
+                {%- set position.after = [step.lsn, 2147483647] -%}
+            {%- elif step %}
                 {% do run_query(system_versioned_event_sql(target_relation, key, history_columns, step)) %}
                 {%- set position.after = [step.lsn, step.ordinal] -%}
             {%- endif %}

@@ -221,9 +221,11 @@ $drop_views$
 {%- set keys = medallion_column_list(key) -%}
 {%- set ts = medallion_literal(event.ts) ~ "::timestamptz" -%}
 {%- if event.drop %}
--- the table was dropped: its current versions end here (one that began at this instant never showed)
-delete from {{ relation }} where sys_end = 'infinity' and sys_start >= {{ ts }};
-update {{ relation }} set sys_end = {{ ts }} where sys_end = 'infinity';
+-- the table was dropped: its current versions end here (one that began in the same transaction
+-- never showed; one whose start is later by the clock ends just after it)
+delete from {{ relation }} where sys_end = 'infinity' and sys_start = {{ ts }};
+update {{ relation }} set sys_end = greatest({{ ts }}, sys_start + interval '1 microsecond')
+where sys_end = 'infinity';
 {%- else %}
 drop table if exists medallion_changed;
 create temporary table medallion_changed on commit drop as
@@ -231,7 +233,8 @@ select
     {%- for name in all %}
     {{ event.set[name] if name in event.set else medallion_quote(name) }} as {{ medallion_quote(name) }},
     {%- endfor %}
-    sys_start
+    sys_start,
+    greatest({{ ts }}, sys_start + interval '1 microsecond') as event_ts
 from {{ relation }}
 where sys_end = 'infinity'
   and row({% for name in event.set %}{{ medallion_quote(name) }}{{ ", " if not loop.last }}{% endfor %}, null)
@@ -246,15 +249,15 @@ from medallion_changed as c
 where {% for k in key %}h.{{ medallion_quote(k) }} = c.{{ medallion_quote(k) }} and {% endfor -%}
       h.sys_end = 'infinity' and h.sys_start = {{ ts }} and c.sys_start = {{ ts }};
 
-update {{ relation }} as h set sys_end = {{ ts }}
+update {{ relation }} as h set sys_end = c.event_ts
 from medallion_changed as c
 where {% for k in key %}h.{{ medallion_quote(k) }} = c.{{ medallion_quote(k) }} and {% endfor -%}
-      h.sys_end = 'infinity' and h.sys_start < {{ ts }};
+      h.sys_end = 'infinity' and h.sys_start <> {{ ts }};
 
 insert into {{ relation }} ({{ medallion_column_list(all) }}, sys_start, sys_end)
-select {{ medallion_column_list(all) }}, {{ ts }}, 'infinity'
+select {{ medallion_column_list(all) }}, event_ts, 'infinity'
 from medallion_changed
-where sys_start < {{ ts }}
+where sys_start <> {{ ts }}
 order by {{ keys }};
 {%- endif %}
 {% endmacro %}

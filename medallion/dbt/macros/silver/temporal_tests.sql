@@ -59,13 +59,13 @@ feed as (
 
 truncates as materialized (
     -- few or none; materialized, or each row below would scan the feed again
-    select commit_lsn, ordinal, source_table from feed where op = 'T'
+    select commit_lsn, ordinal, source_table from feed where op in ('T', 'E')  -- a re-sync: see epochs.sql
 ),
 
 latest as (
     select distinct on ({{ medallion_column_list(key) }}) *
     from feed
-    where op <> 'T'
+    where op not in ('T', 'E')
     order by {{ medallion_column_list(key) }}, commit_lsn desc, ordinal desc
 ),
 
