@@ -16,7 +16,7 @@ import psycopg2.errors
 from psycopg2.extras import LogicalReplicationConnection
 
 from medallion.db import SESSION_OPTIONS, redact
-from medallion.errors import SlotBusy, SourceNotReady
+from medallion.errors import ConnectionLost, SlotBusy, SourceNotReady
 
 STATUS_INTERVAL = 10  # seconds between automatic feedback messages (wal_sender_timeout is 60 s)
 
@@ -80,6 +80,10 @@ class ReplicationStream:
         except psycopg2.Error as exc:
             if "publication" in str(exc):
                 raise SourceNotReady(f"slot {self.slot}: {_first_line(exc)}: run 'medallion prepare-source'") from None
+            # no SQLSTATE (libpq lost the connection), a connection exception (08) or an operator
+            # intervention (57: shutdown, crash): the source went away, not the request
+            if self._conn.closed or exc.pgcode is None or exc.pgcode[:2] in ("08", "57"):
+                raise ConnectionLost(f"lost the replication connection ({_first_line(exc)})") from None
             raise
 
     @property
