@@ -81,3 +81,23 @@ class ConfigError(MedallionError):
 
 class SelectionError(MedallionError):
     """The selection does not fit the source: an include matching nothing, a key that is not there."""
+
+
+class InvalidDsn(MedallionError):
+    """A DSN that libpq cannot read (bad quoting, a port that is not a number, an unknown keyword)."""
+
+
+class CaptureReset(MedallionError):
+    """The slot or bronze was dropped under a running ingester (a reset or load-pagila meanwhile)."""
+
+
+class IngesterRunning(TransientError):
+    """A reset was asked for while an ingester still holds the slot: it would recreate what reset drops."""
+
+
+class RoleSetupFailed(MedallionError):
+    """`medallion grant` could not create or grant a role (the DSN's role is not an admin, typically)."""
+
+
+class Unexpected(MedallionError):
+    """A failure medallion has no name for; its traceback was written to a log file for a bug report."""
