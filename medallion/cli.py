@@ -241,6 +241,38 @@ def prepare_source() -> None:
 
 
 @cli.command()
+@click.option("--capture-role", default="medallion_capture", show_default=True, metavar="ROLE",
+              help="The source login that replicates and reads the captured tables.")
+@click.option("--pipeline-role", default="medallion_pipeline", show_default=True, metavar="ROLE",
+              help="The warehouse login that creates, and owns, bronze, silver and gold.")
+@friendly_errors
+def grant(capture_role: str, pipeline_role: str) -> None:
+    """Create the least-privilege roles and grant them what they need (once, as an admin).
+
+    \b
+    On the source:    CAPTURE_ROLE  LOGIN REPLICATION, SELECT on the captured tables
+    On the warehouse: PIPELINE_ROLE LOGIN, CREATE on the database (it then owns its schemas)
+                      MEDALLION_ANALYST_ROLE (medallion_analyst) LOGIN, read-only: USAGE and
+                      SELECT on silver and gold, EXECUTE on their as-of functions, now and
+                      for what later builds create
+    Both DSNs must be an admin's for this command (a superuser, or a role with CREATEROLE
+    that owns the tables). Roles get no password: set one, or use peer/cert authentication.
+    Then run the pipeline with DSNs of the new roles (docs/reliability.md). The embedded
+    cluster needs none of this: 'medallion up' creates the analyst role and every build
+    grants it silver and gold.
+
+    \b
+    Example:
+      MEDALLION_SOURCE_DSN='host=oltp dbname=shop user=admin' \\
+      MEDALLION_WAREHOUSE_DSN='host=dwh dbname=lake user=admin' medallion grant
+      export MEDALLION_SOURCE_DSN='host=oltp dbname=shop user=medallion_capture'
+      export MEDALLION_WAREHOUSE_DSN='host=dwh dbname=lake user=medallion_pipeline'
+    """
+    for line in pipeline.grant(load_settings(), capture_role, pipeline_role):
+        out.print(escape(line), highlight=False)
+
+
+@cli.command()
 @click.option("--seed", default=42, show_default=True, help="Same seed, same statements (on the same source).")
 @click.option("--transactions", "-n", type=click.IntRange(min=1), default=None,
               help="Stop after this many transactions.")
@@ -470,7 +502,9 @@ def query(sql_text: str, fmt: str, explain: bool, params: tuple[str, ...]) -> No
 
     A history table (silver.*_hist) has sys_start/sys_end timestamptz columns; each
     version is valid in [sys_start, sys_end). The clause goes after the table name,
-    before its alias. SQL - reads the statement from stdin. Runs read-only.
+    before its alias. SQL - reads the statement from stdin. Runs read-only, as the analyst
+    role (MEDALLION_QUERY_DSN, else the warehouse DSN's server as MEDALLION_ANALYST_ROLE,
+    default medallion_analyst): writes, COPY ... TO PROGRAM and server files are refused.
 
     \b
     Forms:
