@@ -269,7 +269,7 @@ def grant(capture_role: str, pipeline_role: str) -> None:
       export MEDALLION_WAREHOUSE_DSN='host=dwh dbname=lake user=medallion_pipeline'
     """
     for line in pipeline.grant(load_settings(), capture_role, pipeline_role):
-        out.print(escape(line), highlight=False)
+        out.print(escape(line), highlight=False, soft_wrap=True)
 
 
 @cli.command()

@@ -71,7 +71,8 @@ def ensure_pipeline(conn: psycopg.Connection, role: str) -> list[str]:
 
 def grant_capture(conn: psycopg.Connection, role: str, tables: Iterable[tuple[str, str]]) -> list[str]:
     """CONNECT on the source database, USAGE on the captured schemas, SELECT on each captured
-    table (its root: the snapshot reads partitions through it), and the server's identity."""
+    table (its root: the snapshot reads partitions through it). Nothing else: the stream needs
+    only REPLICATION, and a table created later is captured from its first change."""
     database = conn.info.dbname
     ident = sql.Identifier(role)
     _run(conn, _sql("capture_grants.sql", "connect", database=sql.Identifier(database), role=ident),
@@ -83,8 +84,6 @@ def grant_capture(conn: psycopg.Connection, role: str, tables: Iterable[tuple[st
     for schema, table in tables:
         _run(conn, _sql("capture_grants.sql", "table_select", table=sql.Identifier(schema, table), role=ident),
              f"granting {role} select on {schema}.{table}")
-    _run(conn, _sql("capture_grants.sql", "server_identity", role=ident),
-         f"granting {role} execute on pg_control_system()")
     return [f"{role} may replicate and read {len(tables)} captured tables of {database}"]
 
 
@@ -98,9 +97,10 @@ def grant_pipeline(conn: psycopg.Connection, role: str) -> list[str]:
     done = [f"{role} may create bronze, silver and gold in {database}"]
     owned = conn.execute(named_sql(_PACKAGE, "analyst_grants.sql")["owned_elsewhere"],
                          {"schemas": list(PIPELINE_LAYERS), "pipeline": role}).fetchall()
-    for schema, owner in owned:
-        done.append(f"note: schema {schema} is owned by {owner}, not {role}: "
-                    f"'alter schema {schema} owner to {role}' and the same for its tables, or 'medallion reset'")
+    if owned:
+        names = ", ".join(f"{schema} (owner {owner})" for schema, owner in owned)
+        done.append(f"note: {names} not owned by {role}, which cannot write there: drop them ('medallion "
+                    f"reset' as their owner) for {role} to recreate them, or alter their owner and their tables'")
     return done
 
 
