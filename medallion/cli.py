@@ -32,8 +32,9 @@ err = Console(stderr=True)
 
 
 def fail(message: str) -> NoReturn:
-    """The one error line on stderr, then exit code 1."""
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    """The one error line on stderr, then exit code 1 (a message of several lines is joined)."""
+    line = " ".join(part.strip() for part in message.strip().splitlines() if part.strip())
+    err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
     sys.exit(1)
 
 
@@ -101,7 +102,11 @@ def cli() -> None:
 @cli.command()
 @friendly_errors
 def up() -> None:
-    """Start the embedded PostgreSQL cluster (created on first use).
+    """Start the embedded PostgreSQL cluster (created on first use), for its owner only.
+
+    It listens on no TCP port, only on a unix socket in a folder no other OS user may enter,
+    and creates the read-only role 'medallion query' runs as. A cluster left by an older
+    medallion (open to every local user) is restarted locked down.
 
     \b
     Example:

@@ -78,6 +78,16 @@ def test_out_of_range_numbers_are_refused_in_one_line(args: list[str]) -> None:
     assert "Invalid value for" in line and f"see 'medallion {args[0]} --help'" in line
 
 
+@pytest.mark.parametrize(("args", "expected"), [
+    (["frobnicate"], "No such command 'frobnicate': see 'medallion --help'"),
+    (["ingest", "--bogus"], "No such option '--bogus': see 'medallion ingest --help'"),
+    (["reset"], "aborted: nothing was changed"),  # the confirmation, answered with end of input
+])
+def test_usage_errors_are_one_line_too(args: list[str], expected: str) -> None:
+    line = one_error_line(medallion(*args, env=with_dsns("host=127.0.0.1 port=1 dbname=x")))
+    assert line == f"error: {expected}"
+
+
 def test_every_command_turns_failures_into_one_line() -> None:
     unguarded = [name for name, command in cli.commands.items() if not getattr(command.callback, "friendly", False)]
     assert not unguarded, f"commands without @friendly_errors: {unguarded}"
