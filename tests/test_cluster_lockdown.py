@@ -42,8 +42,8 @@ def test_another_os_user_cannot_connect(cluster: EmbeddedCluster) -> None:
     assert stat.S_IMODE(cluster.socket_dir.stat().st_mode) == 0o700
     assert stat.S_IMODE(cluster.logfile.stat().st_mode) == 0o600
     hba = subprocess.run(["cat", str(cluster.hba_file)], capture_output=True, text=True).stdout
-    assert [line.split()[0] for line in hba.splitlines() if line.strip() and not line.startswith("#")] == \
-        ["local", "local"]
+    assert [line.split() for line in hba.splitlines() if line.strip() and not line.startswith("#")] == \
+        [["local", "all", "all", "trust"]]
 
 
 def _open_up(old: EmbeddedCluster) -> None:

@@ -31,12 +31,12 @@ SOCKET_PATH_LIMIT = 107
 # cluster.json's "locked_down": the version of the access rules below that the running server
 # was configured with. A cluster without it was made by an older medallion and is open.
 LOCKDOWN_VERSION = 1
-# The only ways in: the unix socket, for any role, trusted because only the owner reaches it.
+# The only way in: the unix socket, for any role, trusted because only the owner reaches it.
+# (Logical replication connections match this database line; no physical replication.)
 HBA_CONF = """# Written by medallion (medallion/source/cluster.py); rewritten on every 'medallion up'.
 # Only the unix socket: TCP is off (listen_addresses = ''), and the socket's folder and file
 # are mode 0700, so no other OS user can reach the server. Trust is for its owner alone.
-local   all           all   trust
-local   replication   all   trust
+local   all   all   trust
 """
 SERVER_SETTINGS = {
     "wal_level": "logical",
