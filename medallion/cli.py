@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from medallion import errorlog, pipeline, transform
+from medallion.access.roles import DEFAULT_CAPTURE_ROLE, DEFAULT_PIPELINE_ROLE
 from medallion.bronze.ingest import DEFAULT_BATCH, BatchResult
 from medallion.errors import MedallionError
 from medallion.demo import DemoReport, run_demo
@@ -53,7 +54,7 @@ def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except MedallionError as exc:
             fail(str(exc))
         except KeyboardInterrupt:
-            fail("interrupted (Ctrl-C): nothing half-written stays behind; run the command again to finish")
+            fail("interrupted (Ctrl-C): run the command again to finish")
         except Exception as exc:
             fail(errorlog.describe(exc, errorlog.write_traceback(exc)))
     wrapper.friendly = True  # type: ignore[attr-defined]  # the meta-test checks every command has it
@@ -246,9 +247,9 @@ def prepare_source() -> None:
 
 
 @cli.command()
-@click.option("--capture-role", default="medallion_capture", show_default=True, metavar="ROLE",
+@click.option("--capture-role", default=DEFAULT_CAPTURE_ROLE, show_default=True, metavar="ROLE",
               help="The source login that replicates and reads the captured tables.")
-@click.option("--pipeline-role", default="medallion_pipeline", show_default=True, metavar="ROLE",
+@click.option("--pipeline-role", default=DEFAULT_PIPELINE_ROLE, show_default=True, metavar="ROLE",
               help="The warehouse login that creates, and owns, bronze, silver and gold.")
 @friendly_errors
 def grant(capture_role: str, pipeline_role: str) -> None:

@@ -14,7 +14,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from medallion.db import redact
+from medallion.db import connection_reason, redact
 
 LOG_NAME = "errors.log"
 
@@ -51,6 +51,12 @@ def describe(exc: BaseException, log: Path) -> str:
     primary = getattr(diag, "message_primary", None) or getattr(exc, "pgerror", None)
     code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
     first = (str(primary or exc).strip().splitlines() or [type(exc).__name__])[0]
+    # psycopg's or psycopg2's OperationalError without a code (the link broke) or with a connection
+    # code (class 08; 57P01-57P03: the server shut down or is starting); other codes are refusals
+    broken = not code or str(code).startswith("08") or str(code) in ("57P01", "57P02", "57P03")
+    if broken and any(kind.__name__ == "OperationalError" for kind in type(exc).__mro__):
+        return redact(f"the connection to PostgreSQL failed: {connection_reason(exc)}; check that the server is running "
+                      f"('medallion up' for the embedded one) and run the command again; the traceback is in {log}")
     if primary or code:
         what = f"PostgreSQL refused a statement: {first}" + (f" (SQLSTATE {code})" if code else "")
         return redact(f"{what}; the traceback is in {log}")

@@ -170,3 +170,21 @@ def _drop_slot(settings: Settings) -> bool:
         return True
     except Exception:  # ObjectInUse: try again a moment later
         return False
+
+
+def test_a_lost_connection_is_told_apart_from_a_refused_statement(settings: Settings, tmp_path: Path) -> None:
+    """Errors without a name in medallion: a broken link says so (not 'please report it'); a
+    statement PostgreSQL refuses says what it refused. Both name the log."""
+    import psycopg
+
+    from medallion.errorlog import describe
+
+    log = tmp_path / "errors.log"
+    with pytest.raises(psycopg.OperationalError) as lost:
+        psycopg.connect("host=127.0.0.1 port=1 dbname=x")
+    assert describe(lost.value, log).startswith("the connection to PostgreSQL failed: connection to server at "
+                                                '"127.0.0.1", port 1 failed: Connection refused')
+    with psycopg.connect(settings.source_dsn or "") as conn, pytest.raises(psycopg.Error) as refused:
+        conn.execute("select 1 / 0")
+    assert describe(refused.value, log) == (f"PostgreSQL refused a statement: division by zero (SQLSTATE 22012); "
+                                            f"the traceback is in {log}")
