@@ -13,8 +13,8 @@ create role {role} login replication nosuperuser nocreatedb nocreaterole nobypas
 create role {role} login noreplication nosuperuser nocreatedb nocreaterole nobypassrls
 
 -- name: create_analyst
--- Analysts: read silver and gold. NOINHERIT: a role granted to it later lends it nothing
--- unless it asks for it by name (SET ROLE), which a read-only transaction still bounds.
+-- Analysts: read silver and gold. NOINHERIT: should someone grant it a role later, that
+-- role's privileges are not used implicitly (keep it a member of nothing: SET ROLE would work).
 create role {role} login noinherit noreplication nosuperuser nocreatedb nocreaterole nobypassrls
 
 -- name: analyst_read_only
