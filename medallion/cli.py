@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from functools import wraps
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
@@ -18,7 +18,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from medallion import pipeline, transform
+from medallion import errorlog, pipeline, transform
+from medallion.access.roles import DEFAULT_CAPTURE_ROLE, DEFAULT_PIPELINE_ROLE
 from medallion.bronze.ingest import DEFAULT_BATCH, BatchResult
 from medallion.errors import MedallionError
 from medallion.demo import DemoReport, run_demo
@@ -31,22 +32,60 @@ out = Console()
 err = Console(stderr=True)
 
 
+def fail(message: str) -> NoReturn:
+    """The one error line on stderr, then exit code 1 (a message of several lines is joined)."""
+    line = " ".join(part.strip() for part in message.strip().splitlines() if part.strip())
+    err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+    sys.exit(1)
+
+
 def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Every failure of a command becomes one line and exit 1, never a traceback.
+
+    A MedallionError's message is the line. Anything else (a bug, a PostgreSQL error without a
+    name in medallion) writes its traceback to MEDALLION_HOME/errors.log and names that file.
+    click's own exceptions pass through: MedallionGroup turns usage errors into one line too."""
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
         except MedallionError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            sys.exit(1)
+            fail(str(exc))
+        except KeyboardInterrupt:
+            fail("interrupted (Ctrl-C): run the command again to finish")
+        except Exception as exc:
+            fail(errorlog.describe(exc, errorlog.write_traceback(exc)))
+    wrapper.friendly = True  # type: ignore[attr-defined]  # the meta-test checks every command has it
     return wrapper
+
+
+class MedallionGroup(click.Group):
+    """click's group, with usage errors (a bad option value, an unknown command) as one line and
+    exit 1 like every other failure, instead of the usage text and exit 2."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.Abort:
+            fail("aborted: nothing was changed")
+        except click.ClickException as exc:
+            context = getattr(exc, "ctx", None)
+            where = context.command_path if context else (prog_name or "medallion")
+            fail(f"{exc.format_message().rstrip('.')}: see '{where} --help'")
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def note(message: str) -> None:
     err.print(f"[dim]{escape(message)}[/]", highlight=False, soft_wrap=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=MedallionGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="pagila-medallion")
 def cli() -> None:
     """PostgreSQL change data capture into a lakehouse with time travel.
@@ -64,7 +103,11 @@ def cli() -> None:
 @cli.command()
 @friendly_errors
 def up() -> None:
-    """Start the embedded PostgreSQL cluster (created on first use).
+    """Start the embedded PostgreSQL cluster (created on first use), for its owner only.
+
+    It listens on no TCP port, only on a unix socket in a folder no other OS user may enter,
+    and creates the read-only role 'medallion query' runs as. A cluster left by an older
+    medallion (open to every local user) is restarted locked down.
 
     \b
     Example:
@@ -214,10 +257,43 @@ def prepare_source() -> None:
 
 
 @cli.command()
+@click.option("--capture-role", default=DEFAULT_CAPTURE_ROLE, show_default=True, metavar="ROLE",
+              help="The source login that replicates and reads the captured tables.")
+@click.option("--pipeline-role", default=DEFAULT_PIPELINE_ROLE, show_default=True, metavar="ROLE",
+              help="The warehouse login that creates, and owns, bronze, silver and gold.")
+@friendly_errors
+def grant(capture_role: str, pipeline_role: str) -> None:
+    """Create the least-privilege roles and grant them what they need (once, as an admin).
+
+    \b
+    On the source:    CAPTURE_ROLE  LOGIN REPLICATION, SELECT on the captured tables
+    On the warehouse: PIPELINE_ROLE LOGIN, CREATE on the database (it then owns its schemas)
+                      MEDALLION_ANALYST_ROLE (medallion_analyst) LOGIN, read-only: USAGE and
+                      SELECT on silver and gold, EXECUTE on their as-of functions, now and
+                      for what later builds create
+    Both DSNs must be an admin's for this command (a superuser, or a role with CREATEROLE
+    that owns the tables). Roles get no password: set one, or use peer/cert authentication.
+    Then run the pipeline with DSNs of the new roles (docs/reliability.md). The embedded
+    cluster needs none of this: 'medallion up' creates the analyst role and every build
+    grants it silver and gold.
+
+    \b
+    Example:
+      MEDALLION_SOURCE_DSN='host=oltp dbname=shop user=admin' \\
+      MEDALLION_WAREHOUSE_DSN='host=dwh dbname=lake user=admin' medallion grant
+      export MEDALLION_SOURCE_DSN='host=oltp dbname=shop user=medallion_capture'
+      export MEDALLION_WAREHOUSE_DSN='host=dwh dbname=lake user=medallion_pipeline'
+    """
+    for line in pipeline.grant(load_settings(), capture_role, pipeline_role):
+        out.print(escape(line), highlight=False, soft_wrap=True)
+
+
+@cli.command()
 @click.option("--seed", default=42, show_default=True, help="Same seed, same statements (on the same source).")
-@click.option("--transactions", "-n", type=int, default=None, help="Stop after this many transactions.")
-@click.option("--seconds", type=float, default=None, help="Stop after this long.")
-@click.option("--rate", type=float, default=50.0, show_default=True,
+@click.option("--transactions", "-n", type=click.IntRange(min=1), default=None,
+              help="Stop after this many transactions.")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after this long.")
+@click.option("--rate", type=click.FloatRange(min=0), default=50.0, show_default=True,
               help="Target transactions per second; 0 runs as fast as the source allows.")
 @friendly_errors
 def simulate(seed: int, transactions: int | None, seconds: float | None, rate: float) -> None:
@@ -273,9 +349,9 @@ def _rate(changes: int, seconds: float) -> str:
 
 @cli.command()
 @click.option("--follow", is_flag=True, help="Keep streaming until Ctrl-C (stops after the batch in hand).")
-@click.option("--batch-size", default=DEFAULT_BATCH, show_default=True,
+@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH, show_default=True,
               help="Changes per batch (whole transactions, so a batch may hold more).")
-@click.option("--wait", default=30.0, show_default=True,
+@click.option("--wait", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="Seconds to wait for a previous ingester to let go of the slot.")
 @click.option("--give-up-after", default=300.0, show_default=True, type=click.FloatRange(min=0),
               help="With --follow: seconds without a connection to the source or the warehouse (a restart, a "
@@ -470,7 +546,9 @@ def query(sql_text: str, fmt: str, explain: bool, params: tuple[str, ...]) -> No
 
     A history table (silver.*_hist) has sys_start/sys_end timestamptz columns; each
     version is valid in [sys_start, sys_end). The clause goes after the table name,
-    before its alias. SQL - reads the statement from stdin. Runs read-only.
+    before its alias. SQL - reads the statement from stdin. Runs read-only, as the analyst
+    role (MEDALLION_QUERY_DSN, else the warehouse DSN's server as MEDALLION_ANALYST_ROLE,
+    default medallion_analyst): writes, COPY ... TO PROGRAM and server files are refused.
 
     \b
     Forms:
@@ -518,7 +596,8 @@ def query(sql_text: str, fmt: str, explain: bool, params: tuple[str, ...]) -> No
 
 
 @cli.command()
-@click.option("--port", "-p", default=3000, show_default=True, help="Port of the Dagster webserver.")
+@click.option("--port", "-p", type=click.IntRange(1, 65535), default=3000, show_default=True,
+              help="Port of the Dagster webserver.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
 @friendly_errors
 def ui(port: int, host: str) -> None:

@@ -90,3 +90,23 @@ class ConnectionLost(TransientError):
 
 class SlotLost(MedallionError):
     """The slot bronze reads from was dropped or invalidated: `medallion resync` takes a new epoch."""
+
+
+class InvalidDsn(MedallionError):
+    """A DSN that libpq cannot read (bad quoting, a port that is not a number, an unknown keyword)."""
+
+
+class CaptureReset(MedallionError):
+    """The slot or bronze was dropped under a running ingester (a reset or load-pagila meanwhile)."""
+
+
+class IngesterRunning(TransientError):
+    """A reset was asked for while an ingester still holds the slot: it would recreate what reset drops."""
+
+
+class RoleSetupFailed(MedallionError):
+    """`medallion grant` could not create or grant a role (the DSN's role is not an admin, typically)."""
+
+
+class Unexpected(MedallionError):
+    """A failure medallion has no name for; its traceback was written to a log file for a bug report."""

@@ -12,15 +12,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import psycopg
 from psycopg import sql
 
 from medallion import transform
+from medallion.access import roles
 from medallion.bronze import checks, ddl, publication, store
 from medallion.bronze import slot as slots
-from medallion.bronze.resync import SlotHealth, slot_health
 from medallion.bronze.ingest import DEFAULT_BATCH, BatchResult, Ingester, connection_lost, stop_on_interrupt
-from medallion.db import Endpoints, connect, endpoints
-from medallion.errors import ConnectionLost, MedallionError
+from medallion.bronze.resync import SlotHealth, slot_health
+from medallion.db import Endpoints, connect, endpoints, sql_text
+from medallion.errors import (CaptureReset, ConnectionLost, IngesterRunning, MedallionError, RoleSetupFailed,
+                              SlotBusy)
 from medallion.selection import Selection, resolve
 from medallion.settings import Settings
 from medallion.silver.project import BuildProject
@@ -43,7 +46,7 @@ def up(settings: Settings) -> str:
     if not settings.embedded:
         raise MedallionError("MEDALLION_SOURCE_DSN/MEDALLION_WAREHOUSE_DSN are set: the embedded cluster is not used; "
                              "unset them to run it")
-    return EmbeddedCluster(settings.home).up()
+    return EmbeddedCluster(settings.home, analyst_role=settings.analyst_role).up()
 
 
 def down(settings: Settings) -> bool:
@@ -122,16 +125,31 @@ def reset_warehouse(ends: Endpoints) -> None:
 
 
 def reset(settings: Settings) -> None:
-    """Drop the slot and every warehouse layer: the next ingest starts with a new snapshot."""
+    """Drop the slot and every warehouse layer: the next ingest starts with a new snapshot.
+
+    Refused while an ingester runs on the slot: it would fail half-way, or recreate bronze.
+    The ingester's lock is held (this session's) until the reset is done."""
     ends = endpoints(settings)
     with connect(ends.source, "source", autocommit=True) as conn:
+        _refuse_while_ingesting(conn, settings.slot)
         row = slots.slot_row(conn, settings.slot)
         if row is not None:
             if row["active_pid"]:
                 raise MedallionError(f"slot {settings.slot} is in use by source pid {row['active_pid']}: "
                                      "stop the ingester first")
             slots.drop(conn, settings.slot)
-    reset_warehouse(ends)
+        reset_warehouse(ends)
+
+
+def _refuse_while_ingesting(conn: psycopg.Connection, slot: str) -> None:
+    lock = slots.IngesterLock(conn, slot)
+    try:
+        lock.acquire(0)
+    except SlotBusy:
+        holder = conn.execute(sql_text("medallion.bronze", "lock_holder.sql"), {"key": lock.key}).fetchone()
+        who = f" (source backend pid {holder[0]})" if holder else ""
+        raise IngesterRunning(f"an ingester is running on slot {slot}{who}: stop it (Ctrl-C on 'medallion "
+                              "ingest --follow') before 'medallion reset'") from None
 
 
 @dataclass
@@ -173,6 +191,12 @@ def ingest(settings: Settings, follow: bool = False, batch_size: int = DEFAULT_B
                 _ingest_once(settings, report, follow, batch_size, wait, notify, on_snapshot_table, on_batch,
                              should_stop, connected)
                 return report
+            except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedObject) as exc:
+                # bronze's tables or the slot vanished under a running ingester: a reset, load-pagila
+                # or a hand-made drop in the meantime. What was committed before is intact.
+                raise CaptureReset(f"{exc.diag.message_primary} while ingesting on slot {settings.slot} (was bronze "
+                                   "or the slot dropped meanwhile, by 'medallion reset' or 'load-pagila'?): run "
+                                   "'medallion ingest' again to start over") from None
             except Exception as exc:  # noqa: BLE001 - only a lost connection is retried; the rest is raised
                 lost = connection_lost(exc)
                 if lost is None or not follow:
@@ -263,8 +287,51 @@ def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...
     Incremental by default: each model applies only the bronze rows past its watermark.
     full_refresh rebuilds every model from all of bronze (the result is the same); select
     narrows the build with dbt selectors, e.g. ("silver",); tests=False skips the dbt tests
-    (frequent refreshes; the nightly run tests)."""
-    return transform.build(settings, full_refresh, select, tests)
+    (frequent refreshes; the nightly run tests).
+
+    Afterwards the analyst role may read what the build made (grant_readers)."""
+    report = transform.build(settings, full_refresh, select, tests)
+    report.notes.extend(grant_readers(settings))
+    return report
+
+
+def grant_readers(settings: Settings) -> list[str]:
+    """Grant the analyst role (MEDALLION_ANALYST_ROLE) read access to silver and gold, as their
+    owner, for what exists and what later builds create. Returns notes: what could not be granted.
+
+    Run after every build (and every Dagster dbt run): a build that replaces a table or adds a
+    model never leaves `medallion query` unable to read it."""
+    with connect(endpoints(settings).warehouse, "warehouse", autocommit=True) as conn:
+        if not roles.role_exists(conn, settings.analyst_role):
+            return [f"no role {settings.analyst_role} on the warehouse: 'medallion query' cannot read silver and "
+                    "gold until an admin runs 'medallion grant' (or set MEDALLION_QUERY_DSN)"]
+        try:
+            roles.grant_analyst(conn, settings.analyst_role)
+        except RoleSetupFailed as exc:
+            return [f"analysts' read access not granted: {exc}"]
+    return []
+
+
+def grant(settings: Settings, capture_role: str = roles.DEFAULT_CAPTURE_ROLE,
+          pipeline_role: str = roles.DEFAULT_PIPELINE_ROLE) -> list[str]:
+    """Create the three least-privilege roles and grant them what they need (run as an admin).
+
+    On the source: the capture role, with REPLICATION and SELECT on the captured tables. On
+    the warehouse: the pipeline role, which may create (and so own) bronze, silver and gold,
+    and the analyst role (MEDALLION_ANALYST_ROLE), which may read silver and gold. Returns
+    what was done, in words. Idempotent: run it again after the selection grows."""
+    ends = endpoints(settings)
+    chosen = selection(settings)
+    done: list[str] = []
+    with connect(ends.source, "source", autocommit=True) as src:
+        done += roles.ensure_capture(src, capture_role)
+        done += roles.grant_capture(src, capture_role, [t.table.ident for t in chosen.captured])
+    with connect(ends.warehouse, "warehouse", autocommit=True) as wh:
+        done += roles.ensure_pipeline(wh, pipeline_role)
+        done += roles.grant_pipeline(wh, pipeline_role)
+        done += roles.ensure_analyst(wh, settings.analyst_role)
+        done += roles.grant_analyst(wh, settings.analyst_role)
+    return done
 
 
 def build_project(settings: Settings, predict: bool = False) -> BuildProject:
@@ -290,7 +357,8 @@ def run(settings: Settings, notify: Callable[[str], None] = lambda _: None) -> R
 def query(settings: Settings, sql_text: str, params: dict[str, object] | None = None) -> QueryResult:
     """Run one statement on the warehouse, FOR SYSTEM_TIME clauses rewritten (see medallion.query).
 
-    Read-only: the statement cannot change the warehouse. params fill %(name)s placeholders."""
+    Read-only: the statement runs as the analyst role (MEDALLION_QUERY_DSN, else the warehouse as
+    MEDALLION_ANALYST_ROLE), in a read-only transaction. params fill %(name)s placeholders."""
     from medallion.query import run_query
 
     return run_query(settings, sql_text, params)

@@ -1,6 +1,7 @@
 """Where things are: the one place that turns the environment into DSNs, paths and names.
 
-With MEDALLION_SOURCE_DSN and MEDALLION_WAREHOUSE_DSN set, every command uses those servers.
+With MEDALLION_SOURCE_DSN and MEDALLION_WAREHOUSE_DSN set, every command uses those servers
+(`medallion query` uses MEDALLION_QUERY_DSN, else the warehouse as MEDALLION_ANALYST_ROLE).
 Without them, both are databases of the embedded cluster under MEDALLION_HOME. What is
 captured and how silver names it comes from the project file (MEDALLION_CONFIG or ./medallion.toml).
 """
@@ -21,6 +22,9 @@ PAGILA_CONFIG = REPO_ROOT / "medallion.toml"
 SOURCE_DB = "pagila"
 WAREHOUSE_DB = "warehouse"
 DEFAULT_SLOT = "medallion_bronze"
+# The login role `medallion query` runs as, and that every build grants read access to silver
+# and gold (docs/reliability.md, "Security and roles").
+DEFAULT_ANALYST_ROLE = "medallion_analyst"
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,8 @@ class Settings:
     pagila_dir: Path | None
     config_path: Path | None = None  # medallion.toml; None: the default selection, no project dbt
     plugin: str | None = None  # MEDALLION_PLUGIN; else medallion.toml's [capture] plugin; else pgoutput
+    query_dsn: str | None = None  # MEDALLION_QUERY_DSN; None: the warehouse DSN as analyst_role
+    analyst_role: str = DEFAULT_ANALYST_ROLE
 
     @property
     def embedded(self) -> bool:
@@ -72,4 +78,6 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         pagila_dir=Path(pagila).resolve() if pagila else None,
         config_path=config_path(env),
         plugin=env.get("MEDALLION_PLUGIN") or None,
+        query_dsn=env.get("MEDALLION_QUERY_DSN") or None,
+        analyst_role=env.get("MEDALLION_ANALYST_ROLE") or DEFAULT_ANALYST_ROLE,
     )

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 from psycopg.types.datetime import DateLoader, TimestampLoader, TimestamptzLoader
 
-from medallion.db import connect, endpoints
+from medallion.db import connect, query_dsn
 from medallion.errors import QueryFailed
 from medallion.query.catalog import load_catalog
 from medallion.query.rewrite import explain, rewrite
@@ -62,10 +62,15 @@ class QueryResult:
 
 
 def _warehouse(settings: Settings) -> psycopg.Connection:
-    """A read-only session: analysts' SQL must not change the warehouse, whatever it says.
+    """A read-only session of the analyst role: analysts' SQL must not change the warehouse, or
+    reach beyond it (COPY ... TO PROGRAM, server files), whatever it says.
 
-    This guards against mistakes, not against hostile SQL: the DSN's privileges do that."""
-    conn = connect(endpoints(settings).warehouse, "warehouse")
+    The role is a login of its own (never SET ROLE in a privileged session, which the statement
+    could RESET): its privileges are the boundary; the read-only transaction catches mistakes."""
+    fix = ("check MEDALLION_QUERY_DSN" if settings.query_dsn else
+           f"'medallion query' logs in as the read-only role {settings.analyst_role}: 'medallion up' creates it "
+           "on the embedded cluster, 'medallion grant' (as an admin) on a server; or set MEDALLION_QUERY_DSN")
+    conn = connect(query_dsn(settings), "warehouse", hint=fix)
     conn.read_only = True
     conn.adapters.register_loader("timestamptz", _TimestamptzLoader)
     conn.adapters.register_loader("timestamp", _TimestampLoader)
