@@ -267,15 +267,15 @@ class Status:
 
 def status(settings: Settings) -> Status:
     ends = endpoints(settings)
-    with connect(ends.warehouse, "warehouse") as wh:
-        has_bronze = wh.execute("select to_regclass('bronze.ingest_state') is not null").fetchone()[0]
-        state = store.read_state(wh, settings.slot) if has_bronze else None
-        counts = store.row_counts(wh) if has_bronze else {}
-        gaps = wh.execute("select reason, last_commit_ts, resync_ts from bronze.capture_gap where slot_name = %s "
-                          "order by gap_id", [settings.slot]).fetchall() \
-            if has_bronze and wh.execute("select to_regclass('bronze.capture_gap') is not null").fetchone()[0] else []
     with connect(ends.source, "source", autocommit=True) as src:
         slot_info = slots.status(src, settings.slot)
+        with connect(ends.warehouse, "warehouse") as wh:
+            has_bronze = wh.execute("select to_regclass('bronze.ingest_state') is not null").fetchone()[0]
+            state = store.read_state(wh, settings.slot) if has_bronze else None
+            counts = store.row_counts(wh) if has_bronze else {}
+            has_gaps = has_bronze and wh.execute("select to_regclass('bronze.capture_gap') is not null").fetchone()[0]
+            gaps = wh.execute("select reason, last_commit_ts, resync_ts from bronze.capture_gap where slot_name = %s "
+                              "order by gap_id", [settings.slot]).fetchall() if has_gaps else []
         health = slot_health(src, settings.slot, state.last_commit_lsn) if state is not None else None
     return Status(slot_info, state, counts, health, gaps)
 

@@ -160,15 +160,21 @@ def test_bronze_or_slot_dropped_under_a_follower_is_one_line(settings: Settings,
             proc.kill()
     assert proc.returncode == 1
     line = one_error_line(subprocess.CompletedProcess([], 1, "", stderr))
-    assert "while ingesting on slot" in line and "run 'medallion ingest' again" in line
+    if vanish == "slot":  # the follower reconnects, finds the slot gone and names the remedy
+        assert f"slot {settings.slot} is gone from the source (dropped)" in line and "medallion resync" in line
+    else:
+        assert "while ingesting on slot" in line and "run 'medallion ingest' again" in line
 
 
 def _drop_slot(settings: Settings) -> bool:
-    """Drop the slot between two peeks (while a peek runs, the slot is active and cannot go)."""
+    """Drop the slot under the streaming follower: end its walsender, then drop it before the
+    follower reconnects (it is active again as soon as it does)."""
     try:
+        execute(settings.source_dsn or "", "select pg_terminate_backend(active_pid) from pg_replication_slots "
+                                           "where slot_name = %s and active_pid is not null", [settings.slot])
         execute(settings.source_dsn or "", "select pg_drop_replication_slot(%s)", [settings.slot])
         return True
-    except Exception:  # ObjectInUse: try again a moment later
+    except Exception:  # ObjectInUse: the follower was quicker; try again
         return False
 
 
