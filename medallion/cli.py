@@ -423,6 +423,8 @@ def status() -> None:
     if st.state:
         out.print(f"bronze: up to LSN {st.state.last_commit_lsn}, last commit {st.state.last_commit_ts}, "
                   f"{st.state.changes_total:,} rows ingested")
+    if st.horizon is not None:
+        out.print(f"silver: complete up to {st.horizon} (source time; every table built from bronze up to there)")
     if st.counts:
         table = Table("bronze table", "rows", title=None)
         for name, count in st.counts.items():
@@ -540,8 +542,14 @@ def _print_result_table(result: QueryResult) -> None:
               help="Print the rewritten PostgreSQL and exit; tables are checked, nothing runs.")
 @click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE",
               help="Value for a %(NAME)s placeholder (repeatable).")
+@click.option("--known-at", metavar="INSTANT",
+              help="Answer every FOR SYSTEM_TIME as the warehouse knew it then (e.g. when a report was "
+                   "published): versions loaded later are left out.")
+@click.option("--strict", is_flag=True,
+              help="Refuse (instead of warning) a question about a time past silver's horizon.")
 @friendly_errors
-def query(sql_text: str, fmt: str, explain: bool, params: tuple[str, ...]) -> None:
+def query(sql_text: str, fmt: str, explain: bool, params: tuple[str, ...], known_at: str | None,
+          strict: bool) -> None:
     """Run SQL on the warehouse, with SQL:2011 FOR SYSTEM_TIME on any history table.
 
     A history table (silver.*_hist) has sys_start/sys_end timestamptz columns; each
@@ -577,14 +585,23 @@ def query(sql_text: str, fmt: str, explain: bool, params: tuple[str, ...]) -> No
           silver.dim_customer_hist for system_time as of %(at)s where customer_id = 7"
       medallion query --explain "select * from silver.dim_customer_hist
           for system_time as of now() - interval '1 day' as c"
+      medallion query --known-at '2026-11-23 06:00+00' "select * from gold.monthly_revenue_as_of(now())"
+      medallion query --known-at '2026-11-23 06:00+00' "select sum(amount) from silver.fact_payment_hist
+          for system_time as of '2026-11-22 00:00+00'"
       medallion query - < question.sql
+    \b
+    Two time axes: FOR SYSTEM_TIME is the source's time (what the source held at t);
+    --known-at is the warehouse's (what had been loaded by k). A question about a time later
+    than silver's horizon (see 'medallion status') prints a warning; --strict refuses it.
     """
     settings = load_settings()
     text = sys.stdin.read() if sql_text == "-" else sql_text
     if explain:
-        click.echo(pipeline.explain_query(settings, text))
+        click.echo(pipeline.explain_query(settings, text, known_at))
         return
-    result = pipeline.query(settings, text, _parse_params(params) or None)
+    result = pipeline.query(settings, text, _parse_params(params) or None, known_at, strict)
+    for warning in result.warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     from medallion.query import to_csv, to_json
 
     if fmt == "csv":

@@ -110,3 +110,7 @@ class RoleSetupFailed(MedallionError):
 
 class Unexpected(MedallionError):
     """A failure medallion has no name for; its traceback was written to a log file for a bug report."""
+
+
+class HorizonExceeded(MedallionError):
+    """A query asked (with --strict) about a source time past silver's horizon."""

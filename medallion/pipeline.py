@@ -263,6 +263,7 @@ class Status:
     counts: dict[str, int]
     health: SlotHealth | None = None  # None before the first ingest
     gaps: list[tuple] = field(default_factory=list)  # (reason, last commit ts, re-sync ts)
+    horizon: object = None  # silver is complete up to this source time (None before a build)
 
 
 def status(settings: Settings) -> Status:
@@ -276,8 +277,10 @@ def status(settings: Settings) -> Status:
             has_gaps = has_bronze and wh.execute("select to_regclass('bronze.capture_gap') is not null").fetchone()[0]
             gaps = wh.execute("select reason, last_commit_ts, resync_ts from bronze.capture_gap where slot_name = %s "
                               "order by gap_id", [settings.slot]).fetchall() if has_gaps else []
+            horizon = wh.execute("select case when to_regprocedure('silver.horizon()') is not null "
+                                 "then silver.horizon() end").fetchone()[0]
         health = slot_health(src, settings.slot, state.last_commit_lsn) if state is not None else None
-    return Status(slot_info, state, counts, health, gaps)
+    return Status(slot_info, state, counts, health, gaps, horizon)
 
 
 def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...] = (),
@@ -354,18 +357,21 @@ def run(settings: Settings, notify: Callable[[str], None] = lambda _: None) -> R
 
 # Time travel: analysts' SQL with SQL:2011 FOR SYSTEM_TIME, read-only on the warehouse.
 
-def query(settings: Settings, sql_text: str, params: dict[str, object] | None = None) -> QueryResult:
+def query(settings: Settings, sql_text: str, params: dict[str, object] | None = None,
+          known_at: str | None = None, strict: bool = False) -> QueryResult:
     """Run one statement on the warehouse, FOR SYSTEM_TIME clauses rewritten (see medallion.query).
 
     Read-only: the statement runs as the analyst role (MEDALLION_QUERY_DSN, else the warehouse as
-    MEDALLION_ANALYST_ROLE), in a read-only transaction. params fill %(name)s placeholders."""
+    MEDALLION_ANALYST_ROLE), in a read-only transaction. params fill %(name)s placeholders.
+    known_at answers every FOR SYSTEM_TIME as the warehouse knew it then; strict makes a
+    question past silver's horizon an error instead of a warning."""
     from medallion.query import run_query
 
-    return run_query(settings, sql_text, params)
+    return run_query(settings, sql_text, params, known_at, strict)
 
 
-def explain_query(settings: Settings, sql_text: str) -> str:
+def explain_query(settings: Settings, sql_text: str, known_at: str | None = None) -> str:
     """The PostgreSQL a query runs as, formatted; its tables are checked but nothing runs."""
     from medallion.query import explain_query as explain
 
-    return explain(settings, sql_text)
+    return explain(settings, sql_text, known_at)

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import psycopg
 import psycopg2
@@ -46,6 +46,10 @@ DEFAULT_BATCH = 50_000  # captured changes per warehouse transaction (whole sour
 SPILL_BYTES = 16 * 2**20  # row text of one open transaction (or one batch) held in memory before writing
 ROW_OVERHEAD = 200  # bytes a change costs in memory beyond its row text (tuple, ints, names)
 LAST_ORDINAL = 2**31 - 1  # a position after every change of a transaction
+CAUGHT_UP_EVERY = 1.0  # seconds between two records of an idle, caught-up stream
+# a commit's timestamp is taken just before its record is written and flushed: a commit stamped
+# this long before the flush position was read is surely at or before it
+COMMIT_LATENCY_MARGIN = timedelta(seconds=1)
 IDLE_WAIT = 0.05  # seconds to wait for a message before writing what is gathered
 BRONZE_COLUMNS = "commit_lsn, ordinal, lsn, xid, op, full_row, old_row, source_table, commit_ts"
 SPILL_COLUMNS = "slot_name, xid, target, ordinal, lsn, op, full_row, old_row, source_table"
@@ -377,7 +381,9 @@ class Ingester:
         state = store.read_state(self.wh, self.slot)
         self.wh.commit()
         assert state is not None, "start() records the state before streaming"
-        target = lsn_to_int(self.src.execute("select pg_current_wal_flush_lsn()::text").fetchone()[0])
+        at, flushed = self.src.execute("select clock_timestamp(), pg_current_wal_flush_lsn()::text").fetchone()
+        target = lsn_to_int(flushed)
+        probe = {"at": at, "lsn": target, "checked": time.monotonic(), "recorded": False}
         pending: list[Transaction] = []
         pending_bytes = pending_changes = 0
         open_txn: Transaction | None = None
@@ -398,8 +404,19 @@ class Ingester:
                             self._submit_write(writer, pending)
                             pending, pending_bytes, pending_changes = [], 0, 0
                         elif open_txn is None and writer.idle():
-                            if until_caught_up and stream.wal_end >= target:
-                                break
+                            if stream.wal_end >= probe["lsn"]:
+                                # everything committed before the probe is in bronze: say so (the horizon)
+                                if not probe["recorded"]:
+                                    writer.submit(("caught_up", probe["at"] - COMMIT_LATENCY_MARGIN))
+                                    probe["recorded"] = True
+                                if until_caught_up:
+                                    break
+                                if time.monotonic() - probe["checked"] >= CAUGHT_UP_EVERY:
+                                    at, flushed = self.src.execute(
+                                        "select clock_timestamp(), pg_current_wal_flush_lsn()::text").fetchone()
+                                    probe.update(at=at, lsn=lsn_to_int(flushed), checked=time.monotonic(),
+                                                 recorded=False)
+                                    asked = False
                             stream.confirm(stream.wal_end)  # nothing in flight: the WAL so far is done with
                             if not asked:
                                 stream.ask_position()
@@ -538,6 +555,10 @@ class Ingester:
             for target, target_rows in rows.items():
                 for ordinal, lsn, op, full_row, old_row, source_table in target_rows:
                     out.write_row((self.slot, xid, target, ordinal, lsn, op, full_row, old_row, source_table))
+
+    def _caught_up(self, at: datetime) -> None:
+        with self.wh.transaction():
+            self.wh.execute(sql_text("medallion.bronze", "state_caught_up.sql"), {"at": at, "slot": self.slot})
 
     def _write(self, txns: list[Transaction], new_tables: dict[str, SourceTable],
                left_out: dict[int, SourceTable]) -> BatchResult:
@@ -690,6 +711,8 @@ class _Writer(threading.Thread):
                 if self.error is None:
                     if item[0] == "spill":
                         self.ingester._spill(item[1], item[2])
+                    elif item[0] == "caught_up":
+                        self.ingester._caught_up(item[1])
                     else:
                         txns = item[1]
                         self._results.put(self.ingester._write(txns, item[2], item[3]))

@@ -119,3 +119,8 @@ create table if not exists bronze.capture_gap (
     resync_ts        timestamptz not null,
     recorded_at      timestamptz not null default now()
 );
+
+-- When the ingester last found nothing pending: every source commit before caught_up_at is in
+-- bronze (up to caught_up_lsn). An idle source moves silver's horizon forward with it.
+alter table bronze.ingest_state add column if not exists caught_up_at timestamptz;
+alter table bronze.ingest_state add column if not exists caught_up_lsn pg_lsn;

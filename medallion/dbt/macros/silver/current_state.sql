@@ -2,7 +2,7 @@
 {#- The current rows of a history: every source column and sys_start (when the current version
     began), from the versions with sys_end = 'infinity'. -#}
 {%- set columns = adapter.get_columns_in_relation(history) | map(attribute='name')
-                  | reject('equalto', 'sys_end') | list -%}
+                  | reject('in', ['sys_end', 'sys_known_from', 'sys_known_to']) | list -%}
 select {{ medallion_column_list(columns) }}
 from {{ history }}
 where sys_end = 'infinity'

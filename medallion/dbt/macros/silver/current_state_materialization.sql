@@ -69,8 +69,11 @@
     {% call statement('main') -%}
         {%- if hi > lo %}
         {{ medallion_set_watermark_sql(target_relation, bronze_relation, hi) }};
+        {%- elif hi >= 0 %}
+        -- nothing new; the horizon may still move (the ingester caught up with an idle source)
+        {{ medallion_set_watermark_sql(target_relation, bronze_relation, hi) }};
         {%- else %}
-        select 'bronze has nothing past the watermark' as nothing_to_do;
+        select 'bronze is empty' as nothing_to_do;
         {%- endif %}
     {%- endcall %}
 

@@ -11,11 +11,12 @@
 {% macro medallion_epochs(bronze_relation, lo, hi) %}
     {#- [{lsn, ordinal: 0, ts, epoch: true}] of the re-syncs in (lo, hi] -#}
     {%- set result = run_query(
-        "select commit_lsn, commit_ts::text from " ~ bronze_relation ~ " where op = 'E' and commit_lsn > " ~ lo
+        "select commit_lsn, commit_ts::text, load_ts::text from " ~ bronze_relation ~ " where op = 'E' and commit_lsn > " ~ lo
         ~ " and commit_lsn <= " ~ hi ~ " order by commit_lsn") -%}
     {%- set epochs = [] -%}
-    {%- for lsn, ts in result.rows -%}
-        {%- do epochs.append({'lsn': lsn | int, 'ordinal': 0, 'ts': ts, 'epoch': true, 'drop': false, 'set': {}}) -%}
+    {%- for lsn, ts, known in result.rows -%}
+        {%- do epochs.append({'lsn': lsn | int, 'ordinal': 0, 'ts': ts, 'known': known, 'epoch': true,
+                              'drop': false, 'set': {}}) -%}
     {%- endfor -%}
     {{- return(epochs) -}}
 {% endmacro %}
@@ -39,13 +40,15 @@ analyze medallion_epoch;
 {% macro system_versioned_epoch_sql(relation, feed_sql, key, columns, epoch) %}
 {%- set cols = medallion_column_list(columns.keys()) -%}
 {%- set ts = medallion_literal(epoch.ts) ~ "::timestamptz" -%}
+{%- set known = medallion_literal(epoch.known) ~ "::timestamptz" -%}
 {%- set match -%}
 {% for k in key %}h.{{ medallion_quote(k) }} = e.{{ medallion_quote(k) }}{{ " and " if not loop.last }}{% endfor %}
 {%- endset -%}
 {{ medallion_epoch_stage_sql(feed_sql, epoch) }}
 
 -- not among the re-sync's rows: the row was gone by then, its version ends at the re-sync
-update {{ relation }} as h set sys_end = greatest({{ ts }}, h.sys_start + interval '1 microsecond')
+update {{ relation }} as h set sys_end = greatest({{ ts }}, h.sys_start + interval '1 microsecond'),
+                              sys_known_to = {{ known }}
 where h.sys_end = 'infinity'
   and not exists (select from medallion_epoch as e where {{ match }});
 
@@ -60,12 +63,12 @@ where h.sys_start is null
    or row({{ medallion_column_list(columns.keys(), 'h.') }})::text
       is distinct from row({{ medallion_column_list(columns.keys(), 'e.') }})::text;
 
-update {{ relation }} as h set sys_end = e.event_ts
+update {{ relation }} as h set sys_end = e.event_ts, sys_known_to = {{ known }}
 from medallion_epoch_changed as e
 where {{ match }} and h.sys_end = 'infinity';
 
-insert into {{ relation }} ({{ cols }}, sys_start, sys_end)
-select {{ cols }}, event_ts, 'infinity' from medallion_epoch_changed
+insert into {{ relation }} ({{ cols }}, sys_start, sys_end, sys_known_from, sys_known_to)
+select {{ cols }}, event_ts, 'infinity', {{ known }}, 'infinity' from medallion_epoch_changed
 order by {{ medallion_column_list(key) }};
 {% endmacro %}
 

@@ -28,8 +28,10 @@ create table {{ relation }} (
     {%- for column, type in columns.items() %}
     {{ medallion_quote(column) }} {{ type }}{{ " not null" if column in key }},
     {%- endfor %}
-    sys_start timestamptz not null,
-    sys_end   timestamptz not null default 'infinity',
+    sys_start      timestamptz not null,                      -- source time: valid from (commit time)
+    sys_end        timestamptz not null default 'infinity',   -- ... until (exclusive)
+    sys_known_from timestamptz not null,                      -- warehouse time: loaded into bronze
+    sys_known_to   timestamptz not null default 'infinity',   -- ... until its end was loaded
     constraint {{ medallion_quote(prefix ~ '_pkey') }} primary key ({{ keys }}, sys_start),
     constraint {{ medallion_quote(prefix ~ '_period') }} check (sys_start < sys_end)
 );
@@ -86,6 +88,18 @@ as $as_of$
 $as_of$;
 comment on function {{ medallion_quote(relation.schema) }}.{{ medallion_quote(function) }}(timestamptz) is
     {{ medallion_literal('The rows of ' ~ relation.identifier ~ ' valid at ts (sys_start <= ts < sys_end).') }};
+
+-- as of ts, as known at `known` (call it with known => k): the versions the warehouse had
+-- loaded by then, each ending where it was known to end then (a later-loaded end is ignored)
+create or replace function {{ medallion_quote(relation.schema) }}.{{ medallion_quote(function) }}(ts timestamptz, known timestamptz)
+returns setof {{ bare }}
+language sql stable
+as $as_of_known$
+    select * from {{ bare }}
+    where sys_start <= ts and sys_known_from <= known and (sys_end > ts or sys_known_to > known)
+$as_of_known$;
+comment on function {{ medallion_quote(relation.schema) }}.{{ medallion_quote(function) }}(timestamptz, timestamptz) is
+    {{ medallion_literal('The rows of ' ~ relation.identifier ~ ' valid at ts as the warehouse knew them at known.') }};
 {% endmacro %}
 
 
@@ -131,16 +145,16 @@ analyze medallion_seed_tables;
 {%- set cols = medallion_column_list(columns.keys()) -%}
 drop table if exists medallion_versions;
 create temporary table medallion_versions on commit drop as
-select {{ cols }}, sys_start, sys_end from {{ relation }} with no data;
+select {{ cols }}, sys_start, sys_end, sys_known_from, sys_known_to from {{ relation }} with no data;
 
 with truncates as materialized (
     -- few or none: looked up once per version
-    select commit_lsn, ordinal, commit_ts, source_table from medallion_feed where op = 'T'
+    select commit_lsn, ordinal, commit_ts, load_ts, source_table from medallion_feed where op = 'T'
 ),
 
 key_changes as (
     -- one change per key and transaction: its last (nobody could see the states in between)
-    select distinct on ({{ keys }}, commit_lsn) commit_lsn, ordinal, op, commit_ts, source_table, {{ cols }}
+    select distinct on ({{ keys }}, commit_lsn) commit_lsn, ordinal, op, commit_ts, load_ts, source_table, {{ cols }}
     from medallion_feed
     where op <> 'T'
     order by {{ keys }}, commit_lsn, ordinal desc
@@ -152,16 +166,17 @@ reopened as (
     where sys_end = 'infinity'
       and (exists (select from truncates)
            or ({{ keys }}) in (select {{ keys }} from key_changes))
-    returning {{ cols }}, sys_start
+    returning {{ cols }}, sys_start, sys_known_from
 ),
 
 events as (
     select 0::bigint as commit_lsn, 0 as ordinal, 'S'::char(1) as op, reopened.sys_start as commit_ts,
-           seed.source_table, {{ medallion_column_list(columns.keys(), 'reopened.') }}
+           reopened.sys_known_from as load_ts, seed.source_table,
+           {{ medallion_column_list(columns.keys(), 'reopened.') }}
     from reopened
     left join medallion_seed_tables as seed using ({{ keys }})
     union all
-    select commit_lsn, ordinal, op, commit_ts, source_table, {{ cols }}
+    select commit_lsn, ordinal, op, commit_ts, load_ts, source_table, {{ cols }}
     from key_changes
 ),
 
@@ -185,7 +200,8 @@ successors as (
         timed.*,
         lead(commit_lsn) over by_key as next_lsn,
         lead(ordinal) over by_key as next_ordinal,
-        lead(effective_ts) over by_key as next_ts
+        lead(effective_ts) over by_key as next_ts,
+        lead(load_ts) over by_key as next_load_ts
     from timed
     window by_key as (partition by {{ keys }} order by commit_lsn, ordinal)
 ),
@@ -207,10 +223,17 @@ versions as (
                                coalesce(s.next_ts, 'infinity'))
                 end
             else coalesce(s.next_ts, 'infinity')
-        end as sys_end
+        end as sys_end,
+        s.load_ts as sys_known_from,
+        case
+            when t.commit_lsn is not null
+                 and (s.next_lsn is null or (t.commit_lsn, t.ordinal) < (s.next_lsn, s.next_ordinal))
+                then t.load_ts
+            else coalesce(s.next_load_ts, 'infinity')
+        end as sys_known_to
     from successors as s
     left join lateral (
-        select truncates.commit_lsn, truncates.ordinal, truncates.commit_ts
+        select truncates.commit_lsn, truncates.ordinal, truncates.commit_ts, truncates.load_ts
         from truncates
         where (truncates.commit_lsn, truncates.ordinal) > (s.commit_lsn, s.ordinal)
           and (truncates.source_table = {{ medallion_literal(source_root) }}
@@ -225,10 +248,10 @@ final as (
     select * from versions where sys_start < sys_end
 )
 
-insert into medallion_versions ({{ cols }}, sys_start, sys_end)
+insert into medallion_versions ({{ cols }}, sys_start, sys_end, sys_known_from, sys_known_to)
 select * from final;
 
-insert into {{ relation }} ({{ cols }}, sys_start, sys_end)
-select {{ cols }}, sys_start, sys_end from medallion_versions
+insert into {{ relation }} ({{ cols }}, sys_start, sys_end, sys_known_from, sys_known_to)
+select {{ cols }}, sys_start, sys_end, sys_known_from, sys_known_to from medallion_versions
 order by {{ keys }}, sys_start;
 {% endmacro %}

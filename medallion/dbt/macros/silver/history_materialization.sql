@@ -30,7 +30,9 @@
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
 
-    {%- if existing_relation is not none and (should_full_refresh() or existing_relation.type != 'table') %}
+    {%- if existing_relation is not none and (should_full_refresh() or existing_relation.type != 'table'
+            or 'sys_known_from' not in (adapter.get_columns_in_relation(existing_relation) | map(attribute='name') | list)) %}
+        {#- (a history made before the warehouse-time columns existed is rebuilt from bronze) -#}
         {{ adapter.drop_relation(existing_relation) }}
         {%- set existing_relation = none -%}
     {%- endif %}
@@ -83,8 +85,11 @@
     {% call statement('main') -%}
         {%- if hi > lo %}
         {{ medallion_set_watermark_sql(target_relation, bronze_relation, hi) }};
+        {%- elif hi >= 0 %}
+        -- nothing new; the horizon may still move (the ingester caught up with an idle source)
+        {{ medallion_set_watermark_sql(target_relation, bronze_relation, hi) }};
         {%- else %}
-        select 'bronze has nothing past the watermark' as nothing_to_do;
+        select 'bronze is empty' as nothing_to_do;
         {%- endif %}
     {%- endcall %}
     {% do run_query(system_versioned_as_of_sql(target_relation)) %}

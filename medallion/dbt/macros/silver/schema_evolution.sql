@@ -20,13 +20,13 @@
 {% macro medallion_timeline(bronze_relation) %}
     {#- [{lsn, ordinal, ts, event, columns: [{name, attnum, warehouse_type, missing, ...}]}] in stream order -#}
     {%- set result = run_query(
-        "select commit_lsn, ordinal, commit_ts::text, event, columns::text from bronze.table_schema "
+        "select commit_lsn, ordinal, commit_ts::text, event, columns::text, recorded_at::text from bronze.table_schema "
         ~ "where bronze_table = " ~ medallion_literal(bronze_relation.identifier)
         ~ " order by commit_lsn, ordinal") -%}
     {%- set timeline = [] -%}
-    {%- for lsn, ordinal, ts, event, columns in result.rows -%}
+    {%- for lsn, ordinal, ts, event, columns, recorded_at in result.rows -%}
         {%- do timeline.append({'lsn': lsn | int, 'ordinal': ordinal | int, 'ts': ts, 'event': event,
-                                'columns': fromjson(columns)}) -%}
+                                'columns': fromjson(columns), 'known': recorded_at}) -%}
     {%- endfor -%}
     {%- if not timeline -%}
         {{ exceptions.raise_compiler_error("bronze has no recorded schema for " ~ bronze_relation
@@ -126,7 +126,8 @@
     {%- for entry in timeline[1:] -%}
         {%- set before = timeline[loop.index0] -%}
         {%- if entry.event == 'drop' -%}
-            {%- do events.append({'lsn': entry.lsn, 'ordinal': entry.ordinal, 'ts': entry.ts, 'drop': true, 'set': {}}) -%}
+            {%- do events.append({'lsn': entry.lsn, 'ordinal': entry.ordinal, 'ts': entry.ts, 'known': entry.known,
+                                  'drop': true, 'set': {}}) -%}
         {%- elif before.event != 'drop' -%}
             {%- set old_by_number, old_names, new_names, changes = {}, [], [], {} -%}
             {%- for c in before.columns -%}{%- do old_by_number.update({c.attnum: c}) -%}{%- do old_names.append(c.name) -%}{%- endfor -%}
@@ -150,7 +151,8 @@
                 {%- if c.name not in new_names and c.name not in changes -%}{%- do changes.update({c.name: 'null'}) -%}{%- endif -%}
             {%- endfor -%}
             {%- if changes -%}
-                {%- do events.append({'lsn': entry.lsn, 'ordinal': entry.ordinal, 'ts': entry.ts, 'drop': false, 'set': changes}) -%}
+                {%- do events.append({'lsn': entry.lsn, 'ordinal': entry.ordinal, 'ts': entry.ts, 'known': entry.known,
+                                      'drop': false, 'set': changes}) -%}
             {%- endif -%}
         {%- endif -%}
     {%- endfor -%}
@@ -220,11 +222,12 @@ $drop_views$
 {%- set all = columns['first'] + columns['added'] -%}
 {%- set keys = medallion_column_list(key) -%}
 {%- set ts = medallion_literal(event.ts) ~ "::timestamptz" -%}
+{%- set known = medallion_literal(event.known) ~ "::timestamptz" -%}
 {%- if event.drop %}
 -- the table was dropped: its current versions end here (one that began in the same transaction
 -- never showed; one whose start is later by the clock ends just after it)
 delete from {{ relation }} where sys_end = 'infinity' and sys_start = {{ ts }};
-update {{ relation }} set sys_end = greatest({{ ts }}, sys_start + interval '1 microsecond')
+update {{ relation }} set sys_end = greatest({{ ts }}, sys_start + interval '1 microsecond'), sys_known_to = {{ known }}
 where sys_end = 'infinity';
 {%- else %}
 drop table if exists medallion_changed;
@@ -249,13 +252,13 @@ from medallion_changed as c
 where {% for k in key %}h.{{ medallion_quote(k) }} = c.{{ medallion_quote(k) }} and {% endfor -%}
       h.sys_end = 'infinity' and h.sys_start = {{ ts }} and c.sys_start = {{ ts }};
 
-update {{ relation }} as h set sys_end = c.event_ts
+update {{ relation }} as h set sys_end = c.event_ts, sys_known_to = {{ known }}
 from medallion_changed as c
 where {% for k in key %}h.{{ medallion_quote(k) }} = c.{{ medallion_quote(k) }} and {% endfor -%}
       h.sys_end = 'infinity' and h.sys_start <> {{ ts }};
 
-insert into {{ relation }} ({{ medallion_column_list(all) }}, sys_start, sys_end)
-select {{ medallion_column_list(all) }}, event_ts, 'infinity'
+insert into {{ relation }} ({{ medallion_column_list(all) }}, sys_start, sys_end, sys_known_from, sys_known_to)
+select {{ medallion_column_list(all) }}, event_ts, 'infinity', {{ known }}, 'infinity'
 from medallion_changed
 where sys_start <> {{ ts }}
 order by {{ keys }};
