@@ -277,8 +277,8 @@ def status(settings: Settings) -> Status:
             has_gaps = has_bronze and wh.execute("select to_regclass('bronze.capture_gap') is not null").fetchone()[0]
             gaps = wh.execute("select reason, last_commit_ts, resync_ts from bronze.capture_gap where slot_name = %s "
                               "order by gap_id", [settings.slot]).fetchall() if has_gaps else []
-            horizon = wh.execute("select case when to_regprocedure('silver.horizon()') is not null "
-                                 "then silver.horizon() end").fetchone()[0]
+            has_horizon = wh.execute("select to_regprocedure('silver.horizon()') is not null").fetchone()[0]
+            horizon = wh.execute("select silver.horizon()").fetchone()[0] if has_horizon else None
         health = slot_health(src, settings.slot, state.last_commit_lsn) if state is not None else None
     return Status(slot_info, state, counts, health, gaps, horizon)
 

@@ -22,10 +22,10 @@ HISTORIES = {"dim_customer": "customer", "dim_film": "film", "actor": "actor", "
 
 
 def as_of_dump(dsn: str, at: object) -> dict[str, list[str]]:
-    """The rows valid at `at` (sys_end left out: when a version ended is known only later)."""
+    """The rows valid at `at` (sys_end and sys_known_to left out: when a version ended is known only later)."""
     dump = {}
     for base in HISTORIES:
-        statement = sql.SQL("select (to_jsonb(t) - 'sys_end')::text from {}(%s) as t order by 1").format(
+        statement = sql.SQL("select (to_jsonb(t) - 'sys_end' - 'sys_known_to')::text from {}(%s) as t order by 1").format(
             sql.Identifier("silver", f"{base}_as_of"))
         dump[base] = [r[0] for r in query(dsn, statement, [at])]
     return dump

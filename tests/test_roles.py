@@ -76,7 +76,7 @@ def test_minimal_roles_capture_build_and_read(settings: Settings, cli_env: dict[
         assert {("silver.dim_customer_hist",), ("silver.loyalty_hist",), ("gold.vw_monthly_revenue",)} <= set(relations)
         assert {("silver.dim_customer_as_of",), ("silver.loyalty_as_of",),  # one per history (loyalty: new)
                 ("gold.monthly_revenue_as_of",), ("gold.top_titles_as_of",)} <= set(functions)
-        assert len(functions) == 16 + 3
+        assert len(functions) == 2 * (16 + 3)  # each as (ts) and as (ts, known)
         for (name,) in relations:
             conn.execute(f"select * from {name} limit 1")
         for (name,) in functions:

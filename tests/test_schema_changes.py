@@ -121,7 +121,8 @@ def test_history_follows_every_schema_change_at_its_own_time(blank_settings: Set
     source = columns_of(src, "public", "account")
     history = columns_of(wh, "silver", "account_hist")
     assert {k: v for k, v in history.items() if k in source} == source
-    assert set(history) - set(source) == {"email", "name", "sys_start", "sys_end"}
+    assert set(history) - set(source) == {"email", "name", "sys_start", "sys_end",
+                                                "sys_known_from", "sys_known_to"}
     assert columns_of(wh, "silver", "late_hist")["qty"] == "bigint"
     ledger = columns_of(wh, "silver", "ledger_hist")
     assert (ledger["note"], ledger["amount"]) == ("character varying(60)", "numeric(12,2)")
