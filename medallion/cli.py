@@ -26,6 +26,7 @@ from medallion.demo import DemoReport, run_demo
 from medallion.settings import PAGILA_CONFIG, Settings, load_settings
 
 if TYPE_CHECKING:  # the query module (sqlglot) loads only when `medallion query` runs
+    from medallion.follow import FollowReport
     from medallion.query import QueryResult
 
 out = Console()
@@ -497,14 +498,41 @@ def build(full_refresh: bool, skip_tests: bool) -> None:
 
 
 @cli.command()
+@click.option("--follow", is_flag=True,
+              help="Keep going until Ctrl-C: stream the source and apply each batch to silver and gold as it "
+                   "lands (seconds behind the source), without a dbt start per batch.")
+@click.option("--give-up-after", default=300.0, show_default=True, type=click.FloatRange(min=0),
+              help="With --follow: seconds without a connection to the source or the warehouse before giving up.")
 @friendly_errors
-def run() -> None:
+def run(follow: bool, give_up_after: float) -> None:
     """The nightly job: ingest (bronze up to date), then build (silver and gold).
 
+    With --follow, one long-running process: it ingests continuously and applies each new
+    stretch of bronze to silver and then gold with the statements dbt stored at its last build
+    (a schema change, a truncate or a re-sync runs a dbt build instead). Ctrl-C or SIGTERM
+    stops it cleanly; a later `medallion build` continues from where it stopped. Run the tested
+    build (`medallion build`) nightly beside it.
+
     \b
-    Example:
+    Examples:
       medallion run && psql "$MEDALLION_WAREHOUSE_DSN" -c 'select * from silver.dim_customer_as_of(now())'
+      medallion run --follow            # silver and gold seconds behind the source, until Ctrl-C
     """
+    if follow:
+        from medallion.follow import follow as follow_source
+
+        last = [0.0]
+
+        def on_round(report: FollowReport) -> None:
+            if time.monotonic() - last[0] >= 5.0:
+                err.print(f"[dim]{time.strftime('%H:%M:%S')}  {report.changes:,} changes ingested, "
+                          f"{report.applied:,} model refreshes, {report.builds} dbt builds[/]", highlight=False)
+                last[0] = time.monotonic()
+
+        followed = follow_source(load_settings(), note, on_round, give_up_after=give_up_after)
+        out.print(f"stopped: {followed.changes:,} changes ingested, {followed.applied:,} model refreshes in "
+                  f"{followed.passes:,} rounds, {followed.builds} dbt builds; 'medallion build' continues from here")
+        return
     report = pipeline.run(load_settings(), note)
     out.print(f"ingested: {report.ingest.snapshot_rows:,} snapshot rows, {report.ingest.changes:,} changes")
     _print_build(report.build)

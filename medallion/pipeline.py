@@ -169,13 +169,14 @@ def ingest(settings: Settings, follow: bool = False, batch_size: int = DEFAULT_B
            notify: Callable[[str], None] = lambda _: None,
            on_snapshot_table: Callable[[str, int], None] = lambda *_: None,
            on_batch: Callable[[BatchResult, Callable[[], int | None]], None] = lambda *_: None,
-           give_up_after: float = 300.0) -> IngestReport:
+           give_up_after: float = 300.0, should_stop: Callable[[], bool] | None = None) -> IngestReport:
     """Capture the source into bronze: the initial snapshot once, then the change stream.
 
     Without follow, drains what is pending and returns. With follow, keeps going until
     SIGINT/SIGTERM, writing what it has first; when the source or the warehouse restarts (or the
     network drops), it reconnects with backoff and resumes from bronze's recorded position,
-    giving up after give_up_after seconds without a connection."""
+    giving up after give_up_after seconds without a connection. should_stop replaces the signal
+    handlers (an ingester in a thread of a process that handles its signals itself)."""
     report = IngestReport()
     outage = {"since": None, "delay": 1.0}
 
@@ -185,7 +186,8 @@ def ingest(settings: Settings, follow: bool = False, batch_size: int = DEFAULT_B
                    "recorded position")
         outage.update(since=None, delay=1.0)
 
-    with (stop_on_interrupt() if follow else nullcontext(lambda: False)) as should_stop:
+    stopper = nullcontext(should_stop) if should_stop else stop_on_interrupt() if follow else nullcontext(lambda: False)
+    with stopper as should_stop:
         while True:
             try:
                 _ingest_once(settings, report, follow, batch_size, wait, notify, on_snapshot_table, on_batch,

@@ -42,6 +42,10 @@ def test_layers_jobs_and_schedules(settings: Settings) -> None:
     schedules = {s.name: s for s in defs.schedules}
     assert schedules["nightly_run"].job_name == "medallion_run"
     assert schedules["frequent_ingest"].job_name == "medallion_ingest"
+    # the long-running follower (medallion run --follow), launched by hand and never scheduled
+    follow = defs.resolve_job_def("medallion_follow")
+    assert [node.name for node in follow.nodes] == ["follow_source"]
+    assert "medallion" in follow.required_resource_keys
 
 
 def test_nightly_job_materialises_every_asset(settings: Settings) -> None:

@@ -51,6 +51,7 @@ CAUGHT_UP_EVERY = 1.0  # seconds between two records of an idle, caught-up strea
 # this long before the flush position was read is surely at or before it
 COMMIT_LATENCY_MARGIN = timedelta(seconds=1)
 IDLE_WAIT = 0.05  # seconds to wait for a message before writing what is gathered
+MAX_BATCH_DELAY = 0.25  # seconds a committed transaction may wait for its batch under steady traffic
 BRONZE_COLUMNS = "commit_lsn, ordinal, lsn, xid, op, full_row, old_row, source_table, commit_ts"
 SPILL_COLUMNS = "slot_name, xid, target, ordinal, lsn, op, full_row, old_row, source_table"
 
@@ -386,6 +387,7 @@ class Ingester:
         probe = {"at": at, "lsn": target, "checked": time.monotonic(), "recorded": False}
         pending: list[Transaction] = []
         pending_bytes = pending_changes = 0
+        pending_since = time.monotonic()  # when the oldest pending transaction committed (seen)
         open_txn: Transaction | None = None
         writer = _Writer(self)
         writer.start()
@@ -452,11 +454,14 @@ class Ingester:
                                 raise SourceNotReady("a commit without its begin in the stream")
                             open_txn.commit_lsn = event[1]
                             open_txn.commit_ts = event[2] if event[2] is not None else open_txn.commit_ts
+                            if not pending:
+                                pending_since = time.monotonic()
                             pending.append(open_txn)
                             pending_changes += open_txn.in_memory
                             pending_bytes += open_txn.bytes
                             open_txn = None
-                            if pending_changes >= self.batch_size or pending_bytes >= self.spill_bytes:
+                            if pending_changes >= self.batch_size or pending_bytes >= self.spill_bytes \
+                                    or time.monotonic() - pending_since >= MAX_BATCH_DELAY:
                                 self._submit_write(writer, pending)
                                 pending, pending_bytes, pending_changes = [], 0, 0
                         elif kind == "M":

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dagster import Definitions, definitions
 
 from medallion.orchestration.assets import build_assets
+from medallion.orchestration.follow import medallion_follow
 from medallion.orchestration.manifest import ensure_manifest
 from medallion.orchestration.resources import MedallionResource, dbt_resource
 from medallion.orchestration.schedules import frequent_ingest, ingest_job, nightly_run, run_job
@@ -23,7 +24,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     project_dir, manifest = ensure_manifest(settings or load_settings())
     return Definitions(
         assets=build_assets(manifest),
-        jobs=[run_job, ingest_job],
+        jobs=[run_job, ingest_job, medallion_follow],
         schedules=[nightly_run, frequent_ingest],
         resources={"medallion": medallion, "dbt": dbt_resource(project_dir)},
     )

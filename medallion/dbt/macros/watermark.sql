@@ -17,6 +17,7 @@
     language sql stable as $horizon$
         select min(complete_to) from silver.build_watermark where model like 'silver.%'
     $horizon$;
+    {{ medallion_prepare_follow() }}
 {% endmacro %}
 
 
@@ -35,11 +36,15 @@
         DDL); a bronze written without the ingester has only its rows' positions. This build
         applies rows up to here and no further, so rows an ingest commits meanwhile wait for the
         next build instead of half-applying. -#}
-    {%- set result = run_query(
-        "select greatest(coalesce((select max((last_commit_lsn - '0/0'::pg_lsn)::bigint) from bronze.ingest_state), "
-        ~ "(select max(commit_lsn) from " ~ bronze_relation ~ ")), " ~ floor ~ ")") -%}
+    {%- set result = run_query(medallion_bronze_high_sql(bronze_relation, floor)) -%}
     {{- return(result.columns[0].values()[0] | int) -}}
 {% endmacro %}
+
+
+{% macro medallion_bronze_high_sql(bronze_relation, floor) -%}
+    select greatest(coalesce((select max((last_commit_lsn - '0/0'::pg_lsn)::bigint) from bronze.ingest_state),
+                             (select max(commit_lsn) from {{ bronze_relation }})), {{ floor }})
+{%- endmacro %}
 
 
 {% macro medallion_set_watermark_sql(relation, bronze_relation, lsn) %}

@@ -104,6 +104,21 @@ analyze gold_scope;
 {% endmacro %}
 
 
+{% macro gold_apply_sql(target_relation, basis_relation, g, mart_sql) %}
+    {#- replaces the groups in scope: the mart's rows and the basis's lines -#}
+    delete from {{ target_relation }} where ({{ g }}) in (select {{ g }} from gold_scope);
+
+    insert into {{ target_relation }}
+    select * from ({{ mart_sql }}) as mart
+    order by {{ g }};
+
+    delete from {{ basis_relation }} where ({{ g }}) in (select {{ g }} from gold_scope);
+
+    insert into {{ basis_relation }}
+    select * from gold_lines where ({{ g }}) in (select {{ g }} from gold_scope);
+{% endmacro %}
+
+
 {% materialization gold_mart, adapter='postgres' %}
     {%- set grain = config.require('grain') -%}
     {%- set inputs = config.require('inputs') -%}
@@ -133,22 +148,19 @@ analyze gold_scope;
             comment on table {{ basis_relation }} is
                 {{ medallion_literal('Bookkeeping of ' ~ this.identifier ~ ': per line, the group it counted in at the last build and a fingerprint of the fields the mart reads.') }};
         {%- endcall %}
+        {#- `medallion run --follow` needs an incremental build to store its step (follow.sql) -#}
+        {% do medallion_store_follow_step(target_relation, 2, lock_sql="select 1", step_sql=none) %}
     {%- else %}
         {#- one build at a time per mart -#}
-        {% do run_query("lock table " ~ target_relation ~ " in share row exclusive mode") %}
+        {%- set lock = "lock table " ~ target_relation ~ " in share row exclusive mode" -%}
+        {% do run_query(lock) %}
         {% do run_query(gold_scope_sql(basis_relation, grain, inputs)) %}
         {% call statement('main') -%}
-            delete from {{ target_relation }} where ({{ g }}) in (select {{ g }} from gold_scope);
-
-            insert into {{ target_relation }}
-            select * from ({{ sql }}) as mart
-            order by {{ g }};
-
-            delete from {{ basis_relation }} where ({{ g }}) in (select {{ g }} from gold_scope);
-
-            insert into {{ basis_relation }}
-            select * from gold_lines where ({{ g }}) in (select {{ g }} from gold_scope);
+            {{ gold_apply_sql(target_relation, basis_relation, g, sql) }}
         {%- endcall %}
+        {#- the same statements for `medallion run --follow` (follow.sql) -#}
+        {% do medallion_store_follow_step(target_relation, 2, lock_sql=lock,
+            step_sql=gold_scope_sql(basis_relation, grain, inputs) ~ gold_apply_sql(target_relation, basis_relation, g, sql)) %}
     {%- endif %}
 
     {{ run_hooks(post_hooks, inside_transaction=True) }}

@@ -62,17 +62,27 @@ analyze medallion_rows;
 {% endmacro %}
 
 
-{% macro current_state_create_partitions(relation, partition_by) %}
-{#- One partition per UTC month that the staged rows need, named <table>_pYYYY_MM. -#}
-{%- set months = run_query(
-    "select distinct to_char(m, 'YYYY_MM'), to_char(m, 'YYYY-MM-DD'), to_char(m + interval '1 month', 'YYYY-MM-DD') "
-    ~ "from (select date_trunc('month', " ~ medallion_quote(partition_by) ~ " at time zone 'UTC') as m "
-    ~ "from medallion_rows) as months order by 1") -%}
-{%- for suffix, lower, upper in months.rows %}
-    {%- set partition = medallion_quote(relation.schema) ~ "." ~ medallion_quote((config.get('object_prefix') or relation.identifier) ~ "_p" ~ suffix) -%}
-    {% do run_query("create table if not exists " ~ partition ~ " partition of " ~ relation
-                    ~ " for values from ('" ~ lower ~ " 00:00:00+00') to ('" ~ upper ~ " 00:00:00+00')") %}
-{%- endfor %}
+{% macro current_state_partitions_sql(relation, partition_by) %}
+{#- One partition per UTC month that the staged rows (medallion_rows) need, named
+    <table>_pYYYY_MM: created by the statement itself, so a stored follow step can run it too. -#}
+{%- set prefix = (config.get('object_prefix') or relation.identifier) ~ '_p' -%}
+do $partitions$
+declare
+    month timestamp;
+begin
+    for month in
+        select distinct date_trunc('month', {{ medallion_quote(partition_by) }} at time zone 'UTC')
+        from medallion_rows
+        order by 1
+    loop
+        execute format('create table if not exists %I.%I partition of %s for values from (%L) to (%L)',
+                       {{ medallion_literal(relation.schema) }}, {{ medallion_literal(prefix) }} || to_char(month, 'YYYY_MM'),
+                       {{ medallion_literal(relation | string) }},
+                       to_char(month, 'YYYY-MM-DD') || ' 00:00:00+00',
+                       to_char(month + interval '1 month', 'YYYY-MM-DD') || ' 00:00:00+00');
+    end loop;
+end
+$partitions$;
 {% endmacro %}
 
 

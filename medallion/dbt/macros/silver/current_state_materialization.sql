@@ -51,13 +51,13 @@
             {%- set before = [step.lsn, step.ordinal] if step else [hi + 1, 0] -%}
             {% do run_query(current_state_stage_sql(target_relation, feed, key, columns, source_root,
                                                     position.after, before)) %}
-            {% do current_state_create_partitions(target_relation, partition_by) %}
+            {% do run_query(current_state_partitions_sql(target_relation, partition_by)) %}
             {% do run_query(current_state_apply_sql(target_relation, key, columns, source_root)) %}
             {%- if step and step.epoch %}
                 {% do run_query(medallion_epoch_stage_sql(feed, step)
                                 ~ "drop table if exists medallion_rows; create temporary table medallion_rows "
                                 ~ "on commit drop as select * from medallion_epoch;") %}
-                {% do current_state_create_partitions(target_relation, partition_by) %}
+                {% do run_query(current_state_partitions_sql(target_relation, partition_by)) %}
                 {% do run_query(current_state_epoch_sql(target_relation, key, columns, step)) %}
                 {%- set position.after = [step.lsn, 2147483647] -%}
             {%- elif step %}
@@ -76,6 +76,18 @@
         select 'bronze is empty' as nothing_to_do;
         {%- endif %}
     {%- endcall %}
+    {#- the next batch's statements, for `medallion run --follow` (follow.sql) -#}
+    {%- set follow = {'lo': '__lo__', 'hi': '__hi__'} -%}
+    {% do medallion_store_follow_step(target_relation, 1,
+        lock_sql="lock table " ~ target_relation ~ " in share row exclusive mode",
+        high_sql=medallion_bronze_high_sql(bronze_relation, follow.lo),
+        needs_build_sql=medallion_needs_build_sql(bronze_relation, follow.lo, follow.hi),
+        step_sql=current_state_stage_sql(target_relation, feed, key, columns, source_root,
+                                         [follow.lo, 2147483647], [follow.hi ~ ' + 1', 0])
+                 ~ current_state_partitions_sql(target_relation, partition_by)
+                 ~ current_state_apply_sql(target_relation, key, columns, source_root)
+                 ~ medallion_set_watermark_sql(target_relation, bronze_relation, follow.hi) ~ ';',
+        idle_sql=medallion_set_watermark_sql(target_relation, bronze_relation, follow.hi)) %}
 
     {{ run_hooks(post_hooks, inside_transaction=True) }}
     {% do persist_docs(target_relation, model) %}

@@ -93,6 +93,17 @@
         {%- endif %}
     {%- endcall %}
     {% do run_query(system_versioned_as_of_sql(target_relation)) %}
+    {#- the next batch's statements, for `medallion run --follow` (follow.sql) -#}
+    {%- set follow = {'lo': '__lo__', 'hi': '__hi__'} -%}
+    {% do medallion_store_follow_step(target_relation, 1,
+        lock_sql="lock table " ~ target_relation ~ " in share row exclusive mode",
+        high_sql=medallion_bronze_high_sql(bronze_relation, follow.lo),
+        needs_build_sql=medallion_needs_build_sql(bronze_relation, follow.lo, follow.hi),
+        step_sql=system_versioned_stage_sql(target_relation, feed, key, [follow.lo, 2147483647],
+                                            [follow.hi ~ ' + 1', 0])
+                 ~ system_versioned_apply_sql(target_relation, key, columns, source_root)
+                 ~ medallion_set_watermark_sql(target_relation, bronze_relation, follow.hi) ~ ';',
+        idle_sql=medallion_set_watermark_sql(target_relation, bronze_relation, follow.hi)) %}
 
     {{ run_hooks(post_hooks, inside_transaction=True) }}
     {% do persist_docs(target_relation, model) %}
