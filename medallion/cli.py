@@ -481,20 +481,26 @@ def _print_build(report: transform.BuildReport) -> None:
 @click.option("--full-refresh", is_flag=True, help="Rebuild every model from all of bronze (same result).")
 @click.option("--skip-tests", is_flag=True,
               help="Models only, no dbt tests: for frequent refreshes between tested builds.")
+@click.option("--full-tests", is_flag=True,
+              help="Test whole tables, not only the keys bronze changed since the last passing build (nightly).")
 @friendly_errors
-def build(full_refresh: bool, skip_tests: bool) -> None:
+def build(full_refresh: bool, skip_tests: bool, full_tests: bool) -> None:
     """Build silver (and gold) from bronze with dbt: every model, then its tests.
 
-    Incremental: each model reads only the bronze rows past its watermark. A failing model
-    or test stops with one line naming it.
+    Incremental: each model reads only the bronze rows past its watermark, and the tests check
+    the keys those rows changed (--full-tests: whole tables). A failing model or test stops
+    with one line naming it.
 
     \b
     Examples:
       medallion build                   # apply what bronze gained since the last build
       medallion build --full-refresh    # rebuild silver and gold from all of bronze
       medallion build --skip-tests      # a quick refresh; constraints still hold, tests run nightly
+      medallion build --full-tests      # the nightly full test: every history and current view, whole
     """
-    _print_build(pipeline.build(load_settings(), full_refresh, tests=not skip_tests))
+    if skip_tests and full_tests:
+        raise click.UsageError("--skip-tests and --full-tests exclude each other")
+    _print_build(pipeline.build(load_settings(), full_refresh, tests=not skip_tests, full_tests=full_tests))
 
 
 @cli.command()
@@ -503,8 +509,10 @@ def build(full_refresh: bool, skip_tests: bool) -> None:
                    "lands (seconds behind the source), without a dbt start per batch.")
 @click.option("--give-up-after", default=300.0, show_default=True, type=click.FloatRange(min=0),
               help="With --follow: seconds without a connection to the source or the warehouse before giving up.")
+@click.option("--full-tests", is_flag=True,
+              help="Test whole tables, not only the keys bronze changed since the last passing build.")
 @friendly_errors
-def run(follow: bool, give_up_after: float) -> None:
+def run(follow: bool, give_up_after: float, full_tests: bool) -> None:
     """The nightly job: ingest (bronze up to date), then build (silver and gold).
 
     With --follow, one long-running process: it ingests continuously and applies each new
@@ -533,7 +541,7 @@ def run(follow: bool, give_up_after: float) -> None:
         out.print(f"stopped: {followed.changes:,} changes ingested, {followed.applied:,} model refreshes in "
                   f"{followed.passes:,} rounds, {followed.builds} dbt builds; 'medallion build' continues from here")
         return
-    report = pipeline.run(load_settings(), note)
+    report = pipeline.run(load_settings(), note, full_tests)
     out.print(f"ingested: {report.ingest.snapshot_rows:,} snapshot rows, {report.ingest.changes:,} changes")
     _print_build(report.build)
 

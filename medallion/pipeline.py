@@ -286,16 +286,17 @@ def status(settings: Settings) -> Status:
 
 
 def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...] = (),
-          tests: bool = True) -> transform.BuildReport:
+          tests: bool = True, full_tests: bool = False) -> transform.BuildReport:
     """Build silver (and gold) from bronze with dbt: models and their tests.
 
     Incremental by default: each model applies only the bronze rows past its watermark.
     full_refresh rebuilds every model from all of bronze (the result is the same); select
     narrows the build with dbt selectors, e.g. ("silver",); tests=False skips the dbt tests
-    (frequent refreshes; the nightly run tests).
+    (frequent refreshes; the nightly run tests). The tests check what bronze changed since the
+    last passing build; full_tests checks whole tables (the nightly full test).
 
     Afterwards the analyst role may read what the build made (grant_readers)."""
-    report = transform.build(settings, full_refresh, select, tests)
+    report = transform.build(settings, full_refresh, select, tests, full_tests)
     report.notes.extend(grant_readers(settings))
     return report
 
@@ -351,10 +352,10 @@ class RunReport:
     build: transform.BuildReport
 
 
-def run(settings: Settings, notify: Callable[[str], None] = lambda _: None) -> RunReport:
+def run(settings: Settings, notify: Callable[[str], None] = lambda _: None, full_tests: bool = False) -> RunReport:
     """The nightly job: bring bronze up to date, then build silver and gold from it."""
     ingested = ingest(settings, notify=notify)
-    return RunReport(ingested, build(settings))
+    return RunReport(ingested, build(settings, full_tests=full_tests))
 
 
 # Time travel: analysts' SQL with SQL:2011 FOR SYSTEM_TIME, read-only on the warehouse.

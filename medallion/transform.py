@@ -25,6 +25,8 @@ from medallion.settings import Settings
 from medallion.silver.project import BuildProject, write_project
 
 FAILED_STATUSES = {"error", "fail", "runtime error"}
+# dbt's tests over whole tables instead of the keys changed since the last passing build
+FULL_TESTS_VARS = '{"medallion_full_tests": true}'
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ def dbt_profile(warehouse_dsn: str) -> Iterator[None]:
 
 
 def dbt_args(settings: Settings, command: str, project_dir: Path, full_refresh: bool = False,
-             select: tuple[str, ...] = ()) -> list[str]:
+             select: tuple[str, ...] = (), full_tests: bool = False) -> list[str]:
     """Arguments for one dbt command; dbt's target/ and logs/ live under MEDALLION_HOME.
 
     dbt writes nothing to the console (the caller reports, and failures become BuildFailed);
@@ -93,6 +95,8 @@ def dbt_args(settings: Settings, command: str, project_dir: Path, full_refresh: 
         args.append("--full-refresh")
     if select:
         args += ["--select", *select]
+    if full_tests:
+        args += ["--vars", FULL_TESTS_VARS]
     return args
 
 
@@ -130,13 +134,14 @@ def _predicted(settings: Settings, source_dsn: str) -> dict[str, store.RecordedT
 
 
 def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...] = (),
-          tests: bool = True) -> BuildReport:
+          tests: bool = True, full_tests: bool = False) -> BuildReport:
     """`dbt build` of silver (generated) and the project's own models: every model, then its
     tests, in DAG order.
 
     select narrows it with dbt selectors (e.g. ("silver",) for the silver folder). tests=False
     runs the models only (`dbt run`): for frequent refreshes between tested builds; the
-    database constraints (keys, no overlaps) still hold on every write.
+    database constraints (keys, no overlaps) still hold on every write. Tests check the keys
+    bronze changed since the last passing build; full_tests checks whole tables (nightly).
     Raises BuildFailed naming the first failing model or test (and how many others failed)."""
     from dbt.cli.main import dbtRunner  # ~1.5 s import: only when a build runs
 
@@ -144,7 +149,7 @@ def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...
     began = time.perf_counter()
     with dbt_profile(warehouse):
         project = prepare_project(settings)
-        args = dbt_args(settings, "build" if tests else "run", project.path, full_refresh, select)
+        args = dbt_args(settings, "build" if tests else "run", project.path, full_refresh, select, full_tests)
         outcome = dbtRunner().invoke(args)
 
     report = BuildReport(seconds=time.perf_counter() - began, notes=list(project.notes))

@@ -30,8 +30,7 @@ def warehouse_dump(settings: Settings) -> dict[str, list[str]]:
     dump = {}
     for schema in ("silver", "gold"):
         for name, rows in schema_dump(settings.warehouse_dsn or "", schema).items():
-            if name not in BOOKKEEPING:
-                dump[f"{schema}.{name}"] = rows
+            dump[f"{schema}.{name}"] = rows
     dump["silver.build_watermark"] = query(settings.warehouse_dsn, "select model, bronze_table, last_commit_lsn "
                                                                    "from silver.build_watermark order by 1")
     return dump

@@ -16,6 +16,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from medallion import pipeline
 from medallion.orchestration.resources import MedallionResource
+from medallion.transform import FULL_TESTS_VARS
 
 BRONZE = "bronze"
 
@@ -68,10 +69,11 @@ def build_assets(manifest: Path) -> list[AssetsDefinition]:
 
     @dbt_assets(manifest=manifest, dagster_dbt_translator=LayerTranslator(), name="silver_and_gold")
     def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, medallion: MedallionResource) -> Iterator[Any]:
-        """Silver and gold: `dbt build` of the build project (models, then their tests as asset checks)."""
+        """Silver and gold: `dbt build` of the build project (models, then their tests as asset
+        checks over whole tables: the nightly full test)."""
         target = medallion.settings().home / "dbt" / "dagster" / context.run.run_id
         with medallion.dbt_profile():
-            yield from dbt.cli(["build"], context=context, target_path=target).stream()
+            yield from dbt.cli(["build", "--vars", FULL_TESTS_VARS], context=context, target_path=target).stream()
         for line in pipeline.grant_readers(medallion.settings()):  # analysts read what dbt made
             context.log.warning(line)
 

@@ -136,6 +136,8 @@ def _dbt_project_yml() -> dict:
         "clean-targets": ["target", "dbt_packages"],
         # btree_gist for the histories' exclusion constraints, the watermark table for every model
         "on-run-start": ["{{ medallion_prepare_warehouse() }}"],
+        # a passing build's tests cover bronze up to each model's watermark (incremental tests)
+        "on-run-end": ["{{ medallion_mark_tested(results) }}"],
         "models": {PROJECT_NAME: {"silver": {"+schema": "silver"}}},
         "flags": {"send_anonymous_usage_stats": False, "partial_parse": True},
     }
@@ -174,7 +176,7 @@ def _model_yml(silver: SilverTable) -> list[dict]:
                     for c in table.columns] + [
             {"name": "sys_start", "description": HISTORY_RULES},
             {"name": "sys_end", "description": "End of the version (exclusive); 'infinity' while current."}],
-        "data_tests": [{"valid_history": {"arguments": {"key": key}}}],
+        "data_tests": [{"valid_history": {"arguments": {"key": key, "history": silver.history_model}}}],
     }
     if silver.history_model != silver.history:
         history["config"]["alias"] = silver.history

@@ -18,8 +18,7 @@
         high_sql        text,                     -- how far bronze is complete (given __lo__); gold: null
         needs_build_sql text,                     -- true when (__lo__, __hi__] needs a dbt build
         step_sql        text,                     -- the batch's statements; null: next build stores them
-        idle_sql        text,                     -- nothing new: move the horizon only
-        stored_at       timestamptz not null default now()
+        idle_sql        text                      -- nothing new: move the horizon only
     );
 {% endmacro %}
 
@@ -36,7 +35,7 @@
         on conflict (model) do update
             set layer = excluded.layer, lock_sql = excluded.lock_sql, high_sql = excluded.high_sql,
                 needs_build_sql = excluded.needs_build_sql, step_sql = excluded.step_sql,
-                idle_sql = excluded.idle_sql, stored_at = excluded.stored_at
+                idle_sql = excluded.idle_sql
     {%- endcall %}
 {% endmacro %}
 

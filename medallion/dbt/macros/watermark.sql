@@ -11,6 +11,8 @@
     );
     -- the source time up to which the model is complete: every source commit before it applied
     alter table silver.build_watermark add column if not exists complete_to timestamptz;
+    -- the model's tests passed for every bronze row up to here (incremental tests start after it)
+    alter table silver.build_watermark add column if not exists tested_to bigint;
     -- silver's horizon: the source commit time up to which every table of silver is complete
     -- (the slowest table decides; a build that stopped half-way holds it back)
     create or replace function silver.horizon() returns timestamptz

@@ -1,10 +1,85 @@
 -- Generic tests of system-versioned history tables (columns sys_start, sys_end). The table's
 -- constraints already forbid these failures; the tests make them visible in every build.
+--
+-- Incremental by default: a build tests only the keys that bronze changed since the last build
+-- whose tests all passed (silver.build_watermark.tested_to, moved by medallion_mark_tested at
+-- the end of a passing `dbt build`), so a test costs what the change costs. The whole table is
+-- tested when nothing was tested yet (the first build, --full-refresh), when the stretch holds a
+-- truncate, a re-sync or a schema change, and whenever var medallion_full_tests is true
+-- (`medallion build --full-tests`; the Dagster nightly job).
 
-{% test valid_history(model, key) %}
+{% macro medallion_test_scope(node, bronze, key, columns) %}
+    {#- {'full': bool, 'lo': int, 'hi': int, 'touched': SQL of the keys bronze changed in (lo, hi]} -#}
+    {%- set model = node.schema ~ '.' ~ (node.alias or node.name) -%}
+    {%- set row = run_query(
+        "select coalesce(max(last_commit_lsn), -1), max(tested_to) from silver.build_watermark where model = "
+        ~ medallion_literal(model)).rows[0] -%}
+    {%- set hi = row[0] | int -%}
+    {%- set lo = (row[1] | int) if row[1] is not none else none -%}
+    {%- set full = var('medallion_full_tests', false) or lo is none -%}
+    {%- if not full and hi > lo -%}
+        {%- set full = run_query(medallion_needs_build_sql(bronze, lo, hi)).columns[0].values()[0] -%}
+    {%- endif -%}
+    {%- set key_columns = {} -%}
+    {%- for k in key %}{% do key_columns.update({k: columns[k]}) %}{% endfor -%}
+    {%- set touched -%}
+        select distinct {{ medallion_column_list(key) }}
+        from ({{ cdc_feed(bronze, key, key_columns) }}) as feed
+        where commit_lsn > {{ lo }} and commit_lsn <= {{ hi }}
+    {%- endset -%}
+    {{- return({'full': full, 'lo': lo, 'hi': hi, 'touched': touched}) -}}
+{% endmacro %}
+
+
+{% macro medallion_bronze_of_node(node) %}
+    {%- set source_node = graph.sources['source.' ~ project_name ~ '.' ~ node.sources[0][0] ~ '.' ~ node.sources[0][1]] -%}
+    {{- return(api.Relation.create(database=target.database, schema=source_node.schema,
+                                   identifier=source_node.identifier)) -}}
+{% endmacro %}
+
+
+{% macro medallion_mark_tested(results) %}
+    {#- on-run-end: after a `dbt build` whose tests all passed, the models those tests covered are
+        tested up to their watermark (a failing test keeps its stretch for the next build) -#}
+    {%- set models = [] -%}
+    {%- set failed = [] -%}
+    {%- if execute and flags.WHICH == 'build' -%}
+        {%- for result in results -%}
+            {%- if result.status in ['fail', 'error', 'runtime error', 'warn'] -%}{% do failed.append(result) %}{%- endif -%}
+            {%- if result.node.resource_type == 'test' -%}
+                {%- for uid in result.node.depends_on.nodes if uid.startswith('model.') -%}
+                    {%- set n = graph.nodes[uid] -%}
+                    {%- do models.append(n.schema ~ '.' ~ (n.alias or n.name)) -%}
+                    {%- set history = (result.node.test_metadata.kwargs or {}).get('history') if result.node.test_metadata else none -%}
+                    {%- if history and graph.nodes.get('model.' ~ project_name ~ '.' ~ history) -%}
+                        {%- set h = graph.nodes['model.' ~ project_name ~ '.' ~ history] -%}
+                        {%- do models.append(h.schema ~ '.' ~ (h.alias or h.name)) -%}
+                    {%- endif -%}
+                {%- endfor -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {%- if models and not failed -%}
+        update silver.build_watermark set tested_to = last_commit_lsn
+        where model in ({% for m in models | unique %}{{ medallion_literal(m) }}{{ ", " if not loop.last }}{% endfor %})
+    {%- else -%}
+        select 'no tested stretch to record' as nothing_to_do
+    {%- endif -%}
+{% endmacro %}
+
+{% test valid_history(model, key, history=none) %}
 {#- Per key: every version is a non-empty [sys_start, sys_end), ends before the next one starts,
-    and at most one is current (sys_end = 'infinity'). One scan of the history table. -#}
+    and at most one is current (sys_end = 'infinity'). One scan of the history table, or (history:
+    the model's name) of the keys bronze changed since the last passing build. -#}
 {%- set key = [key] if key is string else key -%}
+{%- set scope = {'full': true} -%}
+{%- if execute and history -%}
+    {%- set node = graph.nodes['model.' ~ project_name ~ '.' ~ history] -%}
+    {%- set bronze = medallion_bronze_of_node(node) -%}
+    {%- set columns = medallion_ordered_columns(medallion_history_columns(medallion_timeline(bronze), this,
+                                                node.config.get('column_types') or {})) -%}
+    {%- set scope = medallion_test_scope(node, bronze, key, columns) -%}
+{%- endif %}
 with versions as (
     select
         {{ medallion_column_list(key) }},
@@ -13,6 +88,9 @@ with versions as (
         lead(sys_start) over by_key as next_start,
         count(*) filter (where sys_end = 'infinity') over (partition by {{ medallion_column_list(key) }}) as current_versions
     from {{ model }}
+    {%- if not scope.full %}
+    where ({{ medallion_column_list(key) }}) in ({{ scope.touched }})
+    {%- endif %}
     window by_key as (partition by {{ medallion_column_list(key) }} order by sys_start)
 ),
 
@@ -34,9 +112,7 @@ select * from final
 {%- if execute -%}
     {%- set node = graph.nodes['model.' ~ project_name ~ '.' ~ history] -%}
     {%- set key = node.config.key -%}
-    {%- set source_node = graph.sources['source.' ~ project_name ~ '.' ~ node.sources[0][0] ~ '.' ~ node.sources[0][1]] -%}
-    {%- set bronze = api.Relation.create(database=target.database, schema=source_node.schema,
-                                         identifier=source_node.identifier) -%}
+    {%- set bronze = medallion_bronze_of_node(node) -%}
     {%- set timeline = medallion_timeline(bronze) -%}
     {%- set history_columns = medallion_history_columns(timeline, this, node.config.get('column_types') or {}) -%}
     {%- set columns = medallion_ordered_columns(history_columns) -%}
@@ -48,13 +124,17 @@ select * from final
     {%- for event in medallion_schema_events(timeline, columns) -%}
         {%- if event.lsn <= watermark %}{% do events.append(event) %}{% endif -%}
     {%- endfor -%}
+    {%- set scope = medallion_test_scope(node, bronze, key, columns) -%}
 with all_changes as (
     {{ cdc_feed(bronze, key, columns) }}
 ),
 
 feed as (
-    -- only what the model has applied: an ingest may add rows while this test runs
+    -- only what the model has applied: an ingest may add rows while this test runs; when
+    -- incremental, only the stretch since the last passing build (a touched key's last change
+    -- is in it, and no truncate or schema change is: medallion_test_scope)
     select * from all_changes where commit_lsn <= {{ watermark }}
+    {%- if not scope.full %} and commit_lsn > {{ scope.lo }}{% endif %}
 ),
 
 truncates as materialized (
@@ -104,6 +184,9 @@ expected as (
 
 actual as (
     select row({{ cols }})::text as source_row from {{ model }}
+    {%- if not scope.full %}
+    where ({{ medallion_column_list(key) }}) in (select {{ medallion_column_list(key) }} from feed)
+    {%- endif %}
 ),
 
 final as (
