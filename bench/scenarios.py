@@ -17,7 +17,6 @@ from medallion import pipeline
 from medallion.bronze import store
 from medallion.bronze.publication import publication_name
 from medallion.db import connect, endpoints, sql_text
-from medallion.errors import MedallionError
 from medallion.settings import Settings
 
 # What each plugin decodes for the slot, counted on the server: the decoding limit of ingest.
@@ -132,67 +131,104 @@ def versions_vs_snapshot(settings: Settings, customers: int = 100, rounds: int =
             "silver_seconds": ours_seconds, "snapshot_seconds": snap_seconds}
 
 
-def freshness(settings: Settings, env: dict[str, str], probes: int = 8, period: float = 0.0) -> dict:
-    """Source commit -> visible in silver (dim_customer) and gold, with `ingest --follow` running
-    and builds back to back (period seconds apart), models only (`build --skip-tests`): the
-    frequent refresh; the tested build is the nightly one."""
-    follower = subprocess.Popen([sys.executable, "-m", "medallion.cli", "ingest", "--follow"], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    stop = threading.Event()
-    failures: list[str] = []
+# The same few hundred rows at any scale: the first N keys of each table, N fixed.
+FIXED_CHANGES = [
+    "update public.rental set return_date = coalesce(return_date, rental_date) + interval '1 hour' "
+    "where rental_id in (select rental_id from public.rental order by rental_id limit 100)",
+    "update public.payment set amount = amount + 0.01 "
+    "where payment_id in (select payment_id from public.payment order by payment_id limit 100)",
+    "update public.customer set email = 'fixed.' || customer_id || '@example.org' where customer_id <= 20",
+    "update public.film set rental_rate = rental_rate + 1 where film_id <= 5",
+]
 
-    def builder() -> None:
-        while not stop.is_set():
-            try:
-                pipeline.build(settings, tests=False)
-            except MedallionError as exc:  # counted and reported; the probes go on
-                failures.append(str(exc))
-            stop.wait(period)
 
-    thread = threading.Thread(target=builder, daemon=True)
-    thread.start()
+def fixed_change_build(settings: Settings) -> dict:
+    """`medallion build` (models and their tests) after the same fixed set of changed rows:
+    called at factor 1 and again at factor 10, its cost should barely grow with the data."""
+    pipeline.build(settings)  # absorb whatever came before
+    with connect(endpoints(settings).source, "source", autocommit=True) as conn:
+        changed = sum(conn.execute(statement).rowcount for statement in FIXED_CHANGES)
+        rentals = conn.execute("select count(*) from rental").fetchone()[0]
+    pipeline.ingest(settings)
+    began = time.perf_counter()
+    report = pipeline.build(settings)
+    seconds = time.perf_counter() - began
+    slowest = sorted(report.nodes, key=lambda n: n.seconds, reverse=True)[:5]
+    return {"rows_changed": changed, "rentals": rentals, "build_seconds": seconds,
+            "slowest_nodes": {n.unique_id: round(n.seconds, 2) for n in slowest}}
+
+
+def freshness(settings: Settings, env: dict[str, str], probes: int = 20, rate: float = 20.0) -> dict:
+    """Source commit -> visible in silver's current view (dim_customer) and in gold
+    (vw_monthly_revenue), with `medallion run --follow` running and `medallion simulate` at
+    `rate` transactions/s beside the probes."""
+    follower = subprocess.Popen([sys.executable, "-m", "medallion.cli", "run", "--follow"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    traffic = threading.Event()
+    simulated: list[int] = []
+
+    def simulate() -> None:
+        while not traffic.is_set():
+            simulated.append(pipeline.simulate(settings, seed=len(simulated), transactions=None, seconds=5,
+                                               rate=rate).transactions)
+
     ends = endpoints(settings)
     silver, gold = [], []
+    simulator = threading.Thread(target=simulate, daemon=True)
     try:
         with connect(ends.source, "source", autocommit=True) as src, \
                 connect(ends.warehouse, "warehouse", autocommit=True) as wh:
-            has_gold = wh.execute("select to_regclass('gold.vw_monthly_revenue') is not null").fetchone()[0]
+            _wait_until(lambda: wh.execute("select to_regclass('silver.follow_step') is not null and exists "
+                                           "(select from silver.follow_step where layer = 2 and step_sql is not null)"
+                                           ).fetchone()[0], 600, "the follower's first builds")
+            simulator.start()
+            time.sleep(3)
             for probe in range(probes):
                 token = f"fresh{probe}.{time.time_ns()}@example.org"
-                revenue0 = wh.execute("select sum(revenue) from gold.vw_monthly_revenue").fetchone()[0] if has_gold else None
-                src.execute("update public.customer set email = %s where customer_id = 1", [token])
-                if has_gold:
+                revenue0 = wh.execute("select sum(revenue) from gold.vw_monthly_revenue").fetchone()[0]
+                with src.transaction():
+                    src.execute("update public.customer set email = %s where customer_id = 1", [token])
                     src.execute("update public.payment set amount = amount + 1 where payment_id = "
                                 "(select min(payment_id) from public.payment)")
                 committed = time.perf_counter()
                 seen_silver = seen_gold = None
-                while seen_silver is None or (has_gold and seen_gold is None):
+                while seen_silver is None or seen_gold is None:
                     now = time.perf_counter()
                     if now - committed > 300:
                         raise TimeoutError("a change did not become visible within 300 s")
                     if seen_silver is None and wh.execute(
                             "select 1 from silver.dim_customer where email = %s", [token]).fetchone():
                         seen_silver = now - committed
-                    if has_gold and seen_gold is None:
+                    if seen_gold is None:
                         revenue = wh.execute("select sum(revenue) from gold.vw_monthly_revenue").fetchone()[0]
                         if revenue != revenue0:
                             seen_gold = now - committed
-                    time.sleep(0.05)
+                    time.sleep(0.02)
                 silver.append(seen_silver)
-                if has_gold:
-                    gold.append(seen_gold)
+                gold.append(seen_gold)
+                time.sleep(random.uniform(0.5, 1.5))
     finally:
-        stop.set()
-        thread.join()
+        traffic.set()
         follower.terminate()
-        follower.wait(30)
+        _, stderr = follower.communicate(timeout=120)
+        if simulator.is_alive():
+            simulator.join(30)
 
     def pct(values: list[float], q: float) -> float | None:
         return statistics.quantiles(values, n=20)[int(q * 20) - 1] if len(values) >= 2 else None
 
-    return {"probes": probes, "build_failures": len(failures), "first_failure": failures[0] if failures else None,
+    return {"probes": probes, "simulate_rate": rate, "simulated_transactions": sum(simulated),
+            "follower_exit": follower.returncode, "follower_last_lines": stderr.strip().splitlines()[-3:],
             "silver_p50_s": statistics.median(silver), "silver_p95_s": pct(silver, 0.95),
-            "gold_p50_s": statistics.median(gold) if gold else None, "gold_p95_s": pct(gold, 0.95)}
+            "gold_p50_s": statistics.median(gold), "gold_p95_s": pct(gold, 0.95)}
+
+
+def _wait_until(check: callable, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not done within {timeout:.0f} s")
+        time.sleep(0.5)
 
 
 def as_of_lookup(settings: Settings, cluster_dsn_for: callable, keys: int = 1000, versions_per_key: int = 1000,
