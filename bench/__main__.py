@@ -71,6 +71,8 @@ def main() -> None:
             results[name] = step()
             results[name]["step_seconds"] = round(time.perf_counter() - t0, 1)
         console.print(f"[dim]{name}: done in {results[name]['step_seconds']}s[/]")
+        args.out.parent.mkdir(parents=True, exist_ok=True)  # what is measured is kept, even if a later step fails
+        args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
     results["total_seconds"] = round(time.perf_counter() - began, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")

@@ -17,7 +17,9 @@ from medallion import pipeline
 from medallion.bronze import store
 from medallion.bronze.publication import publication_name
 from medallion.db import connect, endpoints, sql_text
+from medallion.selection import resolve
 from medallion.settings import Settings
+from medallion.source.catalog import read_tables
 
 # What each plugin decodes for the slot, counted on the server: the decoding limit of ingest.
 PEEK = {
@@ -239,8 +241,13 @@ def as_of_lookup(settings: Settings, cluster_dsn_for: callable, keys: int = 1000
     committed one second apart) in a warehouse of its own."""
     asof = replace(settings, warehouse_dsn=cluster_dsn_for("bench_asof"), source_dsn=settings.source_dsn
                    or endpoints(settings).source)
+    with connect(asof.source_dsn, "source") as src:
+        customer = next(t for t in resolve(settings.config(), read_tables(src)).captured
+                        if t.table.qualified == "public.customer")
     with connect(asof.warehouse_dsn, "warehouse") as wh:
-        store.ensure_schema(wh)
+        store.ensure_schema(wh)  # bronze as an ingest leaves it: the table and its recorded schema
+        store.create_bronze_table(wh, customer.bronze)
+        store.record_table(wh, customer.bronze, customer.table, 0, "2026-01-01 00:00:00+00")
         wh.execute(sql_text("bench", "synthetic_customer_history.sql"),
                    {"keys": keys, "versions": versions_per_key})
         wh.commit()

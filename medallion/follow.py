@@ -116,6 +116,8 @@ class Applier:
                 if step.layer == 2 and step.step_sql:
                     with self.conn.transaction():
                         self.conn.execute(step.lock_sql)
+                        if step.needs_build_sql and self.conn.execute(step.needs_build_sql).fetchone()[0]:
+                            return applied, f"{step.model}: every line must be compared (a stretch it has not seen)"
                         self.conn.execute(step.step_sql)
                     applied += 1
         return applied, None

@@ -165,6 +165,9 @@ def test_incremental_gold_equals_a_full_rebuild_and_travels_back(settings: Setti
         pipeline.run(settings)
         assert_gold_reconciles(settings)
 
+    # each mart compared only the lines whose silver rows changed: it saw every model it reads
+    assert query(settings.warehouse_dsn, "select model from gold.vw_top_titles__seen order by 1") == [
+        ("silver.dim_film_hist",), ("silver.dim_inventory_hist",), ("silver.fact_payment",), ("silver.fact_rental",)]
     incremental = gold_dump(settings)
     assert query(settings.warehouse_dsn, "select distinct title from gold.vw_top_titles where film_id = %s",
                  [film_id]) == [("RENAMED TITLE",)]

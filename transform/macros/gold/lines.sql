@@ -31,6 +31,8 @@ films as (
 final as (
     select
         payments.payment_id,
+        payments.rental_id,
+        rentals.inventory_id,
         payments.customer_id,
         payments.amount,
         payments.payment_date,
@@ -67,6 +69,7 @@ films as (
 final as (
     select
         rentals.rental_id,
+        rentals.inventory_id,
         rentals.customer_id,
         rentals.rental_date,
         rentals.return_date,

@@ -3,8 +3,10 @@
     materialized='gold_mart',
     grain=['film_id', 'month'],
     inputs=[
-        {'lines': 'int_rental_lines', 'key': 'rental_id', 'fields': ['title', 'days_out']},
-        {'lines': 'int_payment_lines', 'key': 'payment_id', 'fields': ['title', 'amount']},
+        {'lines': 'int_rental_lines', 'key': 'rental_id', 'fields': ['title', 'days_out'],
+         'changed_by': {'fact_rental': 'rental_id', 'dim_inventory': 'inventory_id', 'dim_film': 'film_id'}},
+        {'lines': 'int_payment_lines', 'key': 'payment_id', 'fields': ['title', 'amount'],
+         'changed_by': {'fact_payment': 'payment_id', 'fact_rental': 'rental_id', 'dim_inventory': 'inventory_id', 'dim_film': 'film_id'}},
     ],
     post_hook=["{{ gold_create_as_of_function('top_titles_as_of',
                    'film_id integer, title text, month date, rentals bigint, revenue numeric, avg_days_out numeric',

@@ -1,22 +1,31 @@
 {#-
     Incremental gold marts. A mart is an aggregate over line sets (one row per payment, one
     per rental: models/gold/int_*_lines). Each mart keeps <mart>__basis: per line, the group
-    (the mart's grain) it counted in at the last build and a fingerprint of the fields the mart
-    reads from it. A build:
+    (the mart's grain) it counted in at the last build, the keys of the silver rows it was made
+    from (deps) and a fingerprint of the group, the fields the mart reads and those keys. A build:
 
-      1. computes the current lines' (group, fingerprint) and compares them with the basis;
+      1. finds the lines that may have changed and compares them with the basis;
       2. the groups to recompute (gold_scope) are the old AND the new group of every line that
          appeared, disappeared, moved or changed a field the mart reads;
       3. deletes those groups from the mart, inserts them recomputed from the current lines
          (the model's SQL filters its lines with gold_in_scope()), and brings the basis up to
-         date for them, all in one transaction.
+         date for the lines that changed, all in one transaction.
+
+    Which lines may have changed (step 1): when every input names, in changed_by, the silver
+    models its lines are made from and the line column holding each one's key, only the lines
+    whose keys those models' bronze changed since the mart's last build (<mart>__seen keeps the
+    silver watermarks it saw): the current lines with such a key and the basis lines with one.
+    Work follows the change, not the data. Every line is compared instead when an input names
+    no changed_by, on the first incremental build, and when a stretch holds a truncate, a
+    re-sync or a schema change (needs-full check). Both ways give the same scope.
 
     A group no line belongs to any more is deleted and not re-inserted. The first build and
     --full-refresh compute every group and write the basis from scratch: the same SQL without
     the scope filter, so an incremental build and a full one give the same rows.
 
     config: grain (list of columns, the mart's key; every line set has them), inputs (list of
-    {lines: model name, key: line key column, fields: columns the mart reads}).
+    {lines: model name, key: line key column, fields: columns the mart reads, changed_by:
+    {silver model: line column holding its key}}).
 -#}
 
 {% macro gold_basis_relation(relation) %}
@@ -30,7 +39,9 @@
     {%- if not execute -%}{{ return(false) }}{%- endif -%}
     {%- set existing = load_relation(this) -%}
     {%- set basis = load_relation(gold_basis_relation(this)) -%}
-    {{- return(existing is not none and existing.type == 'table' and basis is not none
+    {%- set current_basis = basis is not none and 'deps' in (adapter.get_columns_in_relation(basis)
+                                                             | map(attribute='name') | list) -%}
+    {{- return(existing is not none and existing.type == 'table' and current_basis
                and not should_full_refresh()) -}}
 {% endmacro %}
 
@@ -46,43 +57,169 @@
 {% endmacro %}
 
 
-{% macro gold_lines_sql(grain, inputs) %}
+{% macro gold_lines_sql(grain, inputs, touched=false) %}
     {#- one row per line of every input: (input: its position in inputs, line_key, grain...,
-        fp: md5 of the group and the fields the mart reads) -#}
+        deps: the silver keys it was made from, fp: md5 of the group, the fields the mart reads
+        and deps); touched: only the lines in gold_touched -#}
     {%- for input in inputs %}
+    {%- set deps = (input.get('changed_by') or {}).values() | list %}
     select
         {{ loop.index }}::smallint as input,
         {{ medallion_quote(input['key']) }} as line_key,
         {{ medallion_column_list(grain) }},
-        md5(row({{ medallion_column_list(grain) }}, {{ medallion_column_list(input['fields']) }})::text) as fp
+        {{ gold_deps_sql(deps) }} as deps,
+        md5(row({{ medallion_column_list(grain) }}, {{ medallion_column_list(input['fields']) }},
+                {{ gold_deps_sql(deps) }})::text) as fp
     from {{ ref(input['lines']) }}
+    {%- if touched %}
+    where {{ medallion_quote(input['key']) }} in (select line_key from gold_touched where input = {{ loop.index }})
+    {%- endif %}
     {{- "\n    union all" if not loop.last }}
     {%- endfor %}
 {% endmacro %}
 
 
-{% macro gold_scope_sql(basis, grain, inputs) %}
+{% macro gold_deps_sql(columns) -%}
+    jsonb_build_object({% for c in columns %}{{ medallion_literal(c) }}, {{ medallion_quote(c) }}{{ ", " if not loop.last }}{% endfor %})
+{%- endmacro %}
+
+
+{% macro gold_seen_relation(relation) %}
+    {{- return(api.Relation.create(database=relation.database, schema=relation.schema,
+                                   identifier=relation.identifier ~ '__seen', type='table')) -}}
+{% endmacro %}
+
+
+{% macro gold_dependencies(inputs) %}
+    {#- [{input, column, model, bronze, key, watermark}] for every changed_by entry: the silver
+        model that read bronze for it (a current view's history), its bronze table and its one
+        key column; none when an input names no changed_by or a key has several columns -#}
+    {%- set found = [] -%}
+    {%- for input in inputs -%}
+        {%- set position = loop.index0 -%}
+        {%- if not input.get('changed_by') -%}{{ return(none) }}{%- endif -%}
+        {%- for name, column in input['changed_by'].items() -%}
+            {%- set nodes = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model')
+                            | selectattr('name', 'equalto', name) | list -%}
+            {%- if nodes | length != 1 -%}
+                {{ exceptions.raise_compiler_error("changed_by of " ~ this.identifier ~ " names " ~ name
+                                                   ~ ", which is not one model of the project") }}
+            {%- endif -%}
+            {%- set node = nodes[0] -%}
+            {%- if node.config.materialized == 'current_view' -%}
+                {%- set parents = [] -%}
+                {%- for uid in node.depends_on.nodes if uid.startswith('model.') %}{% do parents.append(uid) %}{% endfor -%}
+                {%- set node = graph.nodes[parents[0]] -%}
+            {%- endif -%}
+            {%- if node.config.materialized not in ['system_versioned', 'current_state']
+                   or (node.config.key | length) != 1 -%}
+                {{ return(none) }}
+            {%- endif -%}
+            {%- do found.append({'input': position, 'column': column, 'bronze': medallion_bronze_of_node(node),
+                                 'key': node.config.key[0],
+                                 'watermark': node.schema ~ '.' ~ (node.alias or node.name)}) -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {{- return(found) -}}
+{% endmacro %}
+
+
+{% macro gold_stretch_sql(seen, dep) -%}
+    {#- bronze positions of dep's model not seen by the mart yet: (seen, watermark] -#}
+    commit_lsn > (select last_commit_lsn from {{ seen }} where model = {{ medallion_literal(dep.watermark) }})
+    and commit_lsn <= (select last_commit_lsn from silver.build_watermark where model = {{ medallion_literal(dep.watermark) }})
+{%- endmacro %}
+
+
+{% macro gold_needs_full_sql(seen, deps) %}
+    {#- every line must be compared: a model the mart has not seen yet, or a truncate, a re-sync
+        or a schema change in a stretch (their effects reach lines that bronze's keys do not name) -#}
+    select false
+    {%- for dep in deps %}
+        or not exists (select from {{ seen }} where model = {{ medallion_literal(dep.watermark) }})
+        or exists (select from {{ dep.bronze }} where {{ gold_stretch_sql(seen, dep) }} and op in ('T', 'E'))
+        or exists (select from bronze.table_schema
+                   where bronze_table = {{ medallion_literal(dep.bronze.identifier) }} and {{ gold_stretch_sql(seen, dep) }})
+    {%- endfor %}
+{% endmacro %}
+
+
+{% macro gold_touched_sql(basis, seen, inputs, deps) %}
+{#- gold_touched(input, line_key): the lines whose silver rows changed since the mart's last
+    build, now (current lines holding a changed key) or then (basis lines holding one) -#}
+drop table if exists gold_changed_keys, gold_touched;
+create temporary table gold_changed_keys on commit drop as
+{%- for dep in deps %}
+select distinct {{ loop.index0 }} as dep, (image ->> {{ medallion_literal(dep.key) }}) as key_text
+from (
+    select full_row as image, commit_lsn from {{ dep.bronze }} where {{ gold_stretch_sql(seen, dep) }}
+    union all
+    select old_row, commit_lsn from {{ dep.bronze }} where {{ gold_stretch_sql(seen, dep) }} and old_row is not null
+) as changes
+where image ->> {{ medallion_literal(dep.key) }} is not null
+{{- "\nunion all" if not loop.last }}
+{%- endfor %};
+analyze gold_changed_keys;
+
+create temporary table gold_touched on commit drop as
+{%- for dep in deps %}
+{%- set input = inputs[dep.input] %}
+select {{ dep.input + 1 }}::smallint as input, {{ medallion_quote(input['key']) }} as line_key
+from {{ ref(input['lines']) }}
+where {{ medallion_quote(dep.column) }}::text in (select key_text from gold_changed_keys where dep = {{ loop.index0 }})
+union
+select input, line_key from {{ basis }}
+where input = {{ dep.input + 1 }}
+  and deps ->> {{ medallion_literal(dep.column) }} in (select key_text from gold_changed_keys where dep = {{ loop.index0 }})
+{{- "\nunion" if not loop.last }}
+{%- endfor %};
+analyze gold_touched;
+{% endmacro %}
+
+
+{% macro gold_seen_sql(seen, deps) %}
+    {#- the silver watermarks this build saw, for the next one -#}
+    create table if not exists {{ seen }} (model text primary key, last_commit_lsn bigint not null);
+    delete from {{ seen }};
+    insert into {{ seen }} (model, last_commit_lsn)
+    select model, last_commit_lsn from silver.build_watermark
+    where model in ({% for dep in deps | map(attribute='watermark') | unique %}{{ medallion_literal(dep) }}{{ ", " if not loop.last }}{% endfor %});
+{% endmacro %}
+
+
+{% macro gold_scope_sql(basis, grain, inputs, seen=none, deps=none) %}
+{#- gold_lines (the current lines compared), gold_changed (the lines that differ from the
+    basis) and gold_scope (the groups to recompute); with deps, only the touched lines -#}
 {%- set g = medallion_column_list(grain) -%}
 {%- set old = [] -%}
 {%- for column in grain %}{% do old.append('old_' ~ column) %}{% endfor -%}
 -- sorting 2 x 16k Pagila lines spills at the default 4MB; hashing them in memory does not
 set local work_mem = '64MB';
+drop table if exists gold_lines, gold_changed, gold_scope;
+{%- if deps %}
+{{ gold_touched_sql(basis, seen, inputs, deps) }}
+{%- endif %}
 
 create temporary table gold_lines on commit drop as
-{{ gold_lines_sql(grain, inputs) }};
+{{ gold_lines_sql(grain, inputs, touched=deps is not none and deps) }};
 
-create temporary table gold_scope on commit drop as
+create temporary table gold_changed on commit drop as
 with current_lines as (
     select * from gold_lines
 ),
 
 last_build as (
     select * from {{ basis }}
+    {%- if deps %}
+    where (input, line_key) in (select input, line_key from gold_touched)
+    {%- endif %}
 ),
 
-differences as (
-    -- lines that appeared, disappeared, or changed group or a field the mart reads
+final as (
+    -- lines that appeared, disappeared, or changed group, deps or a field the mart reads
     select
+        coalesce(c.input, b.input) as input,
+        coalesce(c.line_key, b.line_key) as line_key,
         {{ medallion_column_list(grain, 'c.') }},
         {%- for column in grain %}
         b.{{ medallion_quote(column) }} as {{ medallion_quote('old_' ~ column) }}{{ "," if not loop.last }}
@@ -90,16 +227,15 @@ differences as (
     from current_lines as c
     full join last_build as b on b.input = c.input and b.line_key = c.line_key
     where c.fp is distinct from b.fp
-),
-
-final as (
-    -- the group each such line is in now, and the one it counted in at the last build
-    select {{ g }} from differences where {{ medallion_quote(grain[0]) }} is not null
-    union
-    select {{ medallion_column_list(old) }} from differences where {{ medallion_quote(old[0]) }} is not null
 )
 
 select * from final;
+
+create temporary table gold_scope on commit drop as
+-- the group each such line is in now, and the one it counted in at the last build
+select {{ g }} from gold_changed where {{ medallion_quote(grain[0]) }} is not null
+union
+select {{ medallion_column_list(old) }} from gold_changed where {{ medallion_quote(old[0]) }} is not null;
 analyze gold_scope;
 {% endmacro %}
 
@@ -112,10 +248,13 @@ analyze gold_scope;
     select * from ({{ mart_sql }}) as mart
     order by {{ g }};
 
-    delete from {{ basis_relation }} where ({{ g }}) in (select {{ g }} from gold_scope);
+    delete from {{ basis_relation }} as b
+    using gold_changed as ch
+    where b.input = ch.input and b.line_key = ch.line_key;
 
     insert into {{ basis_relation }}
-    select * from gold_lines where ({{ g }}) in (select {{ g }} from gold_scope);
+    select * from gold_lines
+    where (input, line_key) in (select input, line_key from gold_changed);
 {% endmacro %}
 
 
@@ -125,6 +264,8 @@ analyze gold_scope;
     {%- set g = medallion_column_list(grain) -%}
     {%- set target_relation = this.incorporate(type='table') -%}
     {%- set basis_relation = gold_basis_relation(this) -%}
+    {%- set seen_relation = gold_seen_relation(this) -%}
+    {%- set deps = gold_dependencies(inputs) if execute else none -%}
     {%- set incremental = gold_mart_is_incremental() -%}
     {%- set existing_relation = load_cached_relation(this) -%}
 
@@ -135,7 +276,7 @@ analyze gold_scope;
         {%- if existing_relation is not none %}
             {{ adapter.drop_relation(existing_relation) }}
         {%- endif %}
-        {% do run_query("drop table if exists " ~ basis_relation) %}
+        {% do run_query("drop table if exists " ~ basis_relation ~ "; drop table if exists " ~ seen_relation) %}
         {% call statement('main') -%}
             create table {{ target_relation }} as
             select * from ({{ sql }}) as mart
@@ -146,7 +287,10 @@ analyze gold_scope;
             {{ gold_lines_sql(grain, inputs) }};
             alter table {{ basis_relation }} add primary key (input, line_key);
             comment on table {{ basis_relation }} is
-                {{ medallion_literal('Bookkeeping of ' ~ this.identifier ~ ': per line, the group it counted in at the last build and a fingerprint of the fields the mart reads.') }};
+                {{ medallion_literal('Bookkeeping of ' ~ this.identifier ~ ': per line, the group it counted in at the last build, the silver keys it was made from and a fingerprint of them and the fields the mart reads.') }};
+            {%- if deps %}
+            {{ gold_seen_sql(seen_relation, deps) }}
+            {%- endif %}
         {%- endcall %}
         {#- `medallion run --follow` needs an incremental build to store its step (follow.sql) -#}
         {% do medallion_store_follow_step(target_relation, 2, lock_sql="select 1", step_sql=none) %}
@@ -154,13 +298,26 @@ analyze gold_scope;
         {#- one build at a time per mart -#}
         {%- set lock = "lock table " ~ target_relation ~ " in share row exclusive mode" -%}
         {% do run_query(lock) %}
-        {% do run_query(gold_scope_sql(basis_relation, grain, inputs)) %}
+        {%- set touched_deps = none -%}
+        {%- if deps and load_relation(seen_relation) is not none -%}
+            {%- if not run_query(gold_needs_full_sql(seen_relation, deps)).columns[0].values()[0] -%}
+                {%- set touched_deps = deps -%}
+            {%- endif -%}
+        {%- endif %}
+        {% do run_query(gold_scope_sql(basis_relation, grain, inputs, seen_relation, touched_deps)) %}
         {% call statement('main') -%}
             {{ gold_apply_sql(target_relation, basis_relation, g, sql) }}
+            {%- if deps %}
+            {{ gold_seen_sql(seen_relation, deps) }}
+            {%- endif %}
         {%- endcall %}
-        {#- the same statements for `medallion run --follow` (follow.sql) -#}
-        {% do medallion_store_follow_step(target_relation, 2, lock_sql=lock,
-            step_sql=gold_scope_sql(basis_relation, grain, inputs) ~ gold_apply_sql(target_relation, basis_relation, g, sql)) %}
+        {#- the next batch's statements for `medallion run --follow` (follow.sql): the touched
+            lines only; a stretch that needs every line compared goes to a dbt build -#}
+        {%- set step = gold_scope_sql(basis_relation, grain, inputs, seen_relation, deps)
+                       ~ gold_apply_sql(target_relation, basis_relation, g, sql)
+                       ~ (gold_seen_sql(seen_relation, deps) if deps else '') -%}
+        {% do medallion_store_follow_step(target_relation, 2, lock_sql=lock, step_sql=step,
+            needs_build_sql=(gold_needs_full_sql(seen_relation, deps) if deps else none)) %}
     {%- endif %}
 
     {{ run_hooks(post_hooks, inside_transaction=True) }}
