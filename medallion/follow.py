@@ -69,10 +69,11 @@ def load_steps(conn: psycopg.Connection) -> list[Step]:
 
 
 class Applier:
-    """Runs the stored steps against the warehouse: silver's models, then gold's when silver moved."""
+    """Runs the stored steps of one layer against the warehouse, on a connection of its own."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, layer: int) -> None:
         self.conn = connect(endpoints(settings).warehouse, "warehouse")
+        self.layer = layer
         self.steps: list[Step] = []
         self.idle_at = 0.0
 
@@ -81,21 +82,21 @@ class Applier:
 
     def reload(self) -> str | None:
         """Read the steps the last build stored; a reason when some model has none yet."""
-        self.steps = load_steps(self.conn)
+        self.steps = [step for step in load_steps(self.conn) if step.layer == self.layer]
         self.conn.commit()
         missing = [s.model for s in self.steps if s.step_sql is None]
-        if not self.steps:
+        if not self.steps and self.layer == 1:
             return "no stored steps yet"
         return f"{', '.join(missing)} stored no step yet (built from scratch)" if missing else None
 
     def apply(self) -> tuple[int, str | None]:
         """One round: (models refreshed, the reason a dbt build is needed instead, if any)."""
+        return self._apply_silver() if self.layer == 1 else self._apply_gold()
+
+    def _apply_silver(self) -> tuple[int, str | None]:
         applied = 0
         idle_due = time.monotonic() - self.idle_at >= IDLE_EVERY
-        silver_moved = False
         for step in self.steps:
-            if step.layer != 1:
-                continue
             with self.conn.transaction():
                 self.conn.execute(step.lock_sql)
                 lo = self.conn.execute("select coalesce(max(last_commit_lsn), -1) from silver.build_watermark "
@@ -106,21 +107,118 @@ class Applier:
                         return applied, f"{step.model}: a schema change, truncate or re-sync in bronze"
                     self.conn.execute(fill(step.step_sql or "", lo, hi))
                     applied += 1
-                    silver_moved = True
                 elif hi >= 0 and idle_due and step.idle_sql:
                     self.conn.execute(fill(step.idle_sql, hi, hi))  # the horizon moves with an idle source
         if idle_due:
             self.idle_at = time.monotonic()
-        if silver_moved:
-            for step in self.steps:
-                if step.layer == 2 and step.step_sql:
-                    with self.conn.transaction():
-                        self.conn.execute(step.lock_sql)
-                        if step.needs_build_sql and self.conn.execute(step.needs_build_sql).fetchone()[0]:
-                            return applied, f"{step.model}: every line must be compared (a stretch it has not seen)"
-                        self.conn.execute(step.step_sql)
-                    applied += 1
         return applied, None
+
+    def _apply_gold(self) -> tuple[int, str | None]:
+        applied = 0
+        for step in self.steps:
+            if not step.step_sql:
+                return applied, f"{step.model} stored no step yet"
+            with self.conn.transaction():
+                self.conn.execute(step.lock_sql)
+                if step.needs_build_sql and self.conn.execute(step.needs_build_sql).fetchone()[0]:
+                    return applied, f"{step.model}: every line must be compared (a stretch it has not seen)"
+                self.conn.execute(step.step_sql)
+            applied += 1
+        return applied, None
+
+
+class Follower:
+    """Silver in the main thread, after every bronze batch; gold in a thread of its own, after
+    silver moved, so that a slow mart never holds silver back. dbt builds (the start, and what a
+    stored step cannot carry) run with both paused."""
+
+    def __init__(self, settings: Settings, report: FollowReport, notify: Callable[[str], None],
+                 on_round: Callable[[FollowReport], None]) -> None:
+        self.settings = settings
+        self.report = report
+        self.notify = notify
+        self.on_round = on_round
+        self.silver = Applier(settings, 1)
+        self.gold = Applier(settings, 2)
+        self.paused = threading.Lock()  # held by a gold round and by a dbt build
+        self.silver_moved = threading.Event()
+        self.stop_gold = threading.Event()
+        self.gold_needs: list[str] = []
+        self.gold_failure: list[BaseException] = []
+        self.gold_thread = threading.Thread(target=self._gold_loop, name="medallion-follow-gold", daemon=True)
+
+    def close(self) -> None:
+        self.stop_gold.set()
+        self.silver_moved.set()
+        if self.gold_thread.is_alive():
+            self.gold_thread.join(120)
+        self.silver.close()
+        self.gold.close()
+
+    def build(self, reason: str) -> None:
+        with self.paused:
+            self.notify(f"dbt build: {reason}")
+            pipeline.build(self.settings, tests=False)
+            self.report.builds += 1
+            self.report.build_reasons.append(reason)
+            for applier in (self.silver, self.gold):
+                if (missing := applier.reload()) is not None:
+                    self.notify(f"dbt build: {missing}")
+                    pipeline.build(self.settings, tests=False)  # an incremental build stores every step
+                    self.report.builds += 1
+                    if (still := applier.reload()) is not None:
+                        raise MedallionError(f"run --follow cannot go on: {still}; check 'medallion build' first")
+            self.silver_moved.set()  # gold reads the steps the build stored
+
+    def start(self) -> None:
+        self.build("the first build of this follow")
+        self.gold_thread.start()
+
+    def round(self) -> None:
+        """Silver once; a build when silver or gold asked for one; gold woken when silver moved."""
+        if self.gold_failure:
+            raise self.gold_failure[0]
+        applied, needs_build = self.silver.apply()
+        self.report.applied += applied
+        if needs_build is None and self.gold_needs:
+            needs_build = self.gold_needs.pop()
+        if needs_build:
+            self.build(needs_build)
+        if applied or needs_build:
+            self.silver_moved.set()
+            self.report.passes += 1
+            self.on_round(self.report)
+
+    def finish(self) -> None:
+        """After the ingester stopped: the last silver round, then gold in this thread."""
+        self.stop_gold.set()
+        self.silver_moved.set()
+        self.gold_thread.join(300)
+        if self.gold_failure:
+            raise self.gold_failure[0]
+        self.round()
+        with self.paused:
+            applied, needs_build = self.gold.apply()
+            self.report.applied += applied
+        if needs_build:
+            self.build(needs_build)
+
+    def _gold_loop(self) -> None:
+        try:
+            while not self.stop_gold.is_set():
+                self.silver_moved.wait(POLL_SECONDS)
+                if self.stop_gold.is_set():
+                    return
+                if not self.silver_moved.is_set():
+                    continue
+                self.silver_moved.clear()
+                with self.paused:
+                    applied, needs_build = self.gold.apply()
+                    self.report.applied += applied
+                if needs_build:
+                    self.gold_needs.append(needs_build)  # the main thread runs the build
+        except BaseException as exc:  # noqa: BLE001 - raised in the main thread at its next round
+            self.gold_failure.append(exc)
 
 
 def follow(settings: Settings, notify: Callable[[str], None] = lambda _: None,
@@ -128,17 +226,9 @@ def follow(settings: Settings, notify: Callable[[str], None] = lambda _: None,
            give_up_after: float = 300.0) -> FollowReport:
     """Ingest and apply until SIGINT/SIGTERM; see the module's docstring."""
     report = FollowReport()
-
-    def build(reason: str) -> None:
-        notify(f"dbt build: {reason}")
-        pipeline.build(settings, tests=False)
-        report.builds += 1
-        report.build_reasons.append(reason)
-
     first = pipeline.ingest(settings, notify=notify)  # the snapshot and what is pending, then the first build
     report.changes += first.changes
-    build("the first build of this follow")
-    applier = Applier(settings)
+    follower = Follower(settings, report, notify, on_round)
     stop = threading.Event()
     wake = threading.Event()
     failure: list[BaseException] = []
@@ -159,40 +249,22 @@ def follow(settings: Settings, notify: Callable[[str], None] = lambda _: None,
 
     ingester = threading.Thread(target=ingest, name="medallion-follow-ingest", daemon=True)
     try:
-        missing = applier.reload()
-        if missing:
-            build(missing)
-            if (still := applier.reload()) is not None:
-                raise MedallionError(f"run --follow cannot start: {still}; check 'medallion build' first")
+        follower.start()
         with stop_on_interrupt() as requested:
             ingester.start()
             notify("following the source; Ctrl-C stops after the current batch")
             while not requested() and ingester.is_alive():
                 wake.wait(POLL_SECONDS)
                 wake.clear()
-                _round(applier, report, build, on_round)
+                follower.round()
         stop.set()
         ingester.join()
         if failure:
             raise failure[0]
-        _round(applier, report, build, on_round)  # what the last batch brought
+        follower.finish()  # what the last batch brought, through gold
     finally:
         stop.set()
         if ingester.is_alive():
             ingester.join(60)
-        applier.close()
+        follower.close()
     return report
-
-
-def _round(applier: Applier, report: FollowReport, build: Callable[[str], None],
-           on_round: Callable[[FollowReport], None]) -> None:
-    applied, needs_build = applier.apply()
-    report.applied += applied
-    if needs_build:
-        build(needs_build)
-        if (missing := applier.reload()) is not None:
-            build(missing)
-            applier.reload()
-    if applied or needs_build:
-        report.passes += 1
-        on_round(report)

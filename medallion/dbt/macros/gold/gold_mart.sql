@@ -115,8 +115,12 @@
                    or (node.config.key | length) != 1 -%}
                 {{ return(none) }}
             {%- endif -%}
+            {%- set reader = api.Relation.create(database=target.database, schema=node.schema,
+                                                 identifier=node.alias or node.name) -%}
+            {%- set typed = adapter.get_columns_in_relation(reader) | selectattr('name', 'equalto', node.config.key[0])
+                            | map(attribute='data_type') | list -%}
             {%- do found.append({'input': position, 'column': column, 'bronze': medallion_bronze_of_node(node),
-                                 'key': node.config.key[0],
+                                 'key': node.config.key[0], 'type': typed[0] if typed else 'text',
                                  'watermark': node.schema ~ '.' ~ (node.alias or node.name)}) -%}
         {%- endfor -%}
     {%- endfor -%}
@@ -124,27 +128,43 @@
 {% endmacro %}
 
 
-{% macro gold_stretch_sql(seen, dep) -%}
-    {#- bronze positions of dep's model not seen by the mart yet: (seen, watermark] -#}
-    commit_lsn > (select last_commit_lsn from {{ seen }} where model = {{ medallion_literal(dep.watermark) }})
-    and commit_lsn <= (select last_commit_lsn from silver.build_watermark where model = {{ medallion_literal(dep.watermark) }})
+{% macro gold_capture_stretch_sql(seen, deps) %}
+    {#- gold_stretch(model, lo, hi): per silver model the mart reads, the bronze positions it
+        saw at its last build (lo; null: none yet) and the model's watermark now (hi), read
+        once at the start: silver may move while the mart is built (a follower, another build),
+        and what it applies after hi is the next build's stretch -#}
+    drop table if exists gold_stretch;
+    create temporary table gold_stretch on commit drop as
+    select w.model, {{ 's.last_commit_lsn' if seen is not none else 'null::bigint' }} as lo, w.last_commit_lsn as hi
+    from silver.build_watermark as w
+    {%- if seen is not none %}
+    left join {{ seen }} as s on s.model = w.model
+    {%- endif %}
+    where w.model in ({% for m in deps | map(attribute='watermark') | unique %}{{ medallion_literal(m) }}{{ ", " if not loop.last }}{% endfor %});
+{% endmacro %}
+
+
+{% macro gold_stretch_sql(dep) -%}
+    {#- bronze positions of dep's model that the mart has not seen yet: (lo, hi] of gold_stretch -#}
+    commit_lsn > (select lo from gold_stretch where model = {{ medallion_literal(dep.watermark) }})
+    and commit_lsn <= (select hi from gold_stretch where model = {{ medallion_literal(dep.watermark) }})
 {%- endmacro %}
 
 
-{% macro gold_needs_full_sql(seen, deps) %}
+{% macro gold_needs_full_sql(deps) %}
     {#- every line must be compared: a model the mart has not seen yet, or a truncate, a re-sync
         or a schema change in a stretch (their effects reach lines that bronze's keys do not name) -#}
-    select false
+    select exists (select from gold_stretch where lo is null)
+        or {{ deps | length }} > (select count(*) from gold_stretch)
     {%- for dep in deps %}
-        or not exists (select from {{ seen }} where model = {{ medallion_literal(dep.watermark) }})
-        or exists (select from {{ dep.bronze }} where {{ gold_stretch_sql(seen, dep) }} and op in ('T', 'E'))
+        or exists (select from {{ dep.bronze }} where {{ gold_stretch_sql(dep) }} and op in ('T', 'E'))
         or exists (select from bronze.table_schema
-                   where bronze_table = {{ medallion_literal(dep.bronze.identifier) }} and {{ gold_stretch_sql(seen, dep) }})
+                   where bronze_table = {{ medallion_literal(dep.bronze.identifier) }} and {{ gold_stretch_sql(dep) }})
     {%- endfor %}
 {% endmacro %}
 
 
-{% macro gold_touched_sql(basis, seen, inputs, deps) %}
+{% macro gold_touched_sql(basis, inputs, deps) %}
 {#- gold_touched(input, line_key): the lines whose silver rows changed since the mart's last
     build, now (current lines holding a changed key) or then (basis lines holding one) -#}
 drop table if exists gold_changed_keys, gold_touched;
@@ -152,9 +172,9 @@ create temporary table gold_changed_keys on commit drop as
 {%- for dep in deps %}
 select distinct {{ loop.index0 }} as dep, (image ->> {{ medallion_literal(dep.key) }}) as key_text
 from (
-    select full_row as image, commit_lsn from {{ dep.bronze }} where {{ gold_stretch_sql(seen, dep) }}
+    select full_row as image, commit_lsn from {{ dep.bronze }} where {{ gold_stretch_sql(dep) }}
     union all
-    select old_row, commit_lsn from {{ dep.bronze }} where {{ gold_stretch_sql(seen, dep) }} and old_row is not null
+    select old_row, commit_lsn from {{ dep.bronze }} where {{ gold_stretch_sql(dep) }} and old_row is not null
 ) as changes
 where image ->> {{ medallion_literal(dep.key) }} is not null
 {{- "\nunion all" if not loop.last }}
@@ -166,7 +186,8 @@ create temporary table gold_touched on commit drop as
 {%- set input = inputs[dep.input] %}
 select {{ dep.input + 1 }}::smallint as input, {{ medallion_quote(input['key']) }} as line_key
 from {{ ref(input['lines']) }}
-where {{ medallion_quote(dep.column) }}::text in (select key_text from gold_changed_keys where dep = {{ loop.index0 }})
+-- typed as the column, so the planner joins the few keys first instead of filtering every line
+where {{ medallion_quote(dep.column) }} in (select key_text::{{ dep.type }} from gold_changed_keys where dep = {{ loop.index0 }})
 union
 select input, line_key from {{ basis }}
 where input = {{ dep.input + 1 }}
@@ -177,17 +198,16 @@ analyze gold_touched;
 {% endmacro %}
 
 
-{% macro gold_seen_sql(seen, deps) %}
-    {#- the silver watermarks this build saw, for the next one -#}
+{% macro gold_seen_sql(seen) %}
+    {#- the silver positions this build applied, for the next one (as captured at its start) -#}
     create table if not exists {{ seen }} (model text primary key, last_commit_lsn bigint not null);
     delete from {{ seen }};
     insert into {{ seen }} (model, last_commit_lsn)
-    select model, last_commit_lsn from silver.build_watermark
-    where model in ({% for dep in deps | map(attribute='watermark') | unique %}{{ medallion_literal(dep) }}{{ ", " if not loop.last }}{% endfor %});
+    select model, hi from gold_stretch;
 {% endmacro %}
 
 
-{% macro gold_scope_sql(basis, grain, inputs, seen=none, deps=none) %}
+{% macro gold_scope_sql(basis, grain, inputs, deps=none) %}
 {#- gold_lines (the current lines compared), gold_changed (the lines that differ from the
     basis) and gold_scope (the groups to recompute); with deps, only the touched lines -#}
 {%- set g = medallion_column_list(grain) -%}
@@ -195,9 +215,12 @@ analyze gold_touched;
 {%- for column in grain %}{% do old.append('old_' ~ column) %}{% endfor -%}
 -- sorting 2 x 16k Pagila lines spills at the default 4MB; hashing them in memory does not
 set local work_mem = '64MB';
+-- the line views join the facts: their cost estimate crosses jit_above_cost, and compiling
+-- (~0.3 s a statement, measured) costs more than the few touched lines take to compute
+set local jit = off;
 drop table if exists gold_lines, gold_changed, gold_scope;
 {%- if deps %}
-{{ gold_touched_sql(basis, seen, inputs, deps) }}
+{{ gold_touched_sql(basis, inputs, deps) }}
 {%- endif %}
 
 create temporary table gold_lines on commit drop as
@@ -277,6 +300,9 @@ analyze gold_scope;
             {{ adapter.drop_relation(existing_relation) }}
         {%- endif %}
         {% do run_query("drop table if exists " ~ basis_relation ~ "; drop table if exists " ~ seen_relation) %}
+        {%- if deps %}
+            {% do run_query(gold_capture_stretch_sql(none, deps)) %}
+        {%- endif %}
         {% call statement('main') -%}
             create table {{ target_relation }} as
             select * from ({{ sql }}) as mart
@@ -289,35 +315,37 @@ analyze gold_scope;
             comment on table {{ basis_relation }} is
                 {{ medallion_literal('Bookkeeping of ' ~ this.identifier ~ ': per line, the group it counted in at the last build, the silver keys it was made from and a fingerprint of them and the fields the mart reads.') }};
             {%- if deps %}
-            {{ gold_seen_sql(seen_relation, deps) }}
+            {{ gold_seen_sql(seen_relation) }}
             {%- endif %}
         {%- endcall %}
         {#- `medallion run --follow` needs an incremental build to store its step (follow.sql) -#}
         {% do medallion_store_follow_step(target_relation, 2, lock_sql="select 1", step_sql=none) %}
     {%- else %}
-        {#- one build at a time per mart -#}
-        {%- set lock = "lock table " ~ target_relation ~ " in share row exclusive mode" -%}
+        {#- one build at a time per mart; what silver holds now, read once (gold_capture_stretch_sql) -#}
+        {%- set seen_exists = deps and load_relation(seen_relation) is not none -%}
+        {%- set lock = "lock table " ~ target_relation ~ " in share row exclusive mode;\n"
+                       ~ (gold_capture_stretch_sql(seen_relation if seen_exists else none, deps) if deps else '') -%}
         {% do run_query(lock) %}
         {%- set touched_deps = none -%}
-        {%- if deps and load_relation(seen_relation) is not none -%}
-            {%- if not run_query(gold_needs_full_sql(seen_relation, deps)).columns[0].values()[0] -%}
-                {%- set touched_deps = deps -%}
-            {%- endif -%}
+        {%- if seen_exists and not run_query(gold_needs_full_sql(deps)).columns[0].values()[0] -%}
+            {%- set touched_deps = deps -%}
         {%- endif %}
-        {% do run_query(gold_scope_sql(basis_relation, grain, inputs, seen_relation, touched_deps)) %}
+        {% do run_query(gold_scope_sql(basis_relation, grain, inputs, touched_deps)) %}
         {% call statement('main') -%}
             {{ gold_apply_sql(target_relation, basis_relation, g, sql) }}
             {%- if deps %}
-            {{ gold_seen_sql(seen_relation, deps) }}
+            {{ gold_seen_sql(seen_relation) }}
             {%- endif %}
         {%- endcall %}
         {#- the next batch's statements for `medallion run --follow` (follow.sql): the touched
             lines only; a stretch that needs every line compared goes to a dbt build -#}
-        {%- set step = gold_scope_sql(basis_relation, grain, inputs, seen_relation, deps)
+        {%- set step = gold_scope_sql(basis_relation, grain, inputs, deps)
                        ~ gold_apply_sql(target_relation, basis_relation, g, sql)
-                       ~ (gold_seen_sql(seen_relation, deps) if deps else '') -%}
-        {% do medallion_store_follow_step(target_relation, 2, lock_sql=lock, step_sql=step,
-            needs_build_sql=(gold_needs_full_sql(seen_relation, deps) if deps else none)) %}
+                       ~ (gold_seen_sql(seen_relation) if deps else '') -%}
+        {% do medallion_store_follow_step(target_relation, 2,
+            lock_sql="lock table " ~ target_relation ~ " in share row exclusive mode;\n"
+                     ~ (gold_capture_stretch_sql(seen_relation, deps) if deps else ''),
+            step_sql=step, needs_build_sql=(gold_needs_full_sql(deps) if deps else none)) %}
     {%- endif %}
 
     {{ run_hooks(post_hooks, inside_transaction=True) }}

@@ -66,6 +66,11 @@
             {%- endif %}
         {%- endfor -%}
     {%- endif %}
+    {%- if hi > lo %}
+        {#- PostgreSQL's autovacuum never analyzes a partitioned table itself, only its partitions:
+            without the parent's statistics a join of the facts is misestimated ~1000x -#}
+        {% do run_query("analyze " ~ target_relation) %}
+    {%- endif %}
     {% call statement('main') -%}
         {%- if hi > lo %}
         {{ medallion_set_watermark_sql(target_relation, bronze_relation, hi) }};
