@@ -239,8 +239,10 @@ def as_of_lookup(settings: Settings, cluster_dsn_for: callable, keys: int = 1000
 
     The history is built by the real silver model from synthetic bronze rows (keys x versions
     committed one second apart) in a warehouse of its own."""
+    config = settings.home / "asof-medallion.toml"  # customer alone, no gold: the history under test
+    config.write_text('[capture]\ninclude = ["public.customer"]\n[tables."public.customer"]\nsilver = "dim_customer"\n')
     asof = replace(settings, warehouse_dsn=cluster_dsn_for("bench_asof"), source_dsn=settings.source_dsn
-                   or endpoints(settings).source)
+                   or endpoints(settings).source, config_path=config)
     with connect(asof.source_dsn, "source") as src:
         customer = next(t for t in resolve(settings.config(), read_tables(src)).captured
                         if t.table.qualified == "public.customer")
