@@ -155,7 +155,7 @@
     {#- every line must be compared: a model the mart has not seen yet, or a truncate, a re-sync
         or a schema change in a stretch (their effects reach lines that bronze's keys do not name) -#}
     select exists (select from gold_stretch where lo is null)
-        or {{ deps | length }} > (select count(*) from gold_stretch)
+        or {{ deps | map(attribute='watermark') | unique | list | length }} > (select count(*) from gold_stretch)
     {%- for dep in deps %}
         or exists (select from {{ dep.bronze }} where {{ gold_stretch_sql(dep) }} and op in ('T', 'E'))
         or exists (select from bronze.table_schema
