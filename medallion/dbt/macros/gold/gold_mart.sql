@@ -312,6 +312,8 @@ analyze gold_scope;
             create table {{ basis_relation }} as
             {{ gold_lines_sql(grain, inputs) }};
             alter table {{ basis_relation }} add primary key (input, line_key);
+            -- the next build joins the basis with the few touched lines: plan it with statistics
+            analyze {{ basis_relation }};
             comment on table {{ basis_relation }} is
                 {{ medallion_literal('Bookkeeping of ' ~ this.identifier ~ ': per line, the group it counted in at the last build, the silver keys it was made from and a fingerprint of them and the fields the mart reads.') }};
             {%- if deps %}
