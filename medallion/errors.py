@@ -81,3 +81,19 @@ class ConfigError(MedallionError):
 
 class SelectionError(MedallionError):
     """The selection does not fit the source: an include matching nothing, a key that is not there."""
+
+
+class LakeNotConfigured(MedallionError):
+    """A lake command ran without a [lake] section in medallion.toml."""
+
+
+class LakeUnavailable(MedallionError):
+    """A package, jar or program the lake needs (pyiceberg, pyspark, the Iceberg jar, Java) is missing."""
+
+
+class LakeExportFailed(MedallionError):
+    """An Iceberg table of the lake does not match the bronze it is exported from."""
+
+
+class SparkQueryFailed(MedallionError):
+    """Spark rejected a (rewritten) `medallion query --engine spark` statement."""
