@@ -31,6 +31,7 @@ from medallion.source.simulate import SimulationReport
 from medallion.source.simulate import simulate as run_simulation
 
 if TYPE_CHECKING:  # sqlglot costs ~0.2 s to import: only `query` needs it
+    from medallion.lake.export import ExportReport
     from medallion.query import QueryResult
 
 WAREHOUSE_SCHEMAS = ("gold", "silver", "bronze")
@@ -179,14 +180,15 @@ def status(settings: Settings) -> Status:
 
 
 def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...] = (),
-          tests: bool = True) -> transform.BuildReport:
+          tests: bool = True, engine: str = "postgres") -> transform.BuildReport:
     """Build silver (and gold) from bronze with dbt: models and their tests.
 
     Incremental by default: each model applies only the bronze rows past its watermark.
     full_refresh rebuilds every model from all of bronze (the result is the same); select
     narrows the build with dbt selectors, e.g. ("silver",); tests=False skips the dbt tests
-    (frequent refreshes; the nightly run tests)."""
-    return transform.build(settings, full_refresh, select, tests)
+    (frequent refreshes; the nightly run tests). engine="spark" builds the same project with
+    Spark from the Iceberg lake (bronze exported by `export`) into Iceberg tables."""
+    return transform.build(settings, full_refresh, select, tests, engine)
 
 
 def build_project(settings: Settings, predict: bool = False) -> BuildProject:
@@ -195,16 +197,27 @@ def build_project(settings: Settings, predict: bool = False) -> BuildProject:
     return transform.prepare_project(settings, predict)
 
 
+def export(settings: Settings, chunk_rows: int | None = None) -> ExportReport:
+    """Append bronze's new rows to the Iceberg lake ([lake] in medallion.toml), exactly once."""
+    from medallion.lake.export import CHUNK_ROWS
+    from medallion.lake.export import export as export_bronze
+
+    return export_bronze(settings, chunk_rows or CHUNK_ROWS)
+
+
 @dataclass
 class RunReport:
     ingest: IngestReport
     build: transform.BuildReport
+    export: ExportReport | None = None
 
 
-def run(settings: Settings, notify: Callable[[str], None] = lambda _: None) -> RunReport:
-    """The nightly job: bring bronze up to date, then build silver and gold from it."""
+def run(settings: Settings, notify: Callable[[str], None] = lambda _: None, engine: str = "postgres") -> RunReport:
+    """The nightly job: bring bronze up to date, export it to the lake when [lake] is configured,
+    then build silver and gold from it (on PostgreSQL, or on Spark from the lake)."""
     ingested = ingest(settings, notify=notify)
-    return RunReport(ingested, build(settings))
+    exported = export(settings) if settings.config().lake is not None else None
+    return RunReport(ingested, build(settings, engine=engine), exported)
 
 
 # Time travel: analysts' SQL with SQL:2011 FOR SYSTEM_TIME, read-only on the warehouse.

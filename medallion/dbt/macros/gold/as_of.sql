@@ -16,6 +16,12 @@
 
 
 {% macro gold_create_as_of_function(name, returns, body) %}
+    {#- per engine: Spark SQL has no table functions (gold/spark/as_of.sql) -#}
+    {{- return(adapter.dispatch('gold_create_as_of_function', 'medallion')(name, returns, body)) -}}
+{% endmacro %}
+
+
+{% macro default__gold_create_as_of_function(name, returns, body) %}
 {#- drop first: create or replace cannot change a function's result columns -#}
 {%- set function = medallion_quote(this.schema) ~ '.' ~ medallion_quote(name) -%}
 drop function if exists {{ function }}(timestamptz);

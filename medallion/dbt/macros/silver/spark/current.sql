@@ -1,0 +1,127 @@
+{% materialization current_view, adapter='spark' %}
+{#- silver.<t> on Spark: a view of the current versions of the model's history (every source
+    column and sys_start where sys_end is the far future), as on PostgreSQL. An Iceberg view in
+    the lake's catalog: `create or replace view` keeps what depends on it. -#}
+    {%- set target_relation = this.incorporate(type='view') -%}
+    {%- set history = ref(model.refs[0]['name']) -%}
+    {%- set columns = adapter.get_columns_in_relation(history) | map(attribute='name')
+                      | reject('equalto', 'sys_end') | list -%}
+    {% call statement('main') -%}
+        create or replace view {{ target_relation }} as
+        select {{ spark_column_list(columns) }}
+        from {{ history }}
+        where sys_end = {{ spark_far_future() }}
+    {%- endcall %}
+    {{ return({'relations': [target_relation]}) }}
+{% endmaterialization %}
+
+
+{% materialization current_state, adapter='spark' %}
+{#- silver.<t> with partition_by on Spark: the rows the source holds now, an Iceberg table
+    partitioned by month of that column (hidden partitioning: months(col)), with last_commit_ts
+    and source_table, as on PostgreSQL (../current_state_materialization.sql). One MERGE per
+    batch: the keys the batch changed get their new row or are deleted; when the batch truncates,
+    the rows of the truncated relations that the batch did not change go too. -#}
+    {%- set key = config.require('key') -%}
+    {%- set partition_by = config.require('partition_by') -%}
+    {%- set bronze_relation = medallion_bronze_of(model) -%}
+    {%- set columns = spark_bronze_columns(bronze_relation) -%}
+    {%- set source_root = config.require('source_table') -%}
+    {%- set target_relation = this.incorporate(type='table') -%}
+    {%- set existing_relation = load_cached_relation(this) -%}
+
+    {{ run_hooks(pre_hooks) }}
+    {%- if existing_relation is not none and (should_full_refresh() or existing_relation.type != 'table'
+                                             or spark_needs_rebuild(target_relation)) %}
+        {{ adapter.drop_relation(existing_relation) }}
+        {%- set existing_relation = none -%}
+    {%- endif %}
+    {%- if existing_relation is none %}
+        {% do spark_forget_watermark(target_relation) %}
+        {% do run_query(spark_current_state_create_sql(target_relation, key, columns, partition_by)) %}
+    {%- endif %}
+
+    {%- set lo = spark_watermark(target_relation)[0] -%}
+    {%- set hi = spark_bronze_high(bronze_relation, lo) -%}
+    {% call statement('main') -%}
+        {%- if hi > lo %}
+        {{ spark_current_state_merge_sql(target_relation, bronze_relation, key, columns, source_root, lo, hi) }}
+        {%- else %}
+        select 'bronze has nothing past the watermark' as nothing_to_do
+        {%- endif %}
+    {%- endcall %}
+    {%- if hi > lo %}
+        {% do spark_set_watermark(target_relation, bronze_relation, hi) %}
+    {%- endif %}
+    {{ run_hooks(post_hooks) }}
+    {{ return({'relations': [target_relation]}) }}
+{% endmaterialization %}
+
+
+{% macro spark_current_state_create_sql(relation, key, columns, partition_by) %}
+create table {{ relation }} (
+    {%- for column, type in columns.items() %}
+    {{ spark_quote(column) }} {{ spark_type(type) }}{{ " not null" if column in key or column == partition_by }},
+    {%- endfor %}
+    last_commit_ts timestamp not null,
+    source_table   string    not null
+) using iceberg
+partitioned by (months({{ spark_quote(partition_by) }}))
+tblproperties ('format-version' = '2')
+{% endmacro %}
+
+
+{% macro spark_current_state_merge_sql(relation, bronze, key, columns, source_root, lo, hi) %}
+{%- set truncated = run_query("select distinct source_table from " ~ bronze ~ " where op = 'T' and commit_lsn > "
+                              ~ lo ~ " and commit_lsn <= " ~ hi).columns[0].values() | list -%}
+{%- set keys = spark_column_list(key) -%}
+{%- set cols = spark_column_list(columns.keys()) -%}
+merge into {{ relation }} as t
+using (
+    with feed as (
+        {{ spark_cdc_feed(bronze, key, columns, lo, hi) }}
+    ),
+
+    truncates as (
+        select commit_lsn, ordinal, source_table from feed where op = 'T'
+    ),
+
+    ranked as (
+        select feed.*, row_number() over (partition by {{ keys }} order by commit_lsn desc, ordinal desc) as change_rank
+        from feed
+        where op <> 'T'
+    ),
+
+    latest as (
+        select * from ranked where change_rank = 1
+    ),
+
+    truncated_after as (
+        -- a truncate of its table (or of its partition) came after the key's last change
+        select {{ spark_column_list(key, 'latest.') }}
+        from latest
+        left semi join truncates as tr
+          on (tr.commit_lsn > latest.commit_lsn or (tr.commit_lsn = latest.commit_lsn and tr.ordinal > latest.ordinal))
+         and (tr.source_table = {{ spark_literal(source_root) }} or tr.source_table = latest.source_table)
+    ),
+
+    final as (
+        select {{ spark_column_list(columns.keys(), 'latest.') }}, latest.commit_ts as last_commit_ts, latest.source_table,
+               latest.op <> 'D' and gone.{{ spark_quote(key[0]) }} is null as survives
+        from latest
+        left join truncated_after as gone on {{ spark_keys_equal(key, 'gone', 'latest') }}
+    )
+
+    select * from final
+) as s
+on {{ spark_keys_equal(key, 't', 's') }}
+when matched and not s.survives then delete
+when matched then update set {% for c in columns.keys() %}t.{{ spark_quote(c) }} = s.{{ spark_quote(c) }}, {% endfor %}t.last_commit_ts = s.last_commit_ts, t.source_table = s.source_table
+when not matched and s.survives then insert ({{ cols }}, last_commit_ts, source_table)
+    values ({{ spark_column_list(columns.keys(), 's.') }}, s.last_commit_ts, s.source_table)
+{%- if truncated %}
+when not matched by source
+    {%- if source_root not in truncated %} and t.source_table in ({% for name in truncated %}{{ spark_literal(name) }}{{ ", " if not loop.last }}{% endfor %}){% endif %}
+    then delete
+{%- endif %}
+{% endmacro %}
