@@ -364,8 +364,10 @@ def _print_build(report: transform.BuildReport) -> None:
 @click.option("--full-refresh", is_flag=True, help="Rebuild every model from all of bronze (same result).")
 @click.option("--skip-tests", is_flag=True,
               help="Models only, no dbt tests: for frequent refreshes between tested builds.")
+@click.option("--engine", type=click.Choice(["postgres", "spark"]), default="postgres", show_default=True,
+              help="postgres: in the warehouse; spark: Iceberg tables from the lake's bronze ('medallion export').")
 @friendly_errors
-def build(full_refresh: bool, skip_tests: bool) -> None:
+def build(full_refresh: bool, skip_tests: bool, engine: str) -> None:
     """Build silver (and gold) from bronze with dbt: every model, then its tests.
 
     Incremental: each model reads only the bronze rows past its watermark. A failing model
@@ -376,22 +378,53 @@ def build(full_refresh: bool, skip_tests: bool) -> None:
       medallion build                   # apply what bronze gained since the last build
       medallion build --full-refresh    # rebuild silver and gold from all of bronze
       medallion build --skip-tests      # a quick refresh; constraints still hold, tests run nightly
+      medallion build --engine spark    # the same models on Spark, from the Iceberg lake
     """
-    _print_build(pipeline.build(load_settings(), full_refresh, tests=not skip_tests))
+    _print_build(pipeline.build(load_settings(), full_refresh, tests=not skip_tests, engine=engine))
+
+
+ENGINES = click.Choice(["postgres", "spark"])
 
 
 @cli.command()
+@click.option("--engine", type=ENGINES, default="postgres", show_default=True,
+              help="Where silver and gold are built: the warehouse PostgreSQL, or Spark on the Iceberg lake.")
 @friendly_errors
-def run() -> None:
-    """The nightly job: ingest (bronze up to date), then build (silver and gold).
+def run(engine: str) -> None:
+    """The nightly job: ingest (bronze up to date), export to the lake when [lake] is configured,
+    then build (silver and gold).
 
     \b
-    Example:
+    Examples:
       medallion run && psql "$MEDALLION_WAREHOUSE_DSN" -c 'select * from silver.dim_customer_as_of(now())'
+      medallion run --engine spark     # silver and gold as Iceberg tables, built by Spark
     """
-    report = pipeline.run(load_settings(), note)
+    report = pipeline.run(load_settings(), note, engine)
     out.print(f"ingested: {report.ingest.snapshot_rows:,} snapshot rows, {report.ingest.changes:,} changes")
+    if report.export is not None:
+        out.print(f"exported to the lake: {report.export.rows:,} bronze rows ({report.export.seconds:.1f}s)")
     _print_build(report.build)
+
+
+@cli.command()
+@click.option("--chunk-rows", type=click.IntRange(min=1), default=None,
+              help="Bronze rows per Iceberg commit (whole source transactions; default 200,000).")
+@friendly_errors
+def export(chunk_rows: int | None) -> None:
+    """Export bronze to Apache Iceberg ([lake] in medallion.toml), exactly once.
+
+    Appends each bronze table's rows past the position its Iceberg table records (in the
+    snapshot summary, committed with the rows), in commit order. Safe to stop and re-run.
+
+    \b
+    Examples:
+      medallion export
+      medallion export --chunk-rows 50000
+    """
+    report = pipeline.export(load_settings(), chunk_rows)
+    commits = sum(t.commits for t in report.tables)
+    out.print(f"exported: {report.rows:,} bronze rows to {len(report.tables)} Iceberg tables in {commits} commits "
+              f"({report.seconds:.1f}s)")
 
 
 def _parse_params(pairs: tuple[str, ...]) -> dict[str, object]:
@@ -426,8 +459,10 @@ def _print_result_table(result: QueryResult) -> None:
               help="Print the rewritten PostgreSQL and exit; tables are checked, nothing runs.")
 @click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE",
               help="Value for a %(NAME)s placeholder (repeatable).")
+@click.option("--engine", type=click.Choice(["postgres", "spark"]), default="postgres", show_default=True,
+              help="postgres: the warehouse; spark: the Iceberg lake (the statement transpiled for Spark).")
 @friendly_errors
-def query(sql_text: str, fmt: str, explain: bool, params: tuple[str, ...]) -> None:
+def query(sql_text: str, fmt: str, explain: bool, params: tuple[str, ...], engine: str) -> None:
     """Run SQL on the warehouse, with SQL:2011 FOR SYSTEM_TIME on any history table.
 
     A history table (silver.*_hist) has sys_start/sys_end timestamptz columns; each
@@ -462,13 +497,15 @@ def query(sql_text: str, fmt: str, explain: bool, params: tuple[str, ...]) -> No
       medallion query --explain "select * from silver.dim_customer_hist
           for system_time as of now() - interval '1 day' as c"
       medallion query - < question.sql
+      medallion query --engine spark "select * from silver.dim_customer_hist
+          for system_time as of '2026-11-01 00:00+00' where customer_id = 7"
     """
     settings = load_settings()
     text = sys.stdin.read() if sql_text == "-" else sql_text
     if explain:
-        click.echo(pipeline.explain_query(settings, text))
+        click.echo(pipeline.explain_query(settings, text, engine))
         return
-    result = pipeline.query(settings, text, _parse_params(params) or None)
+    result = pipeline.query(settings, text, _parse_params(params) or None, engine)
     from medallion.query import to_csv, to_json
 
     if fmt == "csv":

@@ -222,17 +222,29 @@ def run(settings: Settings, notify: Callable[[str], None] = lambda _: None, engi
 
 # Time travel: analysts' SQL with SQL:2011 FOR SYSTEM_TIME, read-only on the warehouse.
 
-def query(settings: Settings, sql_text: str, params: dict[str, object] | None = None) -> QueryResult:
+def query(settings: Settings, sql_text: str, params: dict[str, object] | None = None,
+          engine: str = "postgres") -> QueryResult:
     """Run one statement on the warehouse, FOR SYSTEM_TIME clauses rewritten (see medallion.query).
 
-    Read-only: the statement cannot change the warehouse. params fill %(name)s placeholders."""
+    Read-only: the statement cannot change the warehouse. params fill %(name)s placeholders.
+    engine="spark" answers from the Iceberg lake with Spark (the statement transpiled by sqlglot)."""
+    if engine == "spark":
+        from medallion.spark.query import run_spark_query
+
+        if params:
+            raise MedallionError("--param is for PostgreSQL: on Spark write the value into the statement")
+        return run_spark_query(settings, sql_text)
     from medallion.query import run_query
 
     return run_query(settings, sql_text, params)
 
 
-def explain_query(settings: Settings, sql_text: str) -> str:
-    """The PostgreSQL a query runs as, formatted; its tables are checked but nothing runs."""
+def explain_query(settings: Settings, sql_text: str, engine: str = "postgres") -> str:
+    """The SQL a query runs as, formatted; its tables are checked but nothing runs."""
+    if engine == "spark":
+        from medallion.spark.query import explain_spark_query
+
+        return explain_spark_query(settings, sql_text)
     from medallion.query import explain_query as explain
 
     return explain(settings, sql_text)

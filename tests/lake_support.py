@@ -14,6 +14,7 @@ def with_lake(settings: Settings, folder: Path, base: Path | None = PAGILA_CONFI
     text = base.read_text(encoding="utf-8") if base else ""
     text = text.replace('dbt_project = "transform"', f'dbt_project = "{REPO_ROOT / "transform"}"')
     text += f'\n[lake]\nwarehouse = "{folder / "files"}"\n'
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "medallion.toml"
     path.write_text(text, encoding="utf-8")
     return replace(settings, config_path=path)

@@ -3,11 +3,12 @@
     of models whose tables are Iceberg tables in the lake. PostgreSQL's counterparts are in
     ../watermark.sql and ../silver/history.sql.
 
-    Bookkeeping: silver.build_watermark (an Iceberg table) holds, per incremental model, the last
-    bronze commit_lsn it applied AND the Iceberg snapshot its table was left at. Iceberg has no
-    transaction over two tables, so a crash between a model's write and its watermark's leaves
-    the table at a snapshot the watermark does not name: the next build sees that and rebuilds
-    the model from all of bronze (the same result), instead of applying a batch twice.
+    Bookkeeping: each incremental model's Iceberg table carries its watermark in its own table
+    properties: the last bronze commit_lsn it applied AND the snapshot its build left it at
+    (medallion.watermark, medallion.watermark-snapshot). Setting properties is a second commit
+    after the data's, so a crash in between leaves the table at a snapshot the watermark does
+    not name: the next build sees that and rebuilds the model from all of bronze (the same
+    result) instead of applying a batch twice. Reading them is metadata only (no Spark job).
 -#}
 
 {% macro spark_quote(name) -%}
@@ -81,57 +82,50 @@
 
 
 {% macro spark_prepare_lake() %}
-    create table if not exists silver.build_watermark (
-        model           string,  -- schema.table of the incremental model
-        bronze_table    string,  -- the bronze table it reads
-        last_commit_lsn bigint,  -- every bronze row up to here is applied
-        table_snapshot  bigint   -- the Iceberg snapshot the model's table was left at
-    ) using iceberg
+    create namespace if not exists silver
 {% endmacro %}
 
 
-{% macro spark_snapshot(relation) %}
-    {#- The current snapshot of an Iceberg table (none before its first write) -#}
-    {%- set result = run_query("select snapshot_id from " ~ relation ~ ".refs where name = 'main'") -%}
-    {{- return(result.rows[0][0] if result.rows | length > 0 else none) -}}
+{% macro spark_table_properties(relation) %}
+    {#- An Iceberg table's properties, its current snapshot among them: metadata, no Spark job -#}
+    {%- set properties = {} -%}
+    {%- for row in run_query("show tblproperties " ~ relation).rows -%}
+        {%- do properties.update({row[0]: row[1]}) -%}
+    {%- endfor -%}
+    {{- return(properties) -}}
 {% endmacro %}
 
 
 {% macro spark_watermark(relation) %}
-    {#- (last commit_lsn applied, snapshot recorded) for relation; (-1, none) before its first build -#}
-    {%- set result = run_query("select last_commit_lsn, table_snapshot from silver.build_watermark where model = "
-                               ~ spark_literal(relation.schema ~ '.' ~ relation.identifier)) -%}
-    {%- if result.rows | length == 0 -%}{{ return((-1, none)) }}{%- endif -%}
-    {{- return((result.rows[0][0] | int, result.rows[0][1])) -}}
+    {#- (last bronze commit_lsn applied, the snapshot its build left, the current snapshot) from
+        the table's properties; (-1, none, ...) before its first build -#}
+    {%- set properties = spark_table_properties(relation) -%}
+    {{- return((properties.get('medallion.watermark', -1) | int, properties.get('medallion.watermark-snapshot'),
+                properties.get('current-snapshot-id', 'none'))) -}}
 {% endmacro %}
 
 
 {% macro spark_needs_rebuild(relation) %}
-    {#- The model's table changed after its watermark was written (a crash in between): rebuild. -#}
+    {#- The table changed after its watermark was written (a crash in between): rebuild it. -#}
+    {%- if load_relation(relation) is none -%}{{ return(false) }}{%- endif -%}
     {%- set watermark = spark_watermark(relation) -%}
-    {%- set current = spark_snapshot(relation) -%}
-    {%- if watermark[0] == -1 -%}{{ return(current is not none) }}{%- endif -%}
-    {{- return(current is not none and (current | string) != (watermark[1] | string)) -}}
+    {{- return(watermark[2] != 'none' and watermark[1] != watermark[2]) -}}
 {% endmacro %}
 
 
-{% macro spark_set_watermark(relation, bronze_relation, lsn) %}
-    {%- set snapshot = spark_snapshot(relation) -%}
-    {% do run_query(
-        "merge into silver.build_watermark as w using (select "
-        ~ spark_literal(relation.schema ~ '.' ~ relation.identifier) ~ " as model, "
-        ~ spark_literal(bronze_relation | string) ~ " as bronze_table, "
-        ~ lsn ~ " as last_commit_lsn, "
-        ~ (snapshot if snapshot is not none else 'cast(null as bigint)') ~ " as table_snapshot) as s "
-        ~ "on w.model = s.model "
-        ~ "when matched then update set * when not matched then insert *") %}
+{% macro spark_set_watermark(relation, lsn) %}
+    {#- A metadata-only commit: the table's snapshot does not change, so the pair stays true -#}
+    {%- set current = spark_table_properties(relation).get('current-snapshot-id', 'none') -%}
+    {% do run_query("alter table " ~ relation ~ " set tblproperties ('medallion.watermark' = '" ~ lsn
+                    ~ "', 'medallion.watermark-snapshot' = '" ~ current ~ "')") %}
 {% endmacro %}
 
 
-{% macro spark_forget_watermark(relation) %}
-    {% do run_query("delete from silver.build_watermark where model = "
-                    ~ spark_literal(relation.schema ~ '.' ~ relation.identifier)) %}
-{% endmacro %}
+{% macro spark_write_properties() -%}
+    {#- Writes without a shuffle before them (small batches; a cluster may prefer 'hash') -#}
+    'format-version' = '2', 'write.distribution-mode' = 'none', 'write.merge.distribution-mode' = 'none',
+    'write.update.distribution-mode' = 'none', 'write.delete.distribution-mode' = 'none'
+{%- endmacro %}
 
 
 {% macro spark_bronze_high(bronze_relation, floor) %}

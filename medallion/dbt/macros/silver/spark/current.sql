@@ -37,7 +37,6 @@
         {%- set existing_relation = none -%}
     {%- endif %}
     {%- if existing_relation is none %}
-        {% do spark_forget_watermark(target_relation) %}
         {% do run_query(spark_current_state_create_sql(target_relation, key, columns, partition_by)) %}
     {%- endif %}
 
@@ -51,7 +50,7 @@
         {%- endif %}
     {%- endcall %}
     {%- if hi > lo %}
-        {% do spark_set_watermark(target_relation, bronze_relation, hi) %}
+        {% do spark_set_watermark(target_relation, hi) %}
     {%- endif %}
     {{ run_hooks(post_hooks) }}
     {{ return({'relations': [target_relation]}) }}
@@ -67,7 +66,7 @@ create table {{ relation }} (
     source_table   string    not null
 ) using iceberg
 partitioned by (months({{ spark_quote(partition_by) }}))
-tblproperties ('format-version' = '2')
+tblproperties ({{ spark_write_properties() }})
 {% endmacro %}
 
 

@@ -24,7 +24,6 @@
         {%- set existing_relation = none -%}
     {%- endif %}
     {%- if existing_relation is none %}
-        {% do spark_forget_watermark(target_relation) %}
         {% do run_query(spark_history_create_sql(target_relation, key, columns)) %}
     {%- endif %}
 
@@ -38,7 +37,7 @@
         {%- endif %}
     {%- endcall %}
     {%- if hi > lo %}
-        {% do spark_set_watermark(target_relation, bronze_relation, hi) %}
+        {% do spark_set_watermark(target_relation, hi) %}
     {%- endif %}
     {{ run_hooks(post_hooks) }}
     {{ return({'relations': [target_relation]}) }}
@@ -53,7 +52,7 @@ create table {{ relation }} (
     sys_start timestamp not null,
     sys_end   timestamp not null
 ) using iceberg
-tblproperties ('format-version' = '2', 'write.merge.mode' = 'copy-on-write')
+tblproperties ({{ spark_write_properties() }})
 {% endmacro %}
 
 

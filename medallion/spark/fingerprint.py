@@ -1,0 +1,87 @@
+"""Are the two engines' tables equal? The md5 of a relation's rows, normalised, in sorted order.
+
+The normalisation (docs/scale-out.md) is the documented difference between the engines:
+- an open version ends at 'infinity' on PostgreSQL and at 9999-12-31 23:59:59.999999 on Spark:
+  both read as the latter;
+- instants as UTC 'YYYY-MM-DD HH:MM:SS.ffffff', dates as 'YYYY-MM-DD', bytes as lower-case hex,
+  booleans as true/false, NULL as \\N; everything else (numbers at their type's scale, text,
+  PostgreSQL types that Spark keeps as their text form: uuid, json, arrays, intervals, tsvector)
+  as each engine's text, which is the same text.
+Rows are joined with U+001F between values and sorted as text before the md5.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+FAR_FUTURE = "9999-12-31 23:59:59.999999"
+SEPARATOR = "\x1f"
+NULL = "\\N"
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    rows: int
+    md5: str
+
+
+def _digest(rows: list[str]) -> Fingerprint:
+    return Fingerprint(len(rows), hashlib.md5("\n".join(sorted(rows)).encode("utf-8")).hexdigest())
+
+
+def _postgres_value(column: str, data_type: str) -> sql.Composable:
+    ident = sql.Identifier(column)
+    if data_type == "timestamp with time zone":
+        text = sql.SQL("case when {c} = 'infinity' then {far} else to_char({c} at time zone 'UTC', "
+                       "'YYYY-MM-DD HH24:MI:SS.US') end").format(c=ident, far=sql.Literal(FAR_FUTURE))
+    elif data_type == "timestamp without time zone":
+        text = sql.SQL("to_char({c}, 'YYYY-MM-DD HH24:MI:SS.US')").format(c=ident)
+    elif data_type == "date":
+        text = sql.SQL("to_char({c}, 'YYYY-MM-DD')").format(c=ident)
+    elif data_type == "bytea":
+        text = sql.SQL("encode({c}, 'hex')").format(c=ident)
+    else:
+        text = sql.SQL("{c}::text").format(c=ident)
+    return sql.SQL("coalesce({text}, {null})").format(text=text, null=sql.Literal(NULL))
+
+
+def postgres_fingerprint(conn: psycopg.Connection, schema: str, table: str) -> Fingerprint:
+    """The fingerprint of a warehouse relation (table or view)."""
+    columns = conn.execute("select column_name, data_type from information_schema.columns "
+                           "where table_schema = %s and table_name = %s order by ordinal_position",
+                           [schema, table]).fetchall()
+    values = sql.SQL(", ").join(_postgres_value(name, data_type) for name, data_type in columns)
+    statement = sql.SQL("select concat_ws({sep}, {values}) from {table}").format(
+        sep=sql.Literal(SEPARATOR), values=values, table=sql.Identifier(schema, table))
+    return _digest([row[0] for row in conn.execute(statement).fetchall()])
+
+
+def spark_quote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _spark_value(column: str, data_type: str) -> str:
+    c = spark_quote(column)
+    if data_type in ("timestamp", "timestamp_ntz"):
+        text = f"date_format({c}, 'yyyy-MM-dd HH:mm:ss.SSSSSS')"
+    elif data_type == "date":
+        text = f"date_format({c}, 'yyyy-MM-dd')"
+    elif data_type == "binary":
+        text = f"lower(hex({c}))"
+    else:
+        text = f"cast({c} as string)"
+    return f"coalesce({text}, '\\\\N')"
+
+
+def spark_fingerprint(session, schema: str, table: str, columns: list[str] | None = None) -> Fingerprint:
+    """The fingerprint of a lake relation; columns: which (and in which order), default all."""
+    relation = f"{spark_quote(schema)}.{spark_quote(table)}"
+    fields = {f.name: f.dataType.simpleString() for f in session.table(relation).schema.fields}
+    names = columns if columns is not None else list(fields)
+    values = ", ".join(_spark_value(name, fields[name]) for name in names)
+    rows = session.sql(f"select concat_ws('\\u001f', {values}) from {relation}").collect()
+    return _digest([row[0] for row in rows])
