@@ -42,11 +42,14 @@ def lake_settings(settings: Settings, folder: Path, base: Path | None) -> Settin
 
 
 def compared_relations(settings: Settings) -> list[tuple[str, str]]:
-    """Every silver and gold table and view of the PostgreSQL target but the engines' own bookkeeping."""
+    """Every silver table and view and every gold mart of the PostgreSQL target, without the engines'
+    bookkeeping. Gold's line views are left out: their days_out is the same number at another
+    scale on each engine (docs/scale-out.md); the marts that round it are compared."""
     with psycopg.connect(settings.warehouse_dsn or "") as conn:
         rows = conn.execute(
             "select table_schema, table_name from information_schema.tables "
-            "where table_schema in ('silver', 'gold') and table_name <> 'build_watermark' "
+            "where (table_schema = 'silver' or (table_schema = 'gold' and table_type = 'BASE TABLE')) "
+            "and table_name <> 'build_watermark' "
             "and table_name not like '%%\\_\\_basis' and table_name !~ '_p[0-9]{4}_[0-9]{2}$' "
             "order by 1, 2").fetchall()
     return [(schema, name) for schema, name in rows]
@@ -67,9 +70,20 @@ def assert_engines_agree(settings: Settings) -> int:
             on_postgres = postgres_fingerprint(conn, schema, name)
             on_spark = spark_fingerprint(session, schema, name, columns)
             if on_postgres != on_spark:
-                differing.append(f"{schema}.{name}: postgres {on_postgres}, spark {on_spark}")
+                differing.append(f"{schema}.{name}: postgres {on_postgres}, spark {on_spark}; "
+                                 f"{first_difference(conn, session, schema, name, columns)}")
     assert not differing, "\n".join(differing)
     return len(relations)
+
+
+def first_difference(conn: psycopg.Connection, session, schema: str, table: str, columns: list[str]) -> str:
+    """The first rows only one engine has, for the failure message."""
+    from medallion.spark.fingerprint import normalised_rows
+
+    on_postgres, on_spark = normalised_rows(conn, session, schema, table, columns)
+    only_postgres = sorted(set(on_postgres) - set(on_spark))[:3]
+    only_spark = sorted(set(on_spark) - set(on_postgres))[:3]
+    return f"only on postgres: {only_postgres}; only on spark: {only_spark}"
 
 
 def build_both(settings: Settings) -> None:
@@ -81,11 +95,33 @@ def test_pagila_same_silver_and_gold_on_both_engines(settings: Settings, spark_h
     lake = lake_settings(settings, spark_home / "pagila", settings.config_path)
     build_both(lake)
     compared = assert_engines_agree(lake)
-    assert compared >= 35  # 15 histories, 15 current relations, 3 marts, 2 line views
+    assert compared >= 33  # 15 histories, 15 current relations, 3 marts
 
     pipeline.simulate(lake, seed=7, transactions=60, rate=None)
     build_both(lake)  # incremental on both
     assert_engines_agree(lake)
+    assert_same_answers(lake)
+
+
+QUESTIONS = [
+    # a customer's whole history, as of the first version's start, and a join of two times
+    "select customer_id, email, active, sys_start, sys_end from silver.dim_customer_hist "
+    "for system_time all where customer_id in (1, 2, 3) order by customer_id, sys_start",
+    "select c.customer_id, c.email from silver.dim_customer_hist for system_time as of "
+    "(select min(sys_start) from silver.dim_customer_hist) as c where c.customer_id <= 5 order by 1",
+    "select store_id, month, revenue, payments from gold.vw_monthly_revenue order by store_id, month",
+]
+
+
+def assert_same_answers(settings: Settings) -> None:
+    """medallion query prints the same text on both engines, in every format."""
+    from medallion.query import to_csv, to_json
+
+    for question in QUESTIONS:
+        on_postgres = pipeline.query(settings, question)
+        on_spark = pipeline.query(settings, question, engine="spark")
+        assert to_csv(on_spark) == to_csv(on_postgres), question
+        assert to_json(on_spark) == to_json(on_postgres), question
 
 
 def test_other_schema_same_silver_on_both_engines(blank_settings: Settings, spark_home: Path) -> None:

@@ -4,7 +4,8 @@ The normalisation (docs/scale-out.md) is the documented difference between the e
 - an open version ends at 'infinity' on PostgreSQL and at 9999-12-31 23:59:59.999999 on Spark:
   both read as the latter;
 - instants as UTC 'YYYY-MM-DD HH:MM:SS.ffffff', dates as 'YYYY-MM-DD', bytes as lower-case hex,
-  booleans as true/false, NULL as \\N; everything else (numbers at their type's scale, text,
+  booleans as true/false, NULL as \\N, exact numbers without trailing fractional zeros (the
+  same number: coalesce(sum, 0) is 0 on PostgreSQL and 0.00 on Spark); everything else (text,
   PostgreSQL types that Spark keeps as their text form: uuid, json, arrays, intervals, tsvector)
   as each engine's text, which is the same text.
 Rows are joined with U+001F between values and sorted as text before the md5.
@@ -44,6 +45,8 @@ def _postgres_value(column: str, data_type: str) -> sql.Composable:
         text = sql.SQL("to_char({c}, 'YYYY-MM-DD')").format(c=ident)
     elif data_type == "bytea":
         text = sql.SQL("encode({c}, 'hex')").format(c=ident)
+    elif data_type == "numeric":
+        text = sql.SQL("trim_scale({c})::text").format(c=ident)
     else:
         text = sql.SQL("{c}::text").format(c=ident)
     return sql.SQL("coalesce({text}, {null})").format(text=text, null=sql.Literal(NULL))
@@ -51,13 +54,17 @@ def _postgres_value(column: str, data_type: str) -> sql.Composable:
 
 def postgres_fingerprint(conn: psycopg.Connection, schema: str, table: str) -> Fingerprint:
     """The fingerprint of a warehouse relation (table or view)."""
+    return _digest(_postgres_rows(conn, schema, table))
+
+
+def _postgres_rows(conn: psycopg.Connection, schema: str, table: str) -> list[str]:
     columns = conn.execute("select column_name, data_type from information_schema.columns "
                            "where table_schema = %s and table_name = %s order by ordinal_position",
                            [schema, table]).fetchall()
     values = sql.SQL(", ").join(_postgres_value(name, data_type) for name, data_type in columns)
     statement = sql.SQL("select concat_ws({sep}, {values}) from {table}").format(
         sep=sql.Literal(SEPARATOR), values=values, table=sql.Identifier(schema, table))
-    return _digest([row[0] for row in conn.execute(statement).fetchall()])
+    return [row[0] for row in conn.execute(statement).fetchall()]
 
 
 def spark_quote(name: str) -> str:
@@ -72,6 +79,8 @@ def _spark_value(column: str, data_type: str) -> str:
         text = f"date_format({c}, 'yyyy-MM-dd')"
     elif data_type == "binary":
         text = f"lower(hex({c}))"
+    elif data_type.startswith("decimal"):
+        text = f"regexp_replace(regexp_replace(cast({c} as string), '(\\\\.[0-9]*?)0+$', '$1'), '\\\\.$', '')"
     else:
         text = f"cast({c} as string)"
     return f"coalesce({text}, '\\\\N')"
@@ -79,9 +88,18 @@ def _spark_value(column: str, data_type: str) -> str:
 
 def spark_fingerprint(session, schema: str, table: str, columns: list[str] | None = None) -> Fingerprint:
     """The fingerprint of a lake relation; columns: which (and in which order), default all."""
+    return _digest(_spark_rows(session, schema, table, columns))
+
+
+def normalised_rows(conn: psycopg.Connection, session, schema: str, table: str,
+                    columns: list[str]) -> tuple[list[str], list[str]]:
+    """Both engines' normalised rows of one relation, to show where they differ."""
+    return _postgres_rows(conn, schema, table), _spark_rows(session, schema, table, columns)
+
+
+def _spark_rows(session, schema: str, table: str, columns: list[str] | None) -> list[str]:
     relation = f"{spark_quote(schema)}.{spark_quote(table)}"
     fields = {f.name: f.dataType.simpleString() for f in session.table(relation).schema.fields}
     names = columns if columns is not None else list(fields)
     values = ", ".join(_spark_value(name, fields[name]) for name in names)
-    rows = session.sql(f"select concat_ws('\\u001f', {values}) from {relation}").collect()
-    return _digest([row[0] for row in rows])
+    return [row[0] for row in session.sql(f"select concat_ws('\\u001f', {values}) from {relation}").collect()]
