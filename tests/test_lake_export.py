@@ -71,3 +71,19 @@ def test_export_killed_and_rerun_appends_nothing_twice(settings: Settings, tmp_p
         assert exported_position(iceberg) == max(r[0] for r in expected)
         assert all(POSITION in (s.summary.additional_properties or {}) for s in iceberg.snapshots()), table
     assert pipeline.export(lake).rows == 0
+
+
+def test_lake_section_is_checked_and_required(tmp_path: Path, settings: Settings) -> None:
+    from dataclasses import replace
+
+    from medallion.config import parse_config
+    from medallion.errors import ConfigError, LakeNotConfigured
+
+    path = tmp_path / "medallion.toml"
+    with pytest.raises(ConfigError, match=r"unknown key 'warehous' in \[lake\] \(did you mean 'warehouse'\?\)"):
+        parse_config('[lake]\nwarehous = "x"\n', path)
+    lake = parse_config('[lake]\nwarehouse = "files"\n', path).lake
+    assert lake is not None and lake.warehouse == str(tmp_path / "files") and lake.catalog_name == "medallion"
+    path.write_text("[capture]\n", encoding="utf-8")
+    with pytest.raises(LakeNotConfigured, match=r"has no \[lake\] section: add one"):
+        pipeline.export(replace(settings, config_path=path))

@@ -35,7 +35,24 @@
     extract(epoch from {{ later }} - {{ earlier }}) / 86400
 {%- endmacro %}
 {% macro spark__medallion_days_between(earlier, later) -%}
-    cast(unix_micros({{ later }}) - unix_micros({{ earlier }}) as decimal(20, 0)) / 86400000000
+    {#- 30 decimal places (a day count below 10^8): see medallion_round_avg -#}
+    cast(unix_micros({{ later }}) - unix_micros({{ earlier }}) as decimal(38, 30)) / 86400000000
+{%- endmacro %}
+
+
+{% macro medallion_round_avg(value, places) -%}
+    {#- round(avg(value), places) of exact numbers -#}
+    {{ return(adapter.dispatch('medallion_round_avg', 'medallion')(value, places)) }}
+{%- endmacro %}
+{% macro default__medallion_round_avg(value, places) -%}
+    round(avg({{ value }}), {{ places }})
+{%- endmacro %}
+{% macro spark__medallion_round_avg(value, places) -%}
+    {#- Spark's decimals stop at a fixed scale, so an average that is exactly on a rounding boundary
+        (6.625 from five day counts in seconds/86400) can come out a hair below it. Rounding to 20
+        places first restores it: an exact average of such values has a denominator far below
+        10^20, so it is either on the boundary or at least ~10^-12 away from it. -#}
+    round(round(avg({{ value }}), 20), {{ places }})
 {%- endmacro %}
 
 

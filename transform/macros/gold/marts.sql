@@ -38,7 +38,7 @@ rental_stats as (
         month,
         max(title) as title,
         count(*) as rentals,
-        round(avg(days_out), 2) as avg_days_out  -- avg ignores the rentals still out
+        {{ medallion_round_avg('days_out', 2) }} as avg_days_out  -- avg ignores the rentals still out
     from rentals
     group by film_id, month
 ),
