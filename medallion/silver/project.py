@@ -129,7 +129,9 @@ def plan(config: ProjectConfig, recorded: dict[str, RecordedTable]) -> tuple[lis
 
 def _dbt_project_yml(engine: str = "postgres") -> dict:
     if engine == "spark":
+        # names are kept as the source spells them (spaces, mixed case): quoted, as on PostgreSQL
         return {**_dbt_project_yml(), "on-run-start": ["{{ spark_prepare_lake() }}"],
+                "quoting": {"identifier": True},
                 "models": {"+file_format": "iceberg", PROJECT_NAME: {"silver": {"+schema": "silver"}}}}
     return {
         "name": PROJECT_NAME,

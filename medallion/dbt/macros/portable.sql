@@ -35,8 +35,8 @@
     extract(epoch from {{ later }} - {{ earlier }}) / 86400
 {%- endmacro %}
 {% macro spark__medallion_days_between(earlier, later) -%}
-    {#- 30 decimal places (a day count below 10^8): see medallion_round_avg -#}
-    cast(unix_micros({{ later }}) - unix_micros({{ earlier }}) as decimal(38, 30)) / 86400000000
+    {#- 20 decimal places (Spark's division keeps the dividend's scale here): see medallion_round_avg -#}
+    cast(unix_micros({{ later }}) - unix_micros({{ earlier }}) as decimal(38, 20)) / 86400000000
 {%- endmacro %}
 
 
@@ -48,11 +48,12 @@
     round(avg({{ value }}), {{ places }})
 {%- endmacro %}
 {% macro spark__medallion_round_avg(value, places) -%}
-    {#- Spark's decimals stop at a fixed scale, so an average that is exactly on a rounding boundary
-        (6.625 from five day counts in seconds/86400) can come out a hair below it. Rounding to 20
-        places first restores it: an exact average of such values has a denominator far below
-        10^20, so it is either on the boundary or at least ~10^-12 away from it. -#}
-    round(round(avg({{ value }}), 20), {{ places }})
+    {#- Spark's decimals stop at a fixed scale (20 places for day counts), so an average exactly on
+        a rounding boundary (6.625 from five day counts) can come out a hair below it. Rounding to 16
+        places first restores it: the error of n values is below n * 10^-20, and an average of
+        microsecond day counts that is not on a boundary is at least 5.8e-14 / n away from it, so
+        this is exact for groups of fewer than 1,000 lines (documented in docs/scale-out.md). -#}
+    round(round(avg({{ value }}), 16), {{ places }})
 {%- endmacro %}
 
 
