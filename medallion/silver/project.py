@@ -149,7 +149,7 @@ def _dbt_project_yml(engine: str = "postgres") -> dict:
     }
 
 
-def _sources_yml(recorded: dict[str, RecordedTable], sources: dict[str, str]) -> dict:
+def _sources_yml(recorded: dict[str, RecordedTable], sources: dict[str, str], engine: str = "postgres") -> dict:
     tables = []
     for source, bronze in sources.items():
         table = recorded[bronze]
@@ -157,8 +157,9 @@ def _sources_yml(recorded: dict[str, RecordedTable], sources: dict[str, str]) ->
         if source != bronze:
             entry["identifier"] = bronze
         tables.append(entry)
+    quoting = {"quoting": {"identifier": True}} if engine == "spark" else {}  # Spark quotes nothing by default
     return {"version": 2, "sources": [{
-        "name": "bronze", "schema": "bronze",
+        "name": "bronze", "schema": "bronze", **quoting,
         "description": ("Every committed source change exactly once, in commit order: commit_lsn (commit "
                         "position), ordinal (position in the transaction), op (R snapshot, I, U, D, T "
                         "truncate), full_row (jsonb), old_row (U only), source_table (the relation changed, "
@@ -261,7 +262,7 @@ def write_project(home: Path, config: ProjectConfig, recorded: dict[str, Recorde
     packages = [{"local": str(config.dbt_project)}] if config.dbt_project else []
     _write(path / "packages.yml", _yaml({"packages": packages}))
     link_package(path, config.dbt_project)
-    _write(path / "models" / "bronze" / "_bronze__sources.yml", _yaml(_sources_yml(recorded, sources)))
+    _write(path / "models" / "bronze" / "_bronze__sources.yml", _yaml(_sources_yml(recorded, sources, engine)))
 
     silver_dir = path / "models" / "silver"
     wanted = {"_silver__models.yml"}

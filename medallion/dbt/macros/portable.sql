@@ -35,25 +35,24 @@
     extract(epoch from {{ later }} - {{ earlier }}) / 86400
 {%- endmacro %}
 {% macro spark__medallion_days_between(earlier, later) -%}
-    {#- 20 decimal places (Spark's division keeps the dividend's scale here): see medallion_round_avg -#}
     cast(unix_micros({{ later }}) - unix_micros({{ earlier }}) as decimal(38, 20)) / 86400000000
 {%- endmacro %}
 
 
-{% macro medallion_round_avg(value, places) -%}
-    {#- round(avg(value), places) of exact numbers -#}
-    {{ return(adapter.dispatch('medallion_round_avg', 'medallion')(value, places)) }}
+{% macro medallion_mean_days(earlier, later) -%}
+    {#- The mean of (later - earlier) in days over the rows where later is set, rounded half up to
+        2 places, computed exactly: in integers of microseconds, round(S / (D n), 2) =
+        div(200 S + D n, 2 D n) / 100 with D = 86400 * 10^6. An average of rounded day counts is
+        not exact, and the two engines round those differently (4.395 came out 4.39 on one). -#}
+    {{ return(adapter.dispatch('medallion_mean_days', 'medallion')(earlier, later)) }}
 {%- endmacro %}
-{% macro default__medallion_round_avg(value, places) -%}
-    round(avg({{ value }}), {{ places }})
+{% macro default__medallion_mean_days(earlier, later) -%}
+    round(div(200 * sum(extract(epoch from {{ later }} - {{ earlier }}) * 1000000) + 86400000000 * count({{ later }}),
+              nullif(2 * 86400000000 * count({{ later }}), 0)) / 100.0, 2)
 {%- endmacro %}
-{% macro spark__medallion_round_avg(value, places) -%}
-    {#- Spark's decimals stop at a fixed scale (20 places for day counts), so an average exactly on
-        a rounding boundary (6.625 from five day counts) can come out a hair below it. Rounding to 16
-        places first restores it: the error of n values is below n * 10^-20, and an average of
-        microsecond day counts that is not on a boundary is at least 5.8e-14 / n away from it, so
-        this is exact for groups of fewer than 1,000 lines (documented in docs/scale-out.md). -#}
-    round(round(avg({{ value }}), 16), {{ places }})
+{% macro spark__medallion_mean_days(earlier, later) -%}
+    round(cast((200 * sum(unix_micros({{ later }}) - unix_micros({{ earlier }})) + 86400000000 * count({{ later }}))
+               div nullif(2 * 86400000000 * count({{ later }}), 0) as decimal(20, 0)) / 100, 2)
 {%- endmacro %}
 
 

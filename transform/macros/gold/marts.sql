@@ -38,7 +38,8 @@ rental_stats as (
         month,
         max(title) as title,
         count(*) as rentals,
-        {{ medallion_round_avg('days_out', 2) }} as avg_days_out  -- avg ignores the rentals still out
+        -- the mean of days_out, exactly (rentals still out have no return_date and do not count)
+        {{ medallion_mean_days('rental_date', 'return_date') }} as avg_days_out
     from rentals
     group by film_id, month
 ),
