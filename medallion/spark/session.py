@@ -60,6 +60,8 @@ def catalog_conf(target: LakeTarget) -> dict[str, str]:
         f"{prefix}.uri": target.jdbc_url,
         f"{prefix}.jdbc.schema-version": "V1",  # views in the catalog (silver's current views, gold's lines)
         f"{prefix}.warehouse": target.warehouse,
+        # bronze is appended by pyiceberg, outside this session: a cached table would hide it
+        f"{prefix}.cache-enabled": "false",
     }
     if target.jdbc_user:
         conf[f"{prefix}.jdbc.user"] = target.jdbc_user
