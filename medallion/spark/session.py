@@ -89,7 +89,12 @@ def spark_session(target: LakeTarget):  # -> pyspark.sql.SparkSession
                    .config("spark.ui.showConsoleProgress", "false")
                    .config("spark.sql.shuffle.partitions", os.environ.get("MEDALLION_SPARK_PARTITIONS", "2"))
                    .config("spark.driver.memory", os.environ.get("MEDALLION_SPARK_MEMORY", "2g"))
-                   .config("spark.sql.catalogImplementation", "in-memory"))
+                   .config("spark.sql.catalogImplementation", "in-memory")
+                   # small local builds are many short queries: the JIT's quick tier and no
+                   # whole-stage code generation start faster than they run slower
+                   .config("spark.driver.extraJavaOptions",
+                           os.environ.get("MEDALLION_SPARK_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1"))
+                   .config("spark.sql.codegen.wholeStage", os.environ.get("MEDALLION_SPARK_CODEGEN", "false")))
         session = builder.getOrCreate()
         session.sparkContext.setLogLevel("ERROR")
     for key, value in catalog_conf(target).items():
