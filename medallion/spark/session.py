@@ -93,7 +93,8 @@ def spark_session(target: LakeTarget):  # -> pyspark.sql.SparkSession
                    # small local builds are many short queries: the JIT's quick tier and no
                    # whole-stage code generation start faster than they run slower
                    .config("spark.driver.extraJavaOptions",
-                           os.environ.get("MEDALLION_SPARK_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1"))
+                           os.environ.get("MEDALLION_SPARK_JAVA_OPTIONS",
+                                          "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m"))
                    .config("spark.sql.codegen.wholeStage", os.environ.get("MEDALLION_SPARK_CODEGEN", "false")))
         session = builder.getOrCreate()
         session.sparkContext.setLogLevel("ERROR")
