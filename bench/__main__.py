@@ -10,13 +10,14 @@ import json
 import os
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from bench import scenarios
-from medallion.settings import REPO_ROOT, Settings
+from medallion.settings import PAGILA_CONFIG, REPO_ROOT, SOURCE_DB, Settings
 from medallion.source.cluster import EmbeddedCluster
 
 console = Console()
@@ -40,17 +41,22 @@ def main() -> None:
 
     pagila_dir = os.environ.get("PAGILA_DIR")
     settings = Settings(home=args.home.resolve(), source_dsn=None, warehouse_dsn=None, slot="medallion_bench",
-                        pagila_dir=Path(pagila_dir) if pagila_dir else None)
+                        pagila_dir=Path(pagila_dir) if pagila_dir else None, config_path=PAGILA_CONFIG)
     cluster = EmbeddedCluster(settings.home)
     cluster.up()
-    env = dict(os.environ, MEDALLION_HOME=str(settings.home), MEDALLION_SLOT=settings.slot)
-    env.pop("MEDALLION_SOURCE_DSN", None)
-    env.pop("MEDALLION_WAREHOUSE_DSN", None)
+    env = dict(os.environ, MEDALLION_HOME=str(settings.home), MEDALLION_SLOT=settings.slot,
+               MEDALLION_CONFIG=str(PAGILA_CONFIG))
+    for name in ("MEDALLION_SOURCE_DSN", "MEDALLION_WAREHOUSE_DSN", "MEDALLION_PLUGIN"):
+        env.pop(name, None)
+    # the same source captured a second time, with wal2json, into a warehouse of its own
+    wal2json = replace(settings, source_dsn=cluster.dsn(SOURCE_DB), warehouse_dsn=_database_dsn(cluster)(
+        "warehouse_wal2json"), slot="medallion_bench_wal2json", plugin="wal2json")
+    pipelines = {"pgoutput": settings, "wal2json": wal2json}
 
     results: dict = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     steps = [
-        ("initial_load", lambda: scenarios.initial_load(settings)),
-        ("decode_vs_ingest", lambda: scenarios.decode_vs_ingest(settings, args.factor)),
+        ("initial_load", lambda: scenarios.initial_load(pipelines)),
+        ("decode_vs_ingest", lambda: scenarios.decode_vs_ingest(pipelines, args.factor)),
         ("incremental_vs_full", lambda: scenarios.incremental_vs_full(settings)),
         ("versions_vs_snapshot", lambda: scenarios.versions_vs_snapshot(settings)),
         ("freshness", lambda: scenarios.freshness(settings, env)),
@@ -91,10 +97,15 @@ def summary(r: dict) -> Table:
     d, i, v, f, a = (r["decode_vs_ingest"], r["incremental_vs_full"], r["versions_vs_snapshot"],
                      r["freshness"], r["as_of_lookup"])
     table.add_row("initial snapshot into bronze", f"{r['initial_load']['snapshot_rows_per_s']:,.0f} rows/s", "")
-    table.add_row(f"decoding limit (count over peek), factor {d['factor']}",
-                  f"{d['decode_changes_per_s']:,.0f} changes/s", "yardstick")
-    table.add_row("medallion ingest of the same changes", f"{d['ingest_changes_per_s']:,.0f} changes/s", "")
-    table.add_row("ingest / decoding", f"{d['ingest_over_decode']:.2f}", ">= 0.33")
+    for plugin in ("pgoutput", "wal2json"):
+        p = d[plugin]
+        default = " (default)" if plugin == d["default"] else ""
+        table.add_row(f"{plugin}{default}: decoding limit (count over peek), factor {d['factor']}",
+                      f"{p['decode_changes_per_s']:,.0f} changes/s", "yardstick")
+        table.add_row(f"{plugin}: medallion ingest of the same {p['changes']:,} changes",
+                      f"{p['ingest_changes_per_s']:,.0f} changes/s", "")
+        table.add_row(f"{plugin}: ingest / decoding", f"{p['ingest_over_decode']:.2f}",
+                      ">= 0.33" if default else "")
     table.add_row(f"incremental build after {i['rows_changed']:,} changed rows "
                   f"({100 * i['rows_changed'] / i['rows_total']:.1f}%)",
                   f"{i['incremental_seconds']:.1f} s", "")

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from functools import wraps
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
@@ -18,7 +18,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from medallion import pipeline, transform
+from medallion import errorlog, pipeline, transform
+from medallion.access.roles import DEFAULT_CAPTURE_ROLE, DEFAULT_PIPELINE_ROLE
 from medallion.bronze.ingest import DEFAULT_BATCH, BatchResult
 from medallion.errors import MedallionError
 from medallion.demo import DemoReport, run_demo
@@ -31,22 +32,60 @@ out = Console()
 err = Console(stderr=True)
 
 
+def fail(message: str) -> NoReturn:
+    """The one error line on stderr, then exit code 1 (a message of several lines is joined)."""
+    line = " ".join(part.strip() for part in message.strip().splitlines() if part.strip())
+    err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+    sys.exit(1)
+
+
 def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Every failure of a command becomes one line and exit 1, never a traceback.
+
+    A MedallionError's message is the line. Anything else (a bug, a PostgreSQL error without a
+    name in medallion) writes its traceback to MEDALLION_HOME/errors.log and names that file.
+    click's own exceptions pass through: MedallionGroup turns usage errors into one line too."""
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
         except MedallionError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            sys.exit(1)
+            fail(str(exc))
+        except KeyboardInterrupt:
+            fail("interrupted (Ctrl-C): run the command again to finish")
+        except Exception as exc:
+            fail(errorlog.describe(exc, errorlog.write_traceback(exc)))
+    wrapper.friendly = True  # type: ignore[attr-defined]  # the meta-test checks every command has it
     return wrapper
+
+
+class MedallionGroup(click.Group):
+    """click's group, with usage errors (a bad option value, an unknown command) as one line and
+    exit 1 like every other failure, instead of the usage text and exit 2."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.Abort:
+            fail("aborted: nothing was changed")
+        except click.ClickException as exc:
+            context = getattr(exc, "ctx", None)
+            where = context.command_path if context else (prog_name or "medallion")
+            fail(f"{exc.format_message().rstrip('.')}: see '{where} --help'")
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def note(message: str) -> None:
     err.print(f"[dim]{escape(message)}[/]", highlight=False, soft_wrap=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=MedallionGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="pagila-medallion")
 def cli() -> None:
     """PostgreSQL change data capture into a lakehouse with time travel.
@@ -64,7 +103,11 @@ def cli() -> None:
 @cli.command()
 @friendly_errors
 def up() -> None:
-    """Start the embedded PostgreSQL cluster (created on first use).
+    """Start the embedded PostgreSQL cluster (created on first use), for its owner only.
+
+    It listens on no TCP port, only on a unix socket in a folder no other OS user may enter,
+    and creates the read-only role 'medallion query' runs as. A cluster left by an older
+    medallion (open to every local user) is restarted locked down.
 
     \b
     Example:
@@ -188,26 +231,69 @@ def _silver_names(t: Any) -> list[str]:
 @cli.command("prepare-source")
 @friendly_errors
 def prepare_source() -> None:
-    """Set REPLICA IDENTITY FULL on every captured table and partition.
+    """Prepare the source for capture: REPLICA IDENTITY FULL and the pipeline's publication.
 
-    Bronze needs it: deletes then carry the whole old row, updates that leave a large
-    (TOASTed) column unchanged can be completed from the old row, and a table without a
-    primary key can be updated at all once it is captured. Run it once by the tables' owner.
+    Bronze needs FULL on every captured table and partition: deletes then carry the whole old
+    row, updates that leave a large (TOASTed) column unchanged can be completed from the old
+    row, and a table without a primary key can be updated at all once it is published. The
+    publication (named after MEDALLION_SLOT) is what pgoutput sends: whole schemas when the role
+    may (superuser, PostgreSQL 15+), so tables created later are captured from their first row;
+    else the selected tables. Run it once by the tables' owner, and again after the selection grows.
 
     \b
     Example:
       MEDALLION_SOURCE_DSN=... MEDALLION_WAREHOUSE_DSN=... medallion prepare-source
     """
-    changed = pipeline.prepare_source(load_settings())
+    prepared = pipeline.prepare_source(load_settings())
+    changed = prepared.identity_changed
     out.print(f"replica identity FULL set on {len(changed)} relations" if changed
               else "every captured table already has replica identity FULL")
+    out.print(f"publication {prepared.publication}: {prepared.published}")
+    if prepared.ddl_trigger:
+        out.print("DDL trigger medallion_ddl_end/_drop: schema changes are recorded at their own commit")
+    else:
+        note("no DDL trigger (it needs a superuser): schema changes are recorded when bronze first sees them, "
+             "not at the ALTER's own time; run 'medallion prepare-source' as a superuser to install it")
+
+
+@cli.command()
+@click.option("--capture-role", default=DEFAULT_CAPTURE_ROLE, show_default=True, metavar="ROLE",
+              help="The source login that replicates and reads the captured tables.")
+@click.option("--pipeline-role", default=DEFAULT_PIPELINE_ROLE, show_default=True, metavar="ROLE",
+              help="The warehouse login that creates, and owns, bronze, silver and gold.")
+@friendly_errors
+def grant(capture_role: str, pipeline_role: str) -> None:
+    """Create the least-privilege roles and grant them what they need (once, as an admin).
+
+    \b
+    On the source:    CAPTURE_ROLE  LOGIN REPLICATION, SELECT on the captured tables
+    On the warehouse: PIPELINE_ROLE LOGIN, CREATE on the database (it then owns its schemas)
+                      MEDALLION_ANALYST_ROLE (medallion_analyst) LOGIN, read-only: USAGE and
+                      SELECT on silver and gold, EXECUTE on their as-of functions, now and
+                      for what later builds create
+    Both DSNs must be an admin's for this command (a superuser, or a role with CREATEROLE
+    that owns the tables). Roles get no password: set one, or use peer/cert authentication.
+    Then run the pipeline with DSNs of the new roles (docs/reliability.md). The embedded
+    cluster needs none of this: 'medallion up' creates the analyst role and every build
+    grants it silver and gold.
+
+    \b
+    Example:
+      MEDALLION_SOURCE_DSN='host=oltp dbname=shop user=admin' \\
+      MEDALLION_WAREHOUSE_DSN='host=dwh dbname=lake user=admin' medallion grant
+      export MEDALLION_SOURCE_DSN='host=oltp dbname=shop user=medallion_capture'
+      export MEDALLION_WAREHOUSE_DSN='host=dwh dbname=lake user=medallion_pipeline'
+    """
+    for line in pipeline.grant(load_settings(), capture_role, pipeline_role):
+        out.print(escape(line), highlight=False, soft_wrap=True)
 
 
 @cli.command()
 @click.option("--seed", default=42, show_default=True, help="Same seed, same statements (on the same source).")
-@click.option("--transactions", "-n", type=int, default=None, help="Stop after this many transactions.")
-@click.option("--seconds", type=float, default=None, help="Stop after this long.")
-@click.option("--rate", type=float, default=50.0, show_default=True,
+@click.option("--transactions", "-n", type=click.IntRange(min=1), default=None,
+              help="Stop after this many transactions.")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after this long.")
+@click.option("--rate", type=click.FloatRange(min=0), default=50.0, show_default=True,
               help="Target transactions per second; 0 runs as fast as the source allows.")
 @friendly_errors
 def simulate(seed: int, transactions: int | None, seconds: float | None, rate: float) -> None:
@@ -263,12 +349,15 @@ def _rate(changes: int, seconds: float) -> str:
 
 @cli.command()
 @click.option("--follow", is_flag=True, help="Keep streaming until Ctrl-C (stops after the batch in hand).")
-@click.option("--batch-size", default=DEFAULT_BATCH, show_default=True,
+@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH, show_default=True,
               help="Changes per batch (whole transactions, so a batch may hold more).")
-@click.option("--wait", default=30.0, show_default=True,
+@click.option("--wait", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="Seconds to wait for a previous ingester to let go of the slot.")
+@click.option("--give-up-after", default=300.0, show_default=True, type=click.FloatRange(min=0),
+              help="With --follow: seconds without a connection to the source or the warehouse (a restart, a "
+                   "network cut) before giving up; until then it reconnects and resumes.")
 @friendly_errors
-def ingest(follow: bool, batch_size: int, wait: float) -> None:
+def ingest(follow: bool, batch_size: int, wait: float, give_up_after: float) -> None:
     """Capture source changes into bronze, exactly once.
 
     The first run creates the replication slot and lands every existing row as an R row
@@ -303,7 +392,7 @@ def ingest(follow: bool, batch_size: int, wait: float) -> None:
 
     if follow:
         note("following the source; Ctrl-C stops after the current batch")
-    report = pipeline.ingest(settings, follow, batch_size, wait, note, on_table, on_batch)
+    report = pipeline.ingest(settings, follow, batch_size, wait, note, on_table, on_batch, give_up_after)
     if report.snapshot_rows:
         out.print(f"initial snapshot: {report.snapshot_rows:,} rows in {report.snapshot_seconds:.2f}s "
                   f"({_rate(report.snapshot_rows, report.snapshot_seconds)})")
@@ -322,19 +411,46 @@ def status() -> None:
     """
     settings = load_settings()
     st = pipeline.status(settings)
-    if st.slot:
+    if st.health is not None and st.health.state != "healthy":
+        err.print(f"[bold red]slot {st.health.state}:[/] {escape(st.health.detail)}", highlight=False, soft_wrap=True)
+    elif st.slot:
         out.print(f"slot {settings.slot}: lag {st.slot['lag_bytes']:,} bytes, WAL {st.slot['wal_status']}, "
                   f"confirmed {st.slot['confirmed_flush_lsn']}")
     else:
         out.print(f"slot {settings.slot}: not created yet (run 'medallion ingest')")
+    for reason, since, resynced in st.gaps:
+        out.print(f"gap: slot {reason} after {since}; re-synced at {resynced} (changes in between are not known)")
     if st.state:
         out.print(f"bronze: up to LSN {st.state.last_commit_lsn}, last commit {st.state.last_commit_ts}, "
                   f"{st.state.changes_total:,} rows ingested")
+    if st.horizon is not None:
+        out.print(f"silver: complete up to {st.horizon} (source time; every table built from bronze up to there)")
     if st.counts:
         table = Table("bronze table", "rows", title=None)
         for name, count in st.counts.items():
             table.add_row(name, f"{count:,}")
         out.print(table)
+
+
+@cli.command()
+@friendly_errors
+def resync() -> None:
+    """After a lost slot: take a new snapshot into the same bronze, keeping all history.
+
+    A slot that was dropped, or invalidated because the source removed WAL it still needed
+    (max_slot_wal_keep_size), has lost the changes since bronze's last position. `resync`
+    creates the slot again and writes each captured table's rows as they are now, as a new
+    epoch: silver keeps every version from before the gap; rows that changed or vanished during
+    it get their new state at the re-sync time. The gap is recorded (see `medallion status`).
+    `reset` is for starting over.
+
+    \b
+    Example:
+      medallion status          # says 'slot invalidated ...: run medallion resync'
+      medallion resync && medallion run
+    """
+    rows = pipeline.resync(load_settings(), note, lambda table, n: note(f"re-sync {table}: {n:,} rows"))
+    out.print(f"re-synced: a new epoch of {rows:,} rows; history before the gap is kept")
 
 
 @cli.command()
@@ -459,15 +575,23 @@ def _print_result_table(result: QueryResult) -> None:
               help="Print the rewritten PostgreSQL and exit; tables are checked, nothing runs.")
 @click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE",
               help="Value for a %(NAME)s placeholder (repeatable).")
+@click.option("--known-at", metavar="INSTANT",
+              help="Answer every FOR SYSTEM_TIME as the warehouse knew it then (e.g. when a report was "
+                   "published): versions loaded later are left out.")
+@click.option("--strict", is_flag=True,
+              help="Refuse (instead of warning) a question about a time past silver's horizon.")
 @click.option("--engine", type=click.Choice(["postgres", "spark"]), default="postgres", show_default=True,
               help="postgres: the warehouse; spark: the Iceberg lake (the statement transpiled for Spark).")
 @friendly_errors
-def query(sql_text: str, fmt: str, explain: bool, params: tuple[str, ...], engine: str) -> None:
+def query(sql_text: str, fmt: str, explain: bool, params: tuple[str, ...], known_at: str | None,
+          strict: bool, engine: str) -> None:
     """Run SQL on the warehouse, with SQL:2011 FOR SYSTEM_TIME on any history table.
 
     A history table (silver.*_hist) has sys_start/sys_end timestamptz columns; each
     version is valid in [sys_start, sys_end). The clause goes after the table name,
-    before its alias. SQL - reads the statement from stdin. Runs read-only.
+    before its alias. SQL - reads the statement from stdin. Runs read-only, as the analyst
+    role (MEDALLION_QUERY_DSN, else the warehouse DSN's server as MEDALLION_ANALYST_ROLE,
+    default medallion_analyst): writes, COPY ... TO PROGRAM and server files are refused.
 
     \b
     Forms:
@@ -496,16 +620,26 @@ def query(sql_text: str, fmt: str, explain: bool, params: tuple[str, ...], engin
           silver.dim_customer_hist for system_time as of %(at)s where customer_id = 7"
       medallion query --explain "select * from silver.dim_customer_hist
           for system_time as of now() - interval '1 day' as c"
+      medallion query --known-at '2026-11-23 06:00+00' "select * from gold.monthly_revenue_as_of(now())"
+      medallion query --known-at '2026-11-23 06:00+00' "select sum(amount) from silver.fact_payment_hist
+          for system_time as of '2026-11-22 00:00+00'"
       medallion query - < question.sql
       medallion query --engine spark "select * from silver.dim_customer_hist
           for system_time as of '2026-11-01 00:00+00' where customer_id = 7"
+
+    \b
+    Two time axes: FOR SYSTEM_TIME is the source's time (what the source held at t);
+    --known-at is the warehouse's (what had been loaded by k). A question about a time later
+    than silver's horizon (see 'medallion status') prints a warning; --strict refuses it.
     """
     settings = load_settings()
     text = sys.stdin.read() if sql_text == "-" else sql_text
     if explain:
-        click.echo(pipeline.explain_query(settings, text, engine))
+        click.echo(pipeline.explain_query(settings, text, known_at, engine))
         return
-    result = pipeline.query(settings, text, _parse_params(params) or None, engine)
+    result = pipeline.query(settings, text, _parse_params(params) or None, known_at, strict, engine)
+    for warning in result.warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     from medallion.query import to_csv, to_json
 
     if fmt == "csv":
@@ -517,7 +651,8 @@ def query(sql_text: str, fmt: str, explain: bool, params: tuple[str, ...], engin
 
 
 @cli.command()
-@click.option("--port", "-p", default=3000, show_default=True, help="Port of the Dagster webserver.")
+@click.option("--port", "-p", type=click.IntRange(1, 65535), default=3000, show_default=True,
+              help="Port of the Dagster webserver.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
 @friendly_errors
 def ui(port: int, host: str) -> None:

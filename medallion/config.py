@@ -7,6 +7,7 @@
     silver = "dim_customer"         # silver.dim_customer_hist, silver.dim_customer, silver.dim_customer_as_of(ts)
     key = ["customer_id"]           # the history key; needed only for a table without a primary key
     partition_by = "created_at"     # silver.<name> as a month-partitioned current-state table, not a view
+    column_types = { rate = "numeric" }   # a history column's type, when a type change does not widen
     [transform]
     dbt_project = "transform"       # the project's own dbt models (gold, curated silver)
     [lake]                          # bronze exported to Apache Iceberg, silver and gold on Spark
@@ -37,7 +38,7 @@ PLUGINS = ("pgoutput", "wal2json")
 
 _SECTIONS = {"capture", "tables", "transform", "lake"}
 _CAPTURE_KEYS = {"include", "exclude", "plugin"}
-_TABLE_KEYS = {"silver", "key", "partition_by"}
+_TABLE_KEYS = {"silver", "key", "partition_by", "column_types"}
 _TRANSFORM_KEYS = {"dbt_project"}
 _LAKE_KEYS = {"warehouse", "catalog_uri", "catalog_name", "spark_profiles_dir"}
 
@@ -49,6 +50,7 @@ class TableOptions:
     silver: str | None = None
     key: tuple[str, ...] | None = None
     partition_by: str | None = None
+    column_types: dict[str, str] = field(default_factory=dict)  # history column -> type that holds every value
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,13 @@ def _table_options(name: str, raw: Any, path: Path) -> tuple[tuple[str, str], Ta
     partition_by = raw.get("partition_by")
     if partition_by is not None and (not isinstance(partition_by, str) or not partition_by):
         raise ConfigError(f'{path}: {where} partition_by must be a column name, e.g. partition_by = "created_at"')
-    return qualified, TableOptions(silver=silver, key=key_columns, partition_by=partition_by)
+    column_types = raw.get("column_types", {})
+    if not isinstance(column_types, dict) or not all(isinstance(k, str) and isinstance(v, str) and v.strip()
+                                                      for k, v in column_types.items()):
+        raise ConfigError(f'{path}: {where} column_types must map columns to types, e.g. '
+                          'column_types = { rental_rate = "numeric" }')
+    return qualified, TableOptions(silver=silver, key=key_columns, partition_by=partition_by,
+                                   column_types=dict(column_types))
 
 
 def _lake(raw: Any, path: Path) -> LakeConfig | None:

@@ -83,6 +83,39 @@ class SelectionError(MedallionError):
     """The selection does not fit the source: an include matching nothing, a key that is not there."""
 
 
+class ConnectionLost(TransientError):
+    """A connection to the source or the warehouse broke (a restart, a network cut): following
+    reconnects and resumes from bronze's recorded position."""
+
+
+class SlotLost(MedallionError):
+    """The slot bronze reads from was dropped or invalidated: `medallion resync` takes a new epoch."""
+
+
+class InvalidDsn(MedallionError):
+    """A DSN that libpq cannot read (bad quoting, a port that is not a number, an unknown keyword)."""
+
+
+class CaptureReset(MedallionError):
+    """The slot or bronze was dropped under a running ingester (a reset or load-pagila meanwhile)."""
+
+
+class IngesterRunning(TransientError):
+    """A reset was asked for while an ingester still holds the slot: it would recreate what reset drops."""
+
+
+class RoleSetupFailed(MedallionError):
+    """`medallion grant` could not create or grant a role (the DSN's role is not an admin, typically)."""
+
+
+class Unexpected(MedallionError):
+    """A failure medallion has no name for; its traceback was written to a log file for a bug report."""
+
+
+class HorizonExceeded(MedallionError):
+    """A query asked (with --strict) about a source time past silver's horizon."""
+
+
 class LakeNotConfigured(MedallionError):
     """A lake command ran without a [lake] section in medallion.toml."""
 

@@ -7,18 +7,23 @@ from __future__ import annotations
 
 import shlex
 import time
+from contextlib import nullcontext
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import psycopg
 from psycopg import sql
 
 from medallion import transform
-from medallion.bronze import checks, store
+from medallion.access import roles
+from medallion.bronze import checks, ddl, publication, store
 from medallion.bronze import slot as slots
-from medallion.bronze.ingest import DEFAULT_BATCH, BatchResult, Ingester, stop_on_interrupt
-from medallion.db import Endpoints, connect, endpoints
-from medallion.errors import MedallionError
+from medallion.bronze.ingest import DEFAULT_BATCH, BatchResult, Ingester, connection_lost, stop_on_interrupt
+from medallion.bronze.resync import SlotHealth, slot_health
+from medallion.db import Endpoints, connect, endpoints, sql_text
+from medallion.errors import (CaptureReset, ConnectionLost, IngesterRunning, MedallionError, RoleSetupFailed,
+                              SlotBusy)
 from medallion.selection import Selection, resolve
 from medallion.settings import Settings
 from medallion.silver.project import BuildProject
@@ -42,7 +47,7 @@ def up(settings: Settings) -> str:
     if not settings.embedded:
         raise MedallionError("MEDALLION_SOURCE_DSN/MEDALLION_WAREHOUSE_DSN are set: the embedded cluster is not used; "
                              "unset them to run it")
-    return EmbeddedCluster(settings.home).up()
+    return EmbeddedCluster(settings.home, analyst_role=settings.analyst_role).up()
 
 
 def down(settings: Settings) -> bool:
@@ -81,11 +86,25 @@ def selection(settings: Settings) -> Selection:
         return resolve(config, read_tables(src), recorded)
 
 
-def prepare_source(settings: Settings) -> list[str]:
-    """REPLICA IDENTITY FULL on every captured table and partition; returns what changed."""
+@dataclass
+class PreparedSource:
+    identity_changed: list[str]  # relations set to REPLICA IDENTITY FULL now
+    publication: str  # the pipeline's publication (what pgoutput sends)
+    published: str  # what it publishes
+    ddl_trigger: bool  # the source announces its DDL (medallion.bronze.ddl); needs a superuser
+
+
+def prepare_source(settings: Settings) -> PreparedSource:
+    """What capture needs on the source, for the selection: REPLICA IDENTITY FULL on every
+    captured table and partition, and the pipeline's publication. Run by the tables' owner."""
     chosen = selection(settings)
     with connect(endpoints(settings).source, "source") as conn:
-        return checks.prepare_source(conn, chosen)
+        changed = checks.prepare_source(conn, chosen)
+        published = publication.ensure(conn, settings.slot, chosen)
+        trigger = ddl.can_install(conn)
+        if trigger:
+            ddl.install(conn)
+    return PreparedSource(changed, publication.publication_name(settings.slot), published, trigger)
 
 
 def simulate(settings: Settings, seed: int = 42, transactions: int | None = 100, seconds: float | None = None,
@@ -107,16 +126,31 @@ def reset_warehouse(ends: Endpoints) -> None:
 
 
 def reset(settings: Settings) -> None:
-    """Drop the slot and every warehouse layer: the next ingest starts with a new snapshot."""
+    """Drop the slot and every warehouse layer: the next ingest starts with a new snapshot.
+
+    Refused while an ingester runs on the slot: it would fail half-way, or recreate bronze.
+    The ingester's lock is held (this session's) until the reset is done."""
     ends = endpoints(settings)
     with connect(ends.source, "source", autocommit=True) as conn:
+        _refuse_while_ingesting(conn, settings.slot)
         row = slots.slot_row(conn, settings.slot)
         if row is not None:
             if row["active_pid"]:
                 raise MedallionError(f"slot {settings.slot} is in use by source pid {row['active_pid']}: "
                                      "stop the ingester first")
             slots.drop(conn, settings.slot)
-    reset_warehouse(ends)
+        reset_warehouse(ends)
+
+
+def _refuse_while_ingesting(conn: psycopg.Connection, slot: str) -> None:
+    lock = slots.IngesterLock(conn, slot)
+    try:
+        lock.acquire(0)
+    except SlotBusy:
+        holder = conn.execute(sql_text("medallion.bronze", "lock_holder.sql"), {"key": lock.key}).fetchone()
+        who = f" (source backend pid {holder[0]})" if holder else ""
+        raise IngesterRunning(f"an ingester is running on slot {slot}{who}: stop it (Ctrl-C on 'medallion "
+                              "ingest --follow') before 'medallion reset'") from None
 
 
 @dataclass
@@ -124,41 +158,103 @@ class IngestReport:
     snapshot_rows: int = 0
     snapshot_seconds: float = 0.0
     batches: list[BatchResult] = field(default_factory=list)
+    stream_seconds: float = 0.0  # wall clock of streaming: decoding, parsing and writing
+    plugin: str = ""
 
     @property
     def changes(self) -> int:
         return sum(b.changes for b in self.batches)
 
-    @property
-    def stream_seconds(self) -> float:
-        return sum(b.seconds for b in self.batches)
-
 
 def ingest(settings: Settings, follow: bool = False, batch_size: int = DEFAULT_BATCH, wait: float = 30.0,
            notify: Callable[[str], None] = lambda _: None,
            on_snapshot_table: Callable[[str, int], None] = lambda *_: None,
-           on_batch: Callable[[BatchResult, Callable[[], int | None]], None] = lambda *_: None) -> IngestReport:
+           on_batch: Callable[[BatchResult, Callable[[], int | None]], None] = lambda *_: None,
+           give_up_after: float = 300.0) -> IngestReport:
     """Capture the source into bronze: the initial snapshot once, then the change stream.
 
-    Without follow, drains what is pending and returns. With follow, keeps going in bounded
-    batches until SIGINT/SIGTERM, finishing the batch in hand first."""
+    Without follow, drains what is pending and returns. With follow, keeps going until
+    SIGINT/SIGTERM, writing what it has first; when the source or the warehouse restarts (or the
+    network drops), it reconnects with backoff and resumes from bronze's recorded position,
+    giving up after give_up_after seconds without a connection."""
     report = IngestReport()
-    with Ingester(endpoints(settings), settings.slot, settings.config(), batch_size, wait, notify) as ingester:
+    outage = {"since": None, "delay": 1.0}
+
+    def connected() -> None:
+        if outage["since"] is not None:
+            notify(f"reconnected after {time.monotonic() - outage['since']:.1f}s: streaming from bronze's "
+                   "recorded position")
+        outage.update(since=None, delay=1.0)
+
+    with (stop_on_interrupt() if follow else nullcontext(lambda: False)) as should_stop:
+        while True:
+            try:
+                _ingest_once(settings, report, follow, batch_size, wait, notify, on_snapshot_table, on_batch,
+                             should_stop, connected)
+                return report
+            except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedObject) as exc:
+                # bronze's tables or the slot vanished under a running ingester: a reset, load-pagila
+                # or a hand-made drop in the meantime. What was committed before is intact.
+                raise CaptureReset(f"{exc.diag.message_primary} while ingesting on slot {settings.slot} (was bronze "
+                                   "or the slot dropped meanwhile, by 'medallion reset' or 'load-pagila'?): run "
+                                   "'medallion ingest' again to start over") from None
+            except Exception as exc:  # noqa: BLE001 - only a lost connection is retried; the rest is raised
+                lost = connection_lost(exc)
+                if lost is None or not follow:
+                    raise lost if lost is not None else exc
+                now = time.monotonic()
+                if outage["since"] is None:
+                    outage["since"] = now
+                    notify(f"{lost}; reconnecting (giving up after {give_up_after:.0f}s)")
+                if now - outage["since"] > give_up_after:
+                    raise ConnectionLost(f"{lost}; gave up after {give_up_after:.0f}s without a connection: "
+                                         "check the source and the warehouse, then run 'medallion ingest' again") \
+                        from None
+                end = time.monotonic() + outage["delay"]
+                while time.monotonic() < end and not should_stop():
+                    time.sleep(0.1)
+                if should_stop():
+                    return report
+                outage["delay"] = min(outage["delay"] * 2, 10.0)
+
+
+def _ingest_once(settings: Settings, report: IngestReport, follow: bool, batch_size: int, wait: float,
+                 notify: Callable[[str], None], on_snapshot_table: Callable[[str, int], None],
+                 on_batch: Callable[[BatchResult, Callable[[], int | None]], None], should_stop: Callable[[], bool],
+                 connected: Callable[[], None]) -> None:
+    with Ingester(endpoints(settings), settings.slot, settings.config(), batch_size, wait, notify,
+                  plugin=settings.asked_plugin()) as ingester:
         began = time.perf_counter()
-        report.snapshot_rows = ingester.start(on_snapshot_table)
-        report.snapshot_seconds = time.perf_counter() - began if report.snapshot_rows else 0.0
+        rows = ingester.start(on_snapshot_table)
+        if rows:
+            report.snapshot_rows = rows
+            report.snapshot_seconds = time.perf_counter() - began
+        connected()
 
         def record(result: BatchResult) -> None:
             if result.transactions or result.skipped_transactions:
                 report.batches.append(result)
             on_batch(result, ingester.lag_bytes)  # lag costs a query: asked only when shown
 
-        if follow:
-            with stop_on_interrupt() as should_stop:
+        report.plugin = ingester.plugin
+        began = time.perf_counter()
+        try:
+            if follow:
                 ingester.follow(should_stop, record)
-        else:
-            ingester.drain(record)
-    return report
+            else:
+                ingester.drain(record)
+        finally:
+            report.stream_seconds += time.perf_counter() - began
+
+
+def resync(settings: Settings, notify: Callable[[str], None] = lambda _: None,
+           on_snapshot_table: Callable[[str, int], None] = lambda *_: None) -> int:
+    """After a lost slot (dropped, or invalidated by max_slot_wal_keep_size): a new snapshot into
+    the existing bronze as a new epoch; history up to the gap is kept and the gap recorded.
+    Returns the rows of the new epoch."""
+    with Ingester(endpoints(settings), settings.slot, settings.config(), notify=notify,
+                  plugin=settings.asked_plugin()) as ingester:
+        return ingester.resync(on_snapshot_table)
 
 
 @dataclass
@@ -166,17 +262,26 @@ class Status:
     slot: dict | None
     state: store.State | None
     counts: dict[str, int]
+    health: SlotHealth | None = None  # None before the first ingest
+    gaps: list[tuple] = field(default_factory=list)  # (reason, last commit ts, re-sync ts)
+    horizon: object = None  # silver is complete up to this source time (None before a build)
 
 
 def status(settings: Settings) -> Status:
     ends = endpoints(settings)
     with connect(ends.source, "source", autocommit=True) as src:
         slot_info = slots.status(src, settings.slot)
-    with connect(ends.warehouse, "warehouse") as wh:
-        has_bronze = wh.execute("select to_regclass('bronze.ingest_state') is not null").fetchone()[0]
-        state = store.read_state(wh, settings.slot) if has_bronze else None
-        counts = store.row_counts(wh) if has_bronze else {}
-    return Status(slot_info, state, counts)
+        with connect(ends.warehouse, "warehouse") as wh:
+            has_bronze = wh.execute("select to_regclass('bronze.ingest_state') is not null").fetchone()[0]
+            state = store.read_state(wh, settings.slot) if has_bronze else None
+            counts = store.row_counts(wh) if has_bronze else {}
+            has_gaps = has_bronze and wh.execute("select to_regclass('bronze.capture_gap') is not null").fetchone()[0]
+            gaps = wh.execute("select reason, last_commit_ts, resync_ts from bronze.capture_gap where slot_name = %s "
+                              "order by gap_id", [settings.slot]).fetchall() if has_gaps else []
+            has_horizon = wh.execute("select to_regprocedure('silver.horizon()') is not null").fetchone()[0]
+            horizon = wh.execute("select silver.horizon()").fetchone()[0] if has_horizon else None
+        health = slot_health(src, settings.slot, state.last_commit_lsn) if state is not None else None
+    return Status(slot_info, state, counts, health, gaps, horizon)
 
 
 def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...] = (),
@@ -187,8 +292,52 @@ def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...
     full_refresh rebuilds every model from all of bronze (the result is the same); select
     narrows the build with dbt selectors, e.g. ("silver",); tests=False skips the dbt tests
     (frequent refreshes; the nightly run tests). engine="spark" builds the same project with
-    Spark from the Iceberg lake (bronze exported by `export`) into Iceberg tables."""
-    return transform.build(settings, full_refresh, select, tests, engine)
+    Spark from the Iceberg lake (bronze exported by `export`) into Iceberg tables.
+
+    Afterwards the analyst role may read what a PostgreSQL build made (grant_readers)."""
+    report = transform.build(settings, full_refresh, select, tests, engine)
+    if engine == "postgres":
+        report.notes.extend(grant_readers(settings))
+    return report
+
+
+def grant_readers(settings: Settings) -> list[str]:
+    """Grant the analyst role (MEDALLION_ANALYST_ROLE) read access to silver and gold, as their
+    owner, for what exists and what later builds create. Returns notes: what could not be granted.
+
+    Run after every build (and every Dagster dbt run): a build that replaces a table or adds a
+    model never leaves `medallion query` unable to read it."""
+    with connect(endpoints(settings).warehouse, "warehouse", autocommit=True) as conn:
+        if not roles.role_exists(conn, settings.analyst_role):
+            return [f"no role {settings.analyst_role} on the warehouse: 'medallion query' cannot read silver and "
+                    "gold until an admin runs 'medallion grant' (or set MEDALLION_QUERY_DSN)"]
+        try:
+            roles.grant_analyst(conn, settings.analyst_role)
+        except RoleSetupFailed as exc:
+            return [f"analysts' read access not granted: {exc}"]
+    return []
+
+
+def grant(settings: Settings, capture_role: str = roles.DEFAULT_CAPTURE_ROLE,
+          pipeline_role: str = roles.DEFAULT_PIPELINE_ROLE) -> list[str]:
+    """Create the three least-privilege roles and grant them what they need (run as an admin).
+
+    On the source: the capture role, with REPLICATION and SELECT on the captured tables. On
+    the warehouse: the pipeline role, which may create (and so own) bronze, silver and gold,
+    and the analyst role (MEDALLION_ANALYST_ROLE), which may read silver and gold. Returns
+    what was done, in words. Idempotent: run it again after the selection grows."""
+    ends = endpoints(settings)
+    chosen = selection(settings)
+    done: list[str] = []
+    with connect(ends.source, "source", autocommit=True) as src:
+        done += roles.ensure_capture(src, capture_role)
+        done += roles.grant_capture(src, capture_role, [t.table.ident for t in chosen.captured])
+    with connect(ends.warehouse, "warehouse", autocommit=True) as wh:
+        done += roles.ensure_pipeline(wh, pipeline_role)
+        done += roles.grant_pipeline(wh, pipeline_role)
+        done += roles.ensure_analyst(wh, settings.analyst_role)
+        done += roles.grant_analyst(wh, settings.analyst_role)
+    return done
 
 
 def build_project(settings: Settings, predict: bool = False) -> BuildProject:
@@ -223,28 +372,32 @@ def run(settings: Settings, notify: Callable[[str], None] = lambda _: None, engi
 # Time travel: analysts' SQL with SQL:2011 FOR SYSTEM_TIME, read-only on the warehouse.
 
 def query(settings: Settings, sql_text: str, params: dict[str, object] | None = None,
-          engine: str = "postgres") -> QueryResult:
+          known_at: str | None = None, strict: bool = False, engine: str = "postgres") -> QueryResult:
     """Run one statement on the warehouse, FOR SYSTEM_TIME clauses rewritten (see medallion.query).
 
-    Read-only: the statement cannot change the warehouse. params fill %(name)s placeholders.
-    engine="spark" answers from the Iceberg lake with Spark (the statement transpiled by sqlglot)."""
+    Read-only: the statement runs as the analyst role (MEDALLION_QUERY_DSN, else the warehouse as
+    MEDALLION_ANALYST_ROLE), in a read-only transaction. params fill %(name)s placeholders.
+    known_at answers every FOR SYSTEM_TIME as the warehouse knew it then; strict makes a
+    question past silver's horizon an error instead of a warning. engine="spark" answers from
+    the Iceberg lake with Spark (the statement transpiled by sqlglot)."""
     if engine == "spark":
         from medallion.spark.query import run_spark_query
 
         if params:
             raise MedallionError("--param is for PostgreSQL: on Spark write the value into the statement")
-        return run_spark_query(settings, sql_text)
+        return run_spark_query(settings, sql_text, known_at, strict)
     from medallion.query import run_query
 
-    return run_query(settings, sql_text, params)
+    return run_query(settings, sql_text, params, known_at, strict)
 
 
-def explain_query(settings: Settings, sql_text: str, engine: str = "postgres") -> str:
+def explain_query(settings: Settings, sql_text: str, known_at: str | None = None,
+                  engine: str = "postgres") -> str:
     """The SQL a query runs as, formatted; its tables are checked but nothing runs."""
     if engine == "spark":
         from medallion.spark.query import explain_spark_query
 
-        return explain_spark_query(settings, sql_text)
+        return explain_spark_query(settings, sql_text, known_at)
     from medallion.query import explain_query as explain
 
-    return explain(settings, sql_text)
+    return explain(settings, sql_text, known_at)

@@ -1,6 +1,7 @@
 """Where things are: the one place that turns the environment into DSNs, paths and names.
 
-With MEDALLION_SOURCE_DSN and MEDALLION_WAREHOUSE_DSN set, every command uses those servers.
+With MEDALLION_SOURCE_DSN and MEDALLION_WAREHOUSE_DSN set, every command uses those servers
+(`medallion query` uses MEDALLION_QUERY_DSN, else the warehouse as MEDALLION_ANALYST_ROLE).
 Without them, both are databases of the embedded cluster under MEDALLION_HOME. What is
 captured and how silver names it comes from the project file (MEDALLION_CONFIG or ./medallion.toml).
 """
@@ -11,7 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from medallion.config import CONFIG_FILE, ProjectConfig, load_config
+from medallion.config import CONFIG_FILE, PLUGINS, ProjectConfig, load_config
+from medallion.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The Pagila example project: its medallion.toml names the seed's tables and points at transform/.
@@ -20,6 +22,9 @@ PAGILA_CONFIG = REPO_ROOT / "medallion.toml"
 SOURCE_DB = "pagila"
 WAREHOUSE_DB = "warehouse"
 DEFAULT_SLOT = "medallion_bronze"
+# The login role `medallion query` runs as, and that every build grants read access to silver
+# and gold (docs/reliability.md, "Security and roles").
+DEFAULT_ANALYST_ROLE = "medallion_analyst"
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,9 @@ class Settings:
     slot: str
     pagila_dir: Path | None
     config_path: Path | None = None  # medallion.toml; None: the default selection, no project dbt
+    plugin: str | None = None  # MEDALLION_PLUGIN; else medallion.toml's [capture] plugin; else pgoutput
+    query_dsn: str | None = None  # MEDALLION_QUERY_DSN; None: the warehouse DSN as analyst_role
+    analyst_role: str = DEFAULT_ANALYST_ROLE
 
     @property
     def embedded(self) -> bool:
@@ -39,6 +47,15 @@ class Settings:
     def config(self) -> ProjectConfig:
         """The project file, read (and checked) now."""
         return load_config(self.config_path)
+
+    def asked_plugin(self) -> str | None:
+        """The output plugin asked for (MEDALLION_PLUGIN, else medallion.toml), or None: a new
+        pipeline then uses pgoutput, an existing one keeps the plugin its slot was made with."""
+        plugin = self.plugin or self.config().plugin
+        if plugin is not None and plugin not in PLUGINS:
+            raise ConfigError(f"MEDALLION_PLUGIN={plugin!r} is not an output plugin medallion reads: use "
+                              f"{' or '.join(PLUGINS)}")
+        return plugin
 
 
 def config_path(env: dict[str, str] | os._Environ[str]) -> Path | None:
@@ -60,4 +77,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         slot=env.get("MEDALLION_SLOT") or DEFAULT_SLOT,
         pagila_dir=Path(pagila).resolve() if pagila else None,
         config_path=config_path(env),
+        plugin=env.get("MEDALLION_PLUGIN") or None,
+        query_dsn=env.get("MEDALLION_QUERY_DSN") or None,
+        analyst_role=env.get("MEDALLION_ANALYST_ROLE") or DEFAULT_ANALYST_ROLE,
     )

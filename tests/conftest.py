@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from medallion import pipeline
 from medallion.bronze.checks import prepare_source
 from medallion.config import load_config
 from medallion.selection import resolve
@@ -78,14 +79,24 @@ def cluster() -> Iterator[EmbeddedCluster]:
 
 
 @pytest.fixture
-def settings(cluster: EmbeddedCluster) -> Iterator[Settings]:
+def plugin(request: pytest.FixtureRequest) -> str | None:
+    """The output plugin a test captures with: None (the default, pgoutput) unless a module
+    parametrizes it indirectly, as the bronze tests do for both plugins."""
+    return getattr(request, "param", None)
+
+
+@pytest.fixture
+def settings(cluster: EmbeddedCluster, plugin: str | None) -> Iterator[Settings]:
     """A private pipeline: Pagila source (cloned), empty warehouse, own slot, Pagila's medallion.toml."""
     n = next(_counter)
     src, wh = f"src_{n}", f"wh_{n}"
     source_dsn = create_database(cluster, src, TEMPLATE_DB)
     warehouse_dsn = create_database(cluster, wh)
-    yield Settings(home=cluster.home, source_dsn=source_dsn, warehouse_dsn=warehouse_dsn,
-                   slot=f"medallion_test_{n}", pagila_dir=_pagila_dir(), config_path=PAGILA_CONFIG)
+    prepared = Settings(home=cluster.home, source_dsn=source_dsn, warehouse_dsn=warehouse_dsn,
+                        slot=f"medallion_test_{n}", pagila_dir=_pagila_dir(), config_path=PAGILA_CONFIG,
+                        plugin=plugin)
+    pipeline.prepare_source(prepared)  # the slot's publication (the template has the identities)
+    yield prepared
     drop_database(cluster, src)
     drop_database(cluster, wh)
 

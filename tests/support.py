@@ -17,7 +17,7 @@ from medallion.source.cluster import EmbeddedCluster
 def environment(settings: Settings) -> dict[str, str]:
     """Environment for running the `medallion` command against a test's private pipeline."""
     env = dict(os.environ)
-    for name in ("MEDALLION_CONFIG", "PAGILA_DIR"):
+    for name in ("MEDALLION_CONFIG", "PAGILA_DIR", "MEDALLION_PLUGIN"):
         env.pop(name, None)
     env.update(MEDALLION_SOURCE_DSN=settings.source_dsn or "", MEDALLION_WAREHOUSE_DSN=settings.warehouse_dsn or "",
                MEDALLION_SLOT=settings.slot, MEDALLION_HOME=str(settings.home))
@@ -25,6 +25,8 @@ def environment(settings: Settings) -> dict[str, str]:
         env["PAGILA_DIR"] = str(settings.pagila_dir)
     if settings.config_path:
         env["MEDALLION_CONFIG"] = str(settings.config_path)
+    if settings.plugin:
+        env["MEDALLION_PLUGIN"] = settings.plugin
     return env
 
 

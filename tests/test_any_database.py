@@ -208,14 +208,14 @@ def assert_history_is_the_source(settings: Settings, checkpoints: list[tuple[obj
 
 
 def assert_same_columns(settings: Settings, histories: dict[str, str], as_text: set[str] = frozenset()) -> None:
-    """A history table has the source's columns and types (enums as text), then sys_start, sys_end."""
+    """A history table has the source's columns and types (enums as text), then the period columns."""
     for table, base in histories.items():
         schema, name = table.split(".", 1)
         expected = [(column, "text" if type_ in as_text else type_)
                     for column, type_ in source_columns(settings.source_dsn or "", schema, name)]
         actual = source_columns(settings.warehouse_dsn or "", "silver", f"{base}_hist")
-        assert actual == expected + [("sys_start", "timestamp with time zone"),
-                                     ("sys_end", "timestamp with time zone")], table
+        assert actual == expected + [(period, "timestamp with time zone") for period in
+                                     ("sys_start", "sys_end", "sys_known_from", "sys_known_to")], table
 
 
 SHOP_HISTORIES = {

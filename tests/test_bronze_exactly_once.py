@@ -8,7 +8,8 @@ missing and none twice, however often the ingester is killed.
 
 from __future__ import annotations
 
-import json
+import pytest
+
 import random
 import signal
 import subprocess
@@ -20,13 +21,16 @@ from collections import Counter
 import psycopg
 
 from medallion import pipeline
-from medallion.bronze.decode import transactions
+from medallion.bronze.decoders import Wal2jsonDecoder
 from medallion.naming import bronze_table
 from medallion.source.pagila import TABLES as PAGILA_TABLES
 from medallion.settings import Settings
 from support import execute, query
 
-WITNESS_OPTIONS = "'format-version', '2', 'include-timestamp', 'true', 'include-xids', 'true'"
+# every bronze test runs with both output plugins: pgoutput (the default) and wal2json
+pytestmark = pytest.mark.parametrize("plugin", ["pgoutput", "wal2json"], indirect=True)
+
+WITNESS_OPTIONS = "'format-version', '2', 'include-timestamp', 'true', 'include-xids', 'true', 'include-lsn', 'true'"
 
 
 def workload(dsn: str, seed: int, transactions_wanted: int, stop: threading.Event) -> None:
@@ -62,24 +66,29 @@ def workload(dsn: str, seed: int, transactions_wanted: int, stop: threading.Even
 
 
 def witness_changes(settings: Settings, witness: str) -> Counter:
-    captured = {("public", t): bronze_table("public", t) for t in PAGILA_TABLES}
-
-    def resolve(schema: str, table: str) -> tuple[str, str] | None:
-        leaf = f"{schema}.{table}"
-        if table.startswith("payment_p"):
-            table = "payment"
-        target = captured.get((schema, table))
-        return (target, leaf) if target else None
-
+    """What the source committed, decoded independently (wal2json over the SQL peek function):
+    (commit position, ordinal in the transaction, bronze table, op) of every captured change."""
+    decoder = Wal2jsonDecoder()
     with psycopg.connect(settings.source_dsn) as conn:
         rows = conn.execute(
-            f"select (lsn - '0/0'::pg_lsn)::bigint, xid::text::bigint, data "
+            f"select (lsn - '0/0'::pg_lsn)::bigint, data "
             f"from pg_logical_slot_peek_changes(%s, null, null, {WITNESS_OPTIONS})", [witness]).fetchall()
     expected: Counter = Counter()
-    for txn in transactions(rows, resolve):
-        for change in txn.changes:
-            action = json.loads(change.data)["action"]
-            expected[(txn.commit_lsn, change.ordinal, change.target, action)] += 1
+    changes: list[tuple[int, str, str]] = []
+    ordinal = 0
+    for lsn, data in rows:
+        for event in decoder.feed(data, lsn):
+            if event[0] == "B":
+                changes, ordinal = [], 0
+            elif event[0] == "X":
+                ordinal += 1
+                ref = event[1]
+                table = "payment" if ref.table.startswith("payment_p") else ref.table
+                if ref.schema == "public" and table in PAGILA_TABLES:
+                    changes.append((ordinal, bronze_table("public", table), event[2]))
+            elif event[0] == "C":
+                for ordinal_, target, op in changes:
+                    expected[(event[1], ordinal_, target, op)] += 1
     return expected
 
 

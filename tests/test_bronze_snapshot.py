@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from psycopg import sql
 
 from medallion import pipeline
@@ -9,6 +11,9 @@ from medallion.naming import bronze_table
 from medallion.source.pagila import TABLES as PAGILA_TABLES
 from medallion.settings import Settings
 from support import execute, query
+
+# every bronze test runs with both output plugins: pgoutput (the default) and wal2json
+pytestmark = pytest.mark.parametrize("plugin", ["pgoutput", "wal2json"], indirect=True)
 
 EXPECTED = {"rental": 16044, "payment": 16049, "customer": 599, "film": 1000, "inventory": 4581,
             "staff": 1500, "store": 500, "address": 603, "film_actor": 5462}

@@ -105,3 +105,16 @@ def test_env_prints_exports_that_psql_accepts(cluster: EmbeddedCluster) -> None:
     check = subprocess.run(["bash", "-c", result.stdout + 'psql -X -At "$MEDALLION_SOURCE_DSN" -c "show wal_level"'],
                            capture_output=True, text=True)
     assert check.stdout.strip() == "logical", check.stderr
+
+
+def test_second_slot_into_the_same_bronze_is_refused(settings: Settings, cli_env: dict[str, str]) -> None:
+    """One bronze, one capture: a second slot would append a second snapshot to the same tables."""
+    pipeline.ingest(settings)
+    counts = query(settings.warehouse_dsn or "", "select count(*) from bronze.br_customer_cdc")
+    second = dict(cli_env, MEDALLION_SLOT=f"{settings.slot}_second")
+    line = one_error_line(medallion("ingest", env=second))
+    assert f"bronze in this warehouse is fed by slot {settings.slot}" in line
+    assert "needs its own warehouse database" in line
+    assert query(settings.warehouse_dsn or "", "select count(*) from bronze.br_customer_cdc") == counts
+    assert not query(settings.source_dsn or "", "select 1 from pg_replication_slots where slot_name = %s",
+                     [f"{settings.slot}_second"])

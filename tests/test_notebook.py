@@ -8,6 +8,7 @@ interpreter (nbclient), pointed at the test's databases by the two DSN variables
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import nbformat
@@ -16,8 +17,10 @@ from nbclient import NotebookClient
 
 from medallion import pipeline
 from medallion.settings import REPO_ROOT, Settings
+from support import query
 
 NOTEBOOK = REPO_ROOT / "notebooks" / "time_travel.ipynb"
+settings_published: dict[str | None, object] = {}  # warehouse -> the revenue total at the first build
 
 
 def _text(cell: nbformat.NotebookNode) -> str:
@@ -55,6 +58,10 @@ def history(settings: Settings) -> Settings:
     """A warehouse whose history has a snapshot and, after it, a burst of customer and payment changes."""
     pipeline.ingest(settings)
     pipeline.build(settings)
+    # what a report printed now would say: the notebook must reproduce it after the burst
+    settings_published[settings.warehouse_dsn] = query(settings.warehouse_dsn or "",
+                                                       "select sum(revenue) from gold.vw_monthly_revenue")[0][0]
+    time.sleep(1)  # the burst's load comes strictly later than the first build's
     report = pipeline.simulate(settings, seed=7, transactions=150, rate=None)
     assert report.kinds["customer_change"] and (report.kinds["rent"] or report.kinds["payment_delete"])
     pipeline.run(settings)
@@ -95,3 +102,10 @@ def test_notebook_runs_and_as_of_outputs_differ(history: Settings, tmp_path: Pat
 
     plot = _tagged(nb, "plot")
     assert any("image/png" in o.get("data", {}) for o in plot.outputs), "the plot cell shows a figure"
+
+    # the auditor's case: the figure as published (known at the first build), reproduced exactly
+    auditor = _text(_tagged(nb, "auditor"))
+    published = settings_published[history.warehouse_dsn]
+    assert f"total revenue in the published report: {published}" in auditor
+    now_total = query(history.warehouse_dsn or "", "select sum(revenue) from gold.vw_monthly_revenue")[0][0]
+    assert now_total != published, "the burst corrected some revenue after the report"

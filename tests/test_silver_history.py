@@ -191,7 +191,9 @@ def test_incremental_builds_equal_a_full_refresh(settings: Settings) -> None:
 
 def test_edge_cases_of_commit_order(settings: Settings) -> None:
     """Hand-written bronze for what a live source rarely produces: two transactions with one
-    commit time, and truncates sharing a transaction with inserts, split over two builds."""
+    commit time, a commit time earlier than the one before (the source's clock stepped back),
+    and truncates sharing a transaction with inserts, split over two builds. In commit order a
+    key's versions start strictly later than the one before; none is replaced."""
     wh = settings.warehouse_dsn
     t0, t1, t2, t3 = (f"2026-11-0{day} 12:00+00" for day in (1, 2, 3, 4))
     # what a snapshot records first: each captured table's bronze table and schema
@@ -215,10 +217,14 @@ def test_edge_cases_of_commit_order(settings: Settings) -> None:
     change(400, 2, "T", None, t2)                              # ... in the same transaction
     change(500, 1, "T", None, t3)                              # truncated, then inserted ...
     change(500, 2, "I", {"customer_id": 4, "email": "y"}, t3)  # ... in the same transaction
+    change(600, 1, "U", {"customer_id": 4, "email": "z"}, t1)  # committed later, stamped earlier
     pipeline.build(settings, select=SILVER)
 
     history = query(wh, "select customer_id, email, sys_start::text, nullif(sys_end, 'infinity')::text "
                         "from silver.dim_customer_hist order by customer_id, sys_start")
     as_text = {t: query(wh, "select %s::timestamptz::text", [t])[0][0] for t in (t0, t1, t2, t3)}
     t0, t1, t2, t3 = (as_text[t] for t in (t0, t1, t2, t3))
-    assert history == [(1, "a", t0, t1), (1, "c", t1, t2), (2, "a", t0, t2), (4, "y", t3, None)]
+    just_after = {t: query(wh, "select (%s::timestamptz + interval '1 microsecond')::text", [t])[0][0]
+                  for t in (t1, t3)}
+    assert history == [(1, "a", t0, t1), (1, "b", t1, just_after[t1]), (1, "c", just_after[t1], t2),
+                       (2, "a", t0, t2), (4, "y", t3, just_after[t3]), (4, "z", just_after[t3], None)]

@@ -18,7 +18,9 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from medallion.settings import Settings
+from psycopg import sql
+
+from medallion.settings import DEFAULT_ANALYST_ROLE, Settings
 from medallion.source.cluster import EmbeddedCluster
 from support import create_database, drop_database, execute
 
@@ -62,6 +64,9 @@ def history_warehouse(cluster: EmbeddedCluster, label: str) -> Iterator[Settings
     drop_database(cluster, name)
     dsn = create_database(cluster, name)
     execute(dsn, HISTORY)
+    # queries run as the analyst role, which reads what an admin grants it (here: the hist schema)
+    execute(dsn, sql.SQL("grant usage on schema hist to {analyst}; grant select on all tables in schema hist "
+                         "to {analyst}").format(analyst=sql.Identifier(DEFAULT_ANALYST_ROLE)))
     try:
         yield Settings(home=cluster.home, source_dsn=dsn, warehouse_dsn=dsn, slot=f"unused_{label}", pagila_dir=None)
     finally:

@@ -1,38 +1,58 @@
-"""Exactly-once delivery from the source's replication slot into bronze.
+"""Exactly-once delivery from the source's replication slot into bronze, streamed.
 
-One batch: peek whole transactions (the slot does not move), drop those bronze already has
-(commit position <= the recorded one), write the rest and the new position in ONE warehouse
-transaction, commit, and only then advance the slot. A crash at any point either leaves the
-batch wholly in bronze (the source hands it out again; it is skipped) or not at all (it is
-written on restart). The primary key (commit_lsn, ordinal) turns any slip into a loud error.
+The slot is streamed over the replication protocol (medallion.bronze.stream) with pgoutput
+(the default) or wal2json (medallion.bronze.decoders). Committed transactions are gathered and
+written in batches: the changes and the new position in ONE warehouse transaction, then, once it
+has committed, the position is confirmed to the server. A crash at any point leaves a batch
+wholly in bronze (the server sends it again; it is skipped: its commit position is not above the
+recorded one) or not at all (it is written after the restart). The primary key
+(commit_lsn, ordinal) turns any slip into a loud error.
+
+Memory is bounded by configuration, not by transaction size: a transaction whose changes grow
+past SPILL_BYTES before its commit arrives is spilled to bronze.ingest_spill in separate
+warehouse transactions, and moved into its bronze tables when it commits; batches are written
+at batch_size changes or SPILL_BYTES, whichever comes first.
 """
 
 from __future__ import annotations
 
+import queue
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
 import psycopg
+import psycopg2
 from psycopg import sql
 
 from medallion import naming
-from medallion.bronze import checks, snapshot, store
+from medallion.bronze import checks, ddl, publication, resync, snapshot, store
 from medallion.bronze import slot as slots
-from medallion.bronze.decode import Transaction, int_to_lsn, lsn_to_int, transactions
-from medallion.bronze.rows import bronze_row
+from medallion.bronze.decoders import RelationRef, decoder_for, int_to_lsn, lsn_to_int
+from medallion.bronze.stream import ReplicationStream
 from medallion.config import ProjectConfig
 from medallion.db import Endpoints, connect, sql_text
-from medallion.errors import BronzeMismatch, SelectionError, SlotBusy
+from medallion.errors import (BronzeMismatch, ConnectionFailed, ConnectionLost, SelectionError, SlotBusy, SlotLost,
+                              SourceNotReady)
 from medallion.patterns import display
 from medallion.selection import Selection, resolve, selects
 from medallion.source.catalog import SourceTable, read_tables
 
-DEFAULT_BATCH = 50_000  # rows the slot hands out per peek (whole transactions, so maybe more)
+DEFAULT_BATCH = 50_000  # captured changes per warehouse transaction (whole source transactions)
+SPILL_BYTES = 16 * 2**20  # row text of one open transaction (or one batch) held in memory before writing
+ROW_OVERHEAD = 200  # bytes a change costs in memory beyond its row text (tuple, ints, names)
+LAST_ORDINAL = 2**31 - 1  # a position after every change of a transaction
+CAUGHT_UP_EVERY = 1.0  # seconds between two records of an idle, caught-up stream
+# a commit's timestamp is taken just before its record is written and flushed: a commit stamped
+# this long before the flush position was read is surely at or before it
+COMMIT_LATENCY_MARGIN = timedelta(seconds=1)
+IDLE_WAIT = 0.05  # seconds to wait for a message before writing what is gathered
 BRONZE_COLUMNS = "commit_lsn, ordinal, lsn, xid, op, full_row, old_row, source_table, commit_ts"
+SPILL_COLUMNS = "slot_name, xid, target, ordinal, lsn, op, full_row, old_row, source_table"
 
 
 @dataclass
@@ -45,28 +65,57 @@ class BatchResult:
     seconds: float = 0.0
 
 
+@dataclass
+class Transaction:
+    """One source transaction as it arrives: its captured changes by bronze table."""
+
+    xid: int | None
+    commit_ts: object = None
+    commit_lsn: int = 0
+    ordinal: int = 0  # counts every row change, captured or not
+    rows: dict[str, list[tuple]] = field(default_factory=dict)  # target -> (ordinal, lsn, op, full, old, table)
+    in_memory: int = 0
+    bytes: int = 0  # row text held in memory (approximately what the rows cost)
+    spilled: set[str] = field(default_factory=set)  # targets with rows in bronze.ingest_spill
+    changes: int = 0  # captured, in memory and spilled
+    # (bronze table, ordinal, event, the table's schema after it, the bronze table is new)
+    schema_events: list[tuple[str, int, str, SourceTable, bool]] = field(default_factory=list)
+
+
+def resolve_plugin(config: ProjectConfig, environ_plugin: str | None) -> str | None:
+    """The plugin asked for: MEDALLION_PLUGIN, else medallion.toml's [capture] plugin, else None."""
+    return environ_plugin or config.plugin
+
+
 class Ingester:
     """Owns the source and warehouse connections of one ingest run. Use as a context manager."""
 
     def __init__(self, endpoints: Endpoints, slot: str, config: ProjectConfig, batch_size: int = DEFAULT_BATCH,
-                 wait: float = 30.0, notify: Callable[[str], None] = lambda _: None) -> None:
+                 wait: float = 30.0, notify: Callable[[str], None] = lambda _: None,
+                 plugin: str | None = None, spill_bytes: int = SPILL_BYTES) -> None:
         self.endpoints = endpoints
         self.slot = slots.validate_slot_name(slot)
         self.config = config
         self.batch_size = batch_size
+        self.spill_bytes = spill_bytes
         self.wait = wait
         self.notify = notify
-        # (schema, table) as a change names it (a leaf partition, maybe) -> (its bronze table, its
-        # qualified name), or None when it is not captured
-        self._targets: dict[tuple[str, str], tuple[str, str] | None] = {}
+        self.asked_plugin = plugin
+        self.plugin = plugin or slots.DEFAULT_PLUGIN
+        # how a change names its relation -> (bronze table, the relation's qualified name), or
+        # None when it is not captured
+        self._targets: dict[object, tuple[str, str] | None] = {}
         self._recorded: dict[tuple[str, str], str] = {}  # captured root -> bronze table
+        self._recorded_tables: dict[str, store.RecordedTable] = {}
         self._new: dict[str, SourceTable] = {}  # bronze table -> a table first captured by this run
         self._left_out: dict[int, SourceTable] = {}  # oid -> a table seen and not captured, to record
         self._uncaptured: set[int] = set()
         self._catalog: dict[tuple[str, str], SourceTable] | None = None
-        self._warned: set[tuple[str, str]] = set()
+        self._by_oid: dict[int, SourceTable] = {}
+        self._warned: set[object] = set()
+        self._ddl_trigger = False  # the source announces DDL itself (medallion.bronze.ddl)
 
-    def __enter__(self) -> "Ingester":
+    def __enter__(self) -> Ingester:
         self.src = connect(self.endpoints.source, "source", autocommit=True)
         self.wh = connect(self.endpoints.warehouse, "warehouse")
         self.lock = slots.IngesterLock(self.src, self.slot)
@@ -92,12 +141,33 @@ class Ingester:
         """Make sure bronze and the slot belong together; take the initial snapshot if needed.
 
         Returns the number of snapshot rows written now (0 when resuming)."""
+        self._ddl_trigger = ddl.installed(self.src)
         rows = self._start(progress)
         self._recorded_tables = store.recorded_tables(self.wh)
         self._recorded = {(t.schema, t.name): t.bronze for t in self._recorded_tables.values()}
         self._uncaptured = store.uncaptured_oids(self.wh)
+        # a spilled transaction that never committed to bronze: the server sends it again
+        self.wh.execute("delete from bronze.ingest_spill where slot_name = %s", [self.slot])
         self.wh.commit()
         return rows
+
+    def resync(self, progress: Callable[[str, int], None] = lambda *_: None) -> int:
+        """After a lost slot: a new snapshot into the existing bronze as a new epoch (see
+        medallion.bronze.resync). Returns the number of rows the epoch holds."""
+        store.ensure_schema(self.wh)
+        identity = dict(zip(("system_id", "database", "database_oid", "now"),
+                            self.src.execute(sql_text("medallion.bronze", "source_identity.sql")).fetchone()))
+        state = store.read_state(self.wh, self.slot)
+        self.wh.commit()
+        if state is not None and (state.source_system_id, state.source_database_oid) != \
+                (identity["system_id"], identity["database_oid"]):
+            raise BronzeMismatch(f"bronze was captured from another source database than {identity['database']}: "
+                                 "a re-sync cannot continue it; run 'medallion reset'")
+        plugin = state.plugin if state is not None else self.plugin
+        if plugin == "pgoutput":
+            publication.check(self.src, self.slot, self.selection())
+        return resync.resync(self.endpoints.source, self.src, self.wh, self.slot, self.config, plugin, identity,
+                             progress)
 
     def selection(self) -> Selection:
         """The selection against the source's catalog now, bronze's recorded names kept."""
@@ -117,17 +187,26 @@ class Ingester:
                 raise BronzeMismatch(
                     f"bronze was captured from another source database than {identity['database']} "
                     "(it was recreated, or the DSN changed): run 'medallion reset' to start bronze over")
-            if existing is None:
+            health = resync.slot_health(self.src, self.slot, state.last_commit_lsn)
+            if health.lost:
+                raise SlotLost(health.detail)
+            if existing["database"] != identity["database"]:
                 raise BronzeMismatch(
-                    f"slot {self.slot} is gone from the source while bronze stops at LSN {state.last_commit_lsn}: "
-                    "changes made since cannot be recovered; run 'medallion reset' to take a new snapshot")
-            if existing["database"] != identity["database"] or existing["plugin"] != slots.PLUGIN:
+                    f"slot {self.slot} on the source belongs to database {existing['database']}: "
+                    "choose another MEDALLION_SLOT")
+            if self.asked_plugin and self.asked_plugin != existing["plugin"]:
                 raise BronzeMismatch(
-                    f"slot {self.slot} on the source belongs to database {existing['database']} with plugin "
-                    f"{existing['plugin']}: choose another MEDALLION_SLOT")
+                    f"bronze is captured through slot {self.slot} with {existing['plugin']}, not {self.asked_plugin}: "
+                    f"unset MEDALLION_PLUGIN / [capture] plugin to keep {existing['plugin']}, or run 'medallion reset' "
+                    f"to start over with {self.asked_plugin}")
+            self.plugin = existing["plugin"]
             self._check_resumed_selection()
             return 0
-        checks.check_tables(self.selection())
+        self._check_one_capture(identity)
+        selection = self.selection()
+        checks.check_tables(selection)
+        if self.plugin == "pgoutput":
+            publication.check(self.src, self.slot, selection)
         if existing is not None:
             if existing["database"] != identity["database"]:
                 raise BronzeMismatch(
@@ -137,16 +216,36 @@ class Ingester:
             self.notify(f"dropping slot {self.slot} left by an interrupted initial snapshot")
             self._wait_until_inactive()
             slots.drop(self.src, self.slot)
-        rows, selection = snapshot.take(self.endpoints.source, self.wh, self.slot, identity, self.config, progress)
-        for note in selection.notes:
+        rows, taken = snapshot.take(self.endpoints.source, self.wh, self.slot, identity, self.config,
+                                    self.plugin, progress)
+        for note in taken.notes:
             self.notify(note)
         return rows
+
+    def _check_one_capture(self, identity: dict) -> None:
+        """One bronze, one capture: a second slot (or source) appending a second snapshot to the same
+        bronze tables would double every row. Refused, saying how to run a second pipeline."""
+        other = self.wh.execute("select slot_name, source_database from bronze.ingest_state where slot_name <> %s "
+                                "limit 1", [self.slot]).fetchone()
+        has_rows = bool(store.recorded_tables(self.wh))
+        self.wh.commit()
+        if other is not None:
+            raise BronzeMismatch(
+                f"bronze in this warehouse is fed by slot {other[0]} (source database {other[1]}), not {self.slot}: "
+                "a second pipeline needs its own warehouse database (another MEDALLION_WAREHOUSE_DSN); to move "
+                f"this one to slot {self.slot}, run 'medallion reset' first")
+        if has_rows:
+            raise BronzeMismatch(
+                "bronze in this warehouse holds tables but no ingest state: it was not written by this pipeline; "
+                "point MEDALLION_WAREHOUSE_DSN at an empty database, or run 'medallion reset'")
 
     def _check_resumed_selection(self) -> None:
         """Bronze's tables are still selected, and still capturable; say what the selection adds."""
         selection = self.selection()
         for note in selection.notes + checks.identity_problems(selection):
             self.notify(note)
+        if self.plugin == "pgoutput":
+            publication.check(self.src, self.slot, selection)
         recorded = store.recorded_tables(self.wh)
         self.wh.commit()
         for table in recorded.values():
@@ -155,12 +254,32 @@ class Ingester:
                 raise SelectionError(
                     f"{display(table.schema, table.name)} is in bronze but {self.config.where} no longer selects it "
                     f"({why}): its history would stop silently; select it again, or run 'medallion reset' to start over")
+        if not self._ddl_trigger:
+            self._observe_schemas(selection, recorded)
         uncaptured = store.uncaptured_oids(self.wh)
         self.wh.commit()
         recorded_idents = {(t.schema, t.name) for t in recorded.values()}
         for captured in selection.captured:
             if captured.table.ident not in recorded_idents and captured.table.oid in uncaptured:
                 self._warn_existing(captured.table)
+
+    def _observe_schemas(self, selection: Selection, recorded: dict[str, store.RecordedTable]) -> None:
+        """Without the DDL trigger: a captured table whose catalog differs from bronze's record
+        changed while nothing of it streamed by; its schema is recorded now, after everything
+        bronze holds (the first moment bronze can know it)."""
+        by_ident = {t.ident: t for t in recorded.values()}
+        state = store.read_state(self.wh, self.slot)
+        observed = []
+        for captured in selection.captured:
+            known = by_ident.get(captured.table.ident)
+            if known is not None and (known.columns != captured.table.columns or known.key != captured.table.key):
+                store.record_table(self.wh, known.bronze, captured.table, lsn_to_int(state.last_commit_lsn),
+                                   datetime.now(timezone.utc), LAST_ORDINAL, "observed")
+                observed.append(captured.name)
+        self.wh.commit()
+        if observed:
+            self.notify(f"the schema of {', '.join(observed)} changed: recorded now, not at the ALTER's own time "
+                        "(install the DDL trigger: 'medallion prepare-source' as a superuser)")
 
     def _warn_existing(self, table: SourceTable) -> None:
         if table.ident in self._warned:
@@ -177,35 +296,51 @@ class Ingester:
                                "stop that process first")
             time.sleep(0.25)
 
-    # -- stream --------------------------------------------------------------------------------
+    # -- which bronze table a change lands in ----------------------------------------------------
 
-    def _catalog_has(self, ident: tuple[str, str]) -> dict[tuple[str, str], SourceTable]:
-        """The source's tables, read again when ident is not among them (a table new since)."""
-        if self._catalog is None or ident not in self._catalog:
-            self._catalog = {t.ident: t for t in read_tables(self.src)}
+    def _refresh_catalog(self) -> dict[tuple[str, str], SourceTable]:
+        tables = read_tables(self.src)
+        self._catalog = {t.ident: t for t in tables}
+        self._by_oid = {t.oid: t for t in tables}
         return self._catalog
 
-    def _resolve(self, schema: str, table: str) -> tuple[str, str] | None:
-        """The bronze table a change to schema.table lands in, or None when it is not captured.
+    def _source_table(self, ref: RelationRef) -> SourceTable | None:
+        """The source's table a change names: by OID when the plugin sends one (robust to renames)."""
+        if self._catalog is None:
+            self._refresh_catalog()
+        if ref.oid is not None:
+            if ref.oid not in self._by_oid:
+                self._refresh_catalog()
+            return self._by_oid.get(ref.oid)
+        ident = (ref.schema, ref.table)
+        if ident not in self._catalog:
+            self._refresh_catalog()
+        return self._catalog.get(ident)
+
+    def _resolve(self, ref: RelationRef) -> tuple[str, str] | None:
+        """The bronze table a change to ref lands in, and the relation's qualified name, or None
+        when it is not captured.
 
         A leaf partition lands in its root's table. A selected table that bronze does not have
         yet was created after capture started: it is captured from its first change on."""
-        ident = (schema, table)
-        if ident in self._targets:
-            return self._targets[ident]
-        catalog = self._catalog_has(ident)
-        source = catalog.get(ident)
+        key = ref.oid if ref.oid is not None else (ref.schema, ref.table)
+        if key in self._targets:
+            return self._targets[key]
+        source = self._source_table(ref)
+        ident = (ref.schema, ref.table)
         if source is None and ident in self._recorded:  # dropped since; bronze knows its name
-            recorded = self._recorded_tables[self._recorded[ident]]
-            self._targets[ident] = (recorded.bronze, recorded.qualified)
-            return self._targets[ident]
+            recorded = self._recorded_tables.get(self._recorded[ident])
+            qualified = recorded.qualified if recorded else display(*ident)
+            self._targets[key] = (self._recorded[ident], qualified)
+            return self._targets[key]
         if source is None:
-            if ident not in self._warned:
-                self._warned.add(ident)
+            if key not in self._warned:
+                self._warned.add(key)
                 self.notify(f"a change to {display(*ident)}, which is no longer in the source: it cannot be "
-                            "traced to a captured table and is skipped (pgoutput names the root instead)")
-            self._targets[ident] = None
+                            "traced to a captured table and is skipped")
+            self._targets[key] = None
             return None
+        catalog = self._catalog or {}
         root = catalog.get(source.root, source)
         target = self._recorded.get(root.ident)
         if target is None and root.persistence == "p" and selects(self.config, *root.ident) is None:
@@ -223,116 +358,312 @@ class Ingester:
         if target is not None and source.replica_identity != "f":
             self.notify(f"{source.qualified} has no REPLICA IDENTITY FULL: its deletes carry only the key; "
                         "run 'medallion prepare-source'")
-        self._targets[ident] = (target, source.qualified) if target is not None else None
-        return self._targets[ident]
+        self._targets[key] = (target, source.qualified) if target is not None else None
+        return self._targets[key]
 
-    def _peek(self) -> tuple[list[tuple[int, int, str]], str]:
-        """Pending rows up to the current flush position, and that position."""
-        deadline = time.monotonic() + self.wait
-        while True:
-            upto = self.src.execute("select pg_current_wal_flush_lsn()::text").fetchone()[0]
-            try:
-                rows = self.src.execute(sql_text("medallion.bronze", "peek_changes.sql"),
-                                        {"slot": self.slot, "upto": upto,
-                                         "max_changes": self.batch_size}).fetchall()
-                return rows, upto
-            except psycopg.errors.ObjectInUse as exc:
-                # A crashed ingester's backend may still be decoding; it lets go shortly.
-                if time.monotonic() >= deadline:
-                    raise SlotBusy(f"slot {self.slot} stays in use ({exc}): stop the other consumer") from None
-                time.sleep(0.25)
+    # -- stream ------------------------------------------------------------------------------------
 
-    def batch(self) -> BatchResult:
-        """Move one batch of whole transactions from the slot into bronze, exactly once."""
+    def _stream(self, start_lsn: int) -> ReplicationStream:
+        decoder = decoder_for(self.plugin)
+        self._decoder = decoder
+        return ReplicationStream(self.endpoints.source, self.slot,
+                                 decoder.options(publication.publication_name(self.slot),
+                                                 self.src.info.server_version), start_lsn)
+
+    def run(self, should_stop: Callable[[], bool], on_batch: Callable[[BatchResult], None],
+            until_caught_up: bool) -> None:
+        """Stream the slot into bronze until should_stop() says so, or (until_caught_up) until
+        everything the source had flushed when this began is in bronze.
+
+        This thread reads and parses; a writer thread writes to the warehouse meanwhile (the
+        server decodes, Python parses and the warehouse COPYs at the same time). Positions are
+        confirmed to the server from here, once the writer has committed them."""
+        state = store.read_state(self.wh, self.slot)
+        self.wh.commit()
+        assert state is not None, "start() records the state before streaming"
+        at, flushed = self.src.execute("select clock_timestamp(), pg_current_wal_flush_lsn()::text").fetchone()
+        target = lsn_to_int(flushed)
+        probe = {"at": at, "lsn": target, "checked": time.monotonic(), "recorded": False}
+        pending: list[Transaction] = []
+        pending_bytes = pending_changes = 0
+        open_txn: Transaction | None = None
+        writer = _Writer(self)
+        writer.start()
+        try:
+            with self._stream(lsn_to_int(state.last_commit_lsn)) as stream:
+                asked = False
+                messages = 0
+                while not should_stop():
+                    messages += 1
+                    if messages % 1000 == 0:
+                        self._report(writer, stream, on_batch)
+                    message = stream.read(IDLE_WAIT)
+                    if message is None:
+                        self._report(writer, stream, on_batch)
+                        if pending:
+                            self._submit_write(writer, pending)
+                            pending, pending_bytes, pending_changes = [], 0, 0
+                        elif open_txn is None and writer.idle():
+                            if stream.wal_end >= probe["lsn"]:
+                                # everything committed before the probe is in bronze: say so (the horizon)
+                                if not probe["recorded"]:
+                                    writer.submit(("caught_up", probe["at"] - COMMIT_LATENCY_MARGIN))
+                                    probe["recorded"] = True
+                                if until_caught_up:
+                                    break
+                                if time.monotonic() - probe["checked"] >= CAUGHT_UP_EVERY:
+                                    at, flushed = self.src.execute(
+                                        "select clock_timestamp(), pg_current_wal_flush_lsn()::text").fetchone()
+                                    probe.update(at=at, lsn=lsn_to_int(flushed), checked=time.monotonic(),
+                                                 recorded=False)
+                                    asked = False
+                            stream.confirm(stream.wal_end)  # nothing in flight: the WAL so far is done with
+                            if not asked:
+                                stream.ask_position()
+                                asked = True
+                        continue
+                    asked = False
+                    for event in self._decoder.feed(message.payload, message.data_start):
+                        kind = event[0]
+                        if kind == "X":
+                            if open_txn is None:
+                                raise SourceNotReady("a row change outside a transaction: is the slot's plugin "
+                                                     f"{self.plugin}?")
+                            open_txn.ordinal += 1
+                            resolved = self._resolve(event[1])
+                            if resolved is None:
+                                continue
+                            target_table, source_table = resolved
+                            full_row, old_row = event[3], event[4]
+                            open_txn.rows.setdefault(target_table, []).append(
+                                (open_txn.ordinal, event[5], event[2], full_row, old_row, source_table))
+                            open_txn.in_memory += 1
+                            open_txn.changes += 1
+                            open_txn.bytes += ROW_OVERHEAD + (len(full_row) if full_row else 0) + \
+                                (len(old_row) if old_row else 0)
+                            if open_txn.bytes >= self.spill_bytes:
+                                writer.submit(("spill", open_txn.xid, open_txn.rows))
+                                open_txn.spilled.update(open_txn.rows)
+                                open_txn.rows, open_txn.in_memory, open_txn.bytes = {}, 0, 0
+                        elif kind == "B":
+                            open_txn = Transaction(xid=event[1], commit_ts=event[2])
+                        elif kind == "C":
+                            if open_txn is None:
+                                raise SourceNotReady("a commit without its begin in the stream")
+                            open_txn.commit_lsn = event[1]
+                            open_txn.commit_ts = event[2] if event[2] is not None else open_txn.commit_ts
+                            pending.append(open_txn)
+                            pending_changes += open_txn.in_memory
+                            pending_bytes += open_txn.bytes
+                            open_txn = None
+                            if pending_changes >= self.batch_size or pending_bytes >= self.spill_bytes:
+                                self._submit_write(writer, pending)
+                                pending, pending_bytes, pending_changes = [], 0, 0
+                        elif kind == "M":
+                            if open_txn is not None and event[1] == ddl.MESSAGE_PREFIX:
+                                self._on_ddl(open_txn, ddl.parse_message(event[2]))
+                        elif kind == "R" and not self._ddl_trigger and open_txn is not None:
+                            self._on_relation(open_txn, event[1])
+                if pending:
+                    self._submit_write(writer, pending)
+                writer.finish()
+                self._report(writer, stream, on_batch)
+        finally:
+            writer.stop()
+
+    # -- schema changes ------------------------------------------------------------------------
+
+    def _forget(self, oid: int | None, ident: tuple[str, str] | None) -> None:
+        """Drop what is cached about a relation: its next change resolves it afresh."""
+        self._catalog = None
+        for key in (oid, ident):
+            if key is not None:
+                self._targets.pop(key, None)
+
+    def _on_ddl(self, txn: Transaction, event: ddl.DdlEvent | None) -> None:
+        """A DDL announced by the source's trigger, at its own position in its transaction."""
+        if event is None:
+            return
+        txn.ordinal += 1  # the DDL takes a place in the transaction's order, between its changes
+        self._forget(event.oid, (event.schema, event.name) if event.schema else None)
+        if event.event == "drop":
+            bronze = self._recorded.get((event.schema, event.name))
+            recorded = self._recorded_tables.get(bronze) if bronze else None
+            if bronze is not None:
+                table = recorded.as_source_table() if recorded else None
+                if table is not None:
+                    txn.schema_events.append((bronze, txn.ordinal, "drop", table, False))
+                    self.notify(f"{display(event.schema, event.name)} was dropped in the source: its current "
+                                "versions end at the drop")
+            return
+        table = event.table
+        if table is None or table.is_partition:
+            return  # a partition's changes land in its root, whose schema a partition does not change
+        bronze = self._recorded.get(table.ident)
+        if bronze is not None:
+            txn.schema_events.append((bronze, txn.ordinal, event.event, table, False))
+            self._recorded_tables[bronze] = _recorded_from(bronze, table)
+        elif event.event == "create" and table.persistence == "p" and selects(self.config, *table.ident) is None:
+            bronze = naming.bronze_table(*table.ident)
+            if bronze in set(self._recorded.values()):
+                bronze = naming.fit(f"{bronze}_{naming.short_hash(table.qualified)}")
+            self._recorded[table.ident] = bronze
+            self._recorded_tables[bronze] = _recorded_from(bronze, table)
+            txn.schema_events.append((bronze, txn.ordinal, "create", table, True))
+            self.notify(f"capturing {display(*table.ident)}, new in the source, into bronze.{bronze}")
+
+    def _on_relation(self, txn: Transaction, relation: object) -> None:
+        """Without the DDL trigger: a Relation message whose columns differ from bronze's record
+        means the table changed since; its schema is recorded here, at the first change after."""
+        source = self._by_oid.get(relation.oid) if self._by_oid else None
+        ident = source.root if source is not None else (relation.namespace, relation.name)
+        bronze = self._recorded.get(ident)
+        recorded = self._recorded_tables.get(bronze) if bronze else None
+        if recorded is None or tuple(c.name for c in recorded.columns) == tuple(relation.columns):
+            return
+        current = read_tables(self.src, recorded.relid) if recorded.relid else []
+        if not current:
+            return
+        txn.ordinal += 1
+        txn.schema_events.append((bronze, txn.ordinal, "observed", current[0], False))
+        self._recorded_tables[bronze] = _recorded_from(bronze, current[0])
+        self._forget(relation.oid, ident)
+        if bronze not in self._warned:
+            self._warned.add(bronze)
+            self.notify(f"{recorded.qualified} changed its columns; without the DDL trigger (run 'medallion "
+                        "prepare-source' as a superuser) bronze records it at its first change after the ALTER, "
+                        "not at the ALTER's own time")
+
+    def _submit_write(self, writer: _Writer, txns: list[Transaction]) -> None:
+        """Hand committed transactions to the writer, with what it must record beside them."""
+        targets = {t for txn in txns for t in (*txn.rows, *txn.spilled)}
+        new_tables = {t: self._new.pop(t) for t in targets if t in self._new}
+        left_out, self._left_out = self._left_out, {}
+        writer.submit(("write", txns, new_tables, left_out))
+
+    def _report(self, writer: _Writer, stream: ReplicationStream, on_batch: Callable[[BatchResult], None]) -> None:
+        """Results of the batches the writer committed; their positions confirmed to the server."""
+        for result in writer.results():
+            on_batch(result)
+        if writer.committed_lsn:
+            stream.confirm(writer.committed_lsn)
+
+    def _spill(self, xid: int | None, rows: dict[str, list[tuple]]) -> None:
+        """Park an open transaction's changes in bronze.ingest_spill (its own warehouse transaction)."""
+        copy = sql.SQL("copy bronze.ingest_spill ({}) from stdin").format(sql.SQL(SPILL_COLUMNS))
+        with self.wh.transaction(), self.wh.cursor().copy(copy) as out:
+            for target, target_rows in rows.items():
+                for ordinal, lsn, op, full_row, old_row, source_table in target_rows:
+                    out.write_row((self.slot, xid, target, ordinal, lsn, op, full_row, old_row, source_table))
+
+    def _caught_up(self, at: datetime) -> None:
+        with self.wh.transaction():
+            self.wh.execute(sql_text("medallion.bronze", "state_caught_up.sql"), {"at": at, "slot": self.slot})
+
+    def _write(self, txns: list[Transaction], new_tables: dict[str, SourceTable],
+               left_out: dict[int, SourceTable]) -> BatchResult:
+        """Write committed transactions and the new position in one warehouse transaction."""
         began = time.perf_counter()
-        rows, upto = self._peek()
-        txns = list(transactions(rows, self._resolve))
         result = BatchResult()
-        # Below the limit the peek decoded everything up to `upto`: the slot may move there even
-        # when nothing was captured (other databases' WAL, e.g. the warehouse's own writes,
-        # would otherwise stay pinned). At the limit, only up to the last whole transaction.
-        complete = len(rows) < self.batch_size
-        if not txns:
-            if complete:
-                slots.advance_if_behind(self.src, self.slot, upto)
-            return result
         with self.wh.transaction():
             state = store.read_state(self.wh, self.slot, lock=True)
             assert state is not None, "start() records the state before any batch"
             done = lsn_to_int(state.last_commit_lsn)
             fresh = [t for t in txns if t.commit_lsn > done]
             result.skipped_transactions = len(txns) - len(fresh)
+            for table in left_out.values():
+                store.record_uncaptured(self.wh, table, txns[-1].commit_lsn)
             if fresh:
-                result.changes = self._write(fresh)
+                result.changes = self._copy(fresh, new_tables)
                 result.transactions = len(fresh)
-                result.last_commit_lsn = int_to_lsn(fresh[-1].commit_lsn)
-                result.last_commit_ts = fresh[-1].commit_ts
+                last = fresh[-1]
+                result.last_commit_lsn = int_to_lsn(last.commit_lsn)
+                result.last_commit_ts = str(last.commit_ts)
                 self.wh.execute(sql_text("medallion.bronze", "state_advance.sql"), {
-                    "slot": self.slot, "lsn": result.last_commit_lsn, "ts": fresh[-1].commit_ts,
+                    "slot": self.slot, "lsn": result.last_commit_lsn, "ts": last.commit_ts,
                     "changes": result.changes})
                 self.wh.execute(sql_text("medallion.bronze", "log_insert.sql"), {
                     "slot": self.slot, "kind": "stream", "first_lsn": int_to_lsn(fresh[0].commit_lsn),
                     "last_lsn": result.last_commit_lsn, "transactions": len(fresh),
                     "changes": result.changes, "started_at": datetime.now(timezone.utc)})
-        # Bronze has committed: the source may now forget these transactions.
-        self._left_out.clear()
-        for target in {c.target for t in txns for c in t.changes}:
-            self._new.pop(target, None)
-        slots.advance_if_behind(self.src, self.slot, upto if complete else int_to_lsn(txns[-1].commit_lsn))
+            for txn in txns:
+                if txn.spilled:
+                    self.wh.execute("delete from bronze.ingest_spill where slot_name = %s and xid = %s",
+                                    [self.slot, txn.xid])
         result.seconds = time.perf_counter() - began
         return result
 
-    def _write(self, txns: list[Transaction]) -> int:
+    def _copy(self, txns: list[Transaction], new_tables: dict[str, SourceTable]) -> int:
         """COPY the transactions' changes into their bronze tables, in commit order.
 
         A table new to bronze gets its change table and its schema record in this same
         transaction, positioned at the first transaction that changed it."""
         by_target: dict[str, list[tuple]] = {}
+        spilled: list[tuple[Transaction, str]] = []
+        registered: set[str] = set()
+        total = 0
         for txn in txns:
-            for change in txn.changes:
-                if change.target in self._new and change.target not in by_target:
+            for bronze, ordinal, event, table, is_new in txn.schema_events:
+                if is_new:
+                    store.create_bronze_table(self.wh, bronze)
+                    registered.add(bronze)
+                store.record_table(self.wh, bronze, table, txn.commit_lsn, txn.commit_ts, ordinal, event)
+            for target in sorted({*txn.rows, *txn.spilled}):
+                if target in new_tables and target not in registered:
                     # idempotent: a run that crashed after committing it left the same record
-                    store.create_bronze_table(self.wh, change.target)
-                    store.record_table(self.wh, change.target, self._new[change.target], txn.commit_lsn,
-                                       txn.commit_ts)
-                full_row, old_row = bronze_row(change.data, change.op)
-                by_target.setdefault(change.target, []).append(
-                    (txn.commit_lsn, change.ordinal, change.lsn, txn.xid, change.op, full_row, old_row,
-                     change.source_table, txn.commit_ts))
-        for table in self._left_out.values():
-            store.record_uncaptured(self.wh, table, txns[-1].commit_lsn)
+                    store.create_bronze_table(self.wh, target)
+                    store.record_table(self.wh, target, new_tables[target], txn.commit_lsn, txn.commit_ts)
+                    registered.add(target)
+                if target in txn.spilled:
+                    spilled.append((txn, target))
+                bucket = by_target.setdefault(target, [])
+                for ordinal, lsn, op, full_row, old_row, source_table in txn.rows.get(target, ()):
+                    bucket.append((txn.commit_lsn, ordinal, lsn, txn.xid, op, full_row, old_row, source_table,
+                                   txn.commit_ts))
+            total += txn.changes
+        # spilled rows first: within a transaction they precede those still in memory
+        for txn, target in spilled:
+            self.wh.execute(sql.SQL(sql_text("medallion.bronze", "spill_move.sql")).format(
+                target=sql.Identifier(target)),
+                {"commit_lsn": txn.commit_lsn, "commit_ts": txn.commit_ts, "slot": self.slot, "xid": txn.xid,
+                 "target_name": target})
         for target, rows in sorted(by_target.items()):
+            if not rows:
+                continue
             copy = sql.SQL("copy {} ({}) from stdin").format(
                 sql.Identifier(store.BRONZE_SCHEMA, target), sql.SQL(BRONZE_COLUMNS))
-            with self.wh.cursor().copy(copy) as writer:
+            with self.wh.cursor().copy(copy) as out:
                 for row in rows:
-                    writer.write_row(row)
-        return sum(len(rows) for rows in by_target.values())
+                    out.write_row(row)
+        return total
 
-    def drain(self, on_batch: Callable[[BatchResult], None] = lambda _: None) -> list[BatchResult]:
-        """Ingest until the slot has nothing pending."""
-        results = []
-        while True:
-            result = self.batch()
-            if result.transactions == 0 and result.skipped_transactions == 0:
-                return results
-            results.append(result)
-            on_batch(result)
+    def drain(self, on_batch: Callable[[BatchResult], None] = lambda _: None) -> None:
+        """Ingest everything the source had committed when this began, then return."""
+        self.run(lambda: False, on_batch, until_caught_up=True)
 
-    def follow(self, should_stop: Callable[[], bool], on_batch: Callable[[BatchResult], None],
-               poll: float = 0.2) -> None:
-        """Ingest in bounded batches until should_stop() says so (checked between batches)."""
-        while not should_stop():
-            result = self.batch()
-            on_batch(result)
-            if result.transactions == 0 and result.skipped_transactions == 0:
-                end = time.monotonic() + poll
-                while time.monotonic() < end and not should_stop():
-                    time.sleep(0.05)
+    def follow(self, should_stop: Callable[[], bool], on_batch: Callable[[BatchResult], None]) -> None:
+        """Ingest until should_stop() says so (checked between messages)."""
+        self.run(should_stop, on_batch, until_caught_up=False)
 
     def lag_bytes(self) -> int | None:
         row = slots.status(self.src, self.slot)
         return int(row["lag_bytes"]) if row and row["lag_bytes"] is not None else None
+
+
+_BROKEN = (psycopg.OperationalError, psycopg.InterfaceError, psycopg2.OperationalError, psycopg2.InterfaceError)
+
+
+def connection_lost(exc: BaseException) -> ConnectionLost | None:
+    """The error as a lost connection (a server restart, a network cut), or None when it is not one."""
+    if isinstance(exc, ConnectionLost):
+        return exc
+    if isinstance(exc, ConnectionFailed):
+        return ConnectionLost(str(exc))
+    if isinstance(exc, _BROKEN):
+        text = str(exc).strip()
+        reason = text.splitlines()[0] if text else type(exc).__name__
+        return ConnectionLost(f"lost a connection ({reason})")
+    return None
 
 
 @contextmanager
@@ -353,3 +684,83 @@ def stop_on_interrupt() -> Iterator[Callable[[], bool]]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+class _Writer(threading.Thread):
+    """The warehouse side of a run: spills and batches, in the order the reader hands them over.
+
+    The queue holds at most two items, so a fast source cannot pile up memory: the reader waits.
+    An error stops the writer and is raised in the reader at its next hand-over."""
+
+    def __init__(self, ingester: Ingester) -> None:
+        super().__init__(name="medallion-bronze-writer", daemon=True)
+        self.ingester = ingester
+        self._queue: queue.Queue = queue.Queue(maxsize=2)
+        self._results: queue.Queue = queue.Queue()
+        self._outstanding = 0  # items handed over and not yet done
+        self._lock = threading.Lock()
+        self.committed_lsn = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            try:
+                if self.error is None:
+                    if item[0] == "spill":
+                        self.ingester._spill(item[1], item[2])
+                    elif item[0] == "caught_up":
+                        self.ingester._caught_up(item[1])
+                    else:
+                        txns = item[1]
+                        self._results.put(self.ingester._write(txns, item[2], item[3]))
+                        self.committed_lsn = txns[-1].commit_lsn
+            except BaseException as exc:  # handed to the reader, which raises it
+                self.error = exc
+            finally:
+                with self._lock:
+                    self._outstanding -= 1
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def submit(self, item: tuple) -> None:
+        self._raise()
+        with self._lock:
+            self._outstanding += 1
+        while True:
+            try:
+                self._queue.put(item, timeout=1.0)
+                return
+            except queue.Full:
+                self._raise()
+
+    def idle(self) -> bool:
+        self._raise()
+        with self._lock:
+            return self._outstanding == 0
+
+    def results(self) -> list[BatchResult]:
+        self._raise()
+        done = []
+        while not self._results.empty():
+            done.append(self._results.get_nowait())
+        return done
+
+    def finish(self) -> None:
+        """Wait until everything handed over is written."""
+        while not self.idle():
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self.join(timeout=60)
+
+
+def _recorded_from(bronze: str, table: SourceTable) -> store.RecordedTable:
+    return store.RecordedTable(bronze=bronze, schema=table.schema, name=table.name, qualified=table.qualified,
+                               commit_lsn=0, columns=table.columns, key=table.key,
+                               replica_identity=table.replica_identity, relid=table.oid)

@@ -19,7 +19,8 @@ from psycopg2.extras import LogicalReplicationConnection
 from medallion.db import SESSION_OPTIONS, redact, sql_text
 from medallion.errors import MedallionError, SlotBusy, SourceNotReady
 
-PLUGIN = "wal2json"
+PLUGINS = ("pgoutput", "wal2json")
+DEFAULT_PLUGIN = "pgoutput"  # built into every PostgreSQL since 10; wal2json needs a package
 _SLOT_NAME = re.compile(r"^[a-z0-9_]{1,63}$")
 
 
@@ -42,9 +43,11 @@ class ExportedSnapshotSlot:
     The exported snapshot lives only while this connection stays open and idle, so the
     initial load reads the tables inside this context."""
 
-    def __init__(self, dsn: str, slot: str) -> None:
+    def __init__(self, dsn: str, slot: str, plugin: str = DEFAULT_PLUGIN, temporary: bool = False) -> None:
         self.dsn = dsn
         self.slot = validate_slot_name(slot)
+        self.plugin = plugin
+        self.temporary = temporary
         self._conn: psycopg2.extensions.connection | None = None
 
     def __enter__(self) -> CreatedSlot:
@@ -59,15 +62,19 @@ class ExportedSnapshotSlot:
                 "and give the role REPLICATION") from None
         cur = self._conn.cursor()
         try:
-            # The slot name was validated above: replication commands take no parameters.
-            cur.execute(f"CREATE_REPLICATION_SLOT {self.slot} LOGICAL {PLUGIN} EXPORT_SNAPSHOT")
+            # The slot name was validated above and the plugin is one of PLUGINS: replication
+            # commands take no parameters.
+            assert self.plugin in PLUGINS
+            temporary = " TEMPORARY" if self.temporary else ""
+            cur.execute(f"CREATE_REPLICATION_SLOT {self.slot}{temporary} LOGICAL {self.plugin} EXPORT_SNAPSHOT")
         except psycopg2.Error as exc:
             self._conn.close()
             message = str(exc).strip().splitlines()[0]
-            if PLUGIN in message and ("could not access" in message or "No such file" in message):
+            if self.plugin in message and ("could not access" in message or "No such file" in message):
                 raise SourceNotReady(
-                    "the source server has no wal2json output plugin: install it on the source host "
-                    "(apt-get install postgresql-<version>-wal2json)") from None
+                    f"the source server has no {self.plugin} output plugin: install it on the source host "
+                    f"(apt-get install postgresql-<version>-{self.plugin}) or use pgoutput, the default "
+                    "(unset MEDALLION_PLUGIN / [capture] plugin)") from None
             raise SourceNotReady(f"cannot create replication slot {self.slot}: {message}") from None
         _, consistent_lsn, snapshot_name, _ = cur.fetchone()
         return CreatedSlot(consistent_lsn, snapshot_name)
@@ -88,16 +95,6 @@ def slot_row(conn: psycopg.Connection, slot: str) -> dict | None:
 
 def drop(conn: psycopg.Connection, slot: str) -> None:
     conn.execute("select pg_drop_replication_slot(%s)", [slot])
-
-
-def advance_if_behind(conn: psycopg.Connection, slot: str, lsn: str) -> None:
-    """Move the slot past changes that bronze has committed (the source may free their WAL).
-
-    Never backwards: advancing to a position the slot has passed is an error in PostgreSQL."""
-    conn.execute(
-        "select pg_replication_slot_advance(slot_name, %(lsn)s::pg_lsn) from pg_replication_slots "
-        "where slot_name = %(slot)s and confirmed_flush_lsn < %(lsn)s::pg_lsn",
-        {"slot": slot, "lsn": lsn})
 
 
 def status(conn: psycopg.Connection, slot: str) -> dict | None:

@@ -26,6 +26,7 @@ class State:
     last_commit_lsn: str
     last_commit_ts: datetime | None
     changes_total: int
+    plugin: str
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,19 @@ class RecordedTable:
     columns: tuple[Column, ...]
     key: tuple[str, ...]
     replica_identity: str
+    event: str = "snapshot"
+    relid: int | None = None
 
     @property
     def ident(self) -> tuple[str, str]:
         return self.schema, self.name
+
+    def as_source_table(self) -> SourceTable:
+        """The table as bronze last saw it (for a drop: its last columns)."""
+        return SourceTable(oid=self.relid or 0, schema=self.schema, name=self.name, qualified=self.qualified,
+                           relkind="r", persistence="p", is_partition=False, root=self.ident,
+                           replica_identity=self.replica_identity, key=self.key, has_primary_key=bool(self.key),
+                           columns=self.columns)
 
 
 def ensure_schema(conn: psycopg.Connection) -> None:
@@ -59,24 +69,39 @@ def create_bronze_table(conn: psycopg.Connection, name: str) -> None:
     conn.execute(template.format(
         table=sql.Identifier(name),
         pkey=sql.Identifier(f"{prefix}_pkey"),
+        op_check=sql.Identifier(f"{prefix}_op"),
         append_only=sql.Identifier(f"{prefix}_append_only"),
     ))
 
 
+def allow_epochs(conn: psycopg.Connection, name: str) -> None:
+    """Let a bronze table made before re-syncs existed take E rows (its op check is widened)."""
+    prefix = object_prefix(name, len("_append_only"))
+    checks = conn.execute(
+        "select conname from pg_constraint where conrelid = to_regclass(format('%%I.%%I', 'bronze', %s::text)) "
+        "and contype = 'c' and pg_get_constraintdef(oid) like %s and pg_get_constraintdef(oid) not like %s",
+        [name, "%op%", "%'E'%"]).fetchall()
+    for (constraint,) in checks:
+        conn.execute(sql.SQL("alter table {} drop constraint {}, add constraint {} check "
+                             "(op in ('R', 'I', 'U', 'D', 'T', 'E'))").format(
+            sql.Identifier(BRONZE_SCHEMA, name), sql.Identifier(constraint), sql.Identifier(f"{prefix}_op")))
+
+
 def record_table(conn: psycopg.Connection, bronze: str, table: SourceTable, commit_lsn: int, commit_ts: object,
-                 ordinal: int = 0) -> bool:
+                 ordinal: int = 0, event: str = "snapshot") -> bool:
     """Record table's schema as holding from (commit_lsn, ordinal) on, unless bronze already
-    has exactly that schema for it. Returns whether a row was written (not committed here)."""
+    has exactly that schema for it (a drop is always recorded). Returns whether a row was
+    written (not committed here)."""
     latest = recorded_tables(conn, only=bronze).get(bronze)
     columns = tuple(table.columns)
-    if latest is not None and latest.columns == columns and latest.key == table.key \
-            and latest.replica_identity == table.replica_identity:
+    if event != "drop" and latest is not None and latest.event != "drop" and latest.columns == columns \
+            and latest.key == table.key and latest.replica_identity == table.replica_identity:
         return False
     conn.execute(sql_text("medallion.bronze", "table_schema_insert.sql"), {
         "bronze": bronze, "schema": table.schema, "table": table.name, "qualified": table.qualified,
         "lsn": commit_lsn, "ordinal": ordinal, "ts": commit_ts,
         "columns": json.dumps([c.as_json() for c in columns]), "key": list(table.key),
-        "identity": table.replica_identity})
+        "identity": table.replica_identity, "event": event, "relid": table.oid})
     return True
 
 
@@ -84,11 +109,14 @@ def recorded_tables(conn: psycopg.Connection, only: str | None = None) -> dict[s
     """The latest recorded schema of every captured table, by bronze table name."""
     if conn.execute("select to_regclass('bronze.table_schema') is null").fetchone()[0]:
         return {}
+    if not conn.execute("select exists (select from pg_attribute where attrelid = 'bronze.table_schema'::regclass "
+                        "and attname = 'relid')").fetchone()[0]:
+        ensure_schema(conn)  # a bronze made by an older version: bring its bookkeeping up to date
     rows = conn.execute(sql_text("medallion.bronze", "table_schema_latest.sql"), {"only": only}).fetchall()
     return {row[0]: RecordedTable(
         bronze=row[0], schema=row[1], name=row[2], qualified=row[3], commit_lsn=row[4],
-        columns=tuple(Column(c["name"], c["type"], c["warehouse_type"], c["not_null"]) for c in row[5]),
-        key=tuple(row[6]), replica_identity=row[7]) for row in rows}
+        columns=tuple(Column.from_json(c) for c in row[5]),
+        key=tuple(row[6]), replica_identity=row[7], event=row[8], relid=row[9]) for row in rows}
 
 
 def record_uncaptured(conn: psycopg.Connection, table: SourceTable, lsn: int) -> None:
@@ -103,7 +131,7 @@ def uncaptured_oids(conn: psycopg.Connection) -> set[int]:
 def read_state(conn: psycopg.Connection, slot: str, lock: bool = False) -> State | None:
     query = (
         "select slot_name, source_system_id, source_database, source_database_oid::int, "
-        "snapshot_lsn::text, last_commit_lsn::text, last_commit_ts, changes_total "
+        "snapshot_lsn::text, last_commit_lsn::text, last_commit_ts, changes_total, plugin "
         "from bronze.ingest_state where slot_name = %s"
     )
     row = conn.execute(query + (" for update" if lock else ""), [slot]).fetchone()

@@ -72,5 +72,7 @@ def build_assets(manifest: Path) -> list[AssetsDefinition]:
         target = medallion.settings().home / "dbt" / "dagster" / context.run.run_id
         with medallion.dbt_profile():
             yield from dbt.cli(["build"], context=context, target_path=target).stream()
+        for line in pipeline.grant_readers(medallion.settings()):  # analysts read what dbt made
+            context.log.warning(line)
 
     return [bronze, dbt_models]

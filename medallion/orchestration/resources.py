@@ -13,7 +13,7 @@ from dagster import ConfigurableResource, EnvVar
 from dagster_dbt import DbtCliResource
 
 from medallion.db import endpoints
-from medallion.settings import DEFAULT_SLOT, Settings, load_settings
+from medallion.settings import DEFAULT_ANALYST_ROLE, DEFAULT_SLOT, Settings, load_settings
 from medallion.transform import dbt_profile
 
 
@@ -28,12 +28,14 @@ class MedallionResource(ConfigurableResource):
     slot: str = DEFAULT_SLOT
     pagila_dir: str | None = None
     config_path: str | None = None
+    analyst_role: str = DEFAULT_ANALYST_ROLE
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MedallionResource:
         return cls(home=str(settings.home), source_dsn=settings.source_dsn, warehouse_dsn=settings.warehouse_dsn,
                    slot=settings.slot, pagila_dir=str(settings.pagila_dir) if settings.pagila_dir else None,
-                   config_path=str(settings.config_path) if settings.config_path else None)
+                   config_path=str(settings.config_path) if settings.config_path else None,
+                   analyst_role=settings.analyst_role)
 
     @classmethod
     def from_environment(cls) -> MedallionResource:
@@ -45,13 +47,15 @@ class MedallionResource(ConfigurableResource):
         return cls(home=str(settings.home), source_dsn=dsn["MEDALLION_SOURCE_DSN"],
                    warehouse_dsn=dsn["MEDALLION_WAREHOUSE_DSN"], slot=settings.slot,
                    pagila_dir=str(settings.pagila_dir) if settings.pagila_dir else None,
-                   config_path=str(settings.config_path) if settings.config_path else None)
+                   config_path=str(settings.config_path) if settings.config_path else None,
+                   analyst_role=settings.analyst_role)
 
     def settings(self) -> Settings:
         return Settings(home=Path(self.home), source_dsn=self.source_dsn or None,
                         warehouse_dsn=self.warehouse_dsn or None, slot=self.slot,
                         pagila_dir=Path(self.pagila_dir) if self.pagila_dir else None,
-                        config_path=Path(self.config_path) if self.config_path else None)
+                        config_path=Path(self.config_path) if self.config_path else None,
+                        analyst_role=self.analyst_role)
 
     @contextmanager
     def dbt_profile(self) -> Iterator[None]:

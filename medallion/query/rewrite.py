@@ -29,6 +29,8 @@ from medallion.query.catalog import Catalog, QualifiedName, display_name
 DIALECT = "postgres"
 SYS_START = "sys_start"
 SYS_END = "sys_end"
+SYS_KNOWN_FROM = "sys_known_from"
+SYS_KNOWN_TO = "sys_known_to"
 
 # The standard's forms, as sqlglot spells Version.kind, with the number of instants each takes.
 FORMS: dict[str, int] = {"AS OF": 1, "FROM": 2, "BETWEEN": 2, "CONTAINED IN": 2, "ALL": 0}
@@ -72,27 +74,57 @@ def has_system_time(tree: exp.Expression) -> bool:
     return any(table.args.get("version") for table in tree.find_all(exp.Table))
 
 
-def rewrite(sql_text: str, catalog: Catalog) -> str:
+def known_at(text: str | None) -> exp.Expression | None:
+    """--known-at: an instant as SQL (a literal, or e.g. now() - interval '1 day'), as timestamptz."""
+    if text is None:
+        return None
+    if re.match(r"^\s*\d", text):  # a timestamp written as it is: 2026-11-23 06:00+00
+        return as_timestamptz(exp.Literal.string(text.strip()))
+    try:
+        value = sqlglot.parse_one(text, read=DIALECT)
+    except (ParseError, TokenError) as exc:
+        raise QueryParseError(f"--known-at {text!r} is not an instant: {_first_line(str(exc))}; write a "
+                              "timestamp (2026-11-23 06:00+00) or an expression (now() - interval '1 day')") from None
+    return as_timestamptz(value)
+
+
+def rewrite(sql_text: str, catalog: Catalog, known: exp.Expression | None = None) -> str:
     """The PostgreSQL text for a query that may hold FOR SYSTEM_TIME clauses.
 
     A query without any clause is returned unchanged, so plain SQL never goes through a
-    parse/generate round trip. Raises QueryParseError, UnknownTable, NotSystemVersioned
-    or UnsupportedTemporalClause, each with a one-line message naming the table."""
+    parse/generate round trip. known (see known_at) answers every clause as the warehouse knew
+    it then. Raises QueryParseError, UnknownTable, NotSystemVersioned or
+    UnsupportedTemporalClause, each with a one-line message naming the table."""
     tree = parse(sql_text)
     if not has_system_time(tree):
         return sql_text
-    return rewrite_tree(tree, catalog).sql(dialect=DIALECT)
+    return rewrite_tree(tree, catalog, known).sql(dialect=DIALECT)
 
 
-def explain(sql_text: str, catalog: Catalog) -> str:
+def explain(sql_text: str, catalog: Catalog, known: exp.Expression | None = None) -> str:
     """The statement run_query would run, formatted for people when it was rewritten (--explain)."""
     tree = parse(sql_text)
     if not has_system_time(tree):
         return sql_text
-    return rewrite_tree(tree, catalog).sql(dialect=DIALECT, pretty=True)
+    return rewrite_tree(tree, catalog, known).sql(dialect=DIALECT, pretty=True)
 
 
-def rewrite_tree(tree: exp.Expression, catalog: Catalog) -> exp.Expression:
+def latest_instants(sql_text: str) -> list[str]:
+    """The latest instant each clause asks about (AS OF t: t; FROM/BETWEEN/CONTAINED IN: the
+    end), as SQL, for comparing with silver's horizon; instants that read a column are left out."""
+    tree = parse(sql_text)
+    latest = []
+    for table in tree.find_all(exp.Table):
+        version = table.args.get("version")
+        if not version or version.text("kind").upper() not in FORMS or version.text("kind").upper() == "ALL":
+            continue
+        instants = _instants(table, version)
+        if instants and instants[-1].find(exp.Column) is None:
+            latest.append(instants[-1].sql(dialect=DIALECT))
+    return latest
+
+
+def rewrite_tree(tree: exp.Expression, catalog: Catalog, known: exp.Expression | None = None) -> exp.Expression:
     """Replace every versioned table reference in the tree (in place) and return the tree."""
     cte_names = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     versioned = [t for t in tree.find_all(exp.Table, bfs=False) if t.args.get("version")]
@@ -100,7 +132,7 @@ def rewrite_tree(tree: exp.Expression, catalog: Catalog) -> exp.Expression:
     # must already be rewritten when the outer reference copies it.
     for table in reversed(versioned):
         resolved = _resolve(table, catalog, cte_names)
-        _replace(tree, table, resolved)
+        _replace(tree, table, resolved, known)
     return tree
 
 
@@ -139,10 +171,11 @@ def _resolve(table: exp.Table, catalog: Catalog, cte_names: set[str]) -> Qualifi
     return resolved
 
 
-def _replace(tree: exp.Expression, table: exp.Table, resolved: QualifiedName) -> None:
+def _replace(tree: exp.Expression, table: exp.Table, resolved: QualifiedName,
+             known: exp.Expression | None = None) -> None:
     version: exp.Version = table.args["version"]
     instants = _instants(table, version)
-    predicate = period_predicate(version.text("kind").upper(), instants)
+    predicate = period_predicate(version.text("kind").upper(), instants, known)
     if predicate is None:  # ALL: every version, so the history table is read as it is
         table.set("version", None)
         return
@@ -223,18 +256,32 @@ def as_timestamptz(value: exp.Expression) -> exp.Expression:
     return exp.cast(value, "timestamptz")
 
 
-def _compare(op: type[exp.Binary], column: str, instant: exp.Expression) -> exp.Expression:
-    return op(this=exp.column(column), expression=instant.copy())
+def _compare(op: type[exp.Binary], column: str | exp.Expression, instant: exp.Expression) -> exp.Expression:
+    return op(this=exp.column(column) if isinstance(column, str) else column.copy(), expression=instant.copy())
 
 
-def period_predicate(form: str, instants: list[exp.Expression]) -> exp.Expression | None:
-    """The SQL:2011 semantics of each form on the half-open period [sys_start, sys_end)."""
+def period_predicate(form: str, instants: list[exp.Expression],
+                     known: exp.Expression | None = None) -> exp.Expression | None:
+    """The SQL:2011 semantics of each form on the half-open period [sys_start, sys_end).
+
+    With known (the warehouse's time axis), only versions loaded by then count, and a version
+    whose end was loaded later is open-ended, as it was then:
+    end = CASE WHEN sys_known_to <= known THEN sys_end ELSE 'infinity' END."""
+    end: str | exp.Expression = SYS_END
+    if known is not None:
+        end = exp.Case(ifs=[exp.If(this=exp.LTE(this=exp.column(SYS_KNOWN_TO), expression=known.copy()),
+                                   true=exp.column(SYS_END))],
+                       default=exp.cast(exp.Literal.string("infinity"), "timestamptz"))
+
     def period(start_op: type[exp.Binary], start_at: exp.Expression,
                end_op: type[exp.Binary], end_at: exp.Expression) -> exp.Expression:
-        return exp.and_(_compare(start_op, SYS_START, start_at), _compare(end_op, SYS_END, end_at))
+        condition = exp.and_(_compare(start_op, SYS_START, start_at), _compare(end_op, end, end_at))
+        if known is not None:
+            condition = exp.and_(_compare(exp.LTE, SYS_KNOWN_FROM, known), condition)
+        return condition
 
     if form == "ALL":
-        return None
+        return None if known is None else _compare(exp.LTE, SYS_KNOWN_FROM, known)
     if form == "AS OF":  # the version valid at t
         (t,) = instants
         return period(exp.LTE, t, exp.GT, t)

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
 
 import psycopg
 from psycopg.types.datetime import DateLoader, TimestampLoader, TimestamptzLoader
 
-from medallion.db import connect, endpoints
-from medallion.errors import QueryFailed
+from medallion.db import connect, query_dsn
+from medallion.errors import HorizonExceeded, QueryFailed
 from medallion.query.catalog import load_catalog
-from medallion.query.rewrite import explain, rewrite
+from medallion.query.rewrite import explain, known_at, latest_instants, rewrite
 from medallion.settings import Settings
 
 Params = Mapping[str, Any] | Sequence[Any] | None
@@ -59,13 +59,19 @@ class QueryResult:
     columns: list[str]
     rows: list[tuple[Any, ...]]
     statement: str
+    warnings: list[str] = field(default_factory=list)
 
 
 def _warehouse(settings: Settings) -> psycopg.Connection:
-    """A read-only session: analysts' SQL must not change the warehouse, whatever it says.
+    """A read-only session of the analyst role: analysts' SQL must not change the warehouse, or
+    reach beyond it (COPY ... TO PROGRAM, server files), whatever it says.
 
-    This guards against mistakes, not against hostile SQL: the DSN's privileges do that."""
-    conn = connect(endpoints(settings).warehouse, "warehouse")
+    The role is a login of its own (never SET ROLE in a privileged session, which the statement
+    could RESET): its privileges are the boundary; the read-only transaction catches mistakes."""
+    fix = ("check MEDALLION_QUERY_DSN" if settings.query_dsn else
+           f"'medallion query' logs in as the read-only role {settings.analyst_role}: 'medallion up' creates it "
+           "on the embedded cluster, 'medallion grant' (as an admin) on a server; or set MEDALLION_QUERY_DSN")
+    conn = connect(query_dsn(settings), "warehouse", hint=fix)
     conn.read_only = True
     conn.adapters.register_loader("timestamptz", _TimestamptzLoader)
     conn.adapters.register_loader("timestamp", _TimestampLoader)
@@ -73,13 +79,19 @@ def _warehouse(settings: Settings) -> psycopg.Connection:
     return conn
 
 
-def run_query(settings: Settings, sql_text: str, params: Params = None) -> QueryResult:
+def run_query(settings: Settings, sql_text: str, params: Params = None, known_at_text: str | None = None,
+              strict: bool = False) -> QueryResult:
     """Rewrite FOR SYSTEM_TIME clauses and run the statement in one read-only transaction.
 
     The catalog is read in the same transaction as the query, so the history tables it
-    checks are the ones the query reads. params fill %(name)s or %s placeholders (psycopg)."""
+    checks are the ones the query reads. params fill %(name)s or %s placeholders (psycopg).
+    known_at_text answers every clause as the warehouse knew it then (e.g. the time a report was
+    published). A clause asking about a time past silver's horizon (the source time up to which
+    every table is complete) adds a warning; with strict it is an error (HorizonExceeded)."""
+    known = known_at(known_at_text)
     with _warehouse(settings) as conn:
-        statement = rewrite(sql_text, load_catalog(conn))
+        statement = rewrite(sql_text, load_catalog(conn), known)
+        warnings = _beyond_horizon(conn, sql_text, params, strict)
         try:
             cursor = conn.execute(statement, params)
             rows = cursor.fetchall() if cursor.description else []
@@ -87,13 +99,34 @@ def run_query(settings: Settings, sql_text: str, params: Params = None) -> Query
             raise QueryFailed(_failure(exc)) from None
         columns = [column.name for column in cursor.description or []]
         conn.rollback()
-    return QueryResult(columns, rows, statement)
+    return QueryResult(columns, rows, statement, warnings)
 
 
-def explain_query(settings: Settings, sql_text: str) -> str:
+def _beyond_horizon(conn: psycopg.Connection, sql_text: str, params: Params, strict: bool) -> list[str]:
+    """One line when the query asks about a source time silver may not be complete for yet."""
+    instants = latest_instants(sql_text)
+    if not instants or conn.execute("select to_regprocedure('silver.horizon()') is null").fetchone()[0]:
+        return []
+    try:
+        latest, horizon = conn.execute(
+            f"select greatest({', '.join(instants)}), silver.horizon()", params).fetchone()
+    except psycopg.Error:
+        conn.rollback()  # the query itself will say what is wrong with it
+        return []
+    if horizon is None or latest is None or latest <= horizon:
+        return []
+    message = (f"the answer may be incomplete: it asks about {latest.isoformat(sep=' ')}, but silver is complete "
+               f"only up to {horizon.isoformat(sep=' ')} (the source time of the last ingest every table has been "
+               "built from): run 'medallion run' first, or ask about an earlier time")
+    if strict:
+        raise HorizonExceeded(message)
+    return [message]
+
+
+def explain_query(settings: Settings, sql_text: str, known_at_text: str | None = None) -> str:
     """The rewritten statement, formatted; tables are checked against the warehouse but nothing runs."""
     with _warehouse(settings) as conn:
-        text = explain(sql_text, load_catalog(conn))
+        text = explain(sql_text, load_catalog(conn), known_at(known_at_text))
         conn.rollback()
     return text
 

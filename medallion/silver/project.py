@@ -58,6 +58,7 @@ class SilverTable:
     partition_by: str | None
     history_model: str
     current_model: str
+    column_types: dict[str, str]
 
     @property
     def history(self) -> str:
@@ -118,7 +119,8 @@ def plan(config: ProjectConfig, recorded: dict[str, RecordedTable]) -> tuple[lis
         taken.add(history_model)
         current_model = naming.model_name(base, taken)
         taken.add(current_model)
-        silver.append(SilverTable(table, source, base, tuple(key), partition_by, history_model, current_model))
+        silver.append(SilverTable(table, source, base, tuple(key), partition_by, history_model, current_model,
+                                  options.column_types))
     recorded_idents = {t.ident for t in recorded.values()}
     for ident in config.tables:
         if ident not in recorded_idents:
@@ -177,7 +179,7 @@ def _model_yml(silver: SilverTable, engine: str = "postgres") -> list[dict]:
                         f"As of: silver.{silver.base}_as_of(ts timestamptz)."),
         "config": {"materialized": "system_versioned", "key": key, "source_table": table.qualified,
                    "as_of": f"{silver.base}_as_of", "object_prefix": prefix,
-                   "persist_docs": {"relation": True}},
+                   "column_types": dict(silver.column_types), "persist_docs": {"relation": True}},
         "columns": [{"name": c.name, "description": f"{c.type} in the source"
                      + (f", stored as {c.warehouse_type}" if c.type != c.warehouse_type else "")}
                     for c in table.columns] + [
@@ -194,7 +196,7 @@ def _model_yml(silver: SilverTable, engine: str = "postgres") -> list[dict]:
                             f"of {silver.partition_by}; last_commit_ts is when the row's last change committed."),
             "config": {"materialized": "current_state", "key": key, "partition_by": silver.partition_by,
                        "source_table": table.qualified, "object_prefix": naming.object_prefix(silver.base, 12),
-                       "persist_docs": {"relation": True}},
+                       "column_types": dict(silver.column_types), "persist_docs": {"relation": True}},
         }
     else:
         current = {

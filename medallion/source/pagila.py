@@ -105,7 +105,9 @@ def run_sql_file(dsn: str, path: Path) -> None:
         input=script, capture_output=True, text=True,
     )
     if result.returncode != 0:
-        raise MedallionError(f"loading {path.name} into {redact(dsn)} failed: {result.stderr.strip()}")
+        lines = result.stderr.strip().splitlines() or [f"psql exit code {result.returncode}"]
+        reason = next((line for line in lines if "ERROR" in line or "FATAL" in line), lines[0])
+        raise MedallionError(f"loading {path.name} into {redact(dsn)} failed: {redact(reason)}")
 
 
 def load(dsn: str, files: dict[str, Path]) -> dict[str, int]:

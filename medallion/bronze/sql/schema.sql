@@ -79,3 +79,48 @@ begin
     end loop;
 end
 $append_only$;
+
+-- The output plugin a slot was created with; bronze made before this column existed used wal2json.
+alter table bronze.ingest_state add column if not exists plugin text not null default 'wal2json';
+
+-- Changes of a source transaction too large to hold in memory, kept here until its commit
+-- arrives; then moved into the bronze tables with their commit position, in the same
+-- transaction that advances the state. Not bronze itself: an ingester that restarts clears
+-- its slot's rows, since the server sends every unconfirmed transaction again.
+create table if not exists bronze.ingest_spill (
+    slot_name    text    not null,
+    xid          bigint  not null,
+    target       text    not null,
+    ordinal      integer not null,
+    lsn          bigint  not null,
+    op           char(1) not null,
+    full_row     jsonb,
+    old_row      jsonb,
+    source_table text    not null,
+    primary key (slot_name, xid, target, ordinal)
+);
+
+-- What recorded a schema: the initial snapshot, the DDL itself (create, alter, drop: the
+-- source's event trigger, at the DDL's own position), or a later observation (a Relation
+-- message, or a catalog check when no trigger is installed); and the source table's OID.
+alter table bronze.table_schema add column if not exists event text not null default 'snapshot';
+alter table bronze.table_schema add column if not exists relid bigint;
+
+-- Gaps in the capture: a slot that was dropped or invalidated (its WAL removed) before bronze
+-- had everything, and the re-sync that took a new snapshot after it. What the source went
+-- through between last_commit_ts and resync_ts is not known, only where it ended up.
+create table if not exists bronze.capture_gap (
+    gap_id           bigserial primary key,
+    slot_name        text        not null,
+    reason           text        not null,  -- dropped, invalidated
+    last_commit_lsn  pg_lsn      not null,  -- the last source commit bronze has from before the gap
+    last_commit_ts   timestamptz,
+    resync_lsn       pg_lsn      not null,  -- the re-sync snapshot's consistent point (its E and R rows)
+    resync_ts        timestamptz not null,
+    recorded_at      timestamptz not null default now()
+);
+
+-- When the ingester last found nothing pending: every source commit before caught_up_at is in
+-- bronze (up to caught_up_lsn). An idle source moves silver's horizon forward with it.
+alter table bronze.ingest_state add column if not exists caught_up_at timestamptz;
+alter table bronze.ingest_state add column if not exists caught_up_lsn pg_lsn;

@@ -9,6 +9,14 @@
         bronze_table    text   not null,     -- the bronze table it reads
         last_commit_lsn bigint not null      -- every bronze row up to here is applied
     );
+    -- the source time up to which the model is complete: every source commit before it applied
+    alter table silver.build_watermark add column if not exists complete_to timestamptz;
+    -- silver's horizon: the source commit time up to which every table of silver is complete
+    -- (the slowest table decides; a build that stopped half-way holds it back)
+    create or replace function silver.horizon() returns timestamptz
+    language sql stable as $horizon$
+        select min(complete_to) from silver.build_watermark where model like 'silver.%'
+    $horizon$;
 {% endmacro %}
 
 
@@ -22,19 +30,39 @@
 
 
 {% macro medallion_bronze_high(bronze_relation, floor) %}
-    {#- The newest commit_lsn in bronze now: this build applies rows up to here and no further,
-        so rows an ingest commits meanwhile wait for the next build instead of half-applying. -#}
-    {%- set result = run_query("select coalesce(max(commit_lsn), " ~ floor ~ ") from " ~ bronze_relation) -%}
+    {#- How far bronze is complete now: the ingest state's last commit position (every source
+        transaction up to it is in bronze, those that changed no row of this table too, e.g. a
+        DDL); a bronze written without the ingester has only its rows' positions. This build
+        applies rows up to here and no further, so rows an ingest commits meanwhile wait for the
+        next build instead of half-applying. -#}
+    {%- set result = run_query(
+        "select greatest(coalesce((select max((last_commit_lsn - '0/0'::pg_lsn)::bigint) from bronze.ingest_state), "
+        ~ "(select max(commit_lsn) from " ~ bronze_relation ~ ")), " ~ floor ~ ")") -%}
     {{- return(result.columns[0].values()[0] | int) -}}
 {% endmacro %}
 
 
 {% macro medallion_set_watermark_sql(relation, bronze_relation, lsn) %}
-    insert into silver.build_watermark (model, bronze_table, last_commit_lsn)
+    insert into silver.build_watermark (model, bronze_table, last_commit_lsn, complete_to)
     values ({{ medallion_literal(relation.schema ~ '.' ~ relation.identifier) }},
-            {{ medallion_literal(bronze_relation) }}, {{ lsn }})
+            {{ medallion_literal(bronze_relation) }}, {{ lsn }}, ({{ medallion_complete_to_sql(bronze_relation, lsn) }}))
     on conflict (model) do update
-        set bronze_table = excluded.bronze_table, last_commit_lsn = excluded.last_commit_lsn
+        set bronze_table = excluded.bronze_table, last_commit_lsn = excluded.last_commit_lsn,
+            complete_to = excluded.complete_to
+{% endmacro %}
+
+
+{% macro medallion_complete_to_sql(bronze_relation, lsn) %}
+    {#- The source time up to which bronze was complete when a build applied it up to lsn: the
+        ingest state's last commit time, or later when the ingester had caught up there (an idle
+        source moves it forward); without a state, the newest commit time bronze holds. -#}
+    select coalesce(
+        (select greatest(s.last_commit_ts,
+                         case when s.caught_up_lsn >= s.last_commit_lsn then s.caught_up_at end)
+         from bronze.ingest_state as s
+         where (s.last_commit_lsn - '0/0'::pg_lsn)::bigint = {{ lsn }}
+         limit 1),
+        (select max(commit_ts) from {{ bronze_relation }} where commit_lsn <= {{ lsn }}))
 {% endmacro %}
 
 

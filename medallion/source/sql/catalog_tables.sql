@@ -1,4 +1,5 @@
--- Every table of the source outside the system schemas, with what capture and silver need:
+-- Every table of the source outside the system schemas (or only the one whose oid is given),
+-- with what capture and silver need:
 -- kind, persistence, partition root, replica identity, key, and each column's type as the
 -- source declares it and as the warehouse will store it.
 --
@@ -12,13 +13,16 @@ with recursive tables as (
     from pg_class as c
     join pg_namespace as n on n.oid = c.relnamespace
     where c.relkind in ('r', 'p')
-      and n.nspname not in ('pg_catalog', 'information_schema')
-      and n.nspname not like 'pg\_toast%'
-      and n.nspname not like 'pg\_temp\_%'
+      and (%(relid)s::oid is null or c.oid = %(relid)s::oid)
+      and n.nspname not in ('pg_catalog', 'information_schema', 'medallion')
+      and n.nspname not like 'pg\_toast%%'
+      and n.nspname not like 'pg\_temp\_%%'
 ),
 
 columns as (
-    select a.attrelid, a.attnum, a.attname, a.atttypid, a.atttypmod, a.attnotnull
+    select a.attrelid, a.attnum, a.attname, a.atttypid, a.atttypmod, a.attnotnull,
+           -- the value rows that existed before ADD COLUMN ... DEFAULT hold (no rewrite, no WAL)
+           case when a.atthasmissing then (a.attmissingval::text::text[])[1] end as missing
     from pg_attribute as a
     join tables as t on t.oid = a.attrelid
     where a.attnum > 0 and not a.attisdropped
@@ -43,15 +47,15 @@ resolved as (
 
 typed as (
     select
-        c.attrelid, c.attnum, c.attname, c.attnotnull,
+        c.attrelid, c.attnum, c.attname, c.attnotnull, c.missing,
         format_type(c.atttypid, c.atttypmod) as source_type,
         case
             when bt.typcategory = 'A' then
                 case when et.typnamespace = 'pg_catalog'::regnamespace
-                          and et.typname not like 'reg%' and et.typname <> 'aclitem'
+                          and et.typname not like 'reg%%' and et.typname <> 'aclitem'
                      then format_type(r.base_oid, r.base_typmod) else 'text[]' end
             when bt.typnamespace = 'pg_catalog'::regnamespace
-                 and bt.typname not like 'reg%' and bt.typname <> 'aclitem'
+                 and bt.typname not like 'reg%%' and bt.typname <> 'aclitem'
                 then format_type(r.base_oid, r.base_typmod)
             else 'text'
         end as warehouse_type
@@ -78,7 +82,7 @@ select
     t.oid::bigint as oid,
     t.schema_name,
     t.table_name,
-    format('%I.%I', t.schema_name, t.table_name) as qualified,
+    format('%%I.%%I', t.schema_name, t.table_name) as qualified,
     t.relkind,
     t.relpersistence,
     t.relispartition,
@@ -89,7 +93,7 @@ select
     exists (select from pg_index as i where i.indrelid = t.oid and i.indisprimary) as has_primary_key,
     coalesce((select jsonb_agg(jsonb_build_object(
                   'name', ty.attname, 'type', ty.source_type, 'warehouse_type', ty.warehouse_type,
-                  'not_null', ty.attnotnull) order by ty.attnum)
+                  'not_null', ty.attnotnull, 'attnum', ty.attnum, 'missing', ty.missing) order by ty.attnum)
               from typed as ty where ty.attrelid = t.oid), '[]') as columns
 from tables as t
 cross join lateral pg_partition_root(t.oid) as root(oid)

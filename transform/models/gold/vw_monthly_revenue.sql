@@ -5,7 +5,8 @@
     inputs=[{'lines': 'int_payment_lines', 'key': 'payment_id', 'fields': ['amount']}],
     post_hook=["{{ gold_create_as_of_function('monthly_revenue_as_of',
                    'store_id integer, month date, revenue numeric, payments bigint',
-                   gold_monthly_revenue_sql(gold_payment_lines_as_of())) }}"],
+                   gold_monthly_revenue_sql(gold_payment_lines_as_of()),
+                   gold_monthly_revenue_sql(gold_payment_lines_as_of(known=true))) }}"],
 ) }}
 
 {{ gold_monthly_revenue_sql(ref('int_payment_lines'), gold_in_scope()) }}

@@ -8,7 +8,8 @@
     ],
     post_hook=["{{ gold_create_as_of_function('store_scorecard_as_of',
                    'store_id integer, day date, revenue numeric, rentals bigint, late_return_pct numeric, active_customers bigint',
-                   gold_store_scorecard_sql(gold_payment_lines_as_of(), gold_rental_lines_as_of())) }}"],
+                   gold_store_scorecard_sql(gold_payment_lines_as_of(), gold_rental_lines_as_of()),
+                   gold_store_scorecard_sql(gold_payment_lines_as_of(known=true), gold_rental_lines_as_of(known=true))) }}"],
 ) }}
 
 {{ gold_store_scorecard_sql(ref('int_payment_lines'), ref('int_rental_lines'), gold_in_scope()) }}

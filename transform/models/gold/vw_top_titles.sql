@@ -8,7 +8,8 @@
     ],
     post_hook=["{{ gold_create_as_of_function('top_titles_as_of',
                    'film_id integer, title text, month date, rentals bigint, revenue numeric, avg_days_out numeric',
-                   gold_top_titles_sql(gold_payment_lines_as_of(), gold_rental_lines_as_of())) }}"],
+                   gold_top_titles_sql(gold_payment_lines_as_of(), gold_rental_lines_as_of()),
+                   gold_top_titles_sql(gold_payment_lines_as_of(known=true), gold_rental_lines_as_of(known=true))) }}"],
 ) }}
 
 {{ gold_top_titles_sql(ref('int_payment_lines'), ref('int_rental_lines'), gold_in_scope()) }}

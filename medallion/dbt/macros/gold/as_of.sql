@@ -6,23 +6,28 @@
     Each mart model creates its function in a post-hook (gold_create_as_of_function).
 -#}
 
-{% macro gold_as_of_source(history) %}
+{% macro gold_as_of_source(history, known=false) %}
     {#- silver.<history without _hist>_as_of(ts), the function the system_versioned
-        materialization created for that history table -#}
+        materialization created for that history table; with known, as the warehouse knew it
+        at `known` (the function's second parameter) -#}
     {%- set relation = ref(history) -%}
     {%- set base = relation.identifier[:-5] if relation.identifier.endswith('_hist') else relation.identifier -%}
-    {{- return(medallion_quote(relation.schema) ~ '.' ~ medallion_quote(base ~ '_as_of') ~ '(ts)') -}}
+    {{- return(medallion_quote(relation.schema) ~ '.' ~ medallion_quote(base ~ '_as_of')
+               ~ ('(ts, known)' if known else '(ts)')) -}}
 {% endmacro %}
 
 
-{% macro gold_create_as_of_function(name, returns, body) %}
+{% macro gold_create_as_of_function(name, returns, body, body_known=none) %}
     {#- per engine: Spark SQL has no table functions (gold/spark/as_of.sql) -#}
-    {{- return(adapter.dispatch('gold_create_as_of_function', 'medallion')(name, returns, body)) -}}
+    {{- return(adapter.dispatch('gold_create_as_of_function', 'medallion')(name, returns, body, body_known)) -}}
 {% endmacro %}
 
 
-{% macro default__gold_create_as_of_function(name, returns, body) %}
-{#- drop first: create or replace cannot change a function's result columns -#}
+{% macro default__gold_create_as_of_function(name, returns, body, body_known=none) %}
+{#- <mart>_as_of(ts): the mart from the source rows that existed at ts; with body_known also
+    <mart>_as_of(ts, known => k): the mart from what the warehouse had loaded by k, which for
+    ts = now() is the mart as the build that ran at k left it. Dropped first: create or
+    replace cannot change a function's result columns. -#}
 {%- set function = medallion_quote(this.schema) ~ '.' ~ medallion_quote(name) -%}
 drop function if exists {{ function }}(timestamptz);
 create function {{ function }}(ts timestamptz)
@@ -33,4 +38,15 @@ as $gold_as_of$
 $gold_as_of$;
 comment on function {{ function }}(timestamptz) is
     {{ medallion_literal(this.identifier ~ ' as computed from the source rows that existed at ts (sys_start <= ts < sys_end); see docs/gold.md') }};
+{%- if body_known is not none %}
+drop function if exists {{ function }}(timestamptz, timestamptz);
+create function {{ function }}(ts timestamptz, known timestamptz)
+returns table ({{ returns }})
+language sql stable
+as $gold_as_of_known$
+{{ body_known }}
+$gold_as_of_known$;
+comment on function {{ function }}(timestamptz, timestamptz) is
+    {{ medallion_literal(this.identifier ~ ' as of ts, as the warehouse knew it at known (see docs/time-travel.md)') }};
+{%- endif %}
 {% endmacro %}

@@ -21,13 +21,13 @@
 {%- endfor %}
 with changes as not materialized (
     -- inlined into both uses, so a filter on commit_lsn reaches the bronze primary key
-    select commit_lsn, ordinal, op, commit_ts, source_table, full_row, old_row
+    select commit_lsn, ordinal, op, commit_ts, load_ts, source_table, full_row, old_row
     from {{ bronze }}
 ),
 
 key_moves as (
     -- an update of the key column(s) removes the row under its old key
-    select commit_lsn, ordinal, 'D'::char(1) as op, commit_ts, source_table, old_row as image
+    select commit_lsn, ordinal, 'D'::char(1) as op, commit_ts, load_ts, source_table, old_row as image
     from changes
     where op = 'U'
       and jsonb_build_array({{ key_old | join(', ') }})
@@ -35,10 +35,10 @@ key_moves as (
 ),
 
 images as (
-    select commit_lsn, ordinal, op, commit_ts, source_table, full_row as image
+    select commit_lsn, ordinal, op, commit_ts, load_ts, source_table, full_row as image
     from changes
     union all
-    select commit_lsn, ordinal, op, commit_ts, source_table, image
+    select commit_lsn, ordinal, op, commit_ts, load_ts, source_table, image
     from key_moves
 ),
 
@@ -48,6 +48,7 @@ final as (
         ordinal,
         op,
         commit_ts,
+        load_ts,  -- when the warehouse learned of the change (bronze's load time)
         source_table,
         {%- for name, type in columns.items() %}
         {{ medallion_typed("image ->> " ~ medallion_literal(name), type) }} as {{ medallion_quote(name) }}{{ "," if not loop.last }}

@@ -2,7 +2,7 @@
 {#- The current rows of a history: every source column and sys_start (when the current version
     began), from the versions with sys_end = 'infinity'. -#}
 {%- set columns = adapter.get_columns_in_relation(history) | map(attribute='name')
-                  | reject('equalto', 'sys_end') | list -%}
+                  | reject('in', ['sys_end', 'sys_known_from', 'sys_known_to']) | list -%}
 select {{ medallion_column_list(columns) }}
 from {{ history }}
 where sys_end = 'infinity'
@@ -24,11 +24,12 @@ create table {{ relation }} (
 {% endmacro %}
 
 
-{% macro current_state_stage_sql(relation, feed_sql, key, columns, source_root, lo, hi) %}
+{% macro current_state_stage_sql(relation, feed_sql, key, columns, source_root, after, before) %}
 {%- set keys = medallion_column_list(key) -%}
+drop table if exists medallion_feed, medallion_rows;
 create temporary table medallion_feed on commit drop as
 select * from ({{ feed_sql }}) as feed
-where commit_lsn > {{ lo }} and commit_lsn <= {{ hi }};
+where {{ medallion_range(after, before) }};
 analyze medallion_feed;
 
 create temporary table medallion_rows on commit drop as

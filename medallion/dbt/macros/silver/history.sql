@@ -15,22 +15,9 @@
 
 
 {% macro medallion_columns(bronze_relation) %}
-    {#- {column: warehouse type}, in the source's order, from bronze's latest record of the
-        table's schema (see medallion/bronze/sql/schema.sql) -#}
-    {%- set result = run_query(
-        "select c->>'name', c->>'warehouse_type' from bronze.table_schema as s, "
-        ~ "jsonb_array_elements(s.columns) with ordinality as e(c, n) "
-        ~ "where s.bronze_table = " ~ medallion_literal(bronze_relation.identifier)
-        ~ " and (s.commit_lsn, s.ordinal) = (select commit_lsn, ordinal from bronze.table_schema "
-        ~ "where bronze_table = " ~ medallion_literal(bronze_relation.identifier)
-        ~ " order by commit_lsn desc, ordinal desc limit 1) order by e.n") -%}
-    {%- set columns = {} -%}
-    {%- for name, type in result.rows -%}{%- do columns.update({name: type}) -%}{%- endfor -%}
-    {%- if not columns -%}
-        {{ exceptions.raise_compiler_error("bronze has no recorded schema for " ~ bronze_relation
-                                           ~ ": run 'medallion ingest' first") }}
-    {%- endif -%}
-    {{- return(columns) -}}
+    {#- {column: warehouse type} of every column the table ever had, in the history's order, from
+        bronze's record of the source's schema over time (see schema_evolution.sql) -#}
+    {{- return(medallion_ordered_columns(medallion_history_columns(medallion_timeline(bronze_relation), this))) -}}
 {% endmacro %}
 
 
@@ -41,8 +28,10 @@ create table {{ relation }} (
     {%- for column, type in columns.items() %}
     {{ medallion_quote(column) }} {{ type }}{{ " not null" if column in key }},
     {%- endfor %}
-    sys_start timestamptz not null,
-    sys_end   timestamptz not null default 'infinity',
+    sys_start      timestamptz not null,                      -- source time: valid from (commit time)
+    sys_end        timestamptz not null default 'infinity',   -- ... until (exclusive)
+    sys_known_from timestamptz not null,                      -- warehouse time: loaded into bronze
+    sys_known_to   timestamptz not null default 'infinity',   -- ... until its end was loaded
     constraint {{ medallion_quote(prefix ~ '_pkey') }} primary key ({{ keys }}, sys_start),
     constraint {{ medallion_quote(prefix ~ '_period') }} check (sys_start < sys_end)
 );
@@ -99,14 +88,33 @@ as $as_of$
 $as_of$;
 comment on function {{ medallion_quote(relation.schema) }}.{{ medallion_quote(function) }}(timestamptz) is
     {{ medallion_literal('The rows of ' ~ relation.identifier ~ ' valid at ts (sys_start <= ts < sys_end).') }};
+
+-- as of ts, as known at `known` (call it with known => k): the versions the warehouse had
+-- loaded by then, each ending where it was known to end then (a later-loaded end is ignored)
+create or replace function {{ medallion_quote(relation.schema) }}.{{ medallion_quote(function) }}(ts timestamptz, known timestamptz)
+returns setof {{ bare }}
+language sql stable
+as $as_of_known$
+    select * from {{ bare }}
+    where sys_start <= ts and sys_known_from <= known and (sys_end > ts or sys_known_to > known)
+$as_of_known$;
+comment on function {{ medallion_quote(relation.schema) }}.{{ medallion_quote(function) }}(timestamptz, timestamptz) is
+    {{ medallion_literal('The rows of ' ~ relation.identifier ~ ' valid at ts as the warehouse knew them at known.') }};
 {% endmacro %}
 
 
-{% macro system_versioned_stage_sql(relation, feed_sql, key, lo, hi) %}
-{#- The bronze rows this build applies: lo < commit_lsn <= hi (an index range scan). -#}
+{% macro medallion_range(after, before) -%}
+    {#- bronze rows strictly between two stream positions (commit_lsn, ordinal): an index range scan -#}
+    (commit_lsn, ordinal) > ({{ after[0] }}, {{ after[1] }}) and (commit_lsn, ordinal) < ({{ before[0] }}, {{ before[1] }})
+{%- endmacro %}
+
+
+{% macro system_versioned_stage_sql(relation, feed_sql, key, after, before) %}
+{#- The bronze rows this step applies: those strictly between two stream positions. -#}
+drop table if exists medallion_feed, medallion_seed_tables;
 create temporary table medallion_feed on commit drop as
 select * from ({{ feed_sql }}) as feed
-where commit_lsn > {{ lo }} and commit_lsn <= {{ hi }};
+where {{ medallion_range(after, before) }};
 analyze medallion_feed;
 
 -- the source relation of each reopened version; needed only when a truncate names one
@@ -116,14 +124,14 @@ select {{ medallion_column_list(key) }}, source_table from medallion_feed with n
 {% endmacro %}
 
 
-{% macro system_versioned_seed_tables_sql(feed_sql, key, lo) %}
+{% macro system_versioned_seed_tables_sql(feed_sql, key, after) %}
 {#- Where each key's row lived before this batch: its latest change up to lo. One pass over
     bronze, paid only in a batch that truncates a single partition (rare). -#}
 {%- set keys = medallion_column_list(key) -%}
 insert into medallion_seed_tables
 select distinct on ({{ keys }}) {{ keys }}, source_table
 from ({{ feed_sql }}) as feed
-where commit_lsn <= {{ lo }} and op <> 'T'
+where (commit_lsn, ordinal) <= ({{ after[0] }}, {{ after[1] }}) and op not in ('T', 'E')
 order by {{ keys }}, commit_lsn desc, ordinal desc;
 analyze medallion_seed_tables;
 {% endmacro %}
@@ -135,17 +143,18 @@ analyze medallion_seed_tables;
     incremental and full builds run the very same statements. -#}
 {%- set keys = medallion_column_list(key) -%}
 {%- set cols = medallion_column_list(columns.keys()) -%}
+drop table if exists medallion_versions;
 create temporary table medallion_versions on commit drop as
-select {{ cols }}, sys_start, sys_end from {{ relation }} with no data;
+select {{ cols }}, sys_start, sys_end, sys_known_from, sys_known_to from {{ relation }} with no data;
 
 with truncates as materialized (
     -- few or none: looked up once per version
-    select commit_lsn, ordinal, commit_ts, source_table from medallion_feed where op = 'T'
+    select commit_lsn, ordinal, commit_ts, load_ts, source_table from medallion_feed where op = 'T'
 ),
 
 key_changes as (
     -- one change per key and transaction: its last (nobody could see the states in between)
-    select distinct on ({{ keys }}, commit_lsn) commit_lsn, ordinal, op, commit_ts, source_table, {{ cols }}
+    select distinct on ({{ keys }}, commit_lsn) commit_lsn, ordinal, op, commit_ts, load_ts, source_table, {{ cols }}
     from medallion_feed
     where op <> 'T'
     order by {{ keys }}, commit_lsn, ordinal desc
@@ -157,44 +166,74 @@ reopened as (
     where sys_end = 'infinity'
       and (exists (select from truncates)
            or ({{ keys }}) in (select {{ keys }} from key_changes))
-    returning {{ cols }}, sys_start
+    returning {{ cols }}, sys_start, sys_known_from
 ),
 
 events as (
     select 0::bigint as commit_lsn, 0 as ordinal, 'S'::char(1) as op, reopened.sys_start as commit_ts,
-           seed.source_table, {{ medallion_column_list(columns.keys(), 'reopened.') }}
+           reopened.sys_known_from as load_ts, seed.source_table,
+           {{ medallion_column_list(columns.keys(), 'reopened.') }}
     from reopened
     left join medallion_seed_tables as seed using ({{ keys }})
     union all
-    select commit_lsn, ordinal, op, commit_ts, source_table, {{ cols }}
+    select commit_lsn, ordinal, op, commit_ts, load_ts, source_table, {{ cols }}
     from key_changes
+),
+
+timed as (
+    -- a key's versions start strictly later than the one before, in commit order, even when
+    -- the source's clock stepped back: max(commit_ts, previous start + 1 microsecond), computed
+    -- as a running max of (commit_ts - n microseconds) + n microseconds over the key's events
+    select
+        numbered.*,
+        max(numbered.commit_ts - numbered.n * interval '1 microsecond') over (
+            partition by {{ keys }} order by numbered.commit_lsn, numbered.ordinal rows unbounded preceding)
+            + numbered.n * interval '1 microsecond' as effective_ts
+    from (
+        select events.*, row_number() over (partition by {{ keys }} order by commit_lsn, ordinal) as n
+        from events
+    ) as numbered
 ),
 
 successors as (
     select
-        events.*,
+        timed.*,
         lead(commit_lsn) over by_key as next_lsn,
         lead(ordinal) over by_key as next_ordinal,
-        lead(commit_ts) over by_key as next_ts
-    from events
+        lead(effective_ts) over by_key as next_ts,
+        lead(load_ts) over by_key as next_load_ts
+    from timed
     window by_key as (partition by {{ keys }} order by commit_lsn, ordinal)
 ),
 
 versions as (
     -- a version ends at whichever comes first: the key's next change or a truncate of the
-    -- relation its row lives in (any truncate naming the source table's root)
+    -- relation its row lives in (any truncate naming the source table's root); never before
+    -- it starts, whatever the clocks say
     select
         {{ medallion_column_list(columns.keys(), 's.') }},
-        s.commit_ts as sys_start,
+        s.effective_ts as sys_start,
         case
             when t.commit_lsn is not null
                  and (s.next_lsn is null or (t.commit_lsn, t.ordinal) < (s.next_lsn, s.next_ordinal))
-                then t.commit_ts
+                then case
+                    -- inserted and truncated in one transaction: never visible (dropped below)
+                    when t.commit_lsn = s.commit_lsn then s.effective_ts
+                    else least(greatest(t.commit_ts, s.effective_ts + interval '1 microsecond'),
+                               coalesce(s.next_ts, 'infinity'))
+                end
             else coalesce(s.next_ts, 'infinity')
-        end as sys_end
+        end as sys_end,
+        s.load_ts as sys_known_from,
+        case
+            when t.commit_lsn is not null
+                 and (s.next_lsn is null or (t.commit_lsn, t.ordinal) < (s.next_lsn, s.next_ordinal))
+                then t.load_ts
+            else coalesce(s.next_load_ts, 'infinity')
+        end as sys_known_to
     from successors as s
     left join lateral (
-        select truncates.commit_lsn, truncates.ordinal, truncates.commit_ts
+        select truncates.commit_lsn, truncates.ordinal, truncates.commit_ts, truncates.load_ts
         from truncates
         where (truncates.commit_lsn, truncates.ordinal) > (s.commit_lsn, s.ordinal)
           and (truncates.source_table = {{ medallion_literal(source_root) }}
@@ -206,14 +245,13 @@ versions as (
 ),
 
 final as (
-    -- a version replaced at the very instant it started was never visible: keep the later
     select * from versions where sys_start < sys_end
 )
 
-insert into medallion_versions ({{ cols }}, sys_start, sys_end)
+insert into medallion_versions ({{ cols }}, sys_start, sys_end, sys_known_from, sys_known_to)
 select * from final;
 
-insert into {{ relation }} ({{ cols }}, sys_start, sys_end)
-select {{ cols }}, sys_start, sys_end from medallion_versions
+insert into {{ relation }} ({{ cols }}, sys_start, sys_end, sys_known_from, sys_known_to)
+select {{ cols }}, sys_start, sys_end, sys_known_from, sys_known_to from medallion_versions
 order by {{ keys }}, sys_start;
 {% endmacro %}

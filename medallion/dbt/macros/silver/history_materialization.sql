@@ -13,11 +13,15 @@
       one transaction collapse to the last, since no reader could see the states in between;
     - sys_start = the change's commit_ts (for R rows: the snapshot time); sys_end = the next
       version's sys_start, the commit_ts of the delete or truncate that ended it, or 'infinity';
-    - of two versions starting at the same instant only the later (in commit order) is kept,
-      so sys_start < sys_end always holds. -#}
+    - a key's versions start strictly later than the one before, in commit order: a version
+      starts at max(commit_ts, previous start + 1 microsecond), so two transactions with one
+      commit time (or a source clock that stepped back) keep both versions, in commit order,
+      and sys_start < sys_end always holds; no version is replaced. -#}
     {%- set key = config.require('key') -%}
     {%- set bronze_relation = medallion_bronze_of(model) -%}
-    {%- set columns = medallion_columns(bronze_relation) -%}
+    {%- set timeline = medallion_timeline(bronze_relation) -%}
+    {%- set history_columns = medallion_history_columns(timeline, this) -%}
+    {%- set columns = medallion_ordered_columns(history_columns) -%}
     {%- set feed = cdc_feed(bronze_relation, key, columns) -%}
     {%- set source_root = config.require('source_table') -%}
     {%- set target_relation = this.incorporate(type='table') -%}
@@ -26,15 +30,24 @@
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
 
-    {%- if existing_relation is not none and (should_full_refresh() or existing_relation.type != 'table') %}
+    {%- if existing_relation is not none and (should_full_refresh() or existing_relation.type != 'table'
+            or 'sys_known_from' not in (adapter.get_columns_in_relation(existing_relation) | map(attribute='name') | list)) %}
+        {#- (a history made before the warehouse-time columns existed is rebuilt from bronze) -#}
         {{ adapter.drop_relation(existing_relation) }}
         {%- set existing_relation = none -%}
     {%- endif %}
     {%- if existing_relation is none %}
-        {% do run_query(system_versioned_create_sql(target_relation, key, columns)
+        {#- the first schema's columns, then sys_start/sys_end, then later columns appended: the
+            order an incremental build reaches by ALTER TABLE ADD COLUMN -#}
+        {%- set first = {} -%}
+        {%- for name in history_columns['first'] %}{% do first.update({name: columns[name]}) %}{% endfor -%}
+        {% do run_query(system_versioned_create_sql(target_relation, key, first)
                         ~ system_versioned_exclusion_sql(target_relation, key)
                         ~ medallion_forget_watermark_sql(target_relation)) %}
     {%- endif %}
+    {%- set evolve = medallion_evolve_sql(target_relation, adapter.get_columns_in_relation(target_relation),
+                                          history_columns) -%}
+    {%- if evolve %}{% do run_query(evolve) %}{% endif -%}
 
     {#- one build at a time per table: a second waits here and then sees the first's watermark -#}
     {% do run_query("lock table " ~ target_relation ~ " in share row exclusive mode") %}
@@ -42,20 +55,41 @@
     {%- set hi = medallion_bronze_high(bronze_relation, lo) -%}
 
     {%- if hi > lo %}
-        {% do run_query(system_versioned_stage_sql(target_relation, feed, key, lo, hi)) %}
+        {#- the changes between schema events, then each event at its DDL's position -#}
+        {%- set events = [] -%}
+        {%- for event in medallion_schema_events(timeline, columns) -%}
+            {%- if event.lsn > lo and event.lsn <= hi %}{% do events.append(event) %}{% endif -%}
+        {%- endfor -%}
         {%- set partial_truncates = run_query(
-            "select exists (select from medallion_feed where op = 'T' and source_table <> "
-            ~ medallion_literal(source_root) ~ ")").columns[0].values()[0] -%}
-        {%- if partial_truncates %}
-            {% do run_query(system_versioned_seed_tables_sql(feed, key, lo)) %}
-        {%- endif %}
+            "select exists (select from " ~ bronze_relation ~ " where op = 'T' and commit_lsn > " ~ lo
+            ~ " and commit_lsn <= " ~ hi ~ " and source_table <> " ~ medallion_literal(source_root) ~ ")"
+            ).columns[0].values()[0] -%}
+        {%- set steps = medallion_steps(events, medallion_epochs(bronze_relation, lo, hi)) -%}
+        {%- set position = namespace(after=[lo, 2147483647]) -%}
+        {%- for step in steps + [none] -%}
+            {%- set before = [step.lsn, step.ordinal] if step else [hi + 1, 0] -%}
+            {% do run_query(system_versioned_stage_sql(target_relation, feed, key, position.after, before)) %}
+            {%- if partial_truncates %}
+                {% do run_query(system_versioned_seed_tables_sql(feed, key, position.after)) %}
+            {%- endif %}
+            {% do run_query(system_versioned_apply_sql(target_relation, key, columns, source_root)) %}
+            {%- if step and step.epoch %}
+                {% do run_query(system_versioned_epoch_sql(target_relation, feed, key, columns, step)) %}
+                {%- set position.after = [step.lsn, 2147483647] -%}
+            {%- elif step %}
+                {% do run_query(system_versioned_event_sql(target_relation, key, history_columns, step)) %}
+                {%- set position.after = [step.lsn, step.ordinal] -%}
+            {%- endif %}
+        {%- endfor -%}
     {%- endif %}
     {% call statement('main') -%}
         {%- if hi > lo %}
-        {{ system_versioned_apply_sql(target_relation, key, columns, source_root) }}
+        {{ medallion_set_watermark_sql(target_relation, bronze_relation, hi) }};
+        {%- elif hi >= 0 %}
+        -- nothing new; the horizon may still move (the ingester caught up with an idle source)
         {{ medallion_set_watermark_sql(target_relation, bronze_relation, hi) }};
         {%- else %}
-        select 'bronze has nothing past the watermark' as nothing_to_do;
+        select 'bronze is empty' as nothing_to_do;
         {%- endif %}
     {%- endcall %}
     {% do run_query(system_versioned_as_of_sql(target_relation)) %}

@@ -1,0 +1,158 @@
+"""The two output plugins' messages -> one stream of capture events, in the order they arrive.
+
+    ("B", xid, commit_ts)                         a transaction begins
+    ("X", relation, op, full_row, old_row, lsn)   a row change (op I, U, D or T)
+    ("C", commit_lsn, commit_ts)                  it commits: commit_lsn is the end of its commit record
+    ("R", pgoutput.Relation)                      pgoutput: the columns of a relation (before its changes)
+    ("M", prefix, content)                        a transactional logical message (e.g. the DDL trigger's)
+
+relation is a RelationRef: the OID when the plugin sends one (pgoutput) and the name. full_row
+and old_row are bronze's flat JSON objects as text ({"column": value}); for a truncate both are
+None, and a truncate of several tables is one event per table. Both plugins give the same
+commit_lsn for a transaction (the end of its commit record, which is also what the slot is
+confirmed to), so a bronze started with one plugin can be read on with the other.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import orjson
+
+from medallion.bronze import pgoutput
+from medallion.bronze.rows import bronze_row
+
+Event = tuple
+
+
+@dataclass(frozen=True)
+class RelationRef:
+    oid: int | None
+    schema: str
+    table: str
+
+
+class PgoutputDecoder:
+    """pgoutput protocol version 1: binary messages, column values as the types' text output."""
+
+    plugin = "pgoutput"
+
+    def __init__(self) -> None:
+        self.relations: dict[int, pgoutput.Relation] = {}
+        self._refs: dict[int, RelationRef] = {}
+
+    def options(self, publication: str, server_version: int) -> dict[str, str]:
+        options = {"proto_version": "1", "publication_names": publication}
+        if server_version >= 140000:  # logical messages: the DDL trigger's announcements
+            options["messages"] = "true"
+        return options
+
+    def _ref(self, oid: int) -> tuple[RelationRef, pgoutput.Relation]:
+        relation = self.relations.get(oid)
+        if relation is None:
+            raise pgoutput.ProtocolError(f"a change to relation {oid} before its Relation message")
+        return self._refs[oid], relation
+
+    @staticmethod
+    def _row(columns: tuple[str, ...], values: list, fill: list | None = None) -> str:
+        if pgoutput.UNCHANGED in values:
+            if fill is not None:  # unchanged TOASTed values come from the old row (REPLICA IDENTITY FULL)
+                values = [fill[i] if v is pgoutput.UNCHANGED else v for i, v in enumerate(values)]
+            row = {name: value for name, value in zip(columns, values) if value is not pgoutput.UNCHANGED}
+        else:
+            row = dict(zip(columns, values))
+        return orjson.dumps(row).decode("utf-8")
+
+    def feed(self, payload: bytes, lsn: int) -> list[Event]:
+        message = pgoutput.parse(payload)
+        kind = message[0]
+        if kind == "I":
+            ref, rel = self._ref(message[1])
+            return [("X", ref, "I", self._row(rel.columns, message[2]), None, lsn)]
+        if kind == "U":
+            ref, rel = self._ref(message[1])
+            old = message[3]
+            full_old = message[2] == "O"
+            new = self._row(rel.columns, message[4], old if full_old else None)
+            old_row = self._row(rel.columns, old) if full_old else None
+            return [("X", ref, "U", new, old_row, lsn)]
+        if kind == "D":
+            ref, rel = self._ref(message[1])
+            return [("X", ref, "D", self._row(rel.columns, message[2]), None, lsn)]
+        if kind == "B":
+            return [("B", message[3], pgoutput.timestamp(message[2]))]
+        if kind == "C":
+            return [("C", message[1], pgoutput.timestamp(message[2]))]
+        if kind == "R":
+            rel = message[1]
+            self.relations[rel.oid] = rel
+            self._refs[rel.oid] = RelationRef(rel.oid, rel.namespace, rel.name)
+            return [("R", rel)]
+        if kind == "T":
+            return [("X", self._ref(oid)[0], "T", None, None, lsn) for oid in message[1]]
+        if kind == "M" and message[1]:
+            return [("M", message[2], message[3])]
+        return []  # Type, Origin, non-transactional messages: nothing for bronze
+
+
+_PREFIX = '{"action":"'
+_RELATION = re.compile(r'"schema":"((?:[^"\\]|\\.)*)","table":"((?:[^"\\]|\\.)*)"')
+_TIMESTAMP = re.compile(r'"timestamp":"([^"]+)"')
+_NEXTLSN = re.compile(r'"nextlsn":"([0-9A-F]+/[0-9A-F]+)"')
+
+
+def _unescape(name: str) -> str:
+    return json.loads(f'"{name}"') if "\\" in name else name
+
+
+def lsn_to_int(text: str) -> int:
+    high, _, low = text.partition("/")
+    return (int(high, 16) << 32) | int(low, 16)
+
+
+def int_to_lsn(value: int) -> str:
+    return f"{value >> 32:X}/{value & 0xFFFFFFFF:X}"
+
+
+class Wal2jsonDecoder:
+    """wal2json format-version 2: one JSON object per change; values in wal2json's forms (numbers
+    and booleans as JSON, bytea as bare hex, others as text), reshaped by medallion.bronze.rows."""
+
+    plugin = "wal2json"
+
+    def options(self, publication: str, server_version: int) -> dict[str, str]:
+        return {"format-version": "2", "include-timestamp": "true", "include-xids": "true",
+                "include-lsn": "true", "include-types": "false"}
+
+    def feed(self, payload: bytes | str, lsn: int) -> list[Event]:
+        data = payload.decode("utf-8") if isinstance(payload, bytes | bytearray | memoryview) else payload
+        if not data.startswith(_PREFIX):
+            raise ValueError(f"not wal2json format-version 2 output at LSN {int_to_lsn(lsn)}: {data[:80]!r}")
+        action = data[len(_PREFIX)]
+        if action in "IUDT":
+            match = _RELATION.search(data)
+            if match is None:
+                raise ValueError(f"change without schema/table at LSN {int_to_lsn(lsn)}")
+            ref = RelationRef(None, _unescape(match.group(1)), _unescape(match.group(2)))
+            full_row, old_row = bronze_row(data, action)
+            return [("X", ref, action, full_row, old_row, lsn)]
+        if action == "B":
+            xid = json.loads(data).get("xid")
+            return [("B", xid, None)]
+        if action == "C":
+            stamp = _TIMESTAMP.search(data)
+            nextlsn = _NEXTLSN.search(data)
+            if stamp is None:
+                raise ValueError(f"commit without timestamp at LSN {int_to_lsn(lsn)}: enable include-timestamp")
+            return [("C", lsn_to_int(nextlsn.group(1)) if nextlsn else lsn, stamp.group(1))]
+        if action == "M":
+            message = json.loads(data)
+            if message.get("transactional"):
+                return [("M", message.get("prefix"), message.get("content"))]
+        return []
+
+
+def decoder_for(plugin: str) -> PgoutputDecoder | Wal2jsonDecoder:
+    return PgoutputDecoder() if plugin == "pgoutput" else Wal2jsonDecoder()

@@ -1,0 +1,106 @@
+"""Re-sync after a lost slot: a new consistent snapshot into the existing bronze, as a new epoch.
+
+A slot that was dropped, or invalidated because the source removed WAL it still needed
+(max_slot_wal_keep_size), cannot say what happened since bronze's last position: those
+changes are gone. `medallion reset` would throw away all history. A re-sync keeps it: it creates
+the slot again with an exported snapshot, and writes into each captured table's bronze, at the
+snapshot's consistent point L, one E row (the epoch) and one R row per row the table holds then.
+Silver reads an epoch as an observation of the whole table at the re-sync time: a row that
+differs from its current version gets a new version then, one that is gone ends then, one that
+is the same continues. The gap is recorded in bronze.capture_gap. The stream resumes from L.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg import sql
+
+from medallion.bronze import slot as slots
+from medallion.bronze import snapshot, store
+from medallion.bronze.decoders import int_to_lsn, lsn_to_int
+from medallion.config import ProjectConfig
+from medallion.db import connect, sql_text
+from medallion.errors import BronzeMismatch
+from medallion.selection import require_some, resolve
+from medallion.source.catalog import read_tables
+
+
+@dataclass(frozen=True)
+class SlotHealth:
+    state: str  # healthy, dropped, invalidated, at risk
+    detail: str
+
+    @property
+    def lost(self) -> bool:
+        return self.state in ("dropped", "invalidated")
+
+
+def slot_health(src: psycopg.Connection, slot: str, last_commit_lsn: str | None) -> SlotHealth:
+    """What became of the slot bronze reads from, in words that name the remedy."""
+    row = slots.status(src, slot)
+    behind = f" while bronze stops at LSN {last_commit_lsn}" if last_commit_lsn else ""
+    if row is None:
+        return SlotHealth("dropped", f"slot {slot} is gone from the source (dropped){behind}: the changes since "
+                                     "cannot be read; run 'medallion resync' to take a new snapshot into the same "
+                                     "bronze (history up to the gap is kept)")
+    if row["wal_status"] == "lost":
+        return SlotHealth("invalidated", f"slot {slot} was invalidated: the source removed WAL it still needed "
+                                         f"(max_slot_wal_keep_size){behind}; run 'medallion resync' to take a new "
+                                         "snapshot into the same bronze (history up to the gap is kept)")
+    if row["wal_status"] == "unreserved":
+        return SlotHealth("at risk", f"slot {slot} is past max_slot_wal_keep_size: the source may remove WAL it "
+                                     "still needs at the next checkpoint; run 'medallion ingest' now")
+    return SlotHealth("healthy", f"slot {slot}: lag {row['lag_bytes']:,} bytes, WAL {row['wal_status']}")
+
+
+def resync(source_dsn: str, src: psycopg.Connection, wh: psycopg.Connection, slot: str, config: ProjectConfig,
+           plugin: str, identity: dict, progress: Callable[[str, int], None] = lambda *_: None) -> int:
+    """Take the new epoch (see the module docstring); returns the number of R rows written."""
+    state = store.read_state(wh, slot)
+    wh.commit()
+    if state is None:
+        raise BronzeMismatch(f"bronze has no state for slot {slot}: nothing to re-sync; run 'medallion ingest'")
+    health = slot_health(src, slot, state.last_commit_lsn)
+    if not health.lost:
+        raise BronzeMismatch(f"slot {slot} is {health.state}: nothing to re-sync ('medallion ingest' reads on)")
+    if health.state == "invalidated":
+        slots.drop(src, slot)
+    snapshot_ts = identity["now"]
+    recorded = {t.ident: t.bronze for t in store.recorded_tables(wh).values()}
+    with slots.ExportedSnapshotSlot(source_dsn, slot, plugin) as created:
+        lsn = lsn_to_int(created.consistent_lsn)
+        if lsn <= lsn_to_int(state.last_commit_lsn):
+            raise BronzeMismatch(
+                f"the source's WAL position {created.consistent_lsn} is not past bronze's {state.last_commit_lsn} "
+                "(restored from a backup?): bronze cannot continue it; run 'medallion reset'")
+        with connect(source_dsn, "source") as snap:
+            snap.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            snap.read_only = True
+            snap.execute(sql.SQL("set transaction snapshot {}").format(sql.Literal(created.snapshot_name)))
+            selection = resolve(config, read_tables(snap), recorded)
+            require_some(selection)
+            total = 0
+            for captured in selection.captured:
+                store.create_bronze_table(wh, captured.bronze)
+                store.allow_epochs(wh, captured.bronze)
+                store.record_table(wh, captured.bronze, captured.table, lsn, snapshot_ts, 0, "observed")
+                wh.execute(sql.SQL(sql_text("medallion.bronze", "epoch_insert.sql")).format(
+                    table=sql.Identifier(store.BRONZE_SCHEMA, captured.bronze)),
+                    {"lsn": lsn, "source_table": captured.table.qualified, "ts": snapshot_ts})
+                rows = snapshot.copy_table(snap, wh, captured, lsn, 1, snapshot_ts, plugin)
+                total += rows
+                progress(captured.name, rows)
+        wh.execute(sql_text("medallion.bronze", "gap_insert.sql"), {
+            "slot": slot, "reason": health.state, "last_lsn": state.last_commit_lsn, "last_ts": state.last_commit_ts,
+            "resync_lsn": int_to_lsn(lsn), "resync_ts": snapshot_ts})
+        wh.execute(sql_text("medallion.bronze", "state_advance.sql"), {
+            "slot": slot, "lsn": int_to_lsn(lsn), "ts": snapshot_ts, "changes": total})
+        wh.execute(sql_text("medallion.bronze", "log_insert.sql"), {
+            "slot": slot, "kind": "snapshot", "first_lsn": int_to_lsn(lsn), "last_lsn": int_to_lsn(lsn),
+            "transactions": 1, "changes": total, "started_at": datetime.now(snapshot_ts.tzinfo)})
+        wh.commit()
+    return total
