@@ -28,6 +28,9 @@ from medallion.lake.target import BRONZE_NAMESPACE, LakeTarget, lake_target, ope
 from medallion.settings import Settings
 
 POSITION = "medallion.bronze.commit-lsn"  # snapshot summary: every bronze row up to here is in the table
+# bronze.table_schema's table property: the lake's bronze is complete up to this commit position
+# (the ingest state's when the export began; Spark's builds read up to here, as PostgreSQL's do)
+COMPLETE = "medallion.bronze.complete-lsn"
 SCHEMA_TABLE = "table_schema"
 CHUNK_ROWS = 200_000
 LOCK_KEY = 0x6D65645F6C616B  # one exporter per warehouse: pg_try_advisory_lock
@@ -111,15 +114,30 @@ def export(settings: Settings, chunk_rows: int = CHUNK_ROWS,
         tables = sorted(store.recorded_tables(conn))
         if not tables:
             return report
+        complete = int(conn.execute(sql_text("medallion.lake", "ingest_position.sql")).fetchone()[0])
         catalog = open_catalog(target)
         catalog.create_namespace_if_not_exists(BRONZE_NAMESPACE)
         with adbc.connect(_adbc_uri(warehouse)) as reader:
             for table in [SCHEMA_TABLE, *tables]:
                 done = _export_table(conn, reader, catalog, target, table, chunk_rows, on_commit)
                 report.tables.append(done)
+        _mark_complete(catalog.load_table((BRONZE_NAMESPACE, SCHEMA_TABLE)), complete)
         conn.execute("select pg_advisory_unlock(%s)", [LOCK_KEY])
     report.seconds = time.perf_counter() - began
     return report
+
+
+def complete_position(table) -> int:  # table: pyiceberg.table.Table (bronze.table_schema)
+    """How far the lake's bronze is complete (COMPLETE); -1 before the first export recorded it."""
+    return int(table.properties.get(COMPLETE, -1))
+
+
+def _mark_complete(table, position: int) -> None:
+    """Record COMPLETE after every table was exported: a crash before it leaves the older, lower
+    position, which only makes Spark's next build stop earlier (never read half of anything)."""
+    if position > complete_position(table):
+        with table.transaction() as transaction:
+            transaction.set_properties({COMPLETE: str(position)})
 
 
 def _read(reader, statement: str, params: tuple):  # -> pyarrow.Table
@@ -149,6 +167,10 @@ def _export_table(conn: psycopg.Connection, reader, catalog, target: LakeTarget,
         row = conn.execute(end_sql, {"position": done.position, "high": high, "chunk_rows": chunk_rows}).fetchone()
         upto = int(row[0]) if row else high
         chunk = _read(reader, rows_sql, (done.position, upto))
+        if not set(chunk.schema.names) <= set(iceberg.schema().column_names):
+            # bronze grew a column (table_schema's event, relid): the Iceberg table gets it too
+            with iceberg.update_schema() as update:
+                update.union_by_name(chunk.schema)
         iceberg.append(chunk, snapshot_properties={POSITION: str(upto)})
         done.position, done.rows, done.commits = upto, done.rows + chunk.num_rows, done.commits + 1
         on_commit(done)

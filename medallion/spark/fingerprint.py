@@ -4,7 +4,7 @@ The normalisation (docs/scale-out.md) is the documented difference between the e
 - an open version ends at 'infinity' on PostgreSQL and at 9999-12-31 23:59:59.999999 on Spark:
   both read as the latter;
 - instants as UTC 'YYYY-MM-DD HH:MM:SS.ffffff', dates as 'YYYY-MM-DD', bytes as lower-case hex,
-  booleans as true/false, NULL as \\N, exact numbers without trailing fractional zeros (the
+  booleans as true/false, NULL as \\N, char(n) padded to n (as both engines store it), exact numbers without trailing fractional zeros (the
   same number: coalesce(sum, 0) is 0 on PostgreSQL and 0.00 on Spark); everything else (text,
   PostgreSQL types that Spark keeps as their text form: uuid, json, arrays, intervals, tsvector)
   as each engine's text, which is the same text.
@@ -34,9 +34,12 @@ def _digest(rows: list[str]) -> Fingerprint:
     return Fingerprint(len(rows), hashlib.md5("\n".join(sorted(rows)).encode("utf-8")).hexdigest())
 
 
-def _postgres_value(column: str, data_type: str) -> sql.Composable:
+def _postgres_value(column: str, data_type: str, length: int | None = None) -> sql.Composable:
     ident = sql.Identifier(column)
-    if data_type == "timestamp with time zone":
+    if data_type == "character" and length:
+        # char(n) as stored, padded to n (::text would drop the padding that Spark's string keeps)
+        text = sql.SQL("rpad({c}::text, {n})").format(c=ident, n=sql.Literal(length))
+    elif data_type == "timestamp with time zone":
         text = sql.SQL("case when {c} = 'infinity' then {far} else to_char({c} at time zone 'UTC', "
                        "'YYYY-MM-DD HH24:MI:SS.US') end").format(c=ident, far=sql.Literal(FAR_FUTURE))
     elif data_type == "timestamp without time zone":
@@ -58,10 +61,10 @@ def postgres_fingerprint(conn: psycopg.Connection, schema: str, table: str) -> F
 
 
 def _postgres_rows(conn: psycopg.Connection, schema: str, table: str) -> list[str]:
-    columns = conn.execute("select column_name, data_type from information_schema.columns "
+    columns = conn.execute("select column_name, data_type, character_maximum_length from information_schema.columns "
                            "where table_schema = %s and table_name = %s order by ordinal_position",
                            [schema, table]).fetchall()
-    values = sql.SQL(", ").join(_postgres_value(name, data_type) for name, data_type in columns)
+    values = sql.SQL(", ").join(_postgres_value(name, data_type, length) for name, data_type, length in columns)
     statement = sql.SQL("select concat_ws({sep}, {values}) from {table}").format(
         sep=sql.Literal(SEPARATOR), values=values, table=sql.Identifier(schema, table))
     return [row[0] for row in conn.execute(statement).fetchall()]

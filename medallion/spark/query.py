@@ -15,7 +15,7 @@ from typing import Any
 from medallion.errors import SparkQueryFailed
 from medallion.lake.target import lake_target
 from medallion.query.catalog import Catalog
-from medallion.query.rewrite import has_system_time, parse, rewrite_tree
+from medallion.query.rewrite import has_system_time, known_at, parse, rewrite_tree
 from medallion.query.run import INFINITY, QueryResult
 from medallion.settings import Settings
 
@@ -43,11 +43,17 @@ def lake_catalog(session) -> Catalog:
     return Catalog(versioned=frozenset(versioned), relations=frozenset(relations), search_path=("silver", "gold"))
 
 
-def transpile(sql_text: str, catalog: Catalog, pretty: bool = False) -> str:
-    """PostgreSQL text with FOR SYSTEM_TIME -> Spark SQL."""
+def transpile(sql_text: str, catalog: Catalog, pretty: bool = False, known_at_text: str | None = None) -> str:
+    """PostgreSQL text with FOR SYSTEM_TIME -> Spark SQL; known_at_text as for PostgreSQL (--known-at)."""
+    from sqlglot import exp
+
     tree = parse(sql_text)
     if has_system_time(tree):
-        tree = rewrite_tree(tree, catalog)
+        tree = rewrite_tree(tree, catalog, known_at(known_at_text))
+    for cast in list(tree.find_all(exp.Cast)):
+        # 'infinity' (an open end, as the rewrite writes it) is the lake's far future
+        if isinstance(cast.this, exp.Literal) and cast.this.is_string and cast.this.name.lower() == "infinity":
+            cast.replace(exp.cast(exp.Literal.string(FAR_FUTURE.strftime("%Y-%m-%d %H:%M:%S.%f")), "timestamp"))
     return tree.sql(dialect=DIALECT, pretty=pretty)
 
 
@@ -67,10 +73,15 @@ def _session(settings: Settings):
     return spark_session(lake_target(settings))
 
 
-def run_spark_query(settings: Settings, sql_text: str) -> QueryResult:
-    """Run one read-only statement on the lake with Spark."""
+def run_spark_query(settings: Settings, sql_text: str, known_at_text: str | None = None,
+                    strict: bool = False) -> QueryResult:
+    """Run one read-only statement on the lake with Spark.
+
+    Silver's horizon lives in the warehouse (silver.horizon()), not in the lake: on Spark a
+    question past it is neither warned about nor refused, so strict is accepted and ignored
+    (docs/scale-out.md)."""
     session = _session(settings)
-    statement = transpile(sql_text, lake_catalog(session))
+    statement = transpile(sql_text, lake_catalog(session), known_at_text=known_at_text)
     if not statement.lstrip().lower().startswith(("select", "with", "(", "values", "show", "describe")):
         raise SparkQueryFailed("medallion query reads only: run a SELECT (or WITH ... SELECT)")
     try:
@@ -83,5 +94,6 @@ def run_spark_query(settings: Settings, sql_text: str) -> QueryResult:
     return QueryResult(list(frame.columns), [tuple(_value(v) for v in row) for row in rows], statement)
 
 
-def explain_spark_query(settings: Settings, sql_text: str) -> str:
-    return transpile(sql_text, lake_catalog(_session(settings)), pretty=True)
+def explain_spark_query(settings: Settings, sql_text: str, known_at_text: str | None = None) -> str:
+    """The Spark SQL a query runs as, formatted."""
+    return transpile(sql_text, lake_catalog(_session(settings)), pretty=True, known_at_text=known_at_text)

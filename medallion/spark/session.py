@@ -22,6 +22,7 @@ from medallion.lake.target import LakeTarget
 
 ICEBERG_JAR = "iceberg-spark-runtime-3.5_2.12-1.10.2.jar"
 JDBC_JARS = (Path("/usr/share/java/postgresql.jar"),)
+SQLITE_JARS = (Path("/usr/share/java/sqlite-jdbc.jar"),)
 
 
 def iceberg_jar() -> Path:
@@ -43,6 +44,17 @@ def jdbc_jar() -> Path:
                           "('make setup' does), or set MEDALLION_JDBC_JAR to a postgresql.jar")
 
 
+def sqlite_jar() -> Path:
+    """Xerial's SQLite JDBC driver (Debian: libxerial-sqlite-jdbc-java), for a SQLite catalog."""
+    configured = os.environ.get("MEDALLION_SQLITE_JDBC_JAR")
+    for jar in ([Path(configured)] if configured else list(SQLITE_JARS)):
+        if jar.is_file():
+            return jar
+    raise LakeUnavailable("SQLite's JDBC driver is missing (the lake's catalog of a socket-only warehouse): "
+                          "apt-get install libxerial-sqlite-jdbc-java ('make setup' does), or set "
+                          "MEDALLION_SQLITE_JDBC_JAR")
+
+
 def _java() -> None:
     if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
         raise LakeUnavailable("Spark needs Java 17: apt-get install openjdk-17-jre-headless ('make setup' does)")
@@ -51,8 +63,8 @@ def _java() -> None:
 def catalog_conf(target: LakeTarget) -> dict[str, str]:
     """The Spark settings of the lake's catalog: Iceberg's JdbcCatalog on pyiceberg's tables."""
     if target.jdbc_url is None:
-        raise LakeUnavailable(f"the lake's catalog {target.catalog_uri.split('://')[0]}:// is not PostgreSQL: local "
-                              "Spark reaches it only by JDBC; use spark_profiles_dir for your own Spark")
+        raise LakeUnavailable(f"the lake's catalog {target.catalog_uri.split('://')[0]}:// is neither PostgreSQL nor "
+                              "SQLite: local Spark reaches it only by JDBC; use spark_profiles_dir for your own Spark")
     prefix = f"spark.sql.catalog.{target.catalog_name}"
     conf = {
         prefix: "org.apache.iceberg.spark.SparkCatalog",
@@ -63,11 +75,29 @@ def catalog_conf(target: LakeTarget) -> dict[str, str]:
         # bronze is appended by pyiceberg, outside this session: a cached table would hide it
         f"{prefix}.cache-enabled": "false",
     }
+    if target.jdbc_url.startswith("jdbc:sqlite:"):
+        # one connection: SQLite has one writer, and two pooled connections of this JVM failed
+        # each other's commits (SQLITE_BUSY); wait for pyiceberg's commits rather than fail
+        conf[f"{prefix}.clients"] = "1"
+        conf[f"{prefix}.jdbc.busy_timeout"] = "30000"
     if target.jdbc_user:
         conf[f"{prefix}.jdbc.user"] = target.jdbc_user
     if target.jdbc_password:
         conf[f"{prefix}.jdbc.password"] = target.jdbc_password
     return conf
+
+
+def _jars() -> list[Path]:
+    """The Iceberg runtime and the JDBC drivers that are installed (one of the two is enough)."""
+    drivers = []
+    for find in (jdbc_jar, sqlite_jar):
+        try:
+            drivers.append(find())
+        except LakeUnavailable as missing:
+            problem = missing
+    if not drivers:
+        raise problem
+    return [iceberg_jar(), *drivers]
 
 
 def spark_session(target: LakeTarget):  # -> pyspark.sql.SparkSession
@@ -80,7 +110,8 @@ def spark_session(target: LakeTarget):  # -> pyspark.sql.SparkSession
     if session is None:
         builder = (SparkSession.builder.master(os.environ.get("MEDALLION_SPARK_MASTER", "local[2]"))
                    .appName("medallion")
-                   .config("spark.jars", f"{iceberg_jar()},{jdbc_jar()}")
+                   .config("spark.jars", ",".join(str(jar) for jar in _jars()))
+                   .config("spark.driver.extraLibraryPath", "/usr/lib/x86_64-linux-gnu/jni:/usr/lib/jni")
                    .config("spark.sql.extensions",
                            "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions")
                    .config("spark.sql.session.timeZone", "UTC")

@@ -11,7 +11,9 @@ select
     columns::text as columns,
     to_jsonb(key_columns)::text as key_columns,
     replica_identity,
-    recorded_at
+    recorded_at,
+    event,
+    relid
 from {table}
 where commit_lsn > $1 and commit_lsn <= $2
 order by commit_lsn, ordinal

@@ -65,22 +65,6 @@
 {%- endmacro %}
 
 
-{% macro spark_bronze_columns(bronze_relation) %}
-    {#- {column: warehouse type} in the source's order, from the lake's copy of bronze.table_schema
-        (exported with bronze: medallion/lake/export.py) -#}
-    {%- set result = run_query(
-        "select columns from bronze.table_schema where bronze_table = " ~ spark_literal(bronze_relation.identifier)
-        ~ " order by commit_lsn desc, ordinal desc limit 1") -%}
-    {%- if result.rows | length == 0 -%}
-        {{ exceptions.raise_compiler_error("the lake has no recorded schema for " ~ bronze_relation
-                                           ~ ": run 'medallion export' (or 'medallion run') first") }}
-    {%- endif -%}
-    {%- set columns = {} -%}
-    {%- for column in fromjson(result.rows[0][0]) -%}{%- do columns.update({column['name']: column['warehouse_type']}) -%}{%- endfor -%}
-    {{- return(columns) -}}
-{% endmacro %}
-
-
 {% macro spark_prepare_lake() %}
     create namespace if not exists silver
 {% endmacro %}
@@ -129,8 +113,13 @@
 
 
 {% macro spark_bronze_high(bronze_relation, floor) %}
-    {%- set result = run_query("select coalesce(max(commit_lsn), " ~ floor ~ ") from " ~ bronze_relation) -%}
-    {{- return(result.rows[0][0] | int) -}}
+    {#- How far the lake's bronze is complete, as medallion_bronze_high on PostgreSQL: the ingest
+        state's position the last export recorded (medallion.bronze.complete-lsn on the lake's
+        bronze.table_schema: every source transaction up to it is in the lake, a DDL that changed
+        no row too), or further when the table's own rows go further. -#}
+    {%- set complete = spark_table_properties('bronze.table_schema').get('medallion.bronze.complete-lsn', -1) | int -%}
+    {%- set result = run_query("select coalesce(max(commit_lsn), -1) from " ~ bronze_relation) -%}
+    {{- return([result.rows[0][0] | int, complete, floor] | max) -}}
 {% endmacro %}
 
 

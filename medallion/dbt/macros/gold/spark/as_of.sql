@@ -4,5 +4,5 @@
     --engine spark`), spark_as_of(relation, ts) in a model, or Iceberg's own snapshots
     (`VERSION AS OF`, warehouse time; docs/scale-out.md). -#}
 
-{% macro spark__gold_create_as_of_function(name, returns, body) %}
+{% macro spark__gold_create_as_of_function(name, returns, body, body_known=none) %}
 {% endmacro %}

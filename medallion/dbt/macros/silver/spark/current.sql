@@ -5,7 +5,7 @@
     {%- set target_relation = this.incorporate(type='view') -%}
     {%- set history = ref(model.refs[0]['name']) -%}
     {%- set columns = adapter.get_columns_in_relation(history) | map(attribute='name')
-                      | reject('equalto', 'sys_end') | list -%}
+                      | reject('in', ['sys_end', 'sys_known_from', 'sys_known_to']) | list -%}
     {% call statement('main') -%}
         create or replace view {{ target_relation }} as
         select {{ spark_column_list(columns) }}
@@ -21,33 +21,57 @@
     partitioned by month of that column (hidden partitioning: months(col)), with last_commit_ts
     and source_table, as on PostgreSQL (../current_state_materialization.sql). One MERGE per
     batch: the keys the batch changed get their new row or are deleted; when the batch truncates,
-    the rows of the truncated relations that the batch did not change go too. -#}
+    the rows of the truncated relations that the batch did not change go too. Schema events and
+    re-syncs apply between the batches around them (schema_evolution.sql). -#}
     {%- set key = config.require('key') -%}
     {%- set partition_by = config.require('partition_by') -%}
     {%- set bronze_relation = medallion_bronze_of(model) -%}
-    {%- set columns = spark_bronze_columns(bronze_relation) -%}
+    {%- set timeline = spark_timeline(bronze_relation) -%}
+    {%- set history_columns = medallion_history_columns(timeline, this) -%}
+    {%- set columns = medallion_ordered_columns(history_columns) -%}
     {%- set source_root = config.require('source_table') -%}
     {%- set target_relation = this.incorporate(type='table') -%}
     {%- set existing_relation = load_cached_relation(this) -%}
 
     {{ run_hooks(pre_hooks) }}
-    {%- if existing_relation is not none and (should_full_refresh() or existing_relation.type != 'table'
+    {%- set evolve = ([], false) -%}
+    {%- if existing_relation is not none and existing_relation.type == 'table' -%}
+        {%- set evolve = spark_evolve(target_relation, adapter.get_columns_in_relation(existing_relation), history_columns) -%}
+    {%- endif -%}
+    {%- if existing_relation is not none and (should_full_refresh() or existing_relation.type != 'table' or evolve[1]
                                              or spark_needs_rebuild(target_relation)) %}
         {{ adapter.drop_relation(existing_relation) }}
         {%- set existing_relation = none -%}
     {%- endif %}
     {%- if existing_relation is none %}
-        {% do run_query(spark_current_state_create_sql(target_relation, key, columns, partition_by)) %}
+        {%- set first = {} -%}
+        {%- for name in history_columns['first'] %}{% do first.update({name: columns[name]}) %}{% endfor -%}
+        {% do run_query(spark_current_state_create_sql(target_relation, key, first, partition_by)) %}
+        {%- set evolve = spark_evolve(target_relation, adapter.get_columns_in_relation(target_relation), history_columns) -%}
     {%- endif %}
+    {%- for statement in evolve[0] %}{% do run_query(statement) %}{% endfor -%}
 
     {%- set lo = spark_watermark(target_relation)[0] -%}
     {%- set hi = spark_bronze_high(bronze_relation, lo) -%}
+    {%- if hi > lo %}
+        {%- set plan = spark_steps(bronze_relation, spark_schema_events(timeline, columns), lo, hi) -%}
+        {%- set position = namespace(after=[lo, 2147483647]) -%}
+        {%- for step in plan[0] + [none] -%}
+            {%- set before = [step.lsn, step.ordinal] if step else [hi + 1, 0] -%}
+            {% do run_query(spark_current_state_merge_sql(target_relation, bronze_relation, key, columns, source_root,
+                                                          position.after, before,
+                                                    spark_truncated(plan[1], position.after, before))) %}
+            {%- if step and step.epoch %}
+                {% do run_query(spark_current_state_epoch_sql(target_relation, bronze_relation, key, columns, step)) %}
+                {%- set position.after = [step.lsn, 2147483647] -%}
+            {%- elif step %}
+                {% do run_query(spark_current_state_event_sql(target_relation, step)) %}
+                {%- set position.after = [step.lsn, step.ordinal] -%}
+            {%- endif %}
+        {%- endfor -%}
+    {%- endif %}
     {% call statement('main') -%}
-        {%- if hi > lo %}
-        {{ spark_current_state_merge_sql(target_relation, bronze_relation, key, columns, source_root, lo, hi) }}
-        {%- else %}
-        select 'bronze has nothing past the watermark' as nothing_to_do
-        {%- endif %}
+        select {{ hi }} as applied_up_to
     {%- endcall %}
     {%- if hi > lo %}
         {% do spark_set_watermark(target_relation, hi) %}
@@ -70,15 +94,14 @@ tblproperties ({{ spark_write_properties() }})
 {% endmacro %}
 
 
-{% macro spark_current_state_merge_sql(relation, bronze, key, columns, source_root, lo, hi) %}
-{%- set truncated = run_query("select distinct source_table from " ~ bronze ~ " where op = 'T' and commit_lsn > "
-                              ~ lo ~ " and commit_lsn <= " ~ hi).columns[0].values() | list -%}
+{% macro spark_current_state_merge_sql(relation, bronze, key, columns, source_root, after, before, truncated) %}
+{#- truncated: the source tables the batch truncates (spark_truncated) -#}
 {%- set keys = spark_column_list(key) -%}
 {%- set cols = spark_column_list(columns.keys()) -%}
 merge into {{ relation }} as t
 using (
     with feed as (
-        {{ spark_cdc_feed(bronze, key, columns, lo, hi) }}
+        {{ spark_cdc_feed(bronze, key, columns, after, before) }}
     ),
 
     truncates as (
@@ -88,7 +111,7 @@ using (
     ranked as (
         select feed.*, row_number() over (partition by {{ keys }} order by commit_lsn desc, ordinal desc) as change_rank
         from feed
-        where op <> 'T'
+        where op not in ('T', 'E')
     ),
 
     latest as (
