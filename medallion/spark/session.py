@@ -76,8 +76,12 @@ def catalog_conf(target: LakeTarget) -> dict[str, str]:
         f"{prefix}.cache-enabled": "false",
     }
     if target.jdbc_url.startswith("jdbc:sqlite:"):
-        # one connection: SQLite has one writer, and two pooled connections of this JVM failed
-        # each other's commits (SQLITE_BUSY); wait for pyiceberg's commits rather than fail
+        # Iceberg's start-up check of its catalog tables leaves a metadata ResultSet open, which
+        # on SQLite pins the connection to a read snapshot for good: it then missed pyiceberg's
+        # later appends and failed its own commits (SQLITE_BUSY_SNAPSHOT). pyiceberg creates the
+        # tables (with the V1 iceberg_type column) before the session starts, so the check is
+        # skipped. One connection: SQLite has one writer; wait for pyiceberg's commits.
+        conf[f"{prefix}.jdbc.init-catalog-tables"] = "false"
         conf[f"{prefix}.clients"] = "1"
         conf[f"{prefix}.jdbc.busy_timeout"] = "30000"
     if target.jdbc_user:
@@ -129,6 +133,10 @@ def spark_session(target: LakeTarget):  # -> pyspark.sql.SparkSession
                    .config("spark.sql.codegen.wholeStage", os.environ.get("MEDALLION_SPARK_CODEGEN", "false")))
         session = builder.getOrCreate()
         session.sparkContext.setLogLevel("ERROR")
+    if target.catalog_uri.startswith("sqlite"):
+        from medallion.lake.target import open_catalog
+
+        open_catalog(target)  # creates the catalog's tables (see catalog_conf)
     for key, value in catalog_conf(target).items():
         session.conf.set(key, value)
     session.conf.set("spark.sql.defaultCatalog", target.catalog_name)

@@ -40,7 +40,9 @@
     {%- endif -%}
     {%- if existing_relation is not none and (should_full_refresh() or existing_relation.type != 'table' or evolve[1]
                                              or spark_needs_rebuild(target_relation)) %}
-        {{ adapter.drop_relation(existing_relation) }}
+        {%- do log("medallion: rebuilding " ~ target_relation ~ " from all of bronze (full refresh "
+                   ~ should_full_refresh() ~ ", type " ~ existing_relation.type ~ ", type change " ~ evolve[1] ~ ")") -%}
+        {{ adapter.drop_relation(target_relation.incorporate(type=existing_relation.type)) }}
         {%- set existing_relation = none -%}
     {%- endif %}
     {%- if existing_relation is none %}
@@ -55,18 +57,25 @@
     {%- set hi = spark_bronze_high(bronze_relation, lo) -%}
     {%- if hi > lo %}
         {%- set plan = spark_steps(bronze_relation, spark_schema_events(timeline, columns), lo, hi) -%}
-        {%- set position = namespace(after=[lo, 2147483647]) -%}
-        {%- for step in plan[0] + [none] -%}
+        {%- set batch_rows = spark_batch_rows(bronze_relation, plan, lo, hi) -%}
+        {%- set position = namespace(after=[lo, 2147483647], empty=(lo < 0)) -%}
+        {%- for step in plan.steps + [none] -%}
             {%- set before = [step.lsn, step.ordinal] if step else [hi + 1, 0] -%}
-            {% do run_query(spark_current_state_merge_sql(target_relation, bronze_relation, key, columns, source_root,
-                                                          position.after, before,
-                                                    spark_truncated(plan[1], position.after, before))) %}
+            {%- if batch_rows[loop.index0] > 0 %}
+                {% do run_query(spark_current_state_merge_sql(target_relation, bronze_relation, key, columns, source_root,
+                                                              position.after, before,
+                                                              spark_truncated(plan.truncates, position.after, before),
+                                                              position.empty)) %}
+                {%- set position.empty = false -%}
+            {%- endif %}
             {%- if step and step.epoch %}
                 {% do run_query(spark_current_state_epoch_sql(target_relation, bronze_relation, key, columns, step)) %}
                 {%- set position.after = [step.lsn, 2147483647] -%}
+                {%- set position.empty = false -%}
             {%- elif step %}
                 {% do run_query(spark_current_state_event_sql(target_relation, step)) %}
                 {%- set position.after = [step.lsn, step.ordinal] -%}
+                {%- set position.empty = false -%}
             {%- endif %}
         {%- endfor -%}
     {%- endif %}
@@ -94,12 +103,20 @@ tblproperties ({{ spark_write_properties() }})
 {% endmacro %}
 
 
-{% macro spark_current_state_merge_sql(relation, bronze, key, columns, source_root, after, before, truncated) %}
-{#- truncated: the source tables the batch truncates (spark_truncated) -#}
+{% macro spark_current_state_merge_sql(relation, bronze, key, columns, source_root, after, before, truncated,
+                                       empty=false) %}
+{#- truncated: the source tables the batch truncates (spark_truncated); empty: the table has no
+    rows yet, and a plain INSERT of the surviving rows does what the MERGE would -#}
 {%- set keys = spark_column_list(key) -%}
 {%- set cols = spark_column_list(columns.keys()) -%}
+{%- if empty %}
+insert into {{ relation }} ({{ cols }}, last_commit_ts, source_table)
+select {{ cols }}, last_commit_ts, source_table
+from (
+{%- else %}
 merge into {{ relation }} as t
 using (
+{%- endif %}
     with feed as (
         {{ spark_cdc_feed(bronze, key, columns, after, before) }}
     ),
@@ -135,6 +152,10 @@ using (
     )
 
     select * from final
+{%- if empty %}
+) as s
+where survives
+{%- else %}
 ) as s
 on {{ spark_keys_equal(key, 't', 's') }}
 when matched and not s.survives then delete
@@ -145,5 +166,6 @@ when not matched and s.survives then insert ({{ cols }}, last_commit_ts, source_
 when not matched by source
     {%- if source_root not in truncated %} and t.source_table in ({% for name in truncated %}{{ spark_literal(name) }}{{ ", " if not loop.last }}{% endfor %}){% endif %}
     then delete
+{%- endif %}
 {%- endif %}
 {% endmacro %}

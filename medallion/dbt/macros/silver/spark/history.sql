@@ -35,7 +35,9 @@
     {%- if existing_relation is not none and (should_full_refresh() or existing_relation.type != 'table' or evolve[1]
             or 'sys_known_from' not in (existing_columns | map(attribute='name') | list)
             or spark_needs_rebuild(target_relation)) %}
-        {{ adapter.drop_relation(existing_relation) }}
+        {%- do log("medallion: rebuilding " ~ target_relation ~ " from all of bronze (full refresh "
+                   ~ should_full_refresh() ~ ", type " ~ existing_relation.type ~ ", type change " ~ evolve[1] ~ ")") -%}
+        {{ adapter.drop_relation(target_relation.incorporate(type=existing_relation.type)) }}
         {%- set existing_relation = none -%}
         {%- set evolve = ([], false) -%}
     {%- endif %}
@@ -51,20 +53,26 @@
     {%- set hi = spark_bronze_high(bronze_relation, lo) -%}
     {%- if hi > lo %}
         {%- set plan = spark_steps(bronze_relation, spark_schema_events(timeline, columns), lo, hi) -%}
-        {%- set position = namespace(after=[lo, 2147483647]) -%}
-        {%- for step in plan[0] + [none] -%}
+        {%- set batch_rows = spark_batch_rows(bronze_relation, plan, lo, hi) -%}
+        {%- set position = namespace(after=[lo, 2147483647], empty=(lo < 0)) -%}
+        {%- for step in plan.steps + [none] -%}
             {%- set before = [step.lsn, step.ordinal] if step else [hi + 1, 0] -%}
-            {% do run_query(spark_history_merge_sql(target_relation, bronze_relation, key, columns, source_root,
-                                                    position.after, before,
-                                                    spark_truncated(plan[1], position.after, before))) %}
+            {%- if batch_rows[loop.index0] > 0 %}
+                {% do run_query(spark_history_merge_sql(target_relation, bronze_relation, key, columns, source_root,
+                                                        position.after, before,
+                                                        spark_truncated(plan.truncates, position.after, before), position.empty)) %}
+                {%- set position.empty = false -%}
+            {%- endif %}
             {%- if step and step.epoch %}
                 {% do run_query(spark_history_epoch_sql(target_relation, bronze_relation, key, columns, step)) %}
                 {%- set position.after = [step.lsn, 2147483647] -%}
+                {%- set position.empty = false -%}
             {%- elif step %}
                 {%- for statement in spark_history_event_sql(target_relation, key, columns, step) %}
                     {% do run_query(statement) %}
                 {%- endfor %}
                 {%- set position.after = [step.lsn, step.ordinal] -%}
+                {%- set position.empty = false -%}
             {%- endif %}
         {%- endfor -%}
     {%- endif %}
@@ -93,18 +101,26 @@ tblproperties ({{ spark_write_properties() }})
 {% endmacro %}
 
 
-{% macro spark_history_merge_sql(relation, bronze, key, columns, source_root, after, before, truncated) %}
+{% macro spark_history_merge_sql(relation, bronze, key, columns, source_root, after, before, truncated, empty=false) %}
 {#- The batch of bronze rows strictly between after and before. truncated: the source tables the
     batch truncates (spark_truncated); without any, the statement has no truncate join at all,
-    and the seed tables are read only when a truncate names one partition. -#}
+    and the seed tables are read only when a truncate names one partition. empty: the table has
+    no rows yet (its first batch), so nothing is reopened and a plain INSERT of the versions
+    does what the MERGE would, in one Spark job instead of a join and a rewrite. -#}
 {%- set feed = spark_cdc_feed(bronze, key, columns, after, before) -%}
 {%- set has_truncates = truncated | length > 0 -%}
 {%- set partial_truncates = truncated | reject('equalto', source_root) | list | length > 0 -%}
 {%- set keys = spark_column_list(key) -%}
 {%- set cols = spark_column_list(columns.keys()) -%}
 {%- set far = spark_far_future() -%}
+{%- if empty %}
+insert into {{ relation }} ({{ cols }}, sys_start, sys_end, sys_known_from, sys_known_to)
+select {{ cols }}, sys_start, sys_end, sys_known_from, sys_known_to
+from (
+{%- else %}
 merge into {{ relation }} as t
 using (
+{%- endif %}
     with feed as (
         {{ feed }}
     ),
@@ -131,6 +147,7 @@ using (
         select {{ cols }}, sys_start, sys_known_from
         from {{ relation }}
         where sys_end = {{ far }}
+        {%- if empty %} and false{% endif %}
         {%- if not has_truncates %}
           and ({{ keys }}) in (select {{ keys }} from key_changes)
         {%- endif %}
@@ -239,10 +256,15 @@ using (
 
     -- keep: a version replaced at the very instant it started was never visible
     select versions.*, sys_start < sys_end as keep from versions
+{%- if empty %}
+) as s
+where keep
+{%- else %}
 ) as s
 on {{ spark_keys_equal(key, 't', 's') }} and t.sys_start = s.sys_start and s.reopened and t.sys_end = {{ far }}
 when matched and not s.keep then delete
 when matched then update set t.sys_end = s.sys_end, t.sys_known_to = s.sys_known_to
 when not matched and s.keep then insert ({{ cols }}, sys_start, sys_end, sys_known_from, sys_known_to)
     values ({{ spark_column_list(columns.keys(), 's.') }}, s.sys_start, s.sys_end, s.sys_known_from, s.sys_known_to)
+{%- endif %}
 {% endmacro %}

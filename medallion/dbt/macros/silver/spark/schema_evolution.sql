@@ -130,26 +130,56 @@
 
 
 {% macro spark_steps(bronze_relation, events, lo, hi) %}
-    {#- (steps, truncates): the schema events in (lo, hi] and the re-syncs (E rows) there, in stream
-        order, as medallion_steps; and the truncates there, [{lsn, ordinal, table}]. One small query. -#}
+    {#- {steps, truncates, rows}: the schema events in (lo, hi] and the re-syncs (E rows) there, in
+        stream order, as medallion_steps; the truncates there, [{lsn, ordinal, table}]; and how many
+        bronze rows other than E rows the range holds (0: nothing to apply). One small query. -#}
     {%- set result = run_query(
         "select op, commit_lsn, ordinal, source_table, date_format(commit_ts, 'yyyy-MM-dd HH:mm:ss.SSSSSS'), "
-        ~ "date_format(load_ts, 'yyyy-MM-dd HH:mm:ss.SSSSSS') from " ~ bronze_relation
-        ~ " where op in ('T', 'E') and commit_lsn > " ~ lo ~ " and commit_lsn <= " ~ hi ~ " order by commit_lsn, ordinal") -%}
+        ~ "date_format(load_ts, 'yyyy-MM-dd HH:mm:ss.SSSSSS'), 0 from " ~ bronze_relation
+        ~ " where op in ('T', 'E') and commit_lsn > " ~ lo ~ " and commit_lsn <= " ~ hi
+        ~ " union all select 'N', 0, 0, null, null, null, count(*) from " ~ bronze_relation
+        ~ " where op <> 'E' and commit_lsn > " ~ lo ~ " and commit_lsn <= " ~ hi) -%}
     {%- set epochs, truncates = [], [] -%}
-    {%- for op, lsn, ordinal, source_table, ts, known in result.rows -%}
+    {%- set counted = namespace(rows=0) -%}
+    {%- for op, lsn, ordinal, source_table, ts, known, rows in result.rows | sort(attribute='2') | sort(attribute='1') -%}
         {%- if op == 'E' -%}
             {%- do epochs.append({'lsn': lsn | int, 'ordinal': 0, 'ts': ts, 'known': known, 'epoch': true,
                                   'drop': false, 'set': {}}) -%}
-        {%- else -%}
+        {%- elif op == 'T' -%}
             {%- do truncates.append({'lsn': lsn | int, 'ordinal': ordinal | int, 'table': source_table}) -%}
+        {%- else -%}
+            {%- set counted.rows = rows | int -%}
         {%- endif -%}
     {%- endfor -%}
     {%- set chosen = [] -%}
     {%- for event in events -%}
         {%- if event.lsn > lo and event.lsn <= hi %}{% do chosen.append(event) %}{% endif -%}
     {%- endfor -%}
-    {{- return((medallion_steps(chosen, epochs), truncates)) -}}
+    {{- return({'steps': medallion_steps(chosen, epochs), 'truncates': truncates, 'rows': counted.rows}) -}}
+{% endmacro %}
+
+
+{% macro spark_batch_rows(bronze_relation, plan, lo, hi) %}
+    {#- How many bronze rows each batch between the steps holds ([n0, n1, ...], one per batch):
+        a batch without any is not applied (each apply is a Spark job or two). Without steps the
+        range's count says it; with them one more small query counts per batch. -#}
+    {%- if not plan.steps -%}{{ return([plan.rows]) }}{%- endif -%}
+    {%- if plan.rows == 0 -%}{{ return([0] * (plan.steps | length + 1)) }}{%- endif -%}
+    {%- set position = namespace(after=[lo, 2147483647]) -%}
+    {%- set cases = [] -%}
+    {%- for step in plan.steps + [none] -%}
+        {%- set before = [step.lsn, step.ordinal] if step else [hi + 1, 0] -%}
+        {%- do cases.append("when " ~ spark_range(position.after, before) ~ " then " ~ loop.index0) -%}
+        {%- if step -%}{%- set position.after = [step.lsn, 2147483647 if step.epoch else step.ordinal] -%}{%- endif -%}
+    {%- endfor -%}
+    {%- set result = run_query(
+        "select batch, count(*) from (select case " ~ (cases | join(' ')) ~ " end as batch from " ~ bronze_relation
+        ~ " where op <> 'E' and commit_lsn > " ~ lo ~ " and commit_lsn <= " ~ hi ~ ") where batch is not null group by batch") -%}
+    {%- set found = {} -%}
+    {%- for batch, rows in result.rows -%}{%- do found.update({batch | int: rows | int}) -%}{%- endfor -%}
+    {%- set counts = [] -%}
+    {%- for n in range(plan.steps | length + 1) -%}{%- do counts.append(found.get(n, 0)) -%}{%- endfor -%}
+    {{- return(counts) -}}
 {% endmacro %}
 
 
