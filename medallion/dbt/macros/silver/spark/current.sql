@@ -36,7 +36,7 @@
     {{ run_hooks(pre_hooks) }}
     {%- set evolve = ([], false) -%}
     {%- if existing_relation is not none and existing_relation.type == 'table' -%}
-        {%- set evolve = spark_evolve(target_relation, adapter.get_columns_in_relation(existing_relation), history_columns) -%}
+        {%- set evolve = spark_evolve(target_relation, adapter.get_columns_in_relation(target_relation), history_columns) -%}
     {%- endif -%}
     {%- if existing_relation is not none and (should_full_refresh() or existing_relation.type != 'table' or evolve[1]
                                              or spark_needs_rebuild(target_relation)) %}

@@ -29,7 +29,7 @@
     {{ run_hooks(pre_hooks) }}
     {%- set evolve = ([], false) -%}
     {%- if existing_relation is not none and existing_relation.type == 'table' -%}
-        {%- set existing_columns = adapter.get_columns_in_relation(existing_relation) -%}
+        {%- set existing_columns = adapter.get_columns_in_relation(target_relation) -%}
         {%- set evolve = spark_evolve(target_relation, existing_columns, history_columns) -%}
     {%- endif -%}
     {%- if existing_relation is not none and (should_full_refresh() or existing_relation.type != 'table' or evolve[1]
