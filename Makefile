@@ -14,6 +14,7 @@ setup: system $(STAMP)
 
 system:
 	@bash scripts/install-postgres.sh
+	@bash scripts/install-lake.sh
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)

@@ -63,6 +63,7 @@ def main() -> None:
         ("versions_vs_snapshot", lambda: scenarios.versions_vs_snapshot(settings)),
         ("freshness", lambda: scenarios.freshness(settings, env)),
         ("as_of_lookup", lambda: scenarios.as_of_lookup(settings, _database_dsn(cluster))),
+        ("engines", lambda: scenarios.engines(settings)),
     ]
     began = time.perf_counter()
     for name, step in steps:
@@ -124,6 +125,14 @@ def summary(r: dict) -> Table:
                   f"{f['silver_p50_s']:.1f} / {f['silver_p95_s']:.1f} s", "p95 <= 2 s")
     table.add_row("freshness to gold p50 / p95", f"{f['gold_p50_s']:.1f} / {f['gold_p95_s']:.1f} s", "p95 <= 5 s")
     table.add_row(f"as-of point lookup, {a['versions']:,} versions, p50", f"{a['p50_ms']:.2f} ms", "<= 1 ms")
+    e = r.get("engines")
+    if e:
+        table.add_row("export bronze to Iceberg (first / after 1% changed)",
+                      f"{e['export_seconds']:.1f} / {e['export_incremental_seconds']:.1f} s", "")
+        table.add_row("silver+gold full build: PostgreSQL | Spark local (incl. JVM start)",
+                      f"{e['postgres_full_seconds']:.1f} | {e['spark_first_seconds']:.1f} s", "")
+        table.add_row(f"incremental build after {e['rows_changed']:,} changed rows: PostgreSQL | Spark",
+                      f"{e['postgres_incremental_seconds']:.1f} | {e['spark_incremental_seconds']:.1f} s", "")
     return table
 
 

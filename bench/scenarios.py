@@ -276,3 +276,35 @@ def as_of_lookup(settings: Settings, cluster_dsn_for: callable, keys: int = 1000
     return {"versions": versions, "history_build_seconds": build_seconds, "lookups": lookups,
             "p50_ms": statistics.median(timings) * 1000, "p95_ms": statistics.quantiles(timings, n=20)[18] * 1000,
             "history_span_s": span, "plan_uses_index": "Index" in plan}
+
+
+def engines(settings: Settings) -> dict:
+    """Factor-10 builds of silver and gold on PostgreSQL and on Spark (local, 2 cores) side by side:
+    a full build each (Spark's includes starting its JVM, ~15 s), then an incremental one after 1%
+    of the rows changed. Bronze reaches the lake by `medallion export` (timed too)."""
+    from medallion.settings import PAGILA_CONFIG, REPO_ROOT
+
+    folder = settings.home / "bench_lake"
+    folder.mkdir(parents=True, exist_ok=True)
+    text = PAGILA_CONFIG.read_text(encoding="utf-8").replace(
+        'dbt_project = "transform"', f'dbt_project = "{REPO_ROOT / "transform"}"')
+    (folder / "medallion.toml").write_text(text + f'\n[lake]\nwarehouse = "{folder / "files"}"\n', encoding="utf-8")
+    lake = replace(settings, config_path=folder / "medallion.toml")
+    result: dict = {}
+
+    def timed(name: str, step: callable) -> None:
+        began = time.perf_counter()
+        step()
+        result[name] = round(time.perf_counter() - began, 1)
+
+    pipeline.ingest(lake)
+    timed("export_seconds", lambda: pipeline.export(lake))
+    timed("postgres_full_seconds", lambda: pipeline.build(lake, full_refresh=True, tests=False))
+    timed("spark_first_seconds", lambda: pipeline.build(lake, full_refresh=True, tests=False, engine="spark"))
+    with connect(endpoints(lake).source, "source", autocommit=True) as conn:
+        result["rows_changed"] = sum(conn.execute(statement).rowcount for statement in ONE_PERCENT)
+    pipeline.ingest(lake)
+    timed("export_incremental_seconds", lambda: pipeline.export(lake))
+    timed("postgres_incremental_seconds", lambda: pipeline.build(lake, tests=False))
+    timed("spark_incremental_seconds", lambda: pipeline.build(lake, tests=False, engine="spark"))
+    return result

@@ -483,8 +483,10 @@ def _print_build(report: transform.BuildReport) -> None:
               help="Models only, no dbt tests: for frequent refreshes between tested builds.")
 @click.option("--full-tests", is_flag=True,
               help="Test whole tables, not only the keys bronze changed since the last passing build (nightly).")
+@click.option("--engine", type=click.Choice(["postgres", "spark"]), default="postgres", show_default=True,
+              help="postgres: in the warehouse; spark: Iceberg tables from the lake's bronze ('medallion export').")
 @friendly_errors
-def build(full_refresh: bool, skip_tests: bool, full_tests: bool) -> None:
+def build(full_refresh: bool, skip_tests: bool, full_tests: bool, engine: str) -> None:
     """Build silver (and gold) from bronze with dbt: every model, then its tests.
 
     Incremental: each model reads only the bronze rows past its watermark, and the tests check
@@ -497,10 +499,15 @@ def build(full_refresh: bool, skip_tests: bool, full_tests: bool) -> None:
       medallion build --full-refresh    # rebuild silver and gold from all of bronze
       medallion build --skip-tests      # a quick refresh; constraints still hold, tests run nightly
       medallion build --full-tests      # the nightly full test: every history and current view, whole
+      medallion build --engine spark    # the same models on Spark, from the Iceberg lake
     """
     if skip_tests and full_tests:
         raise click.UsageError("--skip-tests and --full-tests exclude each other")
-    _print_build(pipeline.build(load_settings(), full_refresh, tests=not skip_tests, full_tests=full_tests))
+    _print_build(pipeline.build(load_settings(), full_refresh, tests=not skip_tests, engine=engine,
+                                full_tests=full_tests))
+
+
+ENGINES = click.Choice(["postgres", "spark"])
 
 
 @cli.command()
@@ -511,9 +518,12 @@ def build(full_refresh: bool, skip_tests: bool, full_tests: bool) -> None:
               help="With --follow: seconds without a connection to the source or the warehouse before giving up.")
 @click.option("--full-tests", is_flag=True,
               help="Test whole tables, not only the keys bronze changed since the last passing build.")
+@click.option("--engine", type=ENGINES, default="postgres", show_default=True,
+              help="Where silver and gold are built: the warehouse PostgreSQL, or Spark on the Iceberg lake.")
 @friendly_errors
-def run(follow: bool, give_up_after: float, full_tests: bool) -> None:
-    """The nightly job: ingest (bronze up to date), then build (silver and gold).
+def run(follow: bool, give_up_after: float, full_tests: bool, engine: str) -> None:
+    """The nightly job: ingest (bronze up to date), export to the lake when [lake] is configured,
+    then build (silver and gold).
 
     With --follow, one long-running process: it ingests continuously and applies each new
     stretch of bronze to silver and then gold with the statements dbt stored at its last build
@@ -525,8 +535,12 @@ def run(follow: bool, give_up_after: float, full_tests: bool) -> None:
     Examples:
       medallion run && psql "$MEDALLION_WAREHOUSE_DSN" -c 'select * from silver.dim_customer_as_of(now())'
       medallion run --follow            # silver and gold seconds behind the source, until Ctrl-C
+      medallion run --engine spark     # silver and gold as Iceberg tables, built by Spark
     """
     if follow:
+        if engine != "postgres":
+            raise click.UsageError("--follow applies bronze to the warehouse's silver and gold: use it with "
+                                   "--engine postgres")
         from medallion.follow import follow as follow_source
 
         last = [0.0]
@@ -541,9 +555,32 @@ def run(follow: bool, give_up_after: float, full_tests: bool) -> None:
         out.print(f"stopped: {followed.changes:,} changes ingested, {followed.applied:,} model refreshes in "
                   f"{followed.passes:,} rounds, {followed.builds} dbt builds; 'medallion build' continues from here")
         return
-    report = pipeline.run(load_settings(), note, full_tests)
+    report = pipeline.run(load_settings(), note, engine, full_tests)
     out.print(f"ingested: {report.ingest.snapshot_rows:,} snapshot rows, {report.ingest.changes:,} changes")
+    if report.export is not None:
+        out.print(f"exported to the lake: {report.export.rows:,} bronze rows ({report.export.seconds:.1f}s)")
     _print_build(report.build)
+
+
+@cli.command()
+@click.option("--chunk-rows", type=click.IntRange(min=1), default=None,
+              help="Bronze rows per Iceberg commit (whole source transactions; default 200,000).")
+@friendly_errors
+def export(chunk_rows: int | None) -> None:
+    """Export bronze to Apache Iceberg ([lake] in medallion.toml), exactly once.
+
+    Appends each bronze table's rows past the position its Iceberg table records (in the
+    snapshot summary, committed with the rows), in commit order. Safe to stop and re-run.
+
+    \b
+    Examples:
+      medallion export
+      medallion export --chunk-rows 50000
+    """
+    report = pipeline.export(load_settings(), chunk_rows)
+    commits = sum(t.commits for t in report.tables)
+    out.print(f"exported: {report.rows:,} bronze rows to {len(report.tables)} Iceberg tables in {commits} commits "
+              f"({report.seconds:.1f}s)")
 
 
 def _parse_params(pairs: tuple[str, ...]) -> dict[str, object]:
@@ -583,9 +620,11 @@ def _print_result_table(result: QueryResult) -> None:
                    "published): versions loaded later are left out.")
 @click.option("--strict", is_flag=True,
               help="Refuse (instead of warning) a question about a time past silver's horizon.")
+@click.option("--engine", type=click.Choice(["postgres", "spark"]), default="postgres", show_default=True,
+              help="postgres: the warehouse; spark: the Iceberg lake (the statement transpiled for Spark).")
 @friendly_errors
 def query(sql_text: str, fmt: str, explain: bool, params: tuple[str, ...], known_at: str | None,
-          strict: bool) -> None:
+          strict: bool, engine: str) -> None:
     """Run SQL on the warehouse, with SQL:2011 FOR SYSTEM_TIME on any history table.
 
     A history table (silver.*_hist) has sys_start/sys_end timestamptz columns; each
@@ -625,6 +664,9 @@ def query(sql_text: str, fmt: str, explain: bool, params: tuple[str, ...], known
       medallion query --known-at '2026-11-23 06:00+00' "select sum(amount) from silver.fact_payment_hist
           for system_time as of '2026-11-22 00:00+00'"
       medallion query - < question.sql
+      medallion query --engine spark "select * from silver.dim_customer_hist
+          for system_time as of '2026-11-01 00:00+00' where customer_id = 7"
+
     \b
     Two time axes: FOR SYSTEM_TIME is the source's time (what the source held at t);
     --known-at is the warehouse's (what had been loaded by k). A question about a time later
@@ -633,9 +675,9 @@ def query(sql_text: str, fmt: str, explain: bool, params: tuple[str, ...], known
     settings = load_settings()
     text = sys.stdin.read() if sql_text == "-" else sql_text
     if explain:
-        click.echo(pipeline.explain_query(settings, text, known_at))
+        click.echo(pipeline.explain_query(settings, text, known_at, engine))
         return
-    result = pipeline.query(settings, text, _parse_params(params) or None, known_at, strict)
+    result = pipeline.query(settings, text, _parse_params(params) or None, known_at, strict, engine)
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     from medallion.query import to_csv, to_json

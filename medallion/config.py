@@ -10,6 +10,11 @@
     column_types = { rate = "numeric" }   # a history column's type, when a type change does not widen
     [transform]
     dbt_project = "transform"       # the project's own dbt models (gold, curated silver)
+    [lake]                          # bronze exported to Apache Iceberg, silver and gold on Spark
+    warehouse = "s3://bucket/lake"  # data files: a folder or any fsspec/S3 URI; default MEDALLION_HOME/lake
+    catalog_uri = "postgresql+psycopg2://..."  # the Iceberg SQL catalog; default the warehouse PostgreSQL
+    catalog_name = "medallion"      # the catalog's name in that database (several lakes can share one)
+    spark_profiles_dir = "spark"    # a dbt profiles.yml for a real Spark (thrift, Spark Connect); default local
 
 It is found in MEDALLION_CONFIG, else ./medallion.toml; without one the defaults above hold and
 there is no project dbt (bronze and silver only). Read with the standard library (tomllib).
@@ -31,10 +36,11 @@ CONFIG_FILE = "medallion.toml"
 DEFAULT_INCLUDE = ("public.*",)
 PLUGINS = ("pgoutput", "wal2json")
 
-_SECTIONS = {"capture", "tables", "transform"}
+_SECTIONS = {"capture", "tables", "transform", "lake"}
 _CAPTURE_KEYS = {"include", "exclude", "plugin"}
 _TABLE_KEYS = {"silver", "key", "partition_by", "column_types"}
 _TRANSFORM_KEYS = {"dbt_project"}
+_LAKE_KEYS = {"warehouse", "catalog_uri", "catalog_name", "spark_profiles_dir"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,20 @@ class TableOptions:
 
 
 @dataclass(frozen=True)
+class LakeConfig:
+    """[lake]: where bronze is exported as Iceberg tables and where Spark finds them.
+
+    None values mean the defaults, resolved where the environment is known (medallion/lake/target.py):
+    the warehouse PostgreSQL holds the catalog, MEDALLION_HOME/lake the data files, and Spark runs
+    in-process. Its presence alone turns the export on in `medallion run`."""
+
+    warehouse: str | None = None
+    catalog_uri: str | None = None
+    catalog_name: str = "medallion"
+    spark_profiles_dir: Path | None = None
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     include: tuple[TablePattern, ...] = tuple(TablePattern.parse(p) for p in DEFAULT_INCLUDE)
     exclude: tuple[TablePattern, ...] = ()
@@ -55,6 +75,7 @@ class ProjectConfig:
     dbt_project: Path | None = None
     plugin: str | None = None
     path: Path | None = None  # where it was read from; None for the defaults
+    lake: LakeConfig | None = None  # [lake]; None: no Iceberg export, no Spark engine
 
     @property
     def where(self) -> str:
@@ -115,6 +136,26 @@ def _table_options(name: str, raw: Any, path: Path) -> tuple[tuple[str, str], Ta
                                    column_types=dict(column_types))
 
 
+def _lake(raw: Any, path: Path) -> LakeConfig | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: [lake] must be a table")
+    _unknown(set(raw), _LAKE_KEYS, "[lake]", path)
+    for key in _LAKE_KEYS:
+        if key in raw and (not isinstance(raw[key], str) or not raw[key].strip()):
+            raise ConfigError(f'{path}: [lake] {key} must be a non-empty string, e.g. {key} = "..."')
+    warehouse = raw.get("warehouse")
+    if warehouse is not None and "://" not in warehouse:
+        warehouse = str((path.parent / warehouse).resolve())  # a folder, relative to the file
+    profiles = raw.get("spark_profiles_dir")
+    profiles_dir = (path.parent / profiles).resolve() if profiles else None
+    if profiles_dir is not None and not (profiles_dir / "profiles.yml").is_file():
+        raise ConfigError(f"{path}: [lake] spark_profiles_dir = {profiles!r}: {profiles_dir} has no profiles.yml")
+    return LakeConfig(warehouse=warehouse, catalog_uri=raw.get("catalog_uri"),
+                      catalog_name=raw.get("catalog_name", "medallion"), spark_profiles_dir=profiles_dir)
+
+
 def parse_config(text: str, path: Path) -> ProjectConfig:
     """A ProjectConfig from the text of a medallion.toml (path is for messages and relative paths)."""
     try:
@@ -154,6 +195,7 @@ def parse_config(text: str, path: Path) -> ProjectConfig:
         dbt_project=dbt_project,
         plugin=plugin,
         path=path,
+        lake=_lake(raw.get("lake"), path),
     )
 
 

@@ -114,3 +114,19 @@ class Unexpected(MedallionError):
 
 class HorizonExceeded(MedallionError):
     """A query asked (with --strict) about a source time past silver's horizon."""
+
+
+class LakeNotConfigured(MedallionError):
+    """A lake command ran without a [lake] section in medallion.toml."""
+
+
+class LakeUnavailable(MedallionError):
+    """A package, jar or program the lake needs (pyiceberg, pyspark, the Iceberg jar, Java) is missing."""
+
+
+class LakeExportFailed(MedallionError):
+    """An Iceberg table of the lake does not match the bronze it is exported from."""
+
+
+class SparkQueryFailed(MedallionError):
+    """Spark rejected a (rewritten) `medallion query --engine spark` statement."""

@@ -36,6 +36,7 @@ from medallion.source.simulate import SimulationReport
 from medallion.source.simulate import simulate as run_simulation
 
 if TYPE_CHECKING:  # sqlglot costs ~0.2 s to import: only `query` needs it
+    from medallion.lake.export import ExportReport
     from medallion.query import QueryResult
 
 WAREHOUSE_SCHEMAS = ("gold", "silver", "bronze")
@@ -286,18 +287,21 @@ def status(settings: Settings) -> Status:
 
 
 def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...] = (),
-          tests: bool = True, full_tests: bool = False) -> transform.BuildReport:
+          tests: bool = True, engine: str = "postgres", full_tests: bool = False) -> transform.BuildReport:
     """Build silver (and gold) from bronze with dbt: models and their tests.
 
     Incremental by default: each model applies only the bronze rows past its watermark.
     full_refresh rebuilds every model from all of bronze (the result is the same); select
     narrows the build with dbt selectors, e.g. ("silver",); tests=False skips the dbt tests
     (frequent refreshes; the nightly run tests). The tests check what bronze changed since the
-    last passing build; full_tests checks whole tables (the nightly full test).
+    last passing build; full_tests checks whole tables (the nightly full test). engine="spark"
+    builds the same project with Spark from the Iceberg lake (bronze exported by `export`) into
+    Iceberg tables.
 
-    Afterwards the analyst role may read what the build made (grant_readers)."""
-    report = transform.build(settings, full_refresh, select, tests, full_tests)
-    report.notes.extend(grant_readers(settings))
+    Afterwards the analyst role may read what a PostgreSQL build made (grant_readers)."""
+    report = transform.build(settings, full_refresh, select, tests, engine, full_tests)
+    if engine == "postgres":
+        report.notes.extend(grant_readers(settings))
     return report
 
 
@@ -346,35 +350,59 @@ def build_project(settings: Settings, predict: bool = False) -> BuildProject:
     return transform.prepare_project(settings, predict)
 
 
+def export(settings: Settings, chunk_rows: int | None = None) -> ExportReport:
+    """Append bronze's new rows to the Iceberg lake ([lake] in medallion.toml), exactly once."""
+    from medallion.lake.export import CHUNK_ROWS
+    from medallion.lake.export import export as export_bronze
+
+    return export_bronze(settings, chunk_rows or CHUNK_ROWS)
+
+
 @dataclass
 class RunReport:
     ingest: IngestReport
     build: transform.BuildReport
+    export: ExportReport | None = None
 
 
-def run(settings: Settings, notify: Callable[[str], None] = lambda _: None, full_tests: bool = False) -> RunReport:
-    """The nightly job: bring bronze up to date, then build silver and gold from it."""
+def run(settings: Settings, notify: Callable[[str], None] = lambda _: None, engine: str = "postgres",
+        full_tests: bool = False) -> RunReport:
+    """The nightly job: bring bronze up to date, export it to the lake when [lake] is configured,
+    then build silver and gold from it (on PostgreSQL, or on Spark from the lake)."""
     ingested = ingest(settings, notify=notify)
-    return RunReport(ingested, build(settings, full_tests=full_tests))
+    exported = export(settings) if settings.config().lake is not None else None
+    return RunReport(ingested, build(settings, engine=engine, full_tests=full_tests), exported)
 
 
 # Time travel: analysts' SQL with SQL:2011 FOR SYSTEM_TIME, read-only on the warehouse.
 
 def query(settings: Settings, sql_text: str, params: dict[str, object] | None = None,
-          known_at: str | None = None, strict: bool = False) -> QueryResult:
+          known_at: str | None = None, strict: bool = False, engine: str = "postgres") -> QueryResult:
     """Run one statement on the warehouse, FOR SYSTEM_TIME clauses rewritten (see medallion.query).
 
     Read-only: the statement runs as the analyst role (MEDALLION_QUERY_DSN, else the warehouse as
     MEDALLION_ANALYST_ROLE), in a read-only transaction. params fill %(name)s placeholders.
     known_at answers every FOR SYSTEM_TIME as the warehouse knew it then; strict makes a
-    question past silver's horizon an error instead of a warning."""
+    question past silver's horizon an error instead of a warning. engine="spark" answers from
+    the Iceberg lake with Spark (the statement transpiled by sqlglot)."""
+    if engine == "spark":
+        from medallion.spark.query import run_spark_query
+
+        if params:
+            raise MedallionError("--param is for PostgreSQL: on Spark write the value into the statement")
+        return run_spark_query(settings, sql_text, known_at, strict)
     from medallion.query import run_query
 
     return run_query(settings, sql_text, params, known_at, strict)
 
 
-def explain_query(settings: Settings, sql_text: str, known_at: str | None = None) -> str:
-    """The PostgreSQL a query runs as, formatted; its tables are checked but nothing runs."""
+def explain_query(settings: Settings, sql_text: str, known_at: str | None = None,
+                  engine: str = "postgres") -> str:
+    """The SQL a query runs as, formatted; its tables are checked but nothing runs."""
+    if engine == "spark":
+        from medallion.spark.query import explain_spark_query
+
+        return explain_spark_query(settings, sql_text, known_at)
     from medallion.query import explain_query as explain
 
     return explain(settings, sql_text, known_at)

@@ -82,13 +82,14 @@ def dbt_profile(warehouse_dsn: str) -> Iterator[None]:
 
 
 def dbt_args(settings: Settings, command: str, project_dir: Path, full_refresh: bool = False,
-             select: tuple[str, ...] = (), full_tests: bool = False) -> list[str]:
+             select: tuple[str, ...] = (), engine: str = "postgres", profiles_dir: Path | None = None,
+             full_tests: bool = False) -> list[str]:
     """Arguments for one dbt command; dbt's target/ and logs/ live under MEDALLION_HOME.
 
     dbt writes nothing to the console (the caller reports, and failures become BuildFailed);
     its full debug log stays in the log file that BuildFailed points to."""
-    work = settings.home / "dbt"
-    args = [command, "--project-dir", str(project_dir), "--profiles-dir", str(project_dir),
+    work = settings.home / "dbt" if engine == "postgres" else settings.home / "dbt" / engine
+    args = [command, "--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir or project_dir),
             "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
             "--log-level", "none", "--log-level-file", "debug"]
     if full_refresh:
@@ -106,7 +107,7 @@ def _first_line(text: str | None) -> str:
     return ": ".join(lines[:2]) if lines else "no message"
 
 
-def prepare_project(settings: Settings, predict: bool = False) -> BuildProject:
+def prepare_project(settings: Settings, predict: bool = False, engine: str = "postgres") -> BuildProject:
     """Write the build project for what bronze holds now, the project's own dbt linked in as a package.
 
     predict: before the first ingest, plan for the selection as the source's catalog resolves it
@@ -118,7 +119,7 @@ def prepare_project(settings: Settings, predict: bool = False) -> BuildProject:
         recorded = _predicted(settings, ends.source)
     if not recorded:
         raise MedallionError("bronze has captured no table yet: run 'medallion ingest' (or 'medallion run') first")
-    return write_project(settings.home, settings.config(), recorded)
+    return write_project(settings.home, settings.config(), recorded, engine)
 
 
 def _predicted(settings: Settings, source_dsn: str) -> dict[str, store.RecordedTable]:
@@ -133,8 +134,32 @@ def _predicted(settings: Settings, source_dsn: str) -> dict[str, store.RecordedT
             for t in chosen.captured}
 
 
+@contextmanager
+def _engine(settings: Settings, engine: str) -> Iterator[Path | None]:
+    """What an engine's dbt run needs around it; yields the profiles folder (None: the project's).
+
+    postgres: profiles.yml's variables from the warehouse DSN. spark: the in-process SparkSession
+    on the lake's catalog, or a real cluster's profiles.yml ([lake] spark_profiles_dir)."""
+    if engine == "postgres":
+        with dbt_profile(endpoints(settings).warehouse):
+            yield None
+        return
+    if engine != "spark":
+        raise MedallionError(f"unknown engine {engine!r}: use postgres or spark")
+    from medallion.lake.dependencies import require
+    from medallion.lake.target import lake_target
+
+    require("dbt.adapters.spark")
+    target = lake_target(settings)
+    if target.spark_profiles_dir is None:
+        from medallion.spark.session import spark_session
+
+        spark_session(target)
+    yield target.spark_profiles_dir
+
+
 def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...] = (),
-          tests: bool = True, full_tests: bool = False) -> BuildReport:
+          tests: bool = True, engine: str = "postgres", full_tests: bool = False) -> BuildReport:
     """`dbt build` of silver (generated) and the project's own models: every model, then its
     tests, in DAG order.
 
@@ -145,11 +170,11 @@ def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...
     Raises BuildFailed naming the first failing model or test (and how many others failed)."""
     from dbt.cli.main import dbtRunner  # ~1.5 s import: only when a build runs
 
-    warehouse = endpoints(settings).warehouse
     began = time.perf_counter()
-    with dbt_profile(warehouse):
-        project = prepare_project(settings)
-        args = dbt_args(settings, "build" if tests else "run", project.path, full_refresh, select, full_tests)
+    with _engine(settings, engine) as profiles_dir:
+        project = prepare_project(settings, engine=engine)
+        args = dbt_args(settings, "build" if tests else "run", project.path, full_refresh, select, engine,
+                        profiles_dir, full_tests)
         outcome = dbtRunner().invoke(args)
 
     report = BuildReport(seconds=time.perf_counter() - began, notes=list(project.notes))
@@ -163,7 +188,7 @@ def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...
         more = f" (and {len(failed) - 1} more failing: {', '.join(n.unique_id for n in failed[1:4])})" \
             if len(failed) > 1 else ""
         raise BuildFailed(f"dbt build failed at {first.unique_id}: {_first_line(first.message)}{more}; "
-                          f"details in {settings.home / 'dbt' / 'logs' / 'dbt.log'}",
+                          f"details in {Path(args[args.index('--log-path') + 1]) / 'dbt.log'}",
                           node=first.unique_id, failed=[n.unique_id for n in failed])
     if not outcome.success:
         reason = _first_line(str(outcome.exception)) if outcome.exception else "dbt reported a failure"

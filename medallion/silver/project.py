@@ -14,6 +14,10 @@ as a local dbt package, so its models ref() the generated ones and use the engin
         profiles.yml            the warehouse, from MEDALLION_DBT_* (medallion/transform.py)
         models/bronze/_bronze__sources.yml
         models/silver/<base>_hist.sql, <base>.sql, _silver__models.yml
+
+The Spark engine builds the very same models from the lake's bronze (engine="spark"):
+MEDALLION_HOME/dbt/spark/project/, with dbt-spark's profile, Iceberg as the file format and
+the spark materializations that dbt picks for the spark adapter.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from medallion.selection import PARTITION_TYPES, no_key_note
 
 ENGINE_DIR = Path(__file__).resolve().parents[1] / "dbt"
 PROJECT_NAME = "medallion"
+ENGINES = ("postgres", "spark")
 
 HISTORY_RULES = (
     "One version per committed source transaction that changed the key, in commit order (commit_lsn, "
@@ -124,7 +129,12 @@ def plan(config: ProjectConfig, recorded: dict[str, RecordedTable]) -> tuple[lis
     return silver, sources, notes
 
 
-def _dbt_project_yml() -> dict:
+def _dbt_project_yml(engine: str = "postgres") -> dict:
+    if engine == "spark":
+        # names are kept as the source spells them (spaces, mixed case): quoted, as on PostgreSQL
+        return {**_dbt_project_yml(), "on-run-start": ["{{ spark_prepare_lake() }}"],
+                "quoting": {"identifier": True},
+                "models": {"+file_format": "iceberg", PROJECT_NAME: {"silver": {"+schema": "silver"}}}}
     return {
         "name": PROJECT_NAME,
         "version": "1.0.0",
@@ -143,7 +153,7 @@ def _dbt_project_yml() -> dict:
     }
 
 
-def _sources_yml(recorded: dict[str, RecordedTable], sources: dict[str, str]) -> dict:
+def _sources_yml(recorded: dict[str, RecordedTable], sources: dict[str, str], engine: str = "postgres") -> dict:
     tables = []
     for source, bronze in sources.items():
         table = recorded[bronze]
@@ -151,8 +161,9 @@ def _sources_yml(recorded: dict[str, RecordedTable], sources: dict[str, str]) ->
         if source != bronze:
             entry["identifier"] = bronze
         tables.append(entry)
+    quoting = {"quoting": {"identifier": True}} if engine == "spark" else {}  # Spark quotes nothing by default
     return {"version": 2, "sources": [{
-        "name": "bronze", "schema": "bronze",
+        "name": "bronze", "schema": "bronze", **quoting,
         "description": ("Every committed source change exactly once, in commit order: commit_lsn (commit "
                         "position), ordinal (position in the transaction), op (R snapshot, I, U, D, T "
                         "truncate), full_row (jsonb), old_row (U only), source_table (the relation changed, "
@@ -160,7 +171,7 @@ def _sources_yml(recorded: dict[str, RecordedTable], sources: dict[str, str]) ->
         "tables": tables}]}
 
 
-def _model_yml(silver: SilverTable) -> list[dict]:
+def _model_yml(silver: SilverTable, engine: str = "postgres") -> list[dict]:
     table = silver.table
     key = list(silver.key)
     prefix = naming.object_prefix(silver.history)
@@ -199,6 +210,9 @@ def _model_yml(silver: SilverTable) -> list[dict]:
     # (which the view depends on), the current-state table itself otherwise
     reader = silver.current_model if silver.partition_by else silver.history_model
     current["data_tests"] = [{"current_matches_bronze_replay": {"arguments": {"history": reader}}}]
+    if engine == "spark":  # Iceberg has no constraints: the shape test is Spark's guard
+        history["data_tests"] = [{"spark_valid_history": {"arguments": {"key": key}}}]
+        del current["data_tests"]
     if silver.current_model != silver.base:
         current["config"]["alias"] = silver.base
     return [history, current]
@@ -234,23 +248,31 @@ def link_package(project_dir: Path, dbt_project: Path | None) -> None:
             (packages / name).symlink_to(path, target_is_directory=True)
 
 
-def write_project(home: Path, config: ProjectConfig, recorded: dict[str, RecordedTable]) -> BuildProject:
-    """(Re)write the build project under home/dbt/project for what bronze holds now."""
-    path = home / "dbt" / "project"
+def project_path(home: Path, engine: str = "postgres") -> Path:
+    """Where the build project of an engine lives (each has its own target/ and partial parse)."""
+    return home / "dbt" / "project" if engine == "postgres" else home / "dbt" / engine / "project"
+
+
+def write_project(home: Path, config: ProjectConfig, recorded: dict[str, RecordedTable],
+                  engine: str = "postgres") -> BuildProject:
+    """(Re)write the build project under home/dbt/project (home/dbt/spark/project for Spark)
+    for what bronze holds now."""
+    path = project_path(home, engine)
     silver, sources, notes = plan(config, recorded)
     project = BuildProject(path=path, silver=silver, sources=sources, notes=notes, dbt_project=config.dbt_project)
-    _write(path / "dbt_project.yml", _yaml(_dbt_project_yml()))
-    _write(path / "profiles.yml", (ENGINE_DIR / "profiles.yml").read_text(encoding="utf-8"))
+    _write(path / "dbt_project.yml", _yaml(_dbt_project_yml(engine)))
+    profiles = "profiles.yml" if engine == "postgres" else f"profiles_{engine}.yml"
+    _write(path / "profiles.yml", (ENGINE_DIR / profiles).read_text(encoding="utf-8"))
     packages = [{"local": str(config.dbt_project)}] if config.dbt_project else []
     _write(path / "packages.yml", _yaml({"packages": packages}))
     link_package(path, config.dbt_project)
-    _write(path / "models" / "bronze" / "_bronze__sources.yml", _yaml(_sources_yml(recorded, sources)))
+    _write(path / "models" / "bronze" / "_bronze__sources.yml", _yaml(_sources_yml(recorded, sources, engine)))
 
     silver_dir = path / "models" / "silver"
     wanted = {"_silver__models.yml"}
     models = []
     for table in silver:
-        models += _model_yml(table)
+        models += _model_yml(table, engine)
         # plain source()/ref() models that dbt's static parser reads without rendering Jinja;
         # the materializations (medallion/dbt/macros/silver) build the typed SQL themselves
         source = f"{{{{ source('bronze', '{table.source_name}') }}}}"

@@ -8,7 +8,8 @@
     -> inventory -> store, inner joins as Pagila's own sales_by_store view; a payment whose
     rental or inventory item does not exist (any more) belongs to no store and is in no mart.
     Months and days are UTC: the date of the timestamp at time zone 'UTC', whatever the
-    session's TimeZone.
+    session's TimeZone. Engine-specific SQL goes through the engine's portable macros
+    (medallion/dbt/macros/portable.sql), so the same lines run on PostgreSQL and Spark.
 -#}
 
 {% macro gold_payment_lines(payments, rentals, inventory, films) %}
@@ -39,8 +40,8 @@ final as (
         inventory.store_id,
         inventory.film_id,
         films.title,
-        date_trunc('month', payments.payment_date at time zone 'UTC')::date as month,
-        (payments.payment_date at time zone 'UTC')::date as day
+        {{ medallion_utc_month('payments.payment_date') }} as month,
+        {{ medallion_utc_date('payments.payment_date') }} as day
     from payments
     join rentals on rentals.rental_id = payments.rental_id
     join inventory on inventory.inventory_id = rentals.inventory_id
@@ -77,10 +78,10 @@ final as (
         inventory.film_id,
         films.title,
         films.rental_duration,
-        date_trunc('month', rentals.rental_date at time zone 'UTC')::date as month,
-        (rentals.rental_date at time zone 'UTC')::date as day,
-        extract(epoch from rentals.return_date - rentals.rental_date) / 86400 as days_out,
-        rentals.return_date > rentals.rental_date + make_interval(days => films.rental_duration::integer)
+        {{ medallion_utc_month('rentals.rental_date') }} as month,
+        {{ medallion_utc_date('rentals.rental_date') }} as day,
+        {{ medallion_days_between('rentals.rental_date', 'rentals.return_date') }} as days_out,
+        rentals.return_date > {{ medallion_plus_days('rentals.rental_date', 'films.rental_duration') }}
             as returned_late
     from rentals
     join inventory on inventory.inventory_id = rentals.inventory_id

@@ -13,8 +13,8 @@ final as (
     select
         store_id,
         month,
-        sum(amount)::numeric as revenue,
-        count(*)::bigint as payments
+        {{ medallion_numeric('sum(amount)') }} as revenue,
+        cast(count(*) as bigint) as payments
     from payments
     group by store_id, month
 )
@@ -38,7 +38,8 @@ rental_stats as (
         month,
         max(title) as title,
         count(*) as rentals,
-        round(avg(days_out), 2) as avg_days_out  -- avg ignores the rentals still out
+        -- the mean of days_out, exactly (rentals still out have no return_date and do not count)
+        {{ medallion_mean_days('rental_date', 'return_date') }} as avg_days_out
     from rentals
     group by film_id, month
 ),
@@ -54,9 +55,9 @@ final as (
         film_id,
         coalesce(rental_stats.title, payment_stats.title) as title,
         month,
-        coalesce(rental_stats.rentals, 0)::bigint as rentals,
-        coalesce(payment_stats.revenue, 0)::numeric as revenue,
-        rental_stats.avg_days_out::numeric as avg_days_out
+        cast(coalesce(rental_stats.rentals, 0) as bigint) as rentals,
+        {{ medallion_numeric('coalesce(payment_stats.revenue, 0)') }} as revenue,
+        {{ medallion_numeric('rental_stats.avg_days_out') }} as avg_days_out
     from rental_stats
     full join payment_stats using (film_id, month)
 )
@@ -106,10 +107,10 @@ final as (
     select
         store_id,
         day,
-        coalesce(payment_stats.revenue, 0)::numeric as revenue,
-        coalesce(rental_stats.rentals, 0)::bigint as rentals,
-        rental_stats.late_return_pct::numeric as late_return_pct,
-        customers.active_customers::bigint as active_customers
+        {{ medallion_numeric('coalesce(payment_stats.revenue, 0)') }} as revenue,
+        cast(coalesce(rental_stats.rentals, 0) as bigint) as rentals,
+        {{ medallion_numeric('rental_stats.late_return_pct') }} as late_return_pct,
+        cast(customers.active_customers as bigint) as active_customers
     from customers
     left join rental_stats using (store_id, day)
     left join payment_stats using (store_id, day)

@@ -18,6 +18,12 @@
 
 
 {% macro gold_create_as_of_function(name, returns, body, body_known=none) %}
+    {#- per engine: Spark SQL has no table functions (gold/spark/as_of.sql) -#}
+    {{- return(adapter.dispatch('gold_create_as_of_function', 'medallion')(name, returns, body, body_known)) -}}
+{% endmacro %}
+
+
+{% macro default__gold_create_as_of_function(name, returns, body, body_known=none) %}
 {#- <mart>_as_of(ts): the mart from the source rows that existed at ts; with body_known also
     <mart>_as_of(ts, known => k): the mart from what the warehouse had loaded by k, which for
     ts = now() is the mart as the build that ran at k left it. Dropped first: create or

@@ -47,7 +47,13 @@
 
 
 {% macro gold_in_scope() %}
-    {#- the filter a mart's SQL puts on its lines: the groups this build recomputes, or all -#}
+    {#- the filter a mart's SQL puts on its lines: the groups this build recomputes, or all
+        (per engine: Spark's scope is a temporary view named after the mart, gold/spark) -#}
+    {{- return(adapter.dispatch('gold_in_scope', 'medallion')()) -}}
+{% endmacro %}
+
+
+{% macro default__gold_in_scope() %}
     {%- if gold_mart_is_incremental() -%}
         {%- set grain = medallion_column_list(config.require('grain')) -%}
         ({{ grain }}) in (select {{ grain }} from gold_scope)

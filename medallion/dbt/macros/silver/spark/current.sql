@@ -1,0 +1,171 @@
+{% materialization current_view, adapter='spark' %}
+{#- silver.<t> on Spark: a view of the current versions of the model's history (every source
+    column and sys_start where sys_end is the far future), as on PostgreSQL. An Iceberg view in
+    the lake's catalog: `create or replace view` keeps what depends on it. -#}
+    {%- set target_relation = this.incorporate(type='view') -%}
+    {%- set history = ref(model.refs[0]['name']) -%}
+    {%- set columns = adapter.get_columns_in_relation(history) | map(attribute='name')
+                      | reject('in', ['sys_end', 'sys_known_from', 'sys_known_to']) | list -%}
+    {% call statement('main') -%}
+        create or replace view {{ target_relation }} as
+        select {{ spark_column_list(columns) }}
+        from {{ history }}
+        where sys_end = {{ spark_far_future() }}
+    {%- endcall %}
+    {{ return({'relations': [target_relation]}) }}
+{% endmaterialization %}
+
+
+{% materialization current_state, adapter='spark' %}
+{#- silver.<t> with partition_by on Spark: the rows the source holds now, an Iceberg table
+    partitioned by month of that column (hidden partitioning: months(col)), with last_commit_ts
+    and source_table, as on PostgreSQL (../current_state_materialization.sql). One MERGE per
+    batch: the keys the batch changed get their new row or are deleted; when the batch truncates,
+    the rows of the truncated relations that the batch did not change go too. Schema events and
+    re-syncs apply between the batches around them (schema_evolution.sql). -#}
+    {%- set key = config.require('key') -%}
+    {%- set partition_by = config.require('partition_by') -%}
+    {%- set bronze_relation = medallion_bronze_of(model) -%}
+    {%- set timeline = spark_timeline(bronze_relation) -%}
+    {%- set history_columns = medallion_history_columns(timeline, this) -%}
+    {%- set columns = medallion_ordered_columns(history_columns) -%}
+    {%- set source_root = config.require('source_table') -%}
+    {%- set target_relation = this.incorporate(type='table') -%}
+    {%- set existing_relation = load_cached_relation(this) -%}
+
+    {{ run_hooks(pre_hooks) }}
+    {%- set evolve = ([], false) -%}
+    {%- if existing_relation is not none and existing_relation.type == 'table' -%}
+        {%- set evolve = spark_evolve(target_relation, adapter.get_columns_in_relation(target_relation), history_columns) -%}
+    {%- endif -%}
+    {%- if existing_relation is not none and (should_full_refresh() or existing_relation.type != 'table' or evolve[1]
+                                             or spark_needs_rebuild(target_relation)) %}
+        {%- do log("medallion: rebuilding " ~ target_relation ~ " from all of bronze (full refresh "
+                   ~ should_full_refresh() ~ ", type " ~ existing_relation.type ~ ", type change " ~ evolve[1] ~ ")") -%}
+        {{ adapter.drop_relation(target_relation.incorporate(type=existing_relation.type)) }}
+        {%- set existing_relation = none -%}
+    {%- endif %}
+    {%- if existing_relation is none %}
+        {%- set first = {} -%}
+        {%- for name in history_columns['first'] %}{% do first.update({name: columns[name]}) %}{% endfor -%}
+        {% do run_query(spark_current_state_create_sql(target_relation, key, first, partition_by)) %}
+        {%- set evolve = spark_evolve(target_relation, adapter.get_columns_in_relation(target_relation), history_columns) -%}
+    {%- endif %}
+    {%- for statement in evolve[0] %}{% do run_query(statement) %}{% endfor -%}
+
+    {%- set lo = spark_watermark(target_relation)[0] -%}
+    {%- set hi = spark_bronze_high(bronze_relation, lo) -%}
+    {%- if hi > lo %}
+        {%- set plan = spark_steps(bronze_relation, spark_schema_events(timeline, columns), lo, hi) -%}
+        {%- set batch_rows = spark_batch_rows(bronze_relation, plan, lo, hi) -%}
+        {%- set position = namespace(after=[lo, 2147483647], empty=(lo < 0)) -%}
+        {%- for step in plan.steps + [none] -%}
+            {%- set before = [step.lsn, step.ordinal] if step else [hi + 1, 0] -%}
+            {%- if batch_rows[loop.index0] > 0 %}
+                {% do run_query(spark_current_state_merge_sql(target_relation, bronze_relation, key, columns, source_root,
+                                                              position.after, before,
+                                                              spark_truncated(plan.truncates, position.after, before),
+                                                              position.empty)) %}
+                {%- set position.empty = false -%}
+            {%- endif %}
+            {%- if step and step.epoch %}
+                {% do run_query(spark_current_state_epoch_sql(target_relation, bronze_relation, key, columns, step)) %}
+                {%- set position.after = [step.lsn, 2147483647] -%}
+                {%- set position.empty = false -%}
+            {%- elif step %}
+                {% do run_query(spark_current_state_event_sql(target_relation, step)) %}
+                {%- set position.after = [step.lsn, step.ordinal] -%}
+                {%- set position.empty = false -%}
+            {%- endif %}
+        {%- endfor -%}
+    {%- endif %}
+    {% call statement('main') -%}
+        select {{ hi }} as applied_up_to
+    {%- endcall %}
+    {%- if hi > lo %}
+        {% do spark_set_watermark(target_relation, hi) %}
+    {%- endif %}
+    {{ run_hooks(post_hooks) }}
+    {{ return({'relations': [target_relation]}) }}
+{% endmaterialization %}
+
+
+{% macro spark_current_state_create_sql(relation, key, columns, partition_by) %}
+create table {{ relation }} (
+    {%- for column, type in columns.items() %}
+    {{ spark_quote(column) }} {{ spark_type(type) }}{{ " not null" if column in key or column == partition_by }},
+    {%- endfor %}
+    last_commit_ts timestamp not null,
+    source_table   string    not null
+) using iceberg
+partitioned by (months({{ spark_quote(partition_by) }}))
+tblproperties ({{ spark_write_properties() }})
+{% endmacro %}
+
+
+{% macro spark_current_state_merge_sql(relation, bronze, key, columns, source_root, after, before, truncated,
+                                       empty=false) %}
+{#- truncated: the source tables the batch truncates (spark_truncated); empty: the table has no
+    rows yet, and a plain INSERT of the surviving rows does what the MERGE would -#}
+{%- set keys = spark_column_list(key) -%}
+{%- set cols = spark_column_list(columns.keys()) -%}
+{%- if empty %}
+insert into {{ relation }} ({{ cols }}, last_commit_ts, source_table)
+select {{ cols }}, last_commit_ts, source_table
+from (
+{%- else %}
+merge into {{ relation }} as t
+using (
+{%- endif %}
+    with feed as (
+        {{ spark_cdc_feed(bronze, key, columns, after, before) }}
+    ),
+
+    truncates as (
+        select commit_lsn, ordinal, source_table from feed where op = 'T'
+    ),
+
+    ranked as (
+        select feed.*, row_number() over (partition by {{ keys }} order by commit_lsn desc, ordinal desc) as change_rank
+        from feed
+        where op not in ('T', 'E')
+    ),
+
+    latest as (
+        select * from ranked where change_rank = 1
+    ),
+
+    truncated_after as (
+        -- a truncate of its table (or of its partition) came after the key's last change
+        select {{ spark_column_list(key, 'latest.') }}
+        from latest
+        left semi join truncates as tr
+          on (tr.commit_lsn > latest.commit_lsn or (tr.commit_lsn = latest.commit_lsn and tr.ordinal > latest.ordinal))
+         and (tr.source_table = {{ spark_literal(source_root) }} or tr.source_table = latest.source_table)
+    ),
+
+    final as (
+        select {{ spark_column_list(columns.keys(), 'latest.') }}, latest.commit_ts as last_commit_ts, latest.source_table,
+               latest.op <> 'D' and gone.{{ spark_quote(key[0]) }} is null as survives
+        from latest
+        left join truncated_after as gone on {{ spark_keys_equal(key, 'gone', 'latest') }}
+    )
+
+    select * from final
+{%- if empty %}
+) as s
+where survives
+{%- else %}
+) as s
+on {{ spark_keys_equal(key, 't', 's') }}
+when matched and not s.survives then delete
+when matched then update set {% for c in columns.keys() %}t.{{ spark_quote(c) }} = s.{{ spark_quote(c) }}, {% endfor %}t.last_commit_ts = s.last_commit_ts, t.source_table = s.source_table
+when not matched and s.survives then insert ({{ cols }}, last_commit_ts, source_table)
+    values ({{ spark_column_list(columns.keys(), 's.') }}, s.last_commit_ts, s.source_table)
+{%- if truncated %}
+when not matched by source
+    {%- if source_root not in truncated %} and t.source_table in ({% for name in truncated %}{{ spark_literal(name) }}{{ ", " if not loop.last }}{% endfor %}){% endif %}
+    then delete
+{%- endif %}
+{%- endif %}
+{% endmacro %}
