@@ -137,7 +137,7 @@
                 {%- if was is not none and was.name != c.name -%}
                     {#- renamed: the value moves to the new name -#}
                     {%- do changes.update({c.name: medallion_typed(medallion_quote(was.name) ~ '::text', c.warehouse_type)}) -%}
-                    {%- if was.name not in new_names -%}{%- do changes.update({was.name: 'null'}) -%}{%- endif -%}
+                    {%- if was.name not in new_names -%}{%- do changes.update({was.name: 'null::' ~ types[was.name]}) -%}{%- endif -%}
                 {%- elif was is not none and was.warehouse_type != c.warehouse_type -%}
                     {#- a new type: the table was rewritten, each value converted (the default conversion;
                         an ALTER ... USING an expression of its own is not in the WAL) -#}
@@ -148,7 +148,7 @@
                 {%- endif -%}
             {%- endfor -%}
             {%- for c in before.columns -%}
-                {%- if c.name not in new_names and c.name not in changes -%}{%- do changes.update({c.name: 'null'}) -%}{%- endif -%}
+                {%- if c.name not in new_names and c.name not in changes -%}{%- do changes.update({c.name: 'null::' ~ types[c.name]}) -%}{%- endif -%}
             {%- endfor -%}
             {%- if changes -%}
                 {%- do events.append({'lsn': entry.lsn, 'ordinal': entry.ordinal, 'ts': entry.ts, 'known': entry.known,
