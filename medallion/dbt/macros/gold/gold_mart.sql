@@ -204,6 +204,29 @@ analyze gold_touched;
 {% endmacro %}
 
 
+{% macro gold_basis_indexes_sql(basis, deps) %}
+    {#- an index per changed_by entry, on the basis lines' silver key: gold_touched finds the few
+        lines that held a changed key at the last build by lookup, not by reading the basis.
+        Created with the basis, or by the first build that misses one (then analyzed: without
+        the expression's statistics the planner reads the whole basis anyway). -#}
+    {%- set names = [] -%}
+    {%- for dep in deps -%}
+        {%- do names.append(basis.identifier[:40] ~ '_' ~ local_md5((dep.input + 1) ~ '.' ~ dep.column)[:12]) -%}
+    {%- endfor %}
+do $basis_indexes$
+begin
+    if {% for name in names %}to_regclass({{ medallion_literal(medallion_quote(basis.schema) ~ '.' ~ medallion_quote(name)) }}) is null{{ " or " if not loop.last }}{% endfor %} then
+        {%- for dep in deps %}
+        create index if not exists {{ medallion_quote(names[loop.index0]) }}
+            on {{ basis }} (input, (deps ->> {{ medallion_literal(dep.column) }}));
+        {%- endfor %}
+        analyze {{ basis }};
+    end if;
+end
+$basis_indexes$;
+{% endmacro %}
+
+
 {% macro gold_seen_sql(seen) %}
     {#- the silver positions this build applied, for the next one (as captured at its start) -#}
     create table if not exists {{ seen }} (model text primary key, last_commit_lsn bigint not null);
@@ -318,6 +341,9 @@ analyze gold_scope;
             create table {{ basis_relation }} as
             {{ gold_lines_sql(grain, inputs) }};
             alter table {{ basis_relation }} add primary key (input, line_key);
+            {%- if deps %}
+            {{ gold_basis_indexes_sql(basis_relation, deps) }}
+            {%- endif %}
             -- the next build joins the basis with the few touched lines: plan it with statistics
             analyze {{ basis_relation }};
             comment on table {{ basis_relation }} is
@@ -332,7 +358,8 @@ analyze gold_scope;
         {#- one build at a time per mart; what silver holds now, read once (gold_capture_stretch_sql) -#}
         {%- set seen_exists = deps and load_relation(seen_relation) is not none -%}
         {%- set lock = "lock table " ~ target_relation ~ " in share row exclusive mode;\n"
-                       ~ (gold_capture_stretch_sql(seen_relation if seen_exists else none, deps) if deps else '') -%}
+                       ~ (gold_capture_stretch_sql(seen_relation if seen_exists else none, deps) if deps else '')
+                       ~ (gold_basis_indexes_sql(basis_relation, deps) if deps else '') -%}
         {% do run_query(lock) %}
         {%- set touched_deps = none -%}
         {%- if seen_exists and not run_query(gold_needs_full_sql(deps)).columns[0].values()[0] -%}
