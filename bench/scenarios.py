@@ -307,4 +307,18 @@ def engines(settings: Settings) -> dict:
     timed("export_incremental_seconds", lambda: pipeline.export(lake))
     timed("postgres_incremental_seconds", lambda: pipeline.build(lake, tests=False))
     timed("spark_incremental_seconds", lambda: pipeline.build(lake, tests=False, engine="spark"))
+    timed("compare_seconds", lambda: result.update(_engines_agree(lake)))
     return result
+
+
+def _engines_agree(lake: Settings) -> dict:
+    """Every silver relation and gold mart of full Pagila at this factor, fingerprinted on both
+    engines (medallion/spark/fingerprint.py): how many, and which differ."""
+    from medallion.lake.target import lake_target
+    from medallion.spark.fingerprint import differences
+    from medallion.spark.session import spark_session
+
+    with connect(endpoints(lake).warehouse, "warehouse") as conn:
+        conn.execute("set timezone = 'UTC'")
+        compared, differing = differences(conn, spark_session(lake_target(lake)))
+    return {"relations_compared": compared, "relations_differing": differing}

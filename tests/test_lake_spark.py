@@ -26,7 +26,7 @@ import pytest
 
 from medallion import pipeline
 from medallion.settings import Settings
-from medallion.spark.fingerprint import postgres_fingerprint, spark_fingerprint
+from medallion.spark.fingerprint import differences
 from lake_support import with_lake
 from support import execute
 from test_any_database import SHOP_SCHEMA, SHOP_STEPS
@@ -55,49 +55,14 @@ def lake_settings(settings: Settings, folder: Path) -> Settings:
     return lake
 
 
-def compared_relations(settings: Settings) -> list[tuple[str, str]]:
-    """Every silver table and view and every gold mart of the PostgreSQL target, without the engines'
-    bookkeeping. Gold's line views are left out: their days_out is the same number at another
-    scale on each engine (docs/scale-out.md); the marts that round it are compared."""
-    with psycopg.connect(settings.warehouse_dsn or "") as conn:
-        rows = conn.execute(
-            "select table_schema, table_name from information_schema.tables "
-            "where (table_schema = 'silver' or (table_schema = 'gold' and table_type = 'BASE TABLE')) "
-            "and table_name <> 'build_watermark' "
-            "and table_name not like '%%\\_\\_basis' and table_name !~ '_p[0-9]{4}_[0-9]{2}$' "
-            "order by 1, 2").fetchall()
-    return [(schema, name) for schema, name in rows]
-
-
 def assert_engines_agree(settings: Settings) -> int:
     from medallion.lake.target import lake_target
     from medallion.spark.session import spark_session
 
-    session = spark_session(lake_target(settings))
-    relations = compared_relations(settings)
-    differing = []
     with psycopg.connect(settings.warehouse_dsn or "", options="-c TimeZone=UTC") as conn:
-        for schema, name in relations:
-            columns = [c for (c,) in conn.execute(
-                "select column_name from information_schema.columns where table_schema = %s and table_name = %s "
-                "order by ordinal_position", [schema, name]).fetchall()]
-            on_postgres = postgres_fingerprint(conn, schema, name)
-            on_spark = spark_fingerprint(session, schema, name, columns)
-            if on_postgres != on_spark:
-                differing.append(f"{schema}.{name}: postgres {on_postgres}, spark {on_spark}; "
-                                 f"{first_difference(conn, session, schema, name, columns)}")
+        compared, differing = differences(conn, spark_session(lake_target(settings)))
     assert not differing, "\n".join(differing)
-    return len(relations)
-
-
-def first_difference(conn: psycopg.Connection, session, schema: str, table: str, columns: list[str]) -> str:
-    """The first rows only one engine has, for the failure message."""
-    from medallion.spark.fingerprint import normalised_rows
-
-    on_postgres, on_spark = normalised_rows(conn, session, schema, table, columns)
-    only_postgres = sorted(set(on_postgres) - set(on_spark))[:3]
-    only_spark = sorted(set(on_spark) - set(on_postgres))[:3]
-    return f"only on postgres: {only_postgres}; only on spark: {only_spark}"
+    return compared
 
 
 def build_both(settings: Settings, tests: bool = True) -> None:
