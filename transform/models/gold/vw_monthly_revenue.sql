@@ -10,4 +10,4 @@
                    gold_monthly_revenue_sql(gold_payment_lines_as_of(known=true))) }}"],
 ) }}
 
-{{ gold_monthly_revenue_sql(ref('int_payment_lines'), gold_in_scope()) }}
+{{ gold_monthly_revenue_sql(gold_input('int_payment_lines'), gold_in_scope()) }}

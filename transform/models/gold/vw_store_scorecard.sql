@@ -14,4 +14,4 @@
                    gold_store_scorecard_sql(gold_payment_lines_as_of(known=true), gold_rental_lines_as_of(known=true))) }}"],
 ) }}
 
-{{ gold_store_scorecard_sql(ref('int_payment_lines'), ref('int_rental_lines'), gold_in_scope()) }}
+{{ gold_store_scorecard_sql(gold_input('int_payment_lines'), gold_input('int_rental_lines'), gold_in_scope()) }}

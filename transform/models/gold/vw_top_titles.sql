@@ -3,7 +3,7 @@
     materialized='gold_mart',
     grain=['film_id', 'month'],
     inputs=[
-        {'lines': 'int_rental_lines', 'key': 'rental_id', 'fields': ['title', 'days_out'],
+        {'lines': 'int_rental_lines', 'key': 'rental_id', 'fields': ['title', 'rental_date', 'return_date'],
          'changed_by': {'fact_rental': 'rental_id', 'dim_inventory': 'inventory_id', 'dim_film': 'film_id'}},
         {'lines': 'int_payment_lines', 'key': 'payment_id', 'fields': ['title', 'amount'],
          'changed_by': {'fact_payment': 'payment_id', 'fact_rental': 'rental_id', 'dim_inventory': 'inventory_id', 'dim_film': 'film_id'}},
@@ -14,4 +14,4 @@
                    gold_top_titles_sql(gold_payment_lines_as_of(known=true), gold_rental_lines_as_of(known=true))) }}"],
 ) }}
 
-{{ gold_top_titles_sql(ref('int_payment_lines'), ref('int_rental_lines'), gold_in_scope()) }}
+{{ gold_top_titles_sql(gold_input('int_payment_lines'), gold_input('int_rental_lines'), gold_in_scope()) }}

@@ -7,9 +7,14 @@
       1. finds the lines that may have changed and compares them with the basis;
       2. the groups to recompute (gold_scope) are the old AND the new group of every line that
          appeared, disappeared, moved or changed a field the mart reads;
-      3. deletes those groups from the mart, inserts them recomputed from the current lines
-         (the model's SQL filters its lines with gold_in_scope()), and brings the basis up to
-         date for the lines that changed, all in one transaction.
+      3. brings the basis up to date for the lines that changed, then deletes those groups
+         from the mart and inserts them recomputed, all in one transaction.
+
+    The mart's SQL reads its lines through gold_input(lines model): on PostgreSQL that is the
+    basis itself, which keeps each line's key, grain and fields (`line`), indexed by group. So
+    recomputing a group reads that group's lines, not every fact row, and a full build and an
+    incremental one compute from the very same rows. A field the SQL reads must be in `fields`
+    (else it is no column of gold_input: the build fails, nothing silent).
 
     Which lines may have changed (step 1): when every input names, in changed_by, the silver
     models its lines are made from and the line column holding each one's key, only the lines
@@ -24,8 +29,8 @@
     the scope filter, so an incremental build and a full one give the same rows.
 
     config: grain (list of columns, the mart's key; every line set has them), inputs (list of
-    {lines: model name, key: line key column, fields: columns the mart reads, changed_by:
-    {silver model: line column holding its key}}).
+    {lines: model name, key: line key column, fields: every other column the mart's SQL reads,
+    changed_by: {silver model: line column holding its key}}).
 -#}
 
 {% macro gold_basis_relation(relation) %}
@@ -39,7 +44,7 @@
     {%- if not execute -%}{{ return(false) }}{%- endif -%}
     {%- set existing = load_relation(this) -%}
     {%- set basis = load_relation(gold_basis_relation(this)) -%}
-    {%- set current_basis = basis is not none and 'deps' in (adapter.get_columns_in_relation(basis)
+    {%- set current_basis = basis is not none and 'line' in (adapter.get_columns_in_relation(basis)
                                                              | map(attribute='name') | list) -%}
     {{- return(existing is not none and existing.type == 'table' and current_basis
                and not should_full_refresh()) -}}
@@ -63,10 +68,46 @@
 {% endmacro %}
 
 
+{% macro gold_input(lines) %}
+    {#- the lines a mart's SQL reads, for the model `lines` (one of its inputs): per engine -#}
+    {{- return(adapter.dispatch('gold_input', 'medallion')(lines)) -}}
+{% endmacro %}
+
+
+{% macro default__gold_input(lines) %}
+    {#- the input's lines from the basis (typed as the lines model's columns): every line on a
+        full build, the lines of the groups in scope on an incremental one (by the group index) -#}
+    {%- if not execute -%}{{ return(ref(lines)) }}{%- endif -%}  {#- parsing: the dependency -#}
+    {%- set inputs = config.require('inputs') -%}
+    {%- set grain = config.require('grain') -%}
+    {%- set found = inputs | selectattr('lines', 'equalto', lines) | list -%}
+    {%- if found | length != 1 -%}
+        {{ exceptions.raise_compiler_error(this.identifier ~ " reads gold_input('" ~ lines ~ "'), which is not one of its inputs") }}
+    {%- endif -%}
+    {%- set position = inputs.index(found[0]) + 1 -%}
+    (select {% for column in gold_line_columns(grain, found[0]) %}r.{{ medallion_quote(column) }}{{ ", " if not loop.last }}{% endfor %}
+     from {{ gold_basis_relation(this) }} as b
+     cross join lateral jsonb_populate_record(null::{{ ref(lines).include(database=False) }}, b.line) as r
+     where b.input = {{ position }}
+     {%- if gold_mart_is_incremental() %}
+       and ({{ medallion_column_list(grain, 'b.') }}) in (select {{ medallion_column_list(grain) }} from gold_scope)
+     {%- endif %})
+{%- endmacro %}
+
+
+{% macro gold_line_columns(grain, input) %}
+    {#- what the basis keeps of a line: its key, its group and the fields the mart reads -#}
+    {%- set columns = [input['key']] -%}
+    {%- for column in grain + input['fields'] if column not in columns -%}{%- do columns.append(column) -%}{%- endfor -%}
+    {{- return(columns) -}}
+{% endmacro %}
+
+
 {% macro gold_lines_sql(grain, inputs, touched=false) %}
     {#- one row per line of every input: (input: its position in inputs, line_key, grain...,
         deps: the silver keys it was made from, fp: md5 of the group, the fields the mart reads
-        and deps); touched: only the lines in gold_touched -#}
+        and deps, line: its key, group and fields, as gold_input reads them); touched: only the
+        lines in gold_touched -#}
     {%- for input in inputs %}
     {%- set deps = (input.get('changed_by') or {}).values() | list %}
     select
@@ -75,7 +116,8 @@
         {{ medallion_column_list(grain) }},
         {{ gold_deps_sql(deps) }} as deps,
         md5(row({{ medallion_column_list(grain) }}, {{ medallion_column_list(input['fields']) }},
-                {{ gold_deps_sql(deps) }})::text) as fp
+                {{ gold_deps_sql(deps) }})::text) as fp,
+        {{ gold_deps_sql(gold_line_columns(grain, input)) }} as line
     from {{ ref(input['lines']) }}
     {%- if touched %}
     where {{ medallion_quote(input['key']) }} in (select line_key from gold_touched where input = {{ loop.index }})
@@ -204,26 +246,13 @@ analyze gold_touched;
 {% endmacro %}
 
 
-{% macro gold_basis_indexes_sql(basis, deps) %}
-    {#- an index per changed_by entry, on the basis lines' silver key: gold_touched finds the few
-        lines that held a changed key at the last build by lookup, not by reading the basis.
-        Created with the basis, or by the first build that misses one (then analyzed: without
-        the expression's statistics the planner reads the whole basis anyway). -#}
-    {%- set names = [] -%}
-    {%- for dep in deps -%}
-        {%- do names.append(basis.identifier[:40] ~ '_' ~ local_md5((dep.input + 1) ~ '.' ~ dep.column)[:12]) -%}
+{% macro gold_basis_indexes_sql(basis, grain, deps) %}
+    {#- the basis's lookups: by group (gold_input reads the groups in scope) and, per changed_by
+        entry, by the silver key (gold_touched finds the lines that held a changed key) -#}
+    create index on {{ basis }} (input, {{ medallion_column_list(grain) }});
+    {%- for dep in deps or [] %}
+    create index on {{ basis }} (input, (deps ->> {{ medallion_literal(dep.column) }}));
     {%- endfor %}
-do $basis_indexes$
-begin
-    if {% for name in names %}to_regclass({{ medallion_literal(medallion_quote(basis.schema) ~ '.' ~ medallion_quote(name)) }}) is null{{ " or " if not loop.last }}{% endfor %} then
-        {%- for dep in deps %}
-        create index if not exists {{ medallion_quote(names[loop.index0]) }}
-            on {{ basis }} (input, (deps ->> {{ medallion_literal(dep.column) }}));
-        {%- endfor %}
-        analyze {{ basis }};
-    end if;
-end
-$basis_indexes$;
 {% endmacro %}
 
 
@@ -293,13 +322,8 @@ analyze gold_scope;
 
 
 {% macro gold_apply_sql(target_relation, basis_relation, g, mart_sql) %}
-    {#- replaces the groups in scope: the mart's rows and the basis's lines -#}
-    delete from {{ target_relation }} where ({{ g }}) in (select {{ g }} from gold_scope);
-
-    insert into {{ target_relation }}
-    select * from ({{ mart_sql }}) as mart
-    order by {{ g }};
-
+    {#- replaces the groups in scope: the basis's changed lines first (the mart's SQL reads its
+        lines from the basis), then the mart's rows -#}
     delete from {{ basis_relation }} as b
     using gold_changed as ch
     where b.input = ch.input and b.line_key = ch.line_key;
@@ -307,6 +331,12 @@ analyze gold_scope;
     insert into {{ basis_relation }}
     select * from gold_lines
     where (input, line_key) in (select input, line_key from gold_changed);
+
+    delete from {{ target_relation }} where ({{ g }}) in (select {{ g }} from gold_scope);
+
+    insert into {{ target_relation }}
+    select * from ({{ mart_sql }}) as mart
+    order by {{ g }};
 {% endmacro %}
 
 
@@ -333,21 +363,20 @@ analyze gold_scope;
             {% do run_query(gold_capture_stretch_sql(none, deps)) %}
         {%- endif %}
         {% call statement('main') -%}
+            -- the basis first: the mart's SQL reads its lines from it (gold_input)
+            create table {{ basis_relation }} as
+            {{ gold_lines_sql(grain, inputs) }};
+            alter table {{ basis_relation }} add primary key (input, line_key);
+            {{ gold_basis_indexes_sql(basis_relation, grain, deps) }}
+            -- the next build joins the basis with the few touched lines: plan it with statistics
+            analyze {{ basis_relation }};
+            comment on table {{ basis_relation }} is
+                {{ medallion_literal('Bookkeeping of ' ~ this.identifier ~ ': per line, the group it counted in at the last build, the fields the mart reads, the silver keys it was made from and a fingerprint of them.') }};
+
             create table {{ target_relation }} as
             select * from ({{ sql }}) as mart
             order by {{ g }};
             alter table {{ target_relation }} add primary key ({{ g }});
-
-            create table {{ basis_relation }} as
-            {{ gold_lines_sql(grain, inputs) }};
-            alter table {{ basis_relation }} add primary key (input, line_key);
-            {%- if deps %}
-            {{ gold_basis_indexes_sql(basis_relation, deps) }}
-            {%- endif %}
-            -- the next build joins the basis with the few touched lines: plan it with statistics
-            analyze {{ basis_relation }};
-            comment on table {{ basis_relation }} is
-                {{ medallion_literal('Bookkeeping of ' ~ this.identifier ~ ': per line, the group it counted in at the last build, the silver keys it was made from and a fingerprint of them and the fields the mart reads.') }};
             {%- if deps %}
             {{ gold_seen_sql(seen_relation) }}
             {%- endif %}
@@ -358,8 +387,7 @@ analyze gold_scope;
         {#- one build at a time per mart; what silver holds now, read once (gold_capture_stretch_sql) -#}
         {%- set seen_exists = deps and load_relation(seen_relation) is not none -%}
         {%- set lock = "lock table " ~ target_relation ~ " in share row exclusive mode;\n"
-                       ~ (gold_capture_stretch_sql(seen_relation if seen_exists else none, deps) if deps else '')
-                       ~ (gold_basis_indexes_sql(basis_relation, deps) if deps else '') -%}
+                       ~ (gold_capture_stretch_sql(seen_relation if seen_exists else none, deps) if deps else '') -%}
         {% do run_query(lock) %}
         {%- set touched_deps = none -%}
         {%- if seen_exists and not run_query(gold_needs_full_sql(deps)).columns[0].values()[0] -%}

@@ -17,6 +17,12 @@
 {% endmacro %}
 
 
+{% macro spark__gold_input(lines) %}
+    {#- the lines model itself: Spark's basis keeps fingerprints, not the lines -#}
+    {{- return(ref(lines)) -}}
+{% endmacro %}
+
+
 {% macro spark_gold_temp(relation, what) -%}
     {{ spark_quote('gold_' ~ what ~ '__' ~ relation.identifier) }}
 {%- endmacro %}
