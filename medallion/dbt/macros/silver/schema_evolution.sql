@@ -119,42 +119,72 @@
 {%- endmacro %}
 
 
-{% macro medallion_schema_events(timeline, types) %}
-    {#- The entries that change rows' content: [{lsn, ordinal, ts, drop, set: {column: SQL over the
-        version's columns}}], in stream order. -#}
+{% macro medallion_schema_changes(timeline) %}
+    {#- What each DDL in the timeline does to rows' content, engine-neutral: [{lsn, ordinal, ts,
+        known, drop, changes: [{name, kind, column, was}]}] in stream order, where kind is
+        'renamed' (the value moves from `was`), 'retyped' (the table was rewritten, each value
+        converted by the default conversion: an ALTER ... USING an expression of its own is not
+        in the WAL), 'default' (added with a default that existing rows now hold, with no rewrite
+        and no WAL) or 'gone' (dropped or renamed away: null from then on). Each engine renders
+        the SQL (medallion_schema_events here, spark_schema_events on Spark). -#}
     {%- set events = [] -%}
     {%- for entry in timeline[1:] -%}
         {%- set before = timeline[loop.index0] -%}
         {%- if entry.event == 'drop' -%}
             {%- do events.append({'lsn': entry.lsn, 'ordinal': entry.ordinal, 'ts': entry.ts, 'known': entry.known,
-                                  'drop': true, 'set': {}}) -%}
+                                  'drop': true, 'changes': []}) -%}
         {%- elif before.event != 'drop' -%}
-            {%- set old_by_number, old_names, new_names, changes = {}, [], [], {} -%}
+            {%- set old_by_number, old_names, new_names, changes, named = {}, [], [], [], [] -%}
             {%- for c in before.columns -%}{%- do old_by_number.update({c.attnum: c}) -%}{%- do old_names.append(c.name) -%}{%- endfor -%}
             {%- for c in entry.columns -%}{%- do new_names.append(c.name) -%}{%- endfor -%}
             {%- for c in entry.columns -%}
                 {%- set was = old_by_number.get(c.attnum) if c.attnum else none -%}
                 {%- if was is not none and was.name != c.name -%}
-                    {#- renamed: the value moves to the new name -#}
-                    {%- do changes.update({c.name: medallion_typed(medallion_quote(was.name) ~ '::text', c.warehouse_type)}) -%}
-                    {%- if was.name not in new_names -%}{%- do changes.update({was.name: 'null::' ~ types[was.name]}) -%}{%- endif -%}
+                    {%- do changes.append({'name': c.name, 'kind': 'renamed', 'column': c, 'was': was}) -%}{%- do named.append(c.name) -%}
+                    {%- if was.name not in new_names -%}
+                        {%- do changes.append({'name': was.name, 'kind': 'gone', 'column': was, 'was': was}) -%}{%- do named.append(was.name) -%}
+                    {%- endif -%}
                 {%- elif was is not none and was.warehouse_type != c.warehouse_type -%}
-                    {#- a new type: the table was rewritten, each value converted (the default conversion;
-                        an ALTER ... USING an expression of its own is not in the WAL) -#}
-                    {%- do changes.update({c.name: medallion_typed(medallion_quote(c.name) ~ '::text', c.warehouse_type)}) -%}
+                    {%- do changes.append({'name': c.name, 'kind': 'retyped', 'column': c, 'was': was}) -%}{%- do named.append(c.name) -%}
                 {%- elif was is none and c.name not in old_names and c.missing is not none -%}
-                    {#- added with a default that existing rows now hold (no rewrite, no WAL) -#}
-                    {%- do changes.update({c.name: medallion_typed_literal(c.missing, types[c.name])}) -%}
+                    {%- do changes.append({'name': c.name, 'kind': 'default', 'column': c, 'was': none}) -%}{%- do named.append(c.name) -%}
                 {%- endif -%}
             {%- endfor -%}
             {%- for c in before.columns -%}
-                {%- if c.name not in new_names and c.name not in changes -%}{%- do changes.update({c.name: 'null::' ~ types[c.name]}) -%}{%- endif -%}
+                {%- if c.name not in new_names and c.name not in named -%}
+                    {%- do changes.append({'name': c.name, 'kind': 'gone', 'column': c, 'was': c}) -%}{%- do named.append(c.name) -%}
+                {%- endif -%}
             {%- endfor -%}
             {%- if changes -%}
                 {%- do events.append({'lsn': entry.lsn, 'ordinal': entry.ordinal, 'ts': entry.ts, 'known': entry.known,
-                                      'drop': false, 'set': changes}) -%}
+                                      'drop': false, 'changes': changes}) -%}
             {%- endif -%}
         {%- endif -%}
+    {%- endfor -%}
+    {{- return(events) -}}
+{% endmacro %}
+
+
+{% macro medallion_schema_events(timeline, types) %}
+    {#- medallion_schema_changes with PostgreSQL in `set`: {column: SQL over the version's columns} -#}
+    {%- set events = [] -%}
+    {%- for event in medallion_schema_changes(timeline) -%}
+        {%- set sql_of = {} -%}
+        {%- for change in event.changes -%}
+            {%- set c = change.column -%}
+            {%- if change.kind == 'renamed' -%}
+                {%- do sql_of.update({c.name: medallion_typed(medallion_quote(change.was.name) ~ '::text', c.warehouse_type)}) -%}
+            {%- elif change.kind == 'retyped' -%}
+                {%- do sql_of.update({c.name: medallion_typed(medallion_quote(c.name) ~ '::text', c.warehouse_type)}) -%}
+            {%- elif change.kind == 'default' -%}
+                {%- do sql_of.update({c.name: medallion_typed_literal(c.missing, types[c.name])}) -%}
+            {%- else -%}
+                {#- typed: an untyped null is text, which an array or a number column refuses -#}
+                {%- do sql_of.update({change.name: 'null::' ~ types[change.name]}) -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- do events.append({'lsn': event.lsn, 'ordinal': event.ordinal, 'ts': event.ts, 'known': event.known,
+                              'drop': event.drop, 'set': sql_of}) -%}
     {%- endfor -%}
     {{- return(events) -}}
 {% endmacro %}

@@ -39,6 +39,17 @@
 
 
 {% macro medallion_mark_tested(results) %}
+    {{- return(adapter.dispatch('medallion_mark_tested', 'medallion')(results)) -}}
+{% endmacro %}
+
+
+{% macro spark__medallion_mark_tested(results) %}
+    {#- Spark's temporal tests read whole tables (silver/spark/temporal_tests.sql): nothing to record -#}
+    select 'the Spark engine tests whole tables' as nothing_to_do
+{% endmacro %}
+
+
+{% macro default__medallion_mark_tested(results) %}
     {#- on-run-end: after a `dbt build` whose tests all passed, the models those tests covered are
         tested up to their watermark (a failing test keeps its stretch for the next build) -#}
     {%- set models = [] -%}

@@ -48,36 +48,24 @@
 
 
 {% macro spark_schema_events(timeline, types) %}
-    {#- medallion_schema_events with Spark SQL in `set` (the same entries, the same order) -#}
+    {#- medallion_schema_changes (../schema_evolution.sql) with Spark SQL in `set` -#}
     {%- set events = [] -%}
-    {%- for entry in timeline[1:] -%}
-        {%- set before = timeline[loop.index0] -%}
-        {%- if entry.event == 'drop' -%}
-            {%- do events.append({'lsn': entry.lsn, 'ordinal': entry.ordinal, 'ts': entry.ts, 'known': entry.known,
-                                  'drop': true, 'set': {}}) -%}
-        {%- elif before.event != 'drop' -%}
-            {%- set old_by_number, old_names, new_names, changes = {}, [], [], {} -%}
-            {%- for c in before.columns -%}{%- do old_by_number.update({c.attnum: c}) -%}{%- do old_names.append(c.name) -%}{%- endfor -%}
-            {%- for c in entry.columns -%}{%- do new_names.append(c.name) -%}{%- endfor -%}
-            {%- for c in entry.columns -%}
-                {%- set was = old_by_number.get(c.attnum) if c.attnum else none -%}
-                {%- if was is not none and was.name != c.name -%}
-                    {%- do changes.update({c.name: spark_typed(spark_as_text(was.name, types[was.name]), types[c.name])}) -%}
-                    {%- if was.name not in new_names -%}{%- do changes.update({was.name: 'null'}) -%}{%- endif -%}
-                {%- elif was is not none and was.warehouse_type != c.warehouse_type -%}
-                    {%- do changes.update({c.name: spark_typed(spark_as_text(c.name, types[c.name]), types[c.name])}) -%}
-                {%- elif was is none and c.name not in old_names and c.missing is not none -%}
-                    {%- do changes.update({c.name: spark_typed(spark_literal(c.missing), types[c.name])}) -%}
-                {%- endif -%}
-            {%- endfor -%}
-            {%- for c in before.columns -%}
-                {%- if c.name not in new_names and c.name not in changes -%}{%- do changes.update({c.name: 'null'}) -%}{%- endif -%}
-            {%- endfor -%}
-            {%- if changes -%}
-                {%- do events.append({'lsn': entry.lsn, 'ordinal': entry.ordinal, 'ts': entry.ts, 'known': entry.known,
-                                      'drop': false, 'set': changes}) -%}
+    {%- for event in medallion_schema_changes(timeline) -%}
+        {%- set sql_of = {} -%}
+        {%- for change in event.changes -%}
+            {%- set c = change.column -%}
+            {%- if change.kind == 'renamed' -%}
+                {%- do sql_of.update({c.name: spark_typed(spark_as_text(change.was.name, types[change.was.name]), types[c.name])}) -%}
+            {%- elif change.kind == 'retyped' -%}
+                {%- do sql_of.update({c.name: spark_typed(spark_as_text(c.name, types[c.name]), types[c.name])}) -%}
+            {%- elif change.kind == 'default' -%}
+                {%- do sql_of.update({c.name: spark_typed(spark_literal(c.missing), types[c.name])}) -%}
+            {%- else -%}
+                {%- do sql_of.update({change.name: 'null'}) -%}
             {%- endif -%}
-        {%- endif -%}
+        {%- endfor -%}
+        {%- do events.append({'lsn': event.lsn, 'ordinal': event.ordinal, 'ts': event.ts, 'known': event.known,
+                              'drop': event.drop, 'set': sql_of}) -%}
     {%- endfor -%}
     {{- return(events) -}}
 {% endmacro %}
