@@ -53,3 +53,37 @@ select
     {%- endfor %}
 from images
 {% endmacro %}
+
+
+{% macro spark_apply_stretch(kind, target_relation, bronze_relation, key, columns, source_root, timeline, lo, hi) %}
+    {#- Bronze's (lo, hi] onto a history (kind 'history') or a current-state table ('current'), in
+        stream order: the changes between schema events and re-syncs as one MERGE per batch,
+        then each event or epoch at its own position (the same order PostgreSQL applies them) -#}
+    {%- set history = kind == 'history' -%}
+    {%- set plan = spark_steps(bronze_relation, spark_schema_events(timeline, columns), lo, hi) -%}
+    {%- set batch_rows = spark_batch_rows(bronze_relation, plan, lo, hi) -%}
+    {%- set position = namespace(after=[lo, 2147483647], empty=(lo < 0)) -%}
+    {%- for step in plan.steps + [none] -%}
+        {%- set before = [step.lsn, step.ordinal] if step else [hi + 1, 0] -%}
+        {%- if batch_rows[loop.index0] > 0 %}
+            {%- set merge = spark_history_merge_sql if history else spark_current_state_merge_sql -%}
+            {% do run_query(merge(target_relation, bronze_relation, key, columns, source_root, position.after, before,
+                                  spark_truncated(plan.truncates, position.after, before), position.empty)) %}
+            {%- set position.empty = false -%}
+        {%- endif %}
+        {%- if step and step.epoch %}
+            {%- set epoch = spark_history_epoch_sql if history else spark_current_state_epoch_sql -%}
+            {% do run_query(epoch(target_relation, bronze_relation, key, columns, step)) %}
+            {%- set position.after = [step.lsn, 2147483647] -%}
+            {%- set position.empty = false -%}
+        {%- elif step %}
+            {%- set statements = spark_history_event_sql(target_relation, key, columns, step) if history
+                                 else [spark_current_state_event_sql(target_relation, step)] -%}
+            {%- for statement in statements %}
+                {% do run_query(statement) %}
+            {%- endfor %}
+            {%- set position.after = [step.lsn, step.ordinal] -%}
+            {%- set position.empty = false -%}
+        {%- endif %}
+    {%- endfor -%}
+{% endmacro %}

@@ -52,29 +52,7 @@
     {%- set lo = spark_watermark(target_relation)[0] -%}
     {%- set hi = spark_bronze_high(bronze_relation, lo) -%}
     {%- if hi > lo %}
-        {%- set plan = spark_steps(bronze_relation, spark_schema_events(timeline, columns), lo, hi) -%}
-        {%- set batch_rows = spark_batch_rows(bronze_relation, plan, lo, hi) -%}
-        {%- set position = namespace(after=[lo, 2147483647], empty=(lo < 0)) -%}
-        {%- for step in plan.steps + [none] -%}
-            {%- set before = [step.lsn, step.ordinal] if step else [hi + 1, 0] -%}
-            {%- if batch_rows[loop.index0] > 0 %}
-                {% do run_query(spark_history_merge_sql(target_relation, bronze_relation, key, columns, source_root,
-                                                        position.after, before,
-                                                        spark_truncated(plan.truncates, position.after, before), position.empty)) %}
-                {%- set position.empty = false -%}
-            {%- endif %}
-            {%- if step and step.epoch %}
-                {% do run_query(spark_history_epoch_sql(target_relation, bronze_relation, key, columns, step)) %}
-                {%- set position.after = [step.lsn, 2147483647] -%}
-                {%- set position.empty = false -%}
-            {%- elif step %}
-                {%- for statement in spark_history_event_sql(target_relation, key, columns, step) %}
-                    {% do run_query(statement) %}
-                {%- endfor %}
-                {%- set position.after = [step.lsn, step.ordinal] -%}
-                {%- set position.empty = false -%}
-            {%- endif %}
-        {%- endfor -%}
+        {% do spark_apply_stretch('history', target_relation, bronze_relation, key, columns, source_root, timeline, lo, hi) %}
     {%- endif %}
     {% call statement('main') -%}
         select {{ hi }} as applied_up_to
