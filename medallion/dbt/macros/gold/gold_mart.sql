@@ -393,18 +393,17 @@ analyze gold_scope;
         {%- if seen_exists and not run_query(gold_needs_full_sql(deps)).columns[0].values()[0] -%}
             {%- set touched_deps = deps -%}
         {%- endif %}
-        {% do run_query(gold_scope_sql(basis_relation, grain, inputs, touched_deps)) %}
+        {#- rendered once each: the build runs them, and `medallion run --follow` (follow.sql) runs
+            the touched-lines scope and the same apply for its next batches (a stretch that needs
+            every line compared goes to a dbt build) -#}
+        {%- set touched_scope = gold_scope_sql(basis_relation, grain, inputs, deps) -%}
+        {%- set apply = gold_apply_sql(target_relation, basis_relation, g, sql)
+                        ~ (gold_seen_sql(seen_relation) if deps else '') -%}
+        {% do run_query(touched_scope if touched_deps or not deps else gold_scope_sql(basis_relation, grain, inputs, none)) %}
         {% call statement('main') -%}
-            {{ gold_apply_sql(target_relation, basis_relation, g, sql) }}
-            {%- if deps %}
-            {{ gold_seen_sql(seen_relation) }}
-            {%- endif %}
+            {{ apply }}
         {%- endcall %}
-        {#- the next batch's statements for `medallion run --follow` (follow.sql): the touched
-            lines only; a stretch that needs every line compared goes to a dbt build -#}
-        {%- set step = gold_scope_sql(basis_relation, grain, inputs, deps)
-                       ~ gold_apply_sql(target_relation, basis_relation, g, sql)
-                       ~ (gold_seen_sql(seen_relation) if deps else '') -%}
+        {%- set step = touched_scope ~ apply -%}
         {% do medallion_store_follow_step(target_relation, 2,
             lock_sql="lock table " ~ target_relation ~ " in share row exclusive mode;\n"
                      ~ (gold_capture_stretch_sql(seen_relation, deps) if deps else ''),
