@@ -25,8 +25,10 @@ $(STAMP): pyproject.toml constraints.txt
 demo: setup
 	$(BIN)/medallion demo
 
+# two workers (pytest-xdist), each with a cluster of its own; a test file stays on one worker
+TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: setup
 	$(BIN)/python -m bench

@@ -45,9 +45,11 @@ def _test_home() -> Path:
 
     As root the cluster runs as the postgres user, who may not be able to enter the
     checkout (a clone inside a private folder): then /tmp is used instead."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # `make test` runs two workers: a cluster each
+    suffix = f"-{worker}" if worker else ""
     if os.environ.get("MEDALLION_TEST_HOME"):
-        return Path(os.environ["MEDALLION_TEST_HOME"])
-    home = REPO_ROOT / ".medallion-test"
+        return Path(os.environ["MEDALLION_TEST_HOME"] + suffix)
+    home = REPO_ROOT / f".medallion-test{suffix}"
     if os.geteuid() == 0:
         reachable = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(REPO_ROOT)],
                                    capture_output=True).returncode == 0

@@ -114,10 +114,10 @@
         {{ loop.index }}::smallint as input,
         {{ medallion_quote(input['key']) }} as line_key,
         {{ medallion_column_list(grain) }},
-        {{ gold_deps_sql(deps) }} as deps,
+        {{ gold_json_sql(deps) }} as deps,
         md5(row({{ medallion_column_list(grain) }}, {{ medallion_column_list(input['fields']) }},
-                {{ gold_deps_sql(deps) }})::text) as fp,
-        {{ gold_deps_sql(gold_line_columns(grain, input)) }} as line
+                {{ gold_json_sql(deps) }})::text) as fp,
+        {{ gold_json_sql(gold_line_columns(grain, input)) }} as line
     from {{ ref(input['lines']) }}
     {%- if touched %}
     where {{ medallion_quote(input['key']) }} in (select line_key from gold_touched where input = {{ loop.index }})
@@ -127,7 +127,7 @@
 {% endmacro %}
 
 
-{% macro gold_deps_sql(columns) -%}
+{% macro gold_json_sql(columns) -%}
     jsonb_build_object({% for c in columns %}{{ medallion_literal(c) }}, {{ medallion_quote(c) }}{{ ", " if not loop.last }}{% endfor %})
 {%- endmacro %}
 
