@@ -23,47 +23,8 @@
     batch: the keys the batch changed get their new row or are deleted; when the batch truncates,
     the rows of the truncated relations that the batch did not change go too. Schema events and
     re-syncs apply between the batches around them (schema_evolution.sql). -#}
-    {%- set key = config.require('key') -%}
-    {%- set partition_by = config.require('partition_by') -%}
-    {%- set bronze_relation = medallion_bronze_of(model) -%}
-    {%- set timeline = spark_timeline(bronze_relation) -%}
-    {%- set history_columns = medallion_history_columns(timeline, this) -%}
-    {%- set columns = medallion_ordered_columns(history_columns) -%}
-    {%- set source_root = config.require('source_table') -%}
-    {%- set target_relation = this.incorporate(type='table') -%}
-    {%- set existing_relation = load_cached_relation(this) -%}
-
     {{ run_hooks(pre_hooks) }}
-    {%- set evolve = ([], false) -%}
-    {%- if existing_relation is not none and existing_relation.type == 'table' -%}
-        {%- set evolve = spark_evolve(target_relation, adapter.get_columns_in_relation(target_relation), history_columns) -%}
-    {%- endif -%}
-    {%- if existing_relation is not none and (should_full_refresh() or existing_relation.type != 'table' or evolve[1]
-                                             or spark_needs_rebuild(target_relation)) %}
-        {%- do log("medallion: rebuilding " ~ target_relation ~ " from all of bronze (full refresh "
-                   ~ should_full_refresh() ~ ", type " ~ existing_relation.type ~ ", type change " ~ evolve[1] ~ ")") -%}
-        {{ adapter.drop_relation(target_relation.incorporate(type=existing_relation.type)) }}
-        {%- set existing_relation = none -%}
-    {%- endif %}
-    {%- if existing_relation is none %}
-        {%- set first = {} -%}
-        {%- for name in history_columns['first'] %}{% do first.update({name: columns[name]}) %}{% endfor -%}
-        {% do run_query(spark_current_state_create_sql(target_relation, key, first, partition_by)) %}
-        {%- set evolve = spark_evolve(target_relation, adapter.get_columns_in_relation(target_relation), history_columns) -%}
-    {%- endif %}
-    {%- for statement in evolve[0] %}{% do run_query(statement) %}{% endfor -%}
-
-    {%- set lo = spark_watermark(target_relation)[0] -%}
-    {%- set hi = spark_bronze_high(bronze_relation, lo) -%}
-    {%- if hi > lo %}
-        {% do spark_apply_stretch('current', target_relation, bronze_relation, key, columns, source_root, timeline, lo, hi) %}
-    {%- endif %}
-    {% call statement('main') -%}
-        select {{ hi }} as applied_up_to
-    {%- endcall %}
-    {%- if hi > lo %}
-        {% do spark_set_watermark(target_relation, hi) %}
-    {%- endif %}
+    {%- set target_relation = spark_build_silver_table('current') -%}
     {{ run_hooks(post_hooks) }}
     {{ return({'relations': [target_relation]}) }}
 {% endmaterialization %}

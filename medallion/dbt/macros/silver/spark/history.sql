@@ -17,49 +17,8 @@
     watermark records the batch's end and the table's new snapshot (spark/lake.sql).
     --full-refresh, or a table left at a snapshot its watermark does not name, rebuilds from all
     of bronze. -#}
-    {%- set key = config.require('key') -%}
-    {%- set bronze_relation = medallion_bronze_of(model) -%}
-    {%- set timeline = spark_timeline(bronze_relation) -%}
-    {%- set history_columns = medallion_history_columns(timeline, this) -%}
-    {%- set columns = medallion_ordered_columns(history_columns) -%}
-    {%- set source_root = config.require('source_table') -%}
-    {%- set target_relation = this.incorporate(type='table') -%}
-    {%- set existing_relation = load_cached_relation(this) -%}
-
     {{ run_hooks(pre_hooks) }}
-    {%- set evolve = ([], false) -%}
-    {%- if existing_relation is not none and existing_relation.type == 'table' -%}
-        {%- set existing_columns = adapter.get_columns_in_relation(target_relation) -%}
-        {%- set evolve = spark_evolve(target_relation, existing_columns, history_columns) -%}
-    {%- endif -%}
-    {%- if existing_relation is not none and (should_full_refresh() or existing_relation.type != 'table' or evolve[1]
-            or 'sys_known_from' not in (existing_columns | map(attribute='name') | list)
-            or spark_needs_rebuild(target_relation)) %}
-        {%- do log("medallion: rebuilding " ~ target_relation ~ " from all of bronze (full refresh "
-                   ~ should_full_refresh() ~ ", type " ~ existing_relation.type ~ ", type change " ~ evolve[1] ~ ")") -%}
-        {{ adapter.drop_relation(target_relation.incorporate(type=existing_relation.type)) }}
-        {%- set existing_relation = none -%}
-        {%- set evolve = ([], false) -%}
-    {%- endif %}
-    {%- if existing_relation is none %}
-        {%- set first = {} -%}
-        {%- for name in history_columns['first'] %}{% do first.update({name: columns[name]}) %}{% endfor -%}
-        {% do run_query(spark_history_create_sql(target_relation, key, first)) %}
-        {%- set evolve = spark_evolve(target_relation, adapter.get_columns_in_relation(target_relation), history_columns) -%}
-    {%- endif %}
-    {%- for statement in evolve[0] %}{% do run_query(statement) %}{% endfor -%}
-
-    {%- set lo = spark_watermark(target_relation)[0] -%}
-    {%- set hi = spark_bronze_high(bronze_relation, lo) -%}
-    {%- if hi > lo %}
-        {% do spark_apply_stretch('history', target_relation, bronze_relation, key, columns, source_root, timeline, lo, hi) %}
-    {%- endif %}
-    {% call statement('main') -%}
-        select {{ hi }} as applied_up_to
-    {%- endcall %}
-    {%- if hi > lo %}
-        {% do spark_set_watermark(target_relation, hi) %}
-    {%- endif %}
+    {%- set target_relation = spark_build_silver_table('history') -%}
     {{ run_hooks(post_hooks) }}
     {{ return({'relations': [target_relation]}) }}
 {% endmaterialization %}
