@@ -1,6 +1,7 @@
 """Real PostgreSQL for every test: the project's own embedded cluster, never a mock.
 
-One cluster per test session (under .medallion-test/, or MEDALLION_TEST_HOME). Pagila is
+One cluster per test session (under .medallion-test/, or MEDALLION_TEST_HOME; with pytest-xdist
+one per worker, the worker's name appended: .medallion-test-gw0/, ...). Pagila is
 loaded once into a template database; each test gets its own source database cloned from
 it, its own warehouse database and its own replication slot, so tests never share state.
 """
