@@ -126,7 +126,7 @@
         converted by the default conversion: an ALTER ... USING an expression of its own is not
         in the WAL), 'default' (added with a default that existing rows now hold, with no rewrite
         and no WAL) or 'gone' (dropped or renamed away: null from then on). Each engine renders
-        the SQL (medallion_schema_events here, spark_schema_events on Spark). -#}
+        the SQL (medallion_schema_events, through medallion_schema_change_sql per engine). -#}
     {%- set events = [] -%}
     {%- for entry in timeline[1:] -%}
         {%- set before = timeline[loop.index0] -%}
@@ -166,27 +166,37 @@
 
 
 {% macro medallion_schema_events(timeline, types) %}
-    {#- medallion_schema_changes with PostgreSQL in `set`: {column: SQL over the version's columns} -#}
+    {#- medallion_schema_changes with the engine's SQL in `set`: {column: SQL over the version's columns} -#}
     {%- set events = [] -%}
     {%- for event in medallion_schema_changes(timeline) -%}
         {%- set sql_of = {} -%}
         {%- for change in event.changes -%}
-            {%- set c = change.column -%}
-            {%- if change.kind == 'renamed' -%}
-                {%- do sql_of.update({c.name: medallion_typed(medallion_quote(change.was.name) ~ '::text', c.warehouse_type)}) -%}
-            {%- elif change.kind == 'retyped' -%}
-                {%- do sql_of.update({c.name: medallion_typed(medallion_quote(c.name) ~ '::text', c.warehouse_type)}) -%}
-            {%- elif change.kind == 'default' -%}
-                {%- do sql_of.update({c.name: medallion_typed_literal(c.missing, types[c.name])}) -%}
-            {%- else -%}
-                {#- typed: an untyped null is text, which an array or a number column refuses -#}
-                {%- do sql_of.update({change.name: 'null::' ~ types[change.name]}) -%}
-            {%- endif -%}
+            {%- do sql_of.update({change.name: medallion_schema_change_sql(change, types)}) -%}
         {%- endfor -%}
         {%- do events.append({'lsn': event.lsn, 'ordinal': event.ordinal, 'ts': event.ts, 'known': event.known,
                               'drop': event.drop, 'set': sql_of}) -%}
     {%- endfor -%}
     {{- return(events) -}}
+{% endmacro %}
+
+
+{% macro medallion_schema_change_sql(change, types) %}
+    {#- one column's new content after a schema change, per engine (Spark's: spark/schema_evolution.sql) -#}
+    {{- return(adapter.dispatch('medallion_schema_change_sql', 'medallion')(change, types)) -}}
+{% endmacro %}
+
+
+{% macro default__medallion_schema_change_sql(change, types) %}
+    {%- set c = change.column -%}
+    {%- if change.kind == 'renamed' -%}
+        {{- return(medallion_typed(medallion_quote(change.was.name) ~ '::text', c.warehouse_type)) -}}
+    {%- elif change.kind == 'retyped' -%}
+        {{- return(medallion_typed(medallion_quote(c.name) ~ '::text', c.warehouse_type)) -}}
+    {%- elif change.kind == 'default' -%}
+        {{- return(medallion_typed_literal(c.missing, types[c.name])) -}}
+    {%- endif -%}
+    {#- gone, typed: an untyped null is text, which an array or a number column refuses -#}
+    {{- return('null::' ~ types[change.name]) -}}
 {% endmacro %}
 
 

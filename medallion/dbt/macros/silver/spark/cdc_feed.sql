@@ -60,7 +60,7 @@ from images
         stream order: the changes between schema events and re-syncs as one MERGE per batch,
         then each event or epoch at its own position (the same order PostgreSQL applies them) -#}
     {%- set history = kind == 'history' -%}
-    {%- set plan = spark_steps(bronze_relation, spark_schema_events(timeline, columns), lo, hi) -%}
+    {%- set plan = spark_steps(bronze_relation, medallion_schema_events(timeline, columns), lo, hi) -%}
     {%- set batch_rows = spark_batch_rows(bronze_relation, plan, lo, hi) -%}
     {%- set position = namespace(after=[lo, 2147483647], empty=(lo < 0)) -%}
     {%- for step in plan.steps + [none] -%}

@@ -47,27 +47,17 @@
 {%- endmacro %}
 
 
-{% macro spark_schema_events(timeline, types) %}
-    {#- medallion_schema_changes (../schema_evolution.sql) with Spark SQL in `set` -#}
-    {%- set events = [] -%}
-    {%- for event in medallion_schema_changes(timeline) -%}
-        {%- set sql_of = {} -%}
-        {%- for change in event.changes -%}
-            {%- set c = change.column -%}
-            {%- if change.kind == 'renamed' -%}
-                {%- do sql_of.update({c.name: spark_typed(spark_as_text(change.was.name, types[change.was.name]), types[c.name])}) -%}
-            {%- elif change.kind == 'retyped' -%}
-                {%- do sql_of.update({c.name: spark_typed(spark_as_text(c.name, types[c.name]), types[c.name])}) -%}
-            {%- elif change.kind == 'default' -%}
-                {%- do sql_of.update({c.name: spark_typed(spark_literal(c.missing), types[c.name])}) -%}
-            {%- else -%}
-                {%- do sql_of.update({change.name: 'null'}) -%}
-            {%- endif -%}
-        {%- endfor -%}
-        {%- do events.append({'lsn': event.lsn, 'ordinal': event.ordinal, 'ts': event.ts, 'known': event.known,
-                              'drop': event.drop, 'set': sql_of}) -%}
-    {%- endfor -%}
-    {{- return(events) -}}
+{% macro spark__medallion_schema_change_sql(change, types) %}
+    {#- one column's new content after a schema change (../schema_evolution.sql), in Spark SQL -#}
+    {%- set c = change.column -%}
+    {%- if change.kind == 'renamed' -%}
+        {{- return(spark_typed(spark_as_text(change.was.name, types[change.was.name]), types[c.name])) -}}
+    {%- elif change.kind == 'retyped' -%}
+        {{- return(spark_typed(spark_as_text(c.name, types[c.name]), types[c.name])) -}}
+    {%- elif change.kind == 'default' -%}
+        {{- return(spark_typed(spark_literal(c.missing), types[c.name])) -}}
+    {%- endif -%}
+    {{- return('null') -}}
 {% endmacro %}
 
 
