@@ -123,8 +123,11 @@ def summary(r: dict) -> Table:
         table.add_row(f"{plugin}: ingest / decoding", f"{p['ingest_over_decode']:.2f}",
                       ">= 0.33" if default else "")
     table.add_row(f"incremental build after {i['rows_changed']:,} changed rows "
-                  f"({100 * i['rows_changed'] / i['rows_total']:.1f}%)",
+                  f"({100 * i['rows_changed'] / i['rows_total']:.1f}%), by {i.get('incremental_ran', 'dbt')}",
                   f"{i['incremental_seconds']:.1f} s", "")
+    if "incremental_with_dbt_seconds" in i:
+        table.add_row("the same with dbt started (medallion build --dbt), after another 1%",
+                      f"{i['incremental_with_dbt_seconds']:.1f} s ({i['incremental_with_dbt_over_full']:.2f} of full)", "")
     table.add_row("--full-refresh build", f"{i['full_refresh_seconds']:.1f} s", "")
     table.add_row("incremental / full refresh", f"{i['incremental_over_full']:.2f}", "<= 0.10")
     table.add_row(f"silver versions kept ({v['customers']} customers x {v['committed_changes_per_customer']} commits)",

@@ -21,9 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import psycopg
-
-from medallion import pipeline
+from medallion import pipeline, steps
 from medallion.bronze.ingest import stop_on_interrupt
 from medallion.db import connect, endpoints
 from medallion.errors import MedallionError
@@ -31,19 +29,6 @@ from medallion.settings import Settings
 
 POLL_SECONDS = 0.5  # longest wait for an ingester batch before looking at bronze anyway
 IDLE_EVERY = 1.0  # seconds between two horizon moves of an idle source
-
-
-@dataclass(frozen=True)
-class Step:
-    """What a model's next incremental batch runs, as its last build stored it."""
-
-    model: str
-    layer: int  # 1 silver, 2 gold
-    lock_sql: str
-    high_sql: str | None
-    needs_build_sql: str | None
-    step_sql: str | None
-    idle_sql: str | None
 
 
 @dataclass
@@ -55,26 +40,13 @@ class FollowReport:
     build_reasons: list[str] = field(default_factory=list)
 
 
-def fill(text: str, lo: int, hi: int) -> str:
-    """A stored statement with its batch bounds (bronze commit positions, integers) filled in."""
-    return text.replace("__lo__", str(int(lo))).replace("__hi__", str(int(hi)))
-
-
-def load_steps(conn: psycopg.Connection) -> list[Step]:
-    if conn.execute("select to_regclass('silver.follow_step') is null").fetchone()[0]:
-        return []
-    rows = conn.execute("select model, layer, lock_sql, high_sql, needs_build_sql, step_sql, idle_sql "
-                        "from silver.follow_step order by layer, model").fetchall()
-    return [Step(*row) for row in rows]
-
-
 class Applier:
     """Runs the stored steps of one layer against the warehouse, on a connection of its own."""
 
     def __init__(self, settings: Settings, layer: int) -> None:
         self.conn = connect(endpoints(settings).warehouse, "warehouse")
         self.layer = layer
-        self.steps: list[Step] = []
+        self.steps: list[steps.Step] = []
         self.idle_at = 0.0
 
     def close(self) -> None:
@@ -82,7 +54,7 @@ class Applier:
 
     def reload(self) -> str | None:
         """Read the steps the last build stored; a reason when some model has none yet."""
-        self.steps = [step for step in load_steps(self.conn) if step.layer == self.layer]
+        self.steps = [step for step in steps.load_steps(self.conn) if step.layer == self.layer]
         self.conn.commit()
         missing = [s.model for s in self.steps if s.step_sql is None]
         if not self.steps and self.layer == 1:
@@ -97,18 +69,10 @@ class Applier:
         applied = 0
         idle_due = time.monotonic() - self.idle_at >= IDLE_EVERY
         for step in self.steps:
-            with self.conn.transaction():
-                self.conn.execute(step.lock_sql)
-                lo = self.conn.execute("select coalesce(max(last_commit_lsn), -1) from silver.build_watermark "
-                                       "where model = %s", [step.model]).fetchone()[0]
-                hi = self.conn.execute(fill(step.high_sql or "select -1", lo, lo)).fetchone()[0]
-                if hi > lo:
-                    if self.conn.execute(fill(step.needs_build_sql or "select false", lo, hi)).fetchone()[0]:
-                        return applied, f"{step.model}: a schema change, truncate or re-sync in bronze"
-                    self.conn.execute(fill(step.step_sql or "", lo, hi))
-                    applied += 1
-                elif hi >= 0 and idle_due and step.idle_sql:
-                    self.conn.execute(fill(step.idle_sql, hi, hi))  # the horizon moves with an idle source
+            moved, needs_build = steps.apply_silver(self.conn, step, idle=idle_due)
+            if needs_build:
+                return applied, needs_build
+            applied += moved
         if idle_due:
             self.idle_at = time.monotonic()
         return applied, None
@@ -116,13 +80,8 @@ class Applier:
     def _apply_gold(self) -> tuple[int, str | None]:
         applied = 0
         for step in self.steps:
-            if not step.step_sql:
-                return applied, f"{step.model} stored no step yet"
-            with self.conn.transaction():
-                self.conn.execute(step.lock_sql)
-                if step.needs_build_sql and self.conn.execute(step.needs_build_sql).fetchone()[0]:
-                    return applied, f"{step.model}: every line must be compared (a stretch it has not seen)"
-                self.conn.execute(step.step_sql)
+            if needs_build := steps.apply_gold(self.conn, step):
+                return applied, needs_build
             applied += 1
         return applied, None
 
@@ -158,13 +117,13 @@ class Follower:
     def build(self, reason: str) -> None:
         with self.paused:
             self.notify(f"dbt build: {reason}")
-            pipeline.build(self.settings, tests=False)
+            pipeline.build(self.settings, tests=False, stored=False)
             self.report.builds += 1
             self.report.build_reasons.append(reason)
             for applier in (self.silver, self.gold):
                 if (missing := applier.reload()) is not None:
                     self.notify(f"dbt build: {missing}")
-                    pipeline.build(self.settings, tests=False)  # an incremental build stores every step
+                    pipeline.build(self.settings, tests=False, stored=False)  # an incremental build stores every step
                     self.report.builds += 1
                     if (still := applier.reload()) is not None:
                         raise MedallionError(f"run --follow cannot go on: {still}; check 'medallion build' first")

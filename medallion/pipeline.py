@@ -287,7 +287,8 @@ def status(settings: Settings) -> Status:
 
 
 def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...] = (),
-          tests: bool = True, engine: str = "postgres", full_tests: bool = False) -> transform.BuildReport:
+          tests: bool = True, engine: str = "postgres", full_tests: bool = False,
+          stored: bool = True) -> transform.BuildReport:
     """Build silver (and gold) from bronze with dbt: models and their tests.
 
     Incremental by default: each model applies only the bronze rows past its watermark.
@@ -298,8 +299,12 @@ def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...
     builds the same project with Spark from the Iceberg lake (bronze exported by `export`) into
     Iceberg tables.
 
+    stored=True (the default): when the project is the one the last dbt build ran and bronze's
+    new stretch holds nothing it cannot carry, run the statements and compiled tests that build
+    stored, without starting dbt (same SQL, same result; stored_build.py). False: always dbt.
+
     Afterwards the analyst role may read what a PostgreSQL build made (grant_readers)."""
-    report = transform.build(settings, full_refresh, select, tests, engine, full_tests)
+    report = transform.build(settings, full_refresh, select, tests, engine, full_tests, stored)
     if engine == "postgres":
         report.notes.extend(grant_readers(settings))
     return report

@@ -9,6 +9,7 @@ data that becomes one BuildFailed naming the failing node.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -40,8 +41,9 @@ class NodeResult:
 @dataclass
 class BuildReport:
     nodes: list[NodeResult] = field(default_factory=list)
-    seconds: float = 0.0  # wall clock of the whole dbt invocation, parsing included
+    seconds: float = 0.0  # wall clock of the whole build, dbt's parsing included
     notes: list[str] = field(default_factory=list)  # what silver could not build, and why
+    dbt_reason: str | None = None  # why dbt ran; None: the stored statements did it all (stored_build.py)
 
     def count(self, resource_type: str) -> int:
         """Nodes of one kind (model, test) that dbt built or ran."""
@@ -83,7 +85,7 @@ def dbt_profile(warehouse_dsn: str) -> Iterator[None]:
 
 def dbt_args(settings: Settings, command: str, project_dir: Path, full_refresh: bool = False,
              select: tuple[str, ...] = (), engine: str = "postgres", profiles_dir: Path | None = None,
-             full_tests: bool = False) -> list[str]:
+             full_tests: bool = False, fingerprint: str | None = None) -> list[str]:
     """Arguments for one dbt command; dbt's target/ and logs/ live under MEDALLION_HOME.
 
     dbt writes nothing to the console (the caller reports, and failures become BuildFailed);
@@ -96,8 +98,11 @@ def dbt_args(settings: Settings, command: str, project_dir: Path, full_refresh: 
         args.append("--full-refresh")
     if select:
         args += ["--select", *select]
-    if full_tests:
-        args += ["--vars", FULL_TESTS_VARS]
+    variables = json.loads(FULL_TESTS_VARS) if full_tests else {}
+    if fingerprint:  # stored with each model's steps (follow.sql): the project they belong to
+        variables["medallion_project_fingerprint"] = fingerprint
+    if variables:
+        args += ["--vars", json.dumps(variables)]
     return args
 
 
@@ -159,7 +164,8 @@ def _engine(settings: Settings, engine: str) -> Iterator[Path | None]:
 
 
 def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...] = (),
-          tests: bool = True, engine: str = "postgres", full_tests: bool = False) -> BuildReport:
+          tests: bool = True, engine: str = "postgres", full_tests: bool = False,
+          stored: bool = True) -> BuildReport:
     """`dbt build` of silver (generated) and the project's own models: every model, then its
     tests, in DAG order.
 
@@ -167,17 +173,44 @@ def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...
     runs the models only (`dbt run`): for frequent refreshes between tested builds; the
     database constraints (keys, no overlaps) still hold on every write. Tests check the keys
     bronze changed since the last passing build; full_tests checks whole tables (nightly).
-    Raises BuildFailed naming the first failing model or test (and how many others failed)."""
-    from dbt.cli.main import dbtRunner  # ~1.5 s import: only when a build runs
 
+    stored: when the project is the one the last dbt build ran, run the statements and tests
+    that build stored instead of starting dbt (stored_build.py; same SQL, a second instead of
+    ten); dbt whenever they cannot carry the batch. Raises BuildFailed naming the first failing
+    model or test (and how many others failed)."""
     began = time.perf_counter()
     with _engine(settings, engine) as profiles_dir:
         project = prepare_project(settings, engine=engine)
-        args = dbt_args(settings, "build" if tests else "run", project.path, full_refresh, select, engine,
-                        profiles_dir, full_tests)
-        outcome = dbtRunner().invoke(args)
+        fingerprint = None
+        reason = "--dbt" if not stored else None if engine == "postgres" else f"the {engine} engine"
+        if engine == "postgres":
+            from medallion import stored_build
 
-    report = BuildReport(seconds=time.perf_counter() - began, notes=list(project.notes))
+            fingerprint = stored_build.project_fingerprint(settings, project)
+            if full_refresh or select or full_tests:
+                reason = "--full-refresh" if full_refresh else "--full-tests" if full_tests else "a selection"
+            if reason is None:
+                done = stored_build.run(settings, fingerprint, tests)
+                if done.dbt_reason is None:
+                    return BuildReport(nodes=[NodeResult(*r) for r in done.results],
+                                       seconds=time.perf_counter() - began, notes=list(project.notes))
+                reason = done.dbt_reason
+        report = _dbt_build(settings, project, full_refresh, select, tests, engine, full_tests, profiles_dir,
+                            fingerprint)
+    report.seconds = time.perf_counter() - began
+    report.dbt_reason = reason or engine
+    return report
+
+
+def _dbt_build(settings: Settings, project: BuildProject, full_refresh: bool, select: tuple[str, ...],
+               tests: bool, engine: str, full_tests: bool, profiles_dir: Path | None,
+               fingerprint: str | None) -> BuildReport:
+    from dbt.cli.main import dbtRunner  # ~1.5 s import: only when a build runs
+
+    args = dbt_args(settings, "build" if tests else "run", project.path, full_refresh, select, engine,
+                    profiles_dir, full_tests, fingerprint)
+    outcome = dbtRunner().invoke(args)
+    report = BuildReport(notes=list(project.notes))
     run = outcome.result
     for result in getattr(run, "results", None) or []:
         report.nodes.append(NodeResult(result.node.unique_id, str(result.status), float(result.execution_time or 0),
@@ -193,4 +226,9 @@ def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...
     if not outcome.success:
         reason = _first_line(str(outcome.exception)) if outcome.exception else "dbt reported a failure"
         raise BuildFailed(f"dbt could not build {project.path}: {reason}", node=None, failed=[])
+    if fingerprint and not select:
+        from medallion import stored_build
+
+        stored_build.record(settings, fingerprint, Path(args[args.index("--target-path") + 1]) / "manifest.json",
+                            tested=tests and not full_tests)  # whole-table tests: the next build's are kept
     return report

@@ -77,10 +77,12 @@ def query(dsn: str, statement: str, params: object = None) -> list[tuple]:
 
 def schema_dump(dsn: str, schema: str) -> dict[str, list[str]]:
     """Every table, partition and view of a schema as ordered row texts: two builds are equal
-    row for row when their dumps are. (silver.follow_step, the statements `run --follow` runs,
-    is left out: a full build stores none for gold, an incremental one does.)"""
+    row for row when their dumps are. (silver.follow_step and silver.stored_build, the statements
+    a build stores for the next one, are left out: a full build stores none for gold, an
+    incremental one does.)"""
     relations = query(dsn, "select c.relname from pg_class as c join pg_namespace as n on n.oid = c.relnamespace "
-                           "where n.nspname = %s and c.relkind in ('r', 'p', 'v') and c.relname <> 'follow_step' "
+                           "where n.nspname = %s and c.relkind in ('r', 'p', 'v') "
+                           "and c.relname not in ('follow_step', 'stored_build') "
                            "order by 1", [schema])
     dump = {}
     for (name,) in relations:

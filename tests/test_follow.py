@@ -21,7 +21,7 @@ from medallion import pipeline
 from medallion.settings import Settings
 from support import execute, query, schema_dump
 
-BOOKKEEPING = {"follow_step"}
+BOOKKEEPING = {"follow_step", "stored_build"}
 REVENUE = ("select sum(p.amount) from payment as p join rental as r using (rental_id) "
            "join inventory as i using (inventory_id)")  # when each step was stored differs between the two runs
 

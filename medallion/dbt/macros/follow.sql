@@ -20,24 +20,43 @@
         step_sql        text,                     -- the batch's statements; null: next build stores them
         idle_sql        text                      -- nothing new: move the horizon only
     );
+    -- the project (files, versions) the storing build ran: a build without dbt (stored.py)
+    -- runs a step only if the project is still that one
+    alter table silver.follow_step add column if not exists project_fingerprint text;
 {% endmacro %}
 
 
 {% macro medallion_store_follow_step(relation, layer, lock_sql, step_sql, high_sql=none, needs_build_sql=none,
                                      idle_sql=none) %}
-    {#- called inside the build's transaction: the stored step and the model it refreshes change together -#}
+    {#- called inside the build's transaction: the stored step and the model it refreshes change
+        together. The model's own pre- and post-hooks run with its step, as dbt runs them with
+        each build. -#}
     {%- set model = medallion_literal(relation.schema ~ '.' ~ relation.identifier) -%}
+    {%- if step_sql is not none and (pre_hooks or post_hooks) -%}
+        {%- set step_sql = medallion_hooks_sql(pre_hooks) ~ step_sql ~ medallion_hooks_sql(post_hooks) -%}
+    {%- endif -%}
     {% call statement('medallion_store_follow_step') -%}
-        insert into silver.follow_step (model, layer, lock_sql, high_sql, needs_build_sql, step_sql, idle_sql)
+        insert into silver.follow_step (model, layer, lock_sql, high_sql, needs_build_sql, step_sql, idle_sql,
+                                        project_fingerprint)
         values ({{ model }}, {{ layer }}, {{ medallion_dollar(lock_sql) }}, {{ medallion_dollar(high_sql) }},
                 {{ medallion_dollar(needs_build_sql) }}, {{ medallion_dollar(step_sql) }},
-                {{ medallion_dollar(idle_sql) }})
+                {{ medallion_dollar(idle_sql) }}, {{ medallion_dollar(var('medallion_project_fingerprint', none)) }})
         on conflict (model) do update
             set layer = excluded.layer, lock_sql = excluded.lock_sql, high_sql = excluded.high_sql,
                 needs_build_sql = excluded.needs_build_sql, step_sql = excluded.step_sql,
-                idle_sql = excluded.idle_sql
+                idle_sql = excluded.idle_sql, project_fingerprint = excluded.project_fingerprint
     {%- endcall %}
 {% endmacro %}
+
+
+{% macro medallion_hooks_sql(hooks) -%}
+    {%- for hook in hooks or [] -%}
+        {%- set rendered = render(hook.get('sql')) | trim -%}
+        {%- if rendered %}
+{{ rendered }};
+{% endif -%}
+    {%- endfor -%}
+{%- endmacro %}
 
 
 {% macro medallion_dollar(text) -%}

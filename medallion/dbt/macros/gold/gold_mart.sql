@@ -232,6 +232,12 @@ analyze gold_changed_keys;
 create temporary table gold_touched on commit drop as
 {%- for dep in deps %}
 {%- set input = inputs[dep.input] %}
+{%- if dep.column == input['key'] %}
+-- the changed key is the line's own key: the touched lines, now and then, are those keys (a key
+-- with no line is compared with nothing and changes nothing)
+select {{ dep.input + 1 }}::smallint as input, key_text::{{ dep.type }} as line_key
+from gold_changed_keys where dep = {{ loop.index0 }}
+{%- else %}
 select {{ dep.input + 1 }}::smallint as input, {{ medallion_quote(input['key']) }} as line_key
 from {{ ref(input['lines']) }}
 -- typed as the column, so the planner joins the few keys first instead of filtering every line
@@ -240,6 +246,7 @@ union
 select input, line_key from {{ basis }}
 where input = {{ dep.input + 1 }}
   and deps ->> {{ medallion_literal(dep.column) }} in (select key_text from gold_changed_keys where dep = {{ loop.index0 }})
+{%- endif %}
 {{- "\nunion" if not loop.last }}
 {%- endfor %};
 analyze gold_touched;

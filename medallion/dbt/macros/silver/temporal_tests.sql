@@ -7,19 +7,25 @@
 -- tested when nothing was tested yet (the first build, --full-refresh), when the stretch holds a
 -- truncate, a re-sync or a schema change, and whenever var medallion_full_tests is true
 -- (`medallion build --full-tests`; the Dagster nightly job).
+--
+-- An incremental test reads its stretch's bounds from silver.build_watermark when it runs, not
+-- when it compiles: its compiled SQL is the same from build to build, so a build without dbt
+-- (medallion/stored.py) runs the very SQL the last dbt build compiled. Its first line says
+-- which scope it compiled to (stored.py runs only incremental ones).
 
 {% macro medallion_test_scope(node, bronze, key, columns) %}
-    {#- {'full': bool, 'lo': int, 'hi': int, 'touched': SQL of the keys bronze changed in (lo, hi]} -#}
+    {#- {'full': bool, 'lo': SQL, 'hi': SQL, 'touched': SQL of the keys bronze changed in (lo, hi],
+        'marker': the comment a compiled test starts with} -#}
     {%- set model = node.schema ~ '.' ~ (node.alias or node.name) -%}
     {%- set row = run_query(
         "select coalesce(max(last_commit_lsn), -1), max(tested_to) from silver.build_watermark where model = "
         ~ medallion_literal(model)).rows[0] -%}
-    {%- set hi = row[0] | int -%}
-    {%- set lo = (row[1] | int) if row[1] is not none else none -%}
-    {%- set full = var('medallion_full_tests', false) or lo is none -%}
-    {%- if not full and hi > lo -%}
-        {%- set full = run_query(medallion_needs_build_sql(bronze, lo, hi)).columns[0].values()[0] -%}
+    {%- set full = var('medallion_full_tests', false) or row[1] is none -%}
+    {%- if not full and (row[0] | int) > (row[1] | int) -%}
+        {%- set full = run_query(medallion_needs_build_sql(bronze, row[1] | int, row[0] | int)).columns[0].values()[0] -%}
     {%- endif -%}
+    {%- set lo = "(select max(tested_to) from silver.build_watermark where model = " ~ medallion_literal(model) ~ ")" -%}
+    {%- set hi = medallion_watermark_sql(model) -%}
     {%- set key_columns = {} -%}
     {%- for k in key %}{% do key_columns.update({k: columns[k]}) %}{% endfor -%}
     {%- set touched -%}
@@ -27,8 +33,15 @@
         from ({{ cdc_feed(bronze, key, key_columns) }}) as feed
         where commit_lsn > {{ lo }} and commit_lsn <= {{ hi }}
     {%- endset -%}
-    {{- return({'full': full, 'lo': lo, 'hi': hi, 'touched': touched}) -}}
+    {%- set marker = '-- medallion: ' ~ ('whole table' if full else 'incremental') ~ ' test of ' ~ model -%}
+    {{- return({'full': full, 'lo': lo, 'hi': hi, 'touched': touched, 'marker': marker}) -}}
 {% endmacro %}
+
+
+{% macro medallion_watermark_sql(model) -%}
+    {#- the last bronze position applied to a model, read when the statement runs -#}
+    (select coalesce(max(last_commit_lsn), -1) from silver.build_watermark where model = {{ medallion_literal(model) }})
+{%- endmacro %}
 
 
 {% macro medallion_bronze_of_node(node) %}
@@ -91,6 +104,7 @@
                                                 node.config.get('column_types') or {})) -%}
     {%- set scope = medallion_test_scope(node, bronze, key, columns) -%}
 {%- endif %}
+{{ scope.marker or '' }}
 with versions as (
     select
         {{ medallion_column_list(key) }},
@@ -128,14 +142,14 @@ select * from final
     {%- set history_columns = medallion_history_columns(timeline, this, node.config.get('column_types') or {}) -%}
     {%- set columns = medallion_ordered_columns(history_columns) -%}
     {%- set cols = medallion_column_list(columns.keys()) -%}
-    {%- set watermark = run_query(
-        "select coalesce(max(last_commit_lsn), -1) from silver.build_watermark where model = "
-        ~ medallion_literal(node.schema ~ '.' ~ (node.alias or node.name))).columns[0].values()[0] | int -%}
+    {%- set model_name = node.schema ~ '.' ~ (node.alias or node.name) -%}
+    {%- set watermark = run_query("select " ~ medallion_watermark_sql(model_name)).columns[0].values()[0] | int -%}
     {%- set events = [] -%}
     {%- for event in medallion_schema_events(timeline, columns) -%}
         {%- if event.lsn <= watermark %}{% do events.append(event) %}{% endif -%}
     {%- endfor -%}
     {%- set scope = medallion_test_scope(node, bronze, key, columns) -%}
+{{ scope.marker }}
 with all_changes as (
     {{ cdc_feed(bronze, key, columns) }}
 ),
@@ -144,7 +158,7 @@ feed as (
     -- only what the model has applied: an ingest may add rows while this test runs; when
     -- incremental, only the stretch since the last passing build (a touched key's last change
     -- is in it, and no truncate or schema change is: medallion_test_scope)
-    select * from all_changes where commit_lsn <= {{ watermark }}
+    select * from all_changes where commit_lsn <= {{ scope.hi }}
     {%- if not scope.full %} and commit_lsn > {{ scope.lo }}{% endif %}
 ),
 

@@ -1,0 +1,339 @@
+"""`medallion build` without starting dbt, when the last dbt build left everything it needs.
+
+A dbt build costs seconds before it changes a row (its import, parsing, ~70 nodes each with
+catalog lookups), while an incremental batch of a model runs in milliseconds. Each incremental
+materialization already stores the statements of its next batch (silver.follow_step, the ones
+`run --follow` runs), and each incremental test compiles to SQL that reads its stretch's bounds
+when it runs (macros/silver/temporal_tests.sql). So after a dbt build of the whole project,
+this module records what that build was: a fingerprint of the project (its files, the engine's
+macros, the versions), the DAG order of its models and tests, and the tests as they compiled.
+The next `medallion build` of the same project runs those stored statements and tests in that
+order, two at a time, and gives what dbt would have given: dbt's own statements on the same
+rows (the follow test and the build tests compare with full refreshes).
+
+Whatever they cannot carry goes to dbt, which stores everything anew: a changed project (any
+file, a new captured table, a new column), a model no step refreshes (a plain table, a seed,
+a snapshot, hooks), a schema change, truncate or re-sync in bronze's new stretch, a gold stretch
+a mart has not seen, a test compiled for a whole table, --full-refresh, --full-tests, a
+selection. `medallion build --dbt` always runs dbt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+import medallion
+from medallion import steps
+from medallion.db import connect, endpoints, named_sql
+from medallion.errors import BuildFailed
+from medallion.settings import Settings
+from medallion.silver.project import ENGINE_DIR, BuildProject
+
+SQL = named_sql("medallion", "stored_build.sql")
+WORKERS = 2  # statements at a time, each on its own connection (the warehouse does the work)
+STEPPED = {"system_versioned", "current_state", "gold_mart"}  # materializations that store their steps
+NOTHING_TO_REFRESH = {"view", "ephemeral", "current_view"}  # their definition is the fingerprinted project
+OWN_HOOKS = {"medallion-on-run-start", "medallion-on-run-end"}  # the warehouse's tables; tested_to (below)
+NOT_PROJECT_FILES = {"target", "logs", "dbt_packages", "__pycache__"}
+
+
+def project_fingerprint(settings: Settings, project: BuildProject) -> str:
+    """What decides the statements dbt compiles: every file of the build project (the generated
+    silver), of the engine's macros and of the project's own dbt project, the versions of
+    medallion and dbt, and bronze's record of the tables' schemas over time."""
+    digest = hashlib.sha256()
+    with connect(endpoints(settings).warehouse, "warehouse") as conn:
+        digest.update(f"schemas {conn.execute(SQL['schemas']).fetchone()[0]}\n".encode())
+    for package in ("dbt-core", "dbt-postgres"):
+        digest.update(f"{package}=={metadata.version(package)}\n".encode())
+    digest.update(f"medallion=={medallion.__version__}\n".encode())
+    roots = [project.path, ENGINE_DIR] + ([Path(project.dbt_project)] if project.dbt_project else [])
+    for index, root in enumerate(roots):
+        for path in _files(root):
+            digest.update(f"{index}:{path.relative_to(root)}\n".encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _files(root: Path) -> list[Path]:
+    found = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in NOT_PROJECT_FILES and not d.startswith("."))
+        found += [Path(folder) / n for n in sorted(names) if not n.startswith(".")]
+    return found
+
+
+# What a dbt build records
+
+def record(settings: Settings, fingerprint: str, manifest_path: Path, tested: bool) -> None:
+    """After a successful dbt build of every model: what the next build needs to run without dbt
+    (tested: the build ran the tests, whose compiled SQL is kept)."""
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    plan = build_plan(manifest)
+    tests = test_plan(manifest) if tested else None
+    with connect(endpoints(settings).warehouse, "warehouse", autocommit=True) as conn:
+        conn.execute(SQL["create"])
+        conn.execute(SQL["save"], {"fingerprint": fingerprint, "plan": Jsonb(plan),
+                                   "tests": Jsonb(tests) if tests is not None else None})
+
+
+def _relation(node: dict) -> str:
+    return f"{node['schema']}.{node.get('alias') or node['name']}"
+
+
+def _ancestors(nodes: dict, uid: str, memo: dict[str, set[str]]) -> set[str]:
+    """Every node uid runs after (itself excluded), through views too."""
+    if uid not in memo:
+        memo[uid] = set()
+        for parent in nodes.get(uid, {}).get("depends_on", {}).get("nodes", []):
+            if parent in nodes:
+                memo[uid] |= {parent} | _ancestors(nodes, parent, memo)
+    return memo[uid]
+
+
+def build_plan(manifest: dict) -> dict:
+    """{'steps': {uid: {'relation', 'after': [uids]}}, 'blocked': [why dbt must build]}: the
+    models a stored step refreshes, each after the stepped models and the tests upstream of it
+    (as dbt build orders them)."""
+    nodes = manifest["nodes"]
+    memo: dict[str, set[str]] = {}
+    blocked, stepped = [], {}
+    for uid, node in nodes.items():
+        kind = node["resource_type"]
+        if kind == "model":
+            materialized = node["config"].get("materialized")
+            if materialized in STEPPED:  # (its hooks are part of its stored step: follow.sql)
+                stepped[uid] = _relation(node)
+            elif materialized not in NOTHING_TO_REFRESH:
+                blocked.append(f"{uid} is materialized as {materialized}")
+        elif kind in ("seed", "snapshot"):
+            blocked.append(f"{uid} is a {kind}")
+        elif kind == "operation" and node["name"].rsplit("-", 1)[0] not in OWN_HOOKS:
+            blocked.append(f"{uid} is a hook")
+    if manifest.get("unit_tests"):
+        blocked.append("the project has unit tests")
+    tests_of = _tests_by_node(nodes)
+    plan_steps = {}
+    for uid, relation in stepped.items():
+        upstream = _ancestors(nodes, uid, memo)
+        after = {u for u in upstream if u in stepped} | {t for u in upstream for t in tests_of.get(u, ())}
+        plan_steps[uid] = {"relation": relation, "after": sorted(after)}
+    return {"steps": plan_steps, "blocked": blocked}
+
+
+def _tests_by_node(nodes: dict) -> dict[str, list[str]]:
+    tests: dict[str, list[str]] = {}
+    for uid, node in nodes.items():
+        if node["resource_type"] == "test":
+            for parent in node["depends_on"]["nodes"]:
+                tests.setdefault(parent, []).append(uid)
+    return tests
+
+
+def test_plan(manifest: dict) -> list[dict]:
+    """Each test as it compiled, wrapped as dbt's get_test_sql wraps it, with the stepped models
+    it runs after and the models whose tested_to it moves (as medallion_mark_tested does)."""
+    nodes = manifest["nodes"]
+    memo: dict[str, set[str]] = {}
+    project = manifest["metadata"].get("project_name")
+    tests = []
+    for uid, node in nodes.items():
+        if node["resource_type"] != "test":
+            continue
+        config = node["config"]
+        code = node.get("compiled_code")
+        if code is None:
+            scope = "not compiled"
+        elif "-- medallion: whole table test" in code:
+            scope = "whole table"
+        else:
+            scope = "incremental" if "-- medallion: incremental test" in code else "static"
+        parents = [p for p in node["depends_on"]["nodes"] if p in nodes]
+        upstream = set(parents) | {a for p in parents for a in _ancestors(nodes, p, memo)}
+        covers = {_relation(nodes[p]) for p in parents if p.startswith("model.")}
+        history = ((node.get("test_metadata") or {}).get("kwargs") or {}).get("history")
+        if history and f"model.{project}.{history}" in nodes:
+            covers.add(_relation(nodes[f"model.{project}.{history}"]))
+        fail_calc = config.get("fail_calc") or "count(*)"
+        limit = f"\nlimit {config['limit']}" if config.get("limit") is not None else ""
+        sql = (f"select {fail_calc} as failures, {fail_calc} {config.get('warn_if') or '!= 0'} as should_warn, "
+               f"{fail_calc} {config.get('error_if') or '!= 0'} as should_error\nfrom (\n{code}{limit}\n) "
+               "as dbt_internal_test") if code is not None else None
+        tests.append({"id": uid, "sql": sql, "scope": scope, "severity": str(config.get("severity") or "error"),
+                      "store_failures": bool(config.get("store_failures")), "after": sorted(upstream),
+                      "covers": sorted(covers), "error_if": config.get("error_if") or "!= 0"})
+    return tests
+
+
+# A build from what was recorded
+
+@dataclass
+class StoredRun:
+    """What a build without dbt did: its nodes (dbt's unique ids), or why dbt must build instead."""
+
+    results: list[tuple[str, str, float, str | None]] = field(default_factory=list)  # id, status, s, message
+    dbt_reason: str | None = None
+
+
+def why_not(conn: psycopg.Connection, fingerprint: str, tests: bool
+            ) -> tuple[str | None, dict, list[dict], dict[str, steps.Step]]:
+    """(why dbt must build, or None; the plan; the tests; the stored steps by model)."""
+    if conn.execute("select to_regclass('silver.stored_build') is null").fetchone()[0]:
+        return "no dbt build has recorded its statements here yet", {}, [], {}
+    row = conn.execute(SQL["read"]).fetchone()
+    if row is None:
+        return "no dbt build has recorded its statements here yet", {}, [], {}
+    recorded, plan, recorded_tests = row
+    if recorded != fingerprint:
+        return "the project changed since the last dbt build", {}, [], {}
+    if plan["blocked"]:
+        return f"{plan['blocked'][0]}: only dbt builds it", {}, [], {}
+    if tests and recorded_tests is None:
+        return "the last dbt build ran no tests", {}, [], {}
+    for test in (recorded_tests or []) if tests else []:
+        if test["scope"] in ("whole table", "not compiled") or test["store_failures"]:
+            return f"{test['id']} compiled for the {test['scope']} at the last dbt build", {}, [], {}
+    stored = {s.model: s for s in steps.load_steps(conn)}
+    for uid, entry in plan["steps"].items():
+        step = stored.get(entry["relation"])
+        if step is None or step.step_sql is None or step.project_fingerprint != fingerprint:
+            return f"{uid} has no step stored by this project", {}, [], {}
+    return None, plan, (recorded_tests or []) if tests else [], stored
+
+
+def run(settings: Settings, fingerprint: str, tests: bool) -> StoredRun:
+    """Run the stored steps and tests in the recorded order; StoredRun.dbt_reason says why
+    not (nothing applied) or where a step handed over to dbt (the rest continues from the
+    watermarks). Raises BuildFailed when a test fails, as dbt build would."""
+    warehouse = endpoints(settings).warehouse
+    with connect(warehouse, "warehouse") as conn:
+        reason, plan, recorded_tests, stored = why_not(conn, fingerprint, tests)
+        conn.commit()
+        if reason:
+            return StoredRun(dbt_reason=reason)
+        models = sorted({m for t in recorded_tests for m in t["covers"]})
+        tested_to = {model: tested for model, _, tested in conn.execute(SQL["watermarks"], {"models": models})}
+        conn.commit()
+
+    jobs: dict[str, tuple[list[str], object]] = {}
+    for uid, entry in plan["steps"].items():
+        step = stored[entry["relation"]]
+        jobs[uid] = (entry["after"], (step, tested_to.get(step.model)))
+    for test in recorded_tests:
+        jobs[test["id"]] = (test["after"], test)
+    outcome = _Scheduler(warehouse, jobs).run()
+    failed = [r for r in outcome.results if r[1] == "fail"]
+    if failed:
+        uid, _, _, message = failed[0]
+        more = f" (and {len(failed) - 1} more failing: {', '.join(r[0] for r in failed[1:4])})" \
+            if len(failed) > 1 else ""
+        raise BuildFailed(f"build failed at {uid}: {message}{more}; run 'medallion build --dbt' for dbt's log of it",
+                          node=uid, failed=[r[0] for r in failed])
+    if outcome.dbt_reason is None and recorded_tests and not any(r[1] == "warn" for r in outcome.results):
+        with connect(warehouse, "warehouse", autocommit=True) as conn:
+            conn.execute(SQL["mark_tested"], {"models": models})
+    return outcome
+
+
+class _Scheduler:
+    """Runs the jobs (steps and tests), each once everything in its `after` is done, WORKERS at
+    a time on connections of their own. A failing test skips what runs after it (as dbt build);
+    a step that needs dbt stops the scheduling and hands over."""
+
+    def __init__(self, warehouse: str, jobs: dict[str, tuple[list[str], object]]) -> None:
+        self.warehouse = warehouse
+        self.jobs = jobs
+        self.local = threading.local()
+        self.connections: list[psycopg.Connection] = []
+        self.lock = threading.Lock()
+
+    def _conn(self) -> psycopg.Connection:
+        if getattr(self.local, "conn", None) is None:
+            self.local.conn = connect(self.warehouse, "warehouse")
+            with self.lock:
+                self.connections.append(self.local.conn)
+        return self.local.conn
+
+    def _one(self, uid: str) -> tuple[str, str, float, str | None]:
+        began = time.perf_counter()
+        try:
+            return self._run_job(uid, began)
+        except psycopg.Error as exc:
+            first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            return uid, "error", time.perf_counter() - began, first
+
+    def _run_job(self, uid: str, began: float) -> tuple[str, str, float, str | None]:
+        conn = self._conn()
+        job = self.jobs[uid][1]
+        if isinstance(job, dict):  # a test
+            with conn.transaction():
+                failures, should_warn, should_error = conn.execute(job["sql"]).fetchone()
+            if should_error and job["severity"].lower() == "error":
+                status, message = "fail", f"Got {failures} results, configured to fail if {job['error_if']}"
+            elif should_warn:
+                status, message = "warn", f"Got {failures} results"
+            else:
+                status, message = "pass", None
+            return uid, status, time.perf_counter() - began, message
+        step, tested_to = job
+        if step.layer == steps.SILVER:
+            _, needs_dbt = steps.apply_silver(conn, step, checked_from=tested_to)
+        else:
+            needs_dbt = steps.apply_gold(conn, step)
+        return uid, "needs dbt" if needs_dbt else "success", time.perf_counter() - began, needs_dbt
+
+    def run(self) -> StoredRun:
+        outcome = StoredRun()
+        pending = dict(self.jobs)
+        done: set[str] = set()
+        skipped: set[str] = set()
+        running: dict[Future, str] = {}
+        try:
+            with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="medallion-stored") as pool:
+                while pending or running:
+                    if outcome.dbt_reason is None:
+                        self._submit_ready(pool, pending, done, skipped, running)
+                    if not running:
+                        break
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        uid = running.pop(future)
+                        result = future.result()
+                        outcome.results.append(result)
+                        if result[1] == "needs dbt":
+                            outcome.dbt_reason = outcome.dbt_reason or result[3]
+                        elif result[1] == "error":  # e.g. a table dropped by hand: dbt rebuilds or says why
+                            outcome.dbt_reason = outcome.dbt_reason or f"{uid} failed as stored: {result[3]}"
+                        elif result[1] == "fail":
+                            skipped.add(uid)
+                        else:
+                            done.add(uid)
+        finally:
+            for conn in self.connections:
+                conn.close()
+        return outcome
+
+    def _submit_ready(self, pool: ThreadPoolExecutor, pending: dict, done: set[str], skipped: set[str],
+                      running: dict[Future, str]) -> None:
+        changed = True
+        while changed:
+            changed = False
+            for uid, (after, _) in list(pending.items()):
+                if any(a in skipped for a in after):
+                    skipped.add(uid)
+                    del pending[uid]
+                    changed = True
+                elif all(a in done or a not in self.jobs for a in after):
+                    running[pool.submit(self._one, uid)] = uid
+                    del pending[uid]
