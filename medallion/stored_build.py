@@ -8,7 +8,7 @@ when it runs (macros/silver/temporal_tests.sql). So after a dbt build of the who
 this module records what that build was: a fingerprint of the project (its files, the engine's
 macros, the versions), the DAG order of its models and tests, and the tests as they compiled.
 The next `medallion build` of the same project runs those stored statements and tests in that
-order, two at a time, and gives what dbt would have given: dbt's own statements on the same
+order, as many at a time as dbt's threads, and gives what dbt would have given: dbt's own statements on the same
 rows (the follow test and the build tests compare with full refreshes).
 
 Whatever they cannot carry goes to dbt, which stores everything anew: a changed project (any
@@ -31,6 +31,7 @@ from importlib import metadata
 from pathlib import Path
 
 import psycopg
+import yaml
 from psycopg.types.json import Jsonb
 
 import medallion
@@ -41,11 +42,16 @@ from medallion.settings import Settings
 from medallion.silver.project import ENGINE_DIR, BuildProject
 
 SQL = named_sql("medallion", "stored_build.sql")
-WORKERS = 2  # statements at a time, each on its own connection (the warehouse does the work)
 STEPPED = {"system_versioned", "current_state", "gold_mart"}  # materializations that store their steps
 NOTHING_TO_REFRESH = {"view", "ephemeral", "current_view"}  # their definition is the fingerprinted project
 OWN_HOOKS = {"medallion-on-run-start", "medallion-on-run-end"}  # the warehouse's tables; tested_to (below)
 NOT_PROJECT_FILES = {"target", "logs", "dbt_packages", "__pycache__"}
+
+
+def workers() -> int:
+    """Models and tests at a time, each on a connection of its own: as many as dbt's threads."""
+    profile = yaml.safe_load((ENGINE_DIR / "profiles.yml").read_text(encoding="utf-8"))["medallion"]
+    return int(profile["outputs"][profile["target"]].get("threads", 1))
 
 
 def project_fingerprint(settings: Settings, project: BuildProject) -> str:
@@ -247,8 +253,8 @@ def run(settings: Settings, fingerprint: str, tests: bool) -> StoredRun:
 
 
 class _Scheduler:
-    """Runs the jobs (steps and tests), each once everything in its `after` is done, WORKERS at
-    a time on connections of their own. A failing test skips what runs after it (as dbt build);
+    """Runs the jobs (steps and tests), each once everything in its `after` is done, as many at
+    a time as dbt's threads, on connections of their own. A failing test skips what runs after it (as dbt build);
     a step that needs dbt stops the scheduling and hands over."""
 
     def __init__(self, warehouse: str, jobs: dict[str, tuple[list[str], object]]) -> None:
@@ -300,7 +306,7 @@ class _Scheduler:
         skipped: set[str] = set()
         running: dict[Future, str] = {}
         try:
-            with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="medallion-stored") as pool:
+            with ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="medallion-stored") as pool:
                 while pending or running:
                     if outcome.dbt_reason is None:
                         self._submit_ready(pool, pending, done, skipped, running)
