@@ -208,8 +208,12 @@ def why_not(conn: psycopg.Connection, fingerprint: str, tests: bool
     if tests and recorded_tests is None:
         return "the last dbt build ran no tests", {}, [], {}
     for test in (recorded_tests or []) if tests else []:
-        if test["scope"] in ("whole table", "not compiled") or test["store_failures"]:
-            return f"{test['id']} compiled for the {test['scope']} at the last dbt build", {}, [], {}
+        if test["store_failures"]:
+            return f"{test['id']} stores its failures: only dbt runs it", {}, [], {}
+        if test["scope"] == "not compiled":
+            return f"the last dbt build did not compile {test['id']}", {}, [], {}
+        if test["scope"] == "whole table":
+            return f"{test['id']} was compiled for the whole table at the last dbt build", {}, [], {}
     stored = {s.model: s for s in steps.load_steps(conn)}
     for uid, entry in plan["steps"].items():
         step = stored.get(entry["relation"])
@@ -254,8 +258,8 @@ def run(settings: Settings, fingerprint: str, tests: bool) -> StoredRun:
 
 class _Scheduler:
     """Runs the jobs (steps and tests), each once everything in its `after` is done, as many at
-    a time as dbt's threads, on connections of their own. A failing test skips what runs after it (as dbt build);
-    a step that needs dbt stops the scheduling and hands over."""
+    a time as dbt's threads, on connections of their own. A failing test skips what runs after
+    it (as dbt build); a step that needs dbt stops the scheduling and hands over."""
 
     def __init__(self, warehouse: str, jobs: dict[str, tuple[list[str], object]]) -> None:
         self.warehouse = warehouse
