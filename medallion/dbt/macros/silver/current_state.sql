@@ -89,6 +89,8 @@ $partitions$;
 {% macro current_state_apply_sql(relation, key, columns, source_root) %}
 {%- set keys = medallion_column_list(key) -%}
 {%- set cols = medallion_column_list(columns.keys()) -%}
+-- few rows, estimates that can cross jit_above_cost: compiling costs more than the work
+set local jit = off;
 -- the rows this batch changes or deletes (their new state, if any, is in medallion_rows)
 delete from {{ relation }} as current_row
 using (select distinct {{ keys }} from medallion_feed where op <> 'T') as changed
