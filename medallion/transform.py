@@ -4,7 +4,8 @@ in-process against the warehouse.
 `dbt build` runs every model and every test of the project in DAG order: silver's generated
 histories first, then the project's own models (e.g. Pagila's gold in transform/). dbt runs
 inside this process (dbtRunner): no subprocess, no dbt on PATH, and a failure comes back as
-data that becomes one BuildFailed naming the failing node.
+data that becomes one BuildFailed naming the failing node. An incremental build of a project
+the last dbt build ran unchanged runs what that build stored instead (stored_build.py).
 """
 
 from __future__ import annotations
