@@ -96,10 +96,14 @@ delete from {{ relation }} as current_row
 using (select distinct {{ keys }} from medallion_feed where op <> 'T') as changed
 where {% for k in key %}current_row.{{ medallion_quote(k) }} = changed.{{ medallion_quote(k) }}{{ " and " if not loop.last }}{% endfor %};
 
--- the rows of every relation this batch truncates (all of them for the partitioned root)
+-- the rows of every relation this batch truncates (all of them for the partitioned root); the
+-- leading exists is evaluated once, so a batch without a truncate reads none of the table
+-- (with an OR of the two cases every batch scanned every partition)
 delete from {{ relation }}
-where exists (select from medallion_feed where op = 'T' and source_table = {{ medallion_literal(source_root) }})
-   or source_table in (select source_table from medallion_feed where op = 'T');
+where exists (select from medallion_feed where op = 'T' and source_table = {{ medallion_literal(source_root) }});
+delete from {{ relation }}
+where exists (select from medallion_feed where op = 'T')
+  and source_table in (select source_table from medallion_feed where op = 'T');
 
 insert into {{ relation }} ({{ cols }}, last_commit_ts, source_table)
 select {{ cols }}, last_commit_ts, source_table from medallion_rows
