@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import statistics
+import shutil
 import subprocess
 import sys
 import threading
@@ -302,6 +303,7 @@ def engines(settings: Settings) -> dict:
     from medallion.settings import PAGILA_CONFIG, REPO_ROOT
 
     folder = settings.home / "bench_lake"
+    shutil.rmtree(folder, ignore_errors=True)  # the bench's warehouse is new: so is its lake
     folder.mkdir(parents=True, exist_ok=True)
     text = PAGILA_CONFIG.read_text(encoding="utf-8").replace(
         'dbt_project = "transform"', f'dbt_project = "{REPO_ROOT / "transform"}"')

@@ -23,7 +23,7 @@ from medallion.lake.export import POSITION, exported_position
 from medallion.lake.target import lake_target, open_catalog
 from medallion.settings import Settings
 from lake_support import with_lake
-from support import environment
+from support import environment, execute, medallion
 
 pytest.importorskip("pyiceberg")
 
@@ -87,3 +87,30 @@ def test_lake_section_is_checked_and_required(tmp_path: Path, settings: Settings
     path.write_text("[capture]\n", encoding="utf-8")
     with pytest.raises(LakeNotConfigured, match=r"has no \[lake\] section: add one"):
         pipeline.export(replace(settings, config_path=path))
+
+
+def test_a_lake_never_mixes_two_bronzes(blank_settings: Settings, tmp_path: Path) -> None:
+    """A lake table holds one bronze's rows: after `medallion reset` (or against another
+    warehouse) the export stops in one line naming the fix, and appends nothing."""
+    src = blank_settings.source_dsn or ""
+    execute(src, "create table public.item (id integer primary key, name text)")
+    execute(src, "insert into public.item values (1, 'a'), (2, 'b')")
+    lake = with_lake(blank_settings, tmp_path, base=None)
+    env = environment(lake)
+    for command in (["prepare-source"], ["ingest"], ["export"]):
+        done = medallion(*command, env=env)
+        assert done.returncode == 0, done.stderr
+    with psycopg.connect(lake.warehouse_dsn or "") as conn:
+        (table,) = conn.execute("select distinct bronze_table from bronze.table_schema").fetchone()
+    exported = open_catalog(lake_target(lake)).load_table(("bronze", table)).scan().to_arrow().num_rows
+
+    for command in (["reset", "--yes"], ["prepare-source"], ["ingest"]):
+        done = medallion(*command, env=env)
+        assert done.returncode == 0, done.stderr
+    execute(src, "insert into public.item values (3, 'c')")
+    assert medallion("ingest", env=env).returncode == 0
+    again = medallion("export", env=env)
+    assert again.returncode == 1, again.stdout
+    assert "another bronze" in again.stderr and "drop the lake's tables" in again.stderr, again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1 and "Traceback" not in again.stderr
+    assert open_catalog(lake_target(lake)).load_table(("bronze", table)).scan().to_arrow().num_rows == exported

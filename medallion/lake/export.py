@@ -31,6 +31,7 @@ POSITION = "medallion.bronze.commit-lsn"  # snapshot summary: every bronze row u
 # bronze.table_schema's table property: the lake's bronze is complete up to this commit position
 # (the ingest state's when the export began; Spark's builds read up to here, as PostgreSQL's do)
 COMPLETE = "medallion.bronze.complete-lsn"
+IDENTITY = "medallion.bronze.identity"  # table property: the bronze its rows came from (bronze_identity.sql)
 SCHEMA_TABLE = "table_schema"
 CHUNK_ROWS = 200_000
 LOCK_KEY = 0x6D65645F6C616B  # one exporter per warehouse: pg_try_advisory_lock
@@ -115,11 +116,12 @@ def export(settings: Settings, chunk_rows: int = CHUNK_ROWS,
         if not tables:
             return report
         complete = int(conn.execute(sql_text("medallion.lake", "ingest_position.sql")).fetchone()[0])
+        identity = str(conn.execute(sql_text("medallion.lake", "bronze_identity.sql")).fetchone()[0])
         catalog = open_catalog(target)
         catalog.create_namespace_if_not_exists(BRONZE_NAMESPACE)
         with adbc.connect(_adbc_uri(warehouse)) as reader:
             for table in [SCHEMA_TABLE, *tables]:
-                done = _export_table(conn, reader, catalog, target, table, chunk_rows, on_commit)
+                done = _export_table(conn, reader, catalog, target, table, chunk_rows, on_commit, identity)
                 report.tables.append(done)
         _mark_complete(catalog.load_table((BRONZE_NAMESPACE, SCHEMA_TABLE)), complete)
         conn.execute("select pg_advisory_unlock(%s)", [LOCK_KEY])
@@ -147,7 +149,7 @@ def _read(reader, statement: str, params: tuple):  # -> pyarrow.Table
 
 
 def _export_table(conn: psycopg.Connection, reader, catalog, target: LakeTarget, table: str, chunk_rows: int,
-                  on_commit: Callable[[TableExport], None]) -> TableExport:
+                  on_commit: Callable[[TableExport], None], identity: str) -> TableExport:
     rows_sql = _statement(conn, "table_schema_rows.sql" if table == SCHEMA_TABLE else "bronze_rows.sql", table)
     end_sql = _statement(conn, "bronze_chunk_end.sql", table)
     high = int(conn.execute(_statement(conn, "bronze_high.sql", table)).fetchone()[0])
@@ -157,7 +159,17 @@ def _export_table(conn: psycopg.Connection, reader, catalog, target: LakeTarget,
     else:
         empty = _read(reader, rows_sql, (-1, -1))
         iceberg = catalog.create_table(identifier, schema=empty.schema,
-                                       properties={"medallion.source": f"bronze.{table} (warehouse PostgreSQL)"})
+                                       properties={"medallion.source": f"bronze.{table} (warehouse PostgreSQL)",
+                                                   IDENTITY: identity})
+    recorded = iceberg.properties.get(IDENTITY)
+    if recorded is not None and recorded != identity:
+        raise LakeExportFailed(f"Iceberg {'.'.join(identifier)} holds the rows of another bronze (another warehouse, "
+                               f"or this one before a reset): drop the lake's tables from catalog "
+                               f"{target.catalog_name!r} (or point [lake] elsewhere) to export this bronze")
+    if recorded is None:  # exported before the lake recorded identities: this bronze's from now on
+        with iceberg.transaction() as transaction:
+            transaction.set_properties({IDENTITY: identity})
+        iceberg = catalog.load_table(identifier)
     done = TableExport(table, position=exported_position(iceberg))
     if done.position > high:
         raise LakeExportFailed(f"Iceberg {'.'.join(identifier)} is at bronze position {done.position}, past bronze's "
