@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import random
-import statistics
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
