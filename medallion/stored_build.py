@@ -192,34 +192,41 @@ class StoredRun:
     dbt_reason: str | None = None
 
 
-def why_not(conn: psycopg.Connection, fingerprint: str, tests: bool
-            ) -> tuple[str | None, dict, list[dict], dict[str, steps.Step]]:
-    """(why dbt must build, or None; the plan; the tests; the stored steps by model)."""
-    if conn.execute("select to_regclass('silver.stored_build') is null").fetchone()[0]:
-        return "no dbt build has recorded its statements here yet", {}, [], {}
-    row = conn.execute(SQL["read"]).fetchone()
-    if row is None:
-        return "no dbt build has recorded its statements here yet", {}, [], {}
-    recorded, plan, recorded_tests = row
-    if recorded != fingerprint:
-        return "the project changed since the last dbt build", {}, [], {}
+@dataclass(frozen=True)
+class Recorded:
+    """What the last dbt build left for this one: its plan, its tests (those this build runs)
+    and the stored steps by model."""
+
+    plan: dict
+    tests: list[dict]
+    steps: dict[str, steps.Step]
+
+
+def recorded(conn: psycopg.Connection, fingerprint: str, tests: bool) -> Recorded | str:
+    """What the last dbt build recorded, or why dbt must build instead."""
+    if conn.execute("select to_regclass('silver.stored_build') is null").fetchone()[0] \
+            or (row := conn.execute(SQL["read"]).fetchone()) is None:
+        return "no dbt build has recorded its statements here yet"
+    fingerprint_then, plan, recorded_tests = row
+    if fingerprint_then != fingerprint:
+        return "the project changed since the last dbt build"
     if plan["blocked"]:
-        return f"{plan['blocked'][0]}: only dbt builds it", {}, [], {}
+        return f"{plan['blocked'][0]}: only dbt builds it"
     if tests and recorded_tests is None:
-        return "the last dbt build ran no tests", {}, [], {}
-    for test in (recorded_tests or []) if tests else []:
+        return "the last dbt build ran no tests"
+    for test in recorded_tests if tests else []:
         if test["store_failures"]:
-            return f"{test['id']} stores its failures: only dbt runs it", {}, [], {}
+            return f"{test['id']} stores its failures: only dbt runs it"
         if test["scope"] == "not compiled":
-            return f"the last dbt build did not compile {test['id']}", {}, [], {}
+            return f"the last dbt build did not compile {test['id']}"
         if test["scope"] == "whole table":
-            return f"{test['id']} was compiled for the whole table at the last dbt build", {}, [], {}
+            return f"{test['id']} was compiled for the whole table at the last dbt build"
     stored = {s.model: s for s in steps.load_steps(conn)}
     for uid, entry in plan["steps"].items():
         step = stored.get(entry["relation"])
         if step is None or step.step_sql is None or step.project_fingerprint != fingerprint:
-            return f"{uid} has no step stored by this project", {}, [], {}
-    return None, plan, (recorded_tests or []) if tests else [], stored
+            return f"{uid} has no step stored by this project"
+    return Recorded(plan, recorded_tests if tests else [], stored)
 
 
 def run(settings: Settings, fingerprint: str, tests: bool) -> StoredRun:
@@ -228,31 +235,31 @@ def run(settings: Settings, fingerprint: str, tests: bool) -> StoredRun:
     watermarks). Raises BuildFailed when a test fails, as dbt build would."""
     warehouse = endpoints(settings).warehouse
     with connect(warehouse, "warehouse") as conn:
-        reason, plan, recorded_tests, stored = why_not(conn, fingerprint, tests)
+        found = recorded(conn, fingerprint, tests)
         conn.commit()
-        if reason:
-            return StoredRun(dbt_reason=reason)
-        models = sorted({m for t in recorded_tests for m in t["covers"]})
+        if isinstance(found, str):
+            return StoredRun(dbt_reason=found)
+        models = sorted({m for t in found.tests for m in t["covers"]})
         tested_to = {model: tested for model, _, tested in conn.execute(SQL["watermarks"], {"models": models})}
         conn.commit()
 
-    jobs: dict[str, tuple[list[str], object]] = {}
-    for uid, entry in plan["steps"].items():
-        step = stored[entry["relation"]]
-        jobs[uid] = (entry["after"], (step, tested_to.get(step.model)))
-    for test in recorded_tests:
-        jobs[test["id"]] = (test["after"], test)
-    outcome = _Scheduler(warehouse, jobs).run()
-    failed = [r for r in outcome.results if r[1] == "fail"]
-    if failed:
-        uid, _, _, message = failed[0]
-        more = f" (and {len(failed) - 1} more failing: {', '.join(r[0] for r in failed[1:4])})" \
-            if len(failed) > 1 else ""
-        raise BuildFailed(f"build failed at {uid}: {message}{more}; run 'medallion build --dbt' for dbt's log of it",
-                          node=uid, failed=[r[0] for r in failed])
-    if outcome.dbt_reason is None and recorded_tests and not any(r[1] == "warn" for r in outcome.results):
-        with connect(warehouse, "warehouse", autocommit=True) as conn:
+        jobs: dict[str, tuple[list[str], object]] = {}
+        for uid, entry in found.plan["steps"].items():
+            step = found.steps[entry["relation"]]
+            jobs[uid] = (entry["after"], (step, tested_to.get(step.model)))
+        for test in found.tests:
+            jobs[test["id"]] = (test["after"], test)
+        outcome = _Scheduler(warehouse, jobs).run()
+        failed = [r for r in outcome.results if r[1] == "fail"]
+        if failed:
+            uid, _, _, message = failed[0]
+            more = f" (and {len(failed) - 1} more failing: {', '.join(r[0] for r in failed[1:4])})" \
+                if len(failed) > 1 else ""
+            raise BuildFailed(f"build failed at {uid}: {message}{more}; run 'medallion build --dbt' for dbt's log "
+                              "of it", node=uid, failed=[r[0] for r in failed])
+        if outcome.dbt_reason is None and found.tests and not any(r[1] == "warn" for r in outcome.results):
             conn.execute(SQL["mark_tested"], {"models": models})
+            conn.commit()
     return outcome
 
 
