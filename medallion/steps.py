@@ -38,14 +38,12 @@ def fill(text: str, lo: int, hi: int) -> str:
 
 
 def load_steps(conn: psycopg.Connection) -> list[Step]:
-    """Every stored step, silver's before gold's."""
+    """Every stored step, silver's before gold's. (Both callers read them after a dbt build of
+    this version, whose on-run-start gave the table its project_fingerprint column.)"""
     if conn.execute("select to_regclass('silver.follow_step') is null").fetchone()[0]:
         return []
-    fingerprint = conn.execute("select exists (select from pg_attribute where attrelid = 'silver.follow_step'::regclass "
-                               "and attname = 'project_fingerprint' and not attisdropped)").fetchone()[0]
     rows = conn.execute("select model, layer, lock_sql, high_sql, needs_build_sql, step_sql, idle_sql, "
-                        + ("project_fingerprint" if fingerprint else "null")
-                        + " from silver.follow_step order by layer, model").fetchall()
+                        "project_fingerprint from silver.follow_step order by layer, model").fetchall()
     return [Step(*row) for row in rows]
 
 

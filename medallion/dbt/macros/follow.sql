@@ -20,7 +20,7 @@
         step_sql        text,                     -- the batch's statements; null: next build stores them
         idle_sql        text                      -- nothing new: move the horizon only
     );
-    -- the project (files, versions) the storing build ran: a build without dbt (stored.py)
+    -- the project (files, versions) the storing build ran: a build without dbt (stored_build.py)
     -- runs a step only if the project is still that one
     alter table silver.follow_step add column if not exists project_fingerprint text;
 {% endmacro %}

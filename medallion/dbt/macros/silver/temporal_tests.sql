@@ -10,8 +10,8 @@
 --
 -- An incremental test reads its stretch's bounds from silver.build_watermark when it runs, not
 -- when it compiles: its compiled SQL is the same from build to build, so a build without dbt
--- (medallion/stored.py) runs the very SQL the last dbt build compiled. Its first line says
--- which scope it compiled to (stored.py runs only incremental ones).
+-- (medallion/stored_build.py) runs the very SQL the last dbt build compiled. Its first line says
+-- which scope it compiled to (stored_build.py runs only incremental ones).
 
 {% macro medallion_test_scope(node, bronze, key, columns) %}
     {#- {'full': bool, 'lo': SQL, 'hi': SQL, 'touched': SQL of the keys bronze changed in (lo, hi],
