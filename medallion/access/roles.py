@@ -124,3 +124,7 @@ def grant_analyst(conn: psycopg.Connection, analyst: str, owner: str | None = No
     if not layers:
         return [f"{analyst} may connect to {database}; silver and gold are granted by the first build"]
     return [f"{analyst} may read {' and '.join(s for s, _ in layers)} of {database}"]
+
+
+def capture_role_statements(role: str) -> list[sql.Composable]:
+    return [_sql("roles.sql", "create_capture", role=sql.Identifier(role))]
