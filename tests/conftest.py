@@ -27,6 +27,8 @@ from medallion.settings import PAGILA_CONFIG, REPO_ROOT, Settings
 from medallion.source.catalog import read_tables
 from medallion.source import pagila
 from medallion.source.cluster import EmbeddedCluster
+import managed_source
+from managed_source import ManagedPipeline, ManagedSource
 from support import create_database, drop_database, environment
 
 TEMPLATE_DB = "pagila_template"
@@ -121,3 +123,30 @@ def blank_settings(cluster: EmbeddedCluster) -> Iterator[Settings]:
 def cli_env(settings: Settings) -> dict[str, str]:
     """Environment for running the `medallion` command against the test's private pipeline."""
     return environment(settings)
+
+
+@pytest.fixture(scope="session", params=managed_source.VERSIONS, ids=lambda v: f"pg{v}")
+def managed_server(request: pytest.FixtureRequest, cluster: EmbeddedCluster) -> Iterator[ManagedSource]:
+    """A separate source server like a managed one (tests/managed_source.py), PostgreSQL 15 and 16;
+    started only when a test asks for it (under a second, about 1 s each), once per session."""
+    version = request.param
+    if managed_source.bindir(version) is None:
+        pytest.skip(f"no PostgreSQL {version} here (16 comes from the pgserver wheel: pip install -e '.[dev]')")
+    server = managed_source.start(version, cluster.home / f"managed-{version}")
+    server.create_capture_role()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def managed(managed_server: ManagedSource, cluster: EmbeddedCluster, tmp_path: Path) -> Iterator[ManagedPipeline]:
+    """A user's pipeline on the managed source: an empty database of the owner's, an empty warehouse
+    database of the embedded cluster, a slot, and a folder of the user's own (write medallion.toml there)."""
+    n = next(_counter)
+    database = managed_server.new_database()
+    warehouse_dsn = create_database(cluster, f"wh_{n}")
+    folder = tmp_path / "project"
+    folder.mkdir()
+    yield ManagedPipeline(managed_server, database, warehouse_dsn, f"medallion_managed_{n}", folder)
+    managed_server.drop_database(database)
+    drop_database(cluster, f"wh_{n}")

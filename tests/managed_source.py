@@ -178,3 +178,33 @@ def user_environment(source_dsn: str, warehouse_dsn: str, slot: str, home: Path)
     env.update(MEDALLION_SOURCE_DSN=source_dsn, MEDALLION_WAREHOUSE_DSN=warehouse_dsn, MEDALLION_SLOT=slot,
                MEDALLION_HOME=str(home))
     return env
+
+
+@dataclass
+class ManagedPipeline:
+    """One test's pipeline on a managed source: who runs a command decides the source DSN."""
+
+    server: ManagedSource
+    database: str
+    warehouse_dsn: str
+    slot: str
+    folder: Path  # the user's project folder: medallion.toml goes here, commands run here
+
+    @property
+    def owner_dsn(self) -> str:
+        return self.server.dsn(self.database)
+
+    @property
+    def capture_dsn(self) -> str:
+        return self.server.capture_dsn(self.database)
+
+    def medallion(self, *args: str, as_owner: bool = False, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """`medallion ...` from the user's folder, as the tables' owner or (the default) the capture role."""
+        env = user_environment(self.owner_dsn if as_owner else self.capture_dsn, self.warehouse_dsn, self.slot,
+                               self.folder / ".medallion")
+        return run_medallion(*args, env=env, cwd=self.folder, timeout=timeout)
+
+    def owner(self, statements: str) -> None:
+        """Statements run by the tables' owner, each script in its own transaction."""
+        with psycopg.connect(self.owner_dsn, autocommit=True) as conn:
+            conn.execute(statements)
