@@ -262,9 +262,11 @@ def prepare_source() -> None:
               help="The source login that replicates and reads the captured tables.")
 @click.option("--pipeline-role", default=DEFAULT_PIPELINE_ROLE, show_default=True, metavar="ROLE",
               help="The warehouse login that creates, and owns, bronze, silver and gold.")
+@click.option("--print-sql", is_flag=True,
+              help="Print the statements, grouped by the role that may run each, and run nothing.")
 @friendly_errors
-def grant(capture_role: str, pipeline_role: str) -> None:
-    """Create the least-privilege roles and grant them what they need (once, as an admin).
+def grant(capture_role: str, pipeline_role: str, print_sql: bool) -> None:
+    """Create the least-privilege roles and grant them what they need (once, by admins).
 
     \b
     On the source:    CAPTURE_ROLE  LOGIN REPLICATION, SELECT on the captured tables
@@ -272,11 +274,22 @@ def grant(capture_role: str, pipeline_role: str) -> None:
                       MEDALLION_ANALYST_ROLE (medallion_analyst) LOGIN, read-only: USAGE and
                       SELECT on silver and gold, EXECUTE on their as-of functions, now and
                       for what later builds create
-    Both DSNs must be an admin's for this command (a superuser, or a role with CREATEROLE
-    that owns the tables). Roles get no password: set one, or use peer/cert authentication.
-    Then run the pipeline with DSNs of the new roles (docs/reliability.md). The embedded
-    cluster needs none of this: 'medallion up' creates the analyst role and every build
-    grants it silver and gold.
+
+    \b
+    Who may run what (PostgreSQL 15 and 16):
+      create the capture role (REPLICATION)  a superuser; on 16 also a role with
+                                             CREATEROLE and REPLICATION (CREATEROLE alone: no)
+      the capture role's grants              the owner of the source database, schemas, tables
+      create the pipeline and analyst roles  a role with CREATEROLE
+      the warehouse grants, btree_gist       the owner of the warehouse database
+    With DSNs of a superuser it does everything. On a managed server, where nobody is: have
+    the provider's admin run the capture role's statement from --print-sql, then run
+    'medallion grant' with the tables' owner as MEDALLION_SOURCE_DSN (a role that exists is
+    not created again). Roles get no password: set one (ALTER ROLE ... PASSWORD, by whoever
+    created the role; for a REPLICATION role on 15 a superuser), or use peer/cert
+    authentication. Then run the pipeline with DSNs of the new roles (docs/reliability.md,
+    "Managed PostgreSQL"). The embedded cluster needs none of this: 'medallion up' creates
+    the analyst role and every build grants it silver and gold.
 
     \b
     Example:
@@ -285,7 +298,12 @@ def grant(capture_role: str, pipeline_role: str) -> None:
       export MEDALLION_SOURCE_DSN='host=oltp dbname=shop user=medallion_capture'
       export MEDALLION_WAREHOUSE_DSN='host=dwh dbname=lake user=medallion_pipeline'
     """
-    for line in pipeline.grant(load_settings(), capture_role, pipeline_role):
+    settings = load_settings()
+    if print_sql:
+        for line in pipeline.grant_sql(settings, capture_role, pipeline_role):
+            out.print(escape(line), highlight=False, soft_wrap=True)
+        return
+    for line in pipeline.grant(settings, capture_role, pipeline_role):
         out.print(escape(line), highlight=False, soft_wrap=True)
 
 

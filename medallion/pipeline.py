@@ -349,6 +349,19 @@ def grant(settings: Settings, capture_role: str = roles.DEFAULT_CAPTURE_ROLE,
     return done
 
 
+def grant_sql(settings: Settings, capture_role: str = roles.DEFAULT_CAPTURE_ROLE,
+              pipeline_role: str = roles.DEFAULT_PIPELINE_ROLE) -> list[str]:
+    """What `grant` would run, as SQL text grouped by the role that may run it; nothing is run."""
+    from medallion.access import plan
+
+    ends = endpoints(settings)
+    tables = [t.table.ident for t in selection(settings).captured]
+    with connect(ends.source, "source", autocommit=True) as src, \
+            connect(ends.warehouse, "warehouse", autocommit=True) as wh:
+        blocks, existing = plan.grant_plan(src, wh, capture_role, pipeline_role, settings.analyst_role, tables)
+        return plan.render(blocks, existing, src, wh)
+
+
 def build_project(settings: Settings, predict: bool = False) -> BuildProject:
     """Write the dbt project that `build` runs (silver generated from bronze's record, the
     project's own dbt as a package); predict plans from the selection before the first ingest."""

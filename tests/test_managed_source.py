@@ -12,7 +12,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from managed_source import ManagedPipeline
+from managed_source import OWNER, ManagedPipeline, run_medallion, user_environment
+from medallion.source.cluster import EmbeddedCluster
+from support import drop_database, execute, one_error_line, query
 
 OPS_SCHEMA = """
 create schema ops;
@@ -100,3 +102,84 @@ def test_a_table_the_owner_creates_while_capture_runs(managed: ManagedPipeline) 
     managed.owner("insert into ops.refund values ('r-3', 7.25); update ops.customer set note = 'x' where code = 'c-1'")
     ok(managed.medallion("run"))
     assert_silver_is_the_source(managed, ["customer", "Order Line", "refund"])
+
+
+def printed_blocks(output: str) -> dict[str, list[str]]:
+    """`grant --print-sql`'s output: each '-- on the ..., as ...:' comment -> the statements under it."""
+    blocks: dict[str, list[str]] = {}
+    current = None
+    for line in output.splitlines():
+        if line.startswith("-- on the "):
+            current = blocks.setdefault(line, [])
+        elif current is not None and line.strip() and not line.startswith("--"):
+            current.append(line)
+    return blocks
+
+
+def test_grant_as_the_tables_owner_with_createrole(managed: ManagedPipeline, cluster: EmbeddedCluster) -> None:
+    """What PostgreSQL lets a CREATEROLE owner do, on 15 and 16, and what `grant` says and prints for it.
+    The warehouse's side is the same on both (no REPLICATION): checked on the embedded 15, with an owner
+    that has CREATEROLE only (the pgserver 16 has no btree_gist, which silver needs)."""
+    version, n = managed.server.version, managed.slot.rsplit("_", 1)[1]
+    capture, pipeline, analyst, wh_owner = f"cap_{n}", f"pipe_{n}", f"reader_{n}", f"wh_owner_{n}"
+    (managed.folder / "medallion.toml").write_text('[capture]\ninclude = ["ops.*"]\n')
+    managed.owner(OPS_SCHEMA)
+    warehouse = f"wh_managed_{n}"
+    execute(cluster.dsn("postgres"), sql.SQL("create role {} login createrole").format(sql.Identifier(wh_owner)))
+    execute(cluster.dsn("postgres"), sql.SQL("create database {} owner {}").format(sql.Identifier(warehouse),
+                                                                                  sql.Identifier(wh_owner)))
+    warehouse_dsn = cluster.dsn(warehouse, wh_owner)
+    env = user_environment(managed.owner_dsn, warehouse_dsn, managed.slot, managed.folder / ".m")
+    env["MEDALLION_ANALYST_ROLE"] = analyst
+    args = ("grant", "--capture-role", capture, "--pipeline-role", pipeline)
+    try:
+        line = one_error_line(run_medallion(*args, env=env, cwd=managed.folder))
+        reason = ("must be superuser to create replication users" if version == "15" else
+                  "Only roles with the REPLICATION attribute may create roles with the REPLICATION attribute")
+        assert line.startswith(f"error: creating role {capture}: ") and reason in line, line
+        assert "a superuser (PostgreSQL 15), or on 16 also a role with CREATEROLE and REPLICATION" in line
+        assert "'medallion grant --print-sql'" in line
+
+        printed = run_medallion(*args, "--print-sql", env=env, cwd=managed.folder)
+        assert printed.returncode == 0, printed.stderr
+        blocks = printed_blocks(printed.stdout)
+        admin = f"-- on the source database {managed.database}, as a superuser (PostgreSQL 15), or on 16 also a " \
+                "role with CREATEROLE and REPLICATION:"
+        assert blocks[admin] == [f'create role "{capture}" login replication nosuperuser nocreatedb nocreaterole '
+                                 'nobypassrls;']
+        owner_block = blocks[f"-- on the source database {managed.database}, as the owner of the database, of each "
+                             "captured schema and of each captured table, or a superuser:"]
+        assert f'grant select on table "ops"."Order Line" to "{capture}";' in owner_block
+        assert query(cluster.dsn("postgres"), "select count(*) from pg_roles where rolname = any(%s)",
+                     [[pipeline, analyst]]) == [(0,)]  # nothing was run
+        with managed.server.dba("postgres") as conn:
+            assert conn.execute("select count(*) from pg_roles where rolname = %s", [capture]).fetchone()[0] == 0
+            for statement in blocks[admin]:  # the provider's admin runs its block
+                conn.execute(statement)
+
+        granted = run_medallion(*args, env=env, cwd=managed.folder)  # the owner does the rest, on both servers
+        assert granted.returncode == 0, granted.stderr
+        assert f"{capture} may replicate and read 2 captured tables of {managed.database}" in granted.stdout
+        assert f"created login role {pipeline}" in granted.stdout and f"created login role {analyst}" in granted.stdout
+        with psycopg.connect(warehouse_dsn) as conn:
+            assert conn.execute("select has_database_privilege(%s, current_database(), 'create'), "
+                                "(select rolconfig from pg_roles where rolname = %s)", [pipeline, analyst]).fetchone() \
+                == (True, ["default_transaction_read_only=on"])
+
+        # 16 only: an owner that has REPLICATION itself may create the capture role (15: a superuser only)
+        with managed.server.dba("postgres") as conn:
+            conn.execute(sql.SQL("alter role {} replication").format(sql.Identifier(OWNER)))
+        try:
+            own = run_medallion("grant", "--capture-role", f"{capture}_own", "--pipeline-role", pipeline,
+                                env=env, cwd=managed.folder)
+        finally:
+            with managed.server.dba("postgres") as conn:
+                conn.execute(sql.SQL("alter role {} noreplication").format(sql.Identifier(OWNER)))
+        if version == "16":
+            assert own.returncode == 0 and f"created login role {capture}_own" in own.stdout, own.stderr
+        else:
+            assert "must be superuser to create replication users" in one_error_line(own)
+    finally:
+        drop_database(cluster, warehouse)
+        execute(cluster.dsn("postgres"), sql.SQL("drop role if exists {}, {}, {}").format(
+            sql.Identifier(pipeline), sql.Identifier(analyst), sql.Identifier(wh_owner)))
