@@ -245,16 +245,18 @@ def prepare_source() -> None:
     Example:
       MEDALLION_SOURCE_DSN=... MEDALLION_WAREHOUSE_DSN=... medallion prepare-source
     """
-    prepared = pipeline.prepare_source(load_settings())
+    settings = load_settings()
+    prepared = pipeline.prepare_source(settings)
     changed = prepared.identity_changed
     out.print(f"replica identity FULL set on {len(changed)} relations" if changed
               else "every captured table already has replica identity FULL")
     out.print(f"publication {prepared.publication}: {prepared.published}")
     if prepared.ddl_trigger:
         out.print("DDL trigger medallion_ddl_end/_drop: schema changes are recorded at their own commit")
-    else:
+    elif not settings.config().accept_no_ddl_trigger:
         note("no DDL trigger (it needs a superuser): schema changes are recorded when bronze first sees them, "
-             "not at the ALTER's own time; run 'medallion prepare-source' as a superuser to install it")
+             "not at the ALTER's own time; run 'medallion prepare-source' as a superuser to install it, "
+             "or set [capture] accept_no_ddl_trigger = true in medallion.toml to stop this note")
 
 
 @cli.command()

@@ -3,6 +3,7 @@
     [capture]
     include = ["public.*"]          # schema.table globs (the default when absent)
     exclude = []
+    accept_no_ddl_trigger = true    # without a superuser: stop saying that schema changes are dated late
     [tables."public.customer"]
     silver = "dim_customer"         # silver.dim_customer_hist, silver.dim_customer, silver.dim_customer_as_of(ts)
     key = ["customer_id"]           # the history key; needed only for a table without a primary key
@@ -37,7 +38,7 @@ DEFAULT_INCLUDE = ("public.*",)
 PLUGINS = ("pgoutput", "wal2json")
 
 _SECTIONS = {"capture", "tables", "transform", "lake"}
-_CAPTURE_KEYS = {"include", "exclude", "plugin"}
+_CAPTURE_KEYS = {"include", "exclude", "plugin", "accept_no_ddl_trigger"}
 _TABLE_KEYS = {"silver", "key", "partition_by", "column_types"}
 _TRANSFORM_KEYS = {"dbt_project"}
 _LAKE_KEYS = {"warehouse", "catalog_uri", "catalog_name", "spark_profiles_dir"}
@@ -76,6 +77,10 @@ class ProjectConfig:
     plugin: str | None = None
     path: Path | None = None  # where it was read from; None for the defaults
     lake: LakeConfig | None = None  # [lake]; None: no Iceberg export, no Spark engine
+    # [capture] accept_no_ddl_trigger: the user knows that without the source's DDL trigger (it
+    # needs a superuser) a schema change is dated at the table's next change; the notes saying so
+    # (prepare-source, ingest) are then left out. What is recorded is the same either way.
+    accept_no_ddl_trigger: bool = False
 
     @property
     def where(self) -> str:
@@ -179,6 +184,10 @@ def parse_config(text: str, path: Path) -> ProjectConfig:
     if plugin is not None and plugin not in PLUGINS:
         raise ConfigError(f"{path}: [capture] plugin must be one of {', '.join(PLUGINS)}, not {plugin!r}")
 
+    accept = capture.get("accept_no_ddl_trigger", False)
+    if not isinstance(accept, bool):
+        raise ConfigError(f"{path}: [capture] accept_no_ddl_trigger must be true or false, not {accept!r}")
+
     dbt_project = None
     if "dbt_project" in transform:
         value = transform["dbt_project"]
@@ -194,6 +203,7 @@ def parse_config(text: str, path: Path) -> ProjectConfig:
         tables=dict(_table_options(name, options, path) for name, options in tables.items()),
         dbt_project=dbt_project,
         plugin=plugin,
+        accept_no_ddl_trigger=accept,
         path=path,
         lake=_lake(raw.get("lake"), path),
     )

@@ -7,12 +7,15 @@ but what a provider's admin does: create the owner's database and the capture ro
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
 
 from managed_source import OWNER, ManagedPipeline, run_medallion, user_environment
+from medallion.config import parse_config
+from medallion.errors import ConfigError
 from medallion.source.cluster import EmbeddedCluster
 from support import drop_database, execute, one_error_line, query
 
@@ -183,3 +186,32 @@ def test_grant_as_the_tables_owner_with_createrole(managed: ManagedPipeline, clu
         drop_database(cluster, warehouse)
         execute(cluster.dsn("postgres"), sql.SQL("drop role if exists {}, {}, {}").format(
             sql.Identifier(pipeline), sql.Identifier(analyst), sql.Identifier(wh_owner)))
+
+
+def test_the_no_ddl_trigger_note_can_be_accepted_once(managed: ManagedPipeline) -> None:
+    """No superuser, no DDL trigger: prepare-source and ingest say that schema changes are dated at the
+    table's next change, until medallion.toml accepts it; what bronze records is the same."""
+    config = managed.folder / "medallion.toml"
+    config.write_text('[capture]\ninclude = ["ops.*"]\n')
+    managed.owner(OPS_SCHEMA)
+    ok(managed.medallion("grant", as_owner=True))
+    prepared = managed.medallion("prepare-source", as_owner=True)
+    assert "no DDL trigger" in ok(prepared) and "accept_no_ddl_trigger = true" in prepared.stderr
+    ok(managed.medallion("ingest"))
+    managed.owner("alter table ops.customer add column tier int; update ops.customer set tier = 1 where code = 'c-1'")
+    noted = ok(managed.medallion("ingest"))
+    assert "ops.customer" in noted and "DDL trigger" in noted and "accept_no_ddl_trigger = true" in noted, noted
+
+    config.write_text('[capture]\ninclude = ["ops.*"]\naccept_no_ddl_trigger = true\n')
+    assert "DDL trigger" not in ok(managed.medallion("prepare-source", as_owner=True))
+    managed.owner("alter table ops.customer add column rank int; update ops.customer set rank = 2 where code = 'c-2'")
+    quiet = ok(managed.medallion("ingest"))
+    assert "DDL trigger" not in quiet and "accept_no_ddl_trigger" not in quiet, quiet
+
+
+def test_accept_no_ddl_trigger_must_be_true_or_false(tmp_path: Path) -> None:
+    path = tmp_path / "medallion.toml"
+    assert parse_config("[capture]\naccept_no_ddl_trigger = true\n", path).accept_no_ddl_trigger is True
+    assert parse_config("", path).accept_no_ddl_trigger is False
+    with pytest.raises(ConfigError, match=r"\[capture\] accept_no_ddl_trigger must be true or false, not 'yes'"):
+        parse_config('[capture]\naccept_no_ddl_trigger = "yes"\n', path)

@@ -278,9 +278,10 @@ class Ingester:
                                    datetime.now(timezone.utc), LAST_ORDINAL, "observed")
                 observed.append(captured.name)
         self.wh.commit()
-        if observed:
+        if observed and not self.config.accept_no_ddl_trigger:
             self.notify(f"the schema of {', '.join(observed)} changed: recorded now, not at the ALTER's own time "
-                        "(install the DDL trigger: 'medallion prepare-source' as a superuser)")
+                        "(install the DDL trigger: 'medallion prepare-source' as a superuser; or, understood, "
+                        "[capture] accept_no_ddl_trigger = true in medallion.toml stops this note)")
 
     def _warn_existing(self, table: SourceTable) -> None:
         if table.ident in self._warned:
@@ -533,11 +534,11 @@ class Ingester:
         txn.schema_events.append((bronze, txn.ordinal, "observed", current[0], False))
         self._recorded_tables[bronze] = _recorded_from(bronze, current[0])
         self._forget(relation.oid, ident)
-        if bronze not in self._warned:
+        if bronze not in self._warned and not self.config.accept_no_ddl_trigger:
             self._warned.add(bronze)
             self.notify(f"{recorded.qualified} changed its columns; without the DDL trigger (run 'medallion "
                         "prepare-source' as a superuser) bronze records it at its first change after the ALTER, "
-                        "not at the ALTER's own time")
+                        "not at the ALTER's own time ([capture] accept_no_ddl_trigger = true stops this note)")
 
     def _submit_write(self, writer: _Writer, txns: list[Transaction]) -> None:
         """Hand committed transactions to the writer, with what it must record beside them."""
