@@ -204,7 +204,7 @@ class ManagedPipeline:
                                self.folder / ".medallion")
         return run_medallion(*args, env=env, cwd=self.folder, timeout=timeout)
 
-    def owner(self, statements: str) -> None:
+    def owner(self, statements: str | sql.Composable) -> None:
         """Statements run by the tables' owner, each script in its own transaction."""
         with psycopg.connect(self.owner_dsn, autocommit=True) as conn:
             conn.execute(statements)

@@ -76,7 +76,8 @@ def start_capture(managed: ManagedPipeline) -> None:
     (managed.folder / "medallion.toml").write_text('[capture]\ninclude = ["ops.*"]\n')
     managed.owner(OPS_SCHEMA)
     ok(managed.medallion("grant", as_owner=True))  # the capture role exists (the DBA's): the owner's grants
-    ok(managed.medallion("prepare-source", as_owner=True))
+    prepared = ok(managed.medallion("prepare-source", as_owner=True))
+    assert f"publication {managed.slot}: 2 tables" in prepared, prepared  # a list: schemas need a superuser
     first = ok(managed.medallion("run"))
     assert "ingested: 5 snapshot rows" in first, first
 
@@ -182,6 +183,13 @@ def test_grant_as_the_tables_owner_with_createrole(managed: ManagedPipeline, clu
             assert own.returncode == 0 and f"created login role {capture}_own" in own.stdout, own.stderr
         else:
             assert "must be superuser to create replication users" in one_error_line(own)
+        # a capture role's password: its creator may set it on 16 (ADMIN on it); on 15 only a superuser
+        refusals = {"15": "must be superuser to alter replication roles or change replication attribute",
+                    "16": "permission denied to alter role"}
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match=refusals[version]):
+            managed.owner(sql.SQL("alter role {} password 'chosen'").format(sql.Identifier(capture)))
+        if version == "16":
+            managed.owner(sql.SQL("alter role {} password 'chosen'").format(sql.Identifier(f"{capture}_own")))
     finally:
         drop_database(cluster, warehouse)
         execute(cluster.dsn("postgres"), sql.SQL("drop role if exists {}, {}, {}").format(
