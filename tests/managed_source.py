@@ -86,6 +86,8 @@ class ManagedSource:
 
     def start(self) -> None:
         began = time.monotonic()
+        if (self.datadir / "postmaster.pid").exists():  # left running by a session that was killed
+            self.stop()
         shutil.rmtree(self.home, ignore_errors=True)
         self.socket_dir.mkdir(parents=True, mode=0o700)
         self.datadir.mkdir(mode=0o700)
