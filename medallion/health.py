@@ -11,6 +11,8 @@ it; the CLI maps it to exit codes (0 healthy, 1 at risk, 2 cannot tell).
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
@@ -18,7 +20,10 @@ import psycopg
 from medallion.bronze import publication, resync, store
 from medallion.bronze import slot as slots
 from medallion.config import ProjectConfig
+from medallion.db import connect, endpoints
+from medallion.errors import MedallionError
 from medallion.selection import resolve
+from medallion.settings import Settings
 from medallion.source.catalog import read_tables
 
 HEALTHY, AT_RISK, UNKNOWN = 0, 1, 2  # `medallion status` exit codes
@@ -116,3 +121,45 @@ def _same_cluster(wh: psycopg.Connection, state: store.State) -> bool:
         return False
     wh.commit()
     return system_id == state.source_system_id
+
+
+class PublicationWatch:
+    """`run --follow`'s periodic look for selected tables the publication does not send.
+
+    A table created while following, on a source whose publication lists tables (no superuser),
+    gets no rows until `prepare-source` adds it: said when it appears and every REMIND_SECONDS
+    while it lasts, never quietly. Connection trouble is the ingester's to report: a failed look
+    is skipped."""
+
+    CHECK_SECONDS = 5.0
+    REMIND_SECONDS = 300.0
+
+    def __init__(self, settings: Settings, notify: Callable[[str], None]) -> None:
+        self.settings = settings
+        self.notify = notify
+        self.next_check = 0.0
+        self.last: tuple[str | None, float] = (None, 0.0)  # the line last said, and when
+
+    def poll(self) -> None:
+        now = time.monotonic()
+        if now < self.next_check:
+            return
+        self.next_check = now + self.CHECK_SECONDS
+        try:
+            line = self._look()
+        except (psycopg.Error, MedallionError):
+            return
+        said, at = self.last
+        if line is not None and (line != said or now - at >= self.REMIND_SECONDS):
+            self.notify(line)
+            self.last = (line, now)
+        elif line is None:
+            self.last = (None, 0.0)
+
+    def _look(self) -> str | None:
+        ends = endpoints(self.settings)
+        with connect(ends.source, "source", autocommit=True) as src, connect(ends.warehouse, "warehouse") as wh:
+            state = store.read_state(wh, self.settings.slot)
+            if state is None or state.plugin != "pgoutput":
+                return None
+            return unpublished_line(src, wh, self.settings.slot, self.settings.config())

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -119,3 +120,102 @@ def test_an_interrupted_resync_is_finished_never_resumed_past_the_gap(blank_sett
     healthy = medallion("status", env=env)
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
     assert "gap: slot dropped" in healthy.stdout
+
+
+APP_SCHEMA = """
+create schema app;
+create table app.t1 (id integer primary key, v text);
+create table app.other (id integer primary key, v text);
+insert into app.t1 select g, 't' || g from generate_series(1, 5) g;
+"""
+
+
+def _config(tmp_path: Path, extra: str = "", name: str = "medallion.toml") -> Path:
+    path = tmp_path / name
+    path.write_text('[capture]\ninclude = ["app.t*"]\n' + extra)
+    return path
+
+
+def _findings(shown: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in shown.stderr.splitlines() if line.strip()]
+
+
+def test_status_exit_code_says_whether_capture_is_at_risk(blank_settings: Settings, tmp_path: Path) -> None:
+    settings = replace(blank_settings, config_path=_config(tmp_path))
+    src = settings.source_dsn or ""
+    env = environment(settings)
+    execute(src, APP_SCHEMA)
+    before = medallion("status", env=env)
+    assert before.returncode == 0 and "not created yet" in before.stdout, before.stdout + before.stderr
+    pipeline.prepare_source(settings)
+    pipeline.ingest(settings)
+    healthy = medallion("status", env=env)
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    assert "retained WAL" in healthy.stdout and "lag" in healthy.stdout
+
+    # WAL the slot holds: an unselected table's traffic, with thresholds of a few kB in medallion.toml
+    execute(src, "insert into app.other select g, repeat('x', 200) from generate_series(1, 2000) g")
+    tight = environment(replace(settings, config_path=_config(
+        tmp_path, '[status]\nmax_lag_bytes = "64kB"\nmax_retained_wal_bytes = 65536\n', "tight.toml")))
+    shown = medallion("status", env=tight)
+    assert shown.returncode == 1, shown.stdout + shown.stderr
+    lines = _findings(shown)
+    assert any(line.startswith("lag: slot") and "max_lag_bytes (65,536)" in line and "'medallion ingest'" in line
+               for line in lines), lines
+    assert any(line.startswith("retained WAL: the source keeps") and "max_retained_wal_bytes (65,536)" in line
+               for line in lines), lines
+    bad = medallion("status", env=environment(replace(settings, config_path=_config(
+        tmp_path, "[status]\nmax_lag_bytes = -3\n", "bad.toml"))))
+    assert "[status] max_lag_bytes must be a positive size" in one_error_line(bad, 2)
+
+    # a table the selection matches that the publication does not send (a publication that lists
+    # tables, as without a superuser): status and run name it and the fix
+    execute(src, sql.SQL("alter publication {} set table app.t1").format(sql.Identifier(settings.slot)).as_string())
+    execute(src, "create table app.t2 (id integer primary key, v text)")
+    unpublished = medallion("status", env=env)
+    assert unpublished.returncode == 1, unpublished.stdout + unpublished.stderr
+    assert f"unpublished: publication {settings.slot} does not send app.t2, which the selection matches: its rows " \
+           "are not captured; run 'medallion prepare-source'" in _findings(unpublished), unpublished.stderr
+    assert "does not send app.t2: run 'medallion prepare-source'" in one_error_line(medallion("ingest", env=env))
+    pipeline.prepare_source(settings)
+    assert medallion("status", env=env).returncode == 0
+
+    # the slot dropped: at risk, naming resync
+    execute(src, "select pg_drop_replication_slot(%s)", [settings.slot])
+    gone = medallion("status", env=env)
+    assert gone.returncode == 1 and "slot dropped:" in gone.stderr and "run 'medallion resync'" in gone.stderr
+
+
+def test_run_follow_names_a_table_the_publication_does_not_send(blank_settings: Settings, tmp_path: Path) -> None:
+    settings = replace(blank_settings, config_path=_config(tmp_path))
+    src = settings.source_dsn or ""
+    execute(src, APP_SCHEMA)
+    pipeline.prepare_source(settings)
+    execute(src, sql.SQL("alter publication {} set table app.t1").format(sql.Identifier(settings.slot)).as_string())
+    process = subprocess.Popen(_cli("run", "--follow"), env=environment(settings), cwd=tempfile.gettempdir(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = threading.Timer(120, process.kill)  # never hang on a follower that says nothing
+    deadline.start()
+    try:
+        seen: list[str] = []
+        for line in process.stderr:
+            seen.append(line)
+            if line.startswith("following the source"):
+                execute(src, "create table app.t3 (id integer primary key, v text)")
+                execute(src, "insert into app.t3 values (1, 'unseen')")
+                started = time.monotonic()
+            if "does not send app.t3" in line:
+                assert time.monotonic() - started < 15
+                assert "run 'medallion prepare-source'" in line
+                break
+        else:
+            raise AssertionError("".join(seen))
+    finally:
+        deadline.cancel()
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        process.stderr.close()
