@@ -186,6 +186,14 @@ def test_status_exit_code_says_whether_capture_is_at_risk(blank_settings: Settin
     assert gone.returncode == 1 and "slot dropped:" in gone.stderr and "run 'medallion resync'" in gone.stderr
 
 
+def _wait_until_streaming(src: str, slot: str) -> None:
+    with psycopg.connect(src, autocommit=True) as conn:
+        deadline = time.monotonic() + 60
+        while not conn.execute("select active from pg_replication_slots where slot_name = %s", [slot]).fetchone()[0]:
+            assert time.monotonic() < deadline, "the follower never started streaming"
+            time.sleep(0.1)
+
+
 def test_run_follow_names_a_table_the_publication_does_not_send(blank_settings: Settings, tmp_path: Path) -> None:
     settings = replace(blank_settings, config_path=_config(tmp_path))
     src = settings.source_dsn or ""
@@ -194,18 +202,20 @@ def test_run_follow_names_a_table_the_publication_does_not_send(blank_settings: 
     execute(src, sql.SQL("alter publication {} set table app.t1").format(sql.Identifier(settings.slot)).as_string())
     process = subprocess.Popen(_cli("run", "--follow"), env=environment(settings), cwd=tempfile.gettempdir(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = threading.Timer(120, process.kill)  # never hang on a follower that says nothing
+    deadline = threading.Timer(90, process.kill)  # never hang on a follower that says nothing
     deadline.start()
     try:
         seen: list[str] = []
         for line in process.stderr:
             seen.append(line)
             if line.startswith("following the source"):
+                _wait_until_streaming(src, settings.slot)  # past the ingester's start-up checks
                 execute(src, "create table app.t3 (id integer primary key, v text)")
                 execute(src, "insert into app.t3 values (1, 'unseen')")
                 started = time.monotonic()
             if "does not send app.t3" in line:
                 assert time.monotonic() - started < 15
+                assert not line.startswith("error:"), "".join(seen)  # said while following, not a crash
                 assert "run 'medallion prepare-source'" in line
                 break
         else:
