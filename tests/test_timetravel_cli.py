@@ -101,3 +101,18 @@ def test_errors_are_one_line(env: dict[str, str], sql_text: str, message: str) -
     assert stdout == ""
     assert stderr.startswith(message)
     assert stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("instant", ["garbage", "2026-13-45 06:00", "select 1"])
+def test_a_known_at_that_is_no_instant_is_refused_in_one_line(env: dict[str, str], instant: str) -> None:
+    code, stdout, stderr = invoke(env, "--known-at", instant, "select 1")
+    assert code == 1 and stdout == ""
+    assert stderr.startswith(f"error: --known-at {instant!r} is not an instant: "), stderr
+    assert stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("statement", ["set search_path = silver", "reset all", "do $$ begin end $$"])
+def test_statements_sqlglot_does_not_know_warn_at_most_once(env: dict[str, str], statement: str) -> None:
+    code, _, stderr = invoke(env, statement)
+    assert code == 0, stderr
+    assert stderr.count("unsupported syntax") <= 1, stderr
