@@ -22,6 +22,7 @@ from medallion import errorlog, pipeline, transform
 from medallion.access.roles import DEFAULT_CAPTURE_ROLE, DEFAULT_PIPELINE_ROLE
 from medallion.bronze.ingest import DEFAULT_BATCH, BatchResult
 from medallion.errors import MedallionError
+from medallion.health import UNKNOWN
 from medallion.demo import DemoReport, run_demo
 from medallion.settings import PAGILA_CONFIG, Settings, load_settings
 
@@ -33,11 +34,11 @@ out = Console()
 err = Console(stderr=True)
 
 
-def fail(message: str) -> NoReturn:
+def fail(message: str, code: int = 1) -> NoReturn:
     """The one error line on stderr, then exit code 1 (a message of several lines is joined)."""
     line = " ".join(part.strip() for part in message.strip().splitlines() if part.strip())
     err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
-    sys.exit(1)
+    sys.exit(code)
 
 
 def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -424,20 +425,36 @@ def ingest(follow: bool, batch_size: int, wait: float, give_up_after: float) -> 
 @cli.command()
 @friendly_errors
 def status() -> None:
-    """Show slot lag, the last ingested position and bronze row counts.
+    """Show slot lag, retained WAL, the last ingested position and bronze row counts.
+
+    Exits 0 when capture is healthy, 1 when it is at risk (each reason on its own line, naming
+    the fix: the slot dropped or invalidated, an interrupted re-sync, lag or retained WAL past
+    [status] in medallion.toml, a selected table the publication does not send), 2 when it
+    cannot tell (the source or the warehouse cannot be reached, a bad configuration).
 
     \b
     Example:
-      medallion status
+      medallion status || alert "capture at risk"
     """
-    settings = load_settings()
-    st = pipeline.status(settings)
-    if st.health is not None and st.health.state != "healthy":
-        err.print(f"[bold red]slot {st.health.state}:[/] {escape(st.health.detail)}", highlight=False, soft_wrap=True)
-    elif st.slot:
-        out.print(f"slot {settings.slot}: lag {st.slot['lag_bytes']:,} bytes, WAL {st.slot['wal_status']}, "
-                  f"confirmed {st.slot['confirmed_flush_lsn']}")
-    else:
+    try:
+        settings = load_settings()
+        st = pipeline.status(settings)
+    except MedallionError as exc:
+        fail(str(exc), UNKNOWN)
+    except Exception as exc:  # noqa: BLE001 - a bug: status cannot tell
+        fail(errorlog.describe(exc, errorlog.write_traceback(exc)), UNKNOWN)
+    for finding in st.capture.findings:
+        err.print(f"[bold red]{escape(finding.title)}:[/] {escape(finding.message)}", highlight=False,
+                  soft_wrap=True)
+    if st.slot:
+        lag, retained = st.slot["lag_bytes"], st.slot["retained_wal_bytes"]
+        out.print(f"slot {settings.slot}: lag {lag or 0:,} bytes, retained WAL {retained or 0:,} bytes (from "
+                  f"restart_lsn {st.slot['restart_lsn']}), WAL {st.slot['wal_status']}, confirmed "
+                  f"{st.slot['confirmed_flush_lsn']}", highlight=False)
+        if st.capture.shared_cluster:
+            out.print("  (source and warehouse are one cluster: its WAL, and so lag and retained WAL, include the "
+                      "warehouse's own writes)", highlight=False)
+    elif st.state is None:
         out.print(f"slot {settings.slot}: not created yet (run 'medallion ingest')")
     for reason, since, resynced in st.gaps:
         out.print(f"gap: slot {reason} after {since}; re-synced at {resynced} (changes in between are not known)")
@@ -451,6 +468,7 @@ def status() -> None:
         for name, count in st.counts.items():
             table.add_row(name, f"{count:,}")
         out.print(table)
+    sys.exit(st.capture.exit_code)
 
 
 @cli.command()

@@ -16,6 +16,9 @@
     catalog_uri = "postgresql+psycopg2://..."  # the Iceberg SQL catalog; default the warehouse PostgreSQL
     catalog_name = "medallion"      # the catalog's name in that database (several lakes can share one)
     spark_profiles_dir = "spark"    # a dbt profiles.yml for a real Spark (thrift, Spark Connect); default local
+    [status]                        # when `medallion status` says capture is at risk (exit code 1)
+    max_lag_bytes = "1GB"           # source WAL written since the slot's confirmed position
+    max_retained_wal_bytes = "4GB"  # source WAL kept for the slot (from its restart_lsn): the source's disk
 
 It is found in MEDALLION_CONFIG, else ./medallion.toml; without one the defaults above hold and
 there is no project dbt (bronze and silver only). Read with the standard library (tomllib).
@@ -25,6 +28,7 @@ Every problem is one ConfigError line that names the file, the key and the fix.
 from __future__ import annotations
 
 import difflib
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,11 +41,14 @@ CONFIG_FILE = "medallion.toml"
 DEFAULT_INCLUDE = ("public.*",)
 PLUGINS = ("pgoutput", "wal2json")
 
-_SECTIONS = {"capture", "tables", "transform", "lake"}
+_SECTIONS = {"capture", "tables", "transform", "lake", "status"}
 _CAPTURE_KEYS = {"include", "exclude", "plugin", "accept_no_ddl_trigger"}
 _TABLE_KEYS = {"silver", "key", "partition_by", "column_types"}
 _TRANSFORM_KEYS = {"dbt_project"}
 _LAKE_KEYS = {"warehouse", "catalog_uri", "catalog_name", "spark_profiles_dir"}
+_STATUS_KEYS = {"max_lag_bytes", "max_retained_wal_bytes"}
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|kB|KB|MB|GB|TB)?\s*$")
+_UNITS = {None: 1, "B": 1, "kB": 2**10, "KB": 2**10, "MB": 2**20, "GB": 2**30, "TB": 2**40}
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,18 @@ class LakeConfig:
 
 
 @dataclass(frozen=True)
+class StatusThresholds:
+    """[status]: past these, `medallion status` says capture is at risk and exits 1.
+
+    Lag is the source's WAL since the slot's confirmed position (what bronze has yet to read);
+    retained WAL is what the source keeps for the slot (from its restart_lsn), which a stopped
+    pipeline lets grow until the source's disk is full (max_slot_wal_keep_size is -1 by default)."""
+
+    max_lag_bytes: int = 2**30
+    max_retained_wal_bytes: int = 4 * 2**30
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     include: tuple[TablePattern, ...] = tuple(TablePattern.parse(p) for p in DEFAULT_INCLUDE)
     exclude: tuple[TablePattern, ...] = ()
@@ -81,6 +100,7 @@ class ProjectConfig:
     # needs a superuser) a schema change is dated at the table's next change; the notes saying so
     # (prepare-source, ingest) are then left out. What is recorded is the same either way.
     accept_no_ddl_trigger: bool = False
+    status: StatusThresholds = field(default_factory=StatusThresholds)
 
     @property
     def where(self) -> str:
@@ -161,6 +181,26 @@ def _lake(raw: Any, path: Path) -> LakeConfig | None:
                       catalog_name=raw.get("catalog_name", "medallion"), spark_profiles_dir=profiles_dir)
 
 
+def _size(value: Any, where: str, path: Path) -> int:
+    match = _SIZE.match(value) if isinstance(value, str) else None
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if match and int(match.group(1)) > 0:
+        return int(match.group(1)) * _UNITS[match.group(2)]
+    raise ConfigError(f'{path}: {where} must be a positive size in bytes, e.g. 1073741824 or "1GB"')
+
+
+def _status(raw: Any, path: Path) -> StatusThresholds:
+    if raw is None:
+        return StatusThresholds()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: [status] must be a table")
+    _unknown(set(raw), _STATUS_KEYS, "[status]", path)
+    defaults = StatusThresholds()
+    return StatusThresholds(**{key: _size(raw[key], f"[status] {key}", path) if key in raw else getattr(defaults, key)
+                               for key in sorted(_STATUS_KEYS)})
+
+
 def parse_config(text: str, path: Path) -> ProjectConfig:
     """A ProjectConfig from the text of a medallion.toml (path is for messages and relative paths)."""
     try:
@@ -206,6 +246,7 @@ def parse_config(text: str, path: Path) -> ProjectConfig:
         accept_no_ddl_trigger=accept,
         path=path,
         lake=_lake(raw.get("lake"), path),
+        status=_status(raw.get("status"), path),
     )
 
 

@@ -130,3 +130,7 @@ class LakeExportFailed(MedallionError):
 
 class SparkQueryFailed(MedallionError):
     """Spark rejected a (rewritten) `medallion query --engine spark` statement."""
+
+
+class BuildInterrupted(MedallionError):
+    """Ctrl-C (or SIGTERM) stopped a dbt build: each model is as its last finished statement left it."""

@@ -25,6 +25,7 @@ from medallion import pipeline, steps
 from medallion.bronze.ingest import stop_on_interrupt
 from medallion.db import connect, endpoints
 from medallion.errors import MedallionError
+from medallion.health import PublicationWatch
 from medallion.settings import Settings
 
 POLL_SECONDS = 0.5  # longest wait for an ingester batch before looking at bronze anyway
@@ -212,10 +213,12 @@ def follow(settings: Settings, notify: Callable[[str], None] = lambda _: None,
         with stop_on_interrupt() as requested:
             ingester.start()
             notify("following the source; Ctrl-C stops after the current batch")
+            watch = PublicationWatch(settings, notify)  # a selected table the publication does not send
             while not requested() and ingester.is_alive():
                 wake.wait(POLL_SECONDS)
                 wake.clear()
                 follower.round()
+                watch.poll()
         stop.set()
         ingester.join()
         if failure:

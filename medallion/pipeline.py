@@ -22,6 +22,8 @@ from medallion.bronze import slot as slots
 from medallion.bronze.ingest import DEFAULT_BATCH, BatchResult, Ingester, connection_lost, stop_on_interrupt
 from medallion.bronze.resync import SlotHealth, slot_health
 from medallion.db import Endpoints, connect, endpoints, sql_text
+from medallion.health import CaptureHealth
+from medallion.health import evaluate as evaluate_health
 from medallion.errors import (CaptureReset, ConnectionLost, IngesterRunning, MedallionError, RoleSetupFailed,
                               SlotBusy)
 from medallion.selection import Selection, resolve
@@ -267,6 +269,7 @@ class Status:
     health: SlotHealth | None = None  # None before the first ingest
     gaps: list[tuple] = field(default_factory=list)  # (reason, last commit ts, re-sync ts)
     horizon: object = None  # silver is complete up to this source time (None before a build)
+    capture: CaptureHealth = field(default_factory=CaptureHealth)  # what puts capture at risk (exit code)
 
 
 def status(settings: Settings) -> Status:
@@ -282,8 +285,10 @@ def status(settings: Settings) -> Status:
                               "order by gap_id", [settings.slot]).fetchall() if has_gaps else []
             has_horizon = wh.execute("select to_regprocedure('silver.horizon()') is not null").fetchone()[0]
             horizon = wh.execute("select silver.horizon()").fetchone()[0] if has_horizon else None
-        health = slot_health(src, settings.slot, state.last_commit_lsn) if state is not None else None
-    return Status(slot_info, state, counts, health, gaps, horizon)
+            health = slot_health(src, settings.slot, state.last_commit_lsn) if state is not None else None
+            plugin = state.plugin if state is not None else (settings.asked_plugin() or slots.DEFAULT_PLUGIN)
+            capture = evaluate_health(src, wh, settings.slot, settings.config(), state, plugin)
+    return Status(slot_info, state, counts, health, gaps, horizon, capture)
 
 
 def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...] = (),

@@ -22,7 +22,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from medallion.bronze import store
 from medallion.db import connect, endpoints, redact
-from medallion.errors import BuildFailed, MedallionError
+from medallion.errors import BuildFailed, BuildInterrupted, MedallionError
 from medallion.settings import Settings
 from medallion.silver.project import BuildProject, write_project
 
@@ -216,6 +216,10 @@ def _dbt_build(settings: Settings, project: BuildProject, full_refresh: bool, se
     for result in getattr(run, "results", None) or []:
         report.nodes.append(NodeResult(result.node.unique_id, str(result.status), float(result.execution_time or 0),
                                        result.message))
+    if isinstance(outcome.exception, KeyboardInterrupt):  # dbt catches it and hands it back, without a message
+        raise BuildInterrupted(f"interrupted (Ctrl-C) during the dbt build of {project.path}: every model keeps "
+                               "what its last finished statement committed; the next 'medallion build' continues "
+                               "from there")
     failed = [n for n in report.nodes if n.status in FAILED_STATUSES]
     if failed:
         first = failed[0]

@@ -37,9 +37,10 @@ def medallion(*args: str, env: dict[str, str], timeout: float = 300) -> subproce
                           capture_output=True, text=True, timeout=timeout)
 
 
-def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    """The command failed with exactly one 'error: ' line, last, and no traceback."""
-    assert result.returncode == 1, result.stdout + result.stderr
+def one_error_line(result: subprocess.CompletedProcess[str], code: int = 1) -> str:
+    """The command failed (exit code `code`; `status` says 2: it cannot tell) with exactly one
+    'error: ' line, last, and no traceback."""
+    assert result.returncode == code, result.stdout + result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("error: ")]
     assert len(errors) == 1 and lines[-1] == errors[0], result.stderr  # progress notes may come first

@@ -31,7 +31,7 @@ def test_every_command_has_help_with_an_example(name: str) -> None:
 def test_unreachable_dsn_is_one_line_naming_the_variable(tmp_path: Path) -> None:
     env = dict(os.environ, MEDALLION_SOURCE_DSN="host=127.0.0.1 port=1 dbname=x user=postgres",
                MEDALLION_WAREHOUSE_DSN="host=127.0.0.1 port=1 dbname=y user=postgres")
-    line = one_error_line(medallion("status", env=env))
+    line = one_error_line(medallion("status", env=env), 2)
     assert "cannot reach the source database" in line and "MEDALLION_SOURCE_DSN" in line
 
 

@@ -68,7 +68,7 @@ def test_an_older_open_cluster_is_refused_until_up_locks_it_down(cluster: Embedd
             == "postgres", "the older configuration should be open (that is what the fix is for)"
         env = {k: v for k, v in os.environ.items() if not k.startswith("MEDALLION_")}
         env["MEDALLION_HOME"] = str(home)
-        line = one_error_line(medallion("status", env=env))
+        line = one_error_line(medallion("status", env=env), 2)
         assert f"the embedded cluster in {home} was set up by an older medallion" in line
         assert "run 'medallion up' to lock it down" in line
 

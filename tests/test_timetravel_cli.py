@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +14,7 @@ from click.testing import CliRunner
 from medallion.cli import cli
 from medallion.settings import Settings
 from medallion.source.cluster import EmbeddedCluster
+from support import medallion
 from timetravel_history import history_warehouse
 
 AS_OF_MARCH = ("select customer_id, name, sys_start from hist.customer_hist "
@@ -101,3 +103,19 @@ def test_errors_are_one_line(env: dict[str, str], sql_text: str, message: str) -
     assert stdout == ""
     assert stderr.startswith(message)
     assert stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("instant", ["garbage", "2026-13-45 06:00", "select 1"])
+def test_a_known_at_that_is_no_instant_is_refused_in_one_line(env: dict[str, str], instant: str) -> None:
+    code, stdout, stderr = invoke(env, "--known-at", instant, "select 1")
+    assert code == 1 and stdout == ""
+    assert stderr.startswith(f"error: --known-at {instant!r} is not an instant: "), stderr
+    assert stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("statement", ["set search_path = silver", "reset all", "do $$ begin end $$"])
+def test_statements_sqlglot_does_not_know_warn_at_most_once(env: dict[str, str], statement: str) -> None:
+    # a process of its own: pytest's log capture would swallow what sqlglot logs
+    result = medallion("query", statement, env={**os.environ, **env})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("unsupported syntax") <= 1, result.stderr

@@ -188,6 +188,13 @@ class Ingester:
                 raise BronzeMismatch(
                     f"bronze was captured from another source database than {identity['database']} "
                     "(it was recreated, or the DSN changed): run 'medallion reset' to start bronze over")
+            interrupted = resync.pending(self.wh, self.slot)
+            self.wh.commit()
+            if interrupted is not None:  # the slot may start past the gap: never resume from it
+                self.notify(f"finishing the re-sync of slot {self.slot} that was interrupted")
+                rows = self.resync(progress)
+                self.plugin = state.plugin
+                return rows
             health = resync.slot_health(self.src, self.slot, state.last_commit_lsn)
             if health.lost:
                 raise SlotLost(health.detail)

@@ -51,15 +51,30 @@ def ensure(conn: psycopg.Connection, slot: str, selection: Selection) -> str:
     return what
 
 
-def check(conn: psycopg.Connection, slot: str, selection: Selection) -> None:
-    """The publication exists and sends every selected table (and its partitions)."""
+def unpublished(conn: psycopg.Connection, slot: str, selection: Selection) -> list[str] | None:
+    """The selected tables (and partitions) the publication does not send, by qualified name;
+    None when there is no publication at all. A table created after `prepare-source` on a source
+    whose publication lists tables (no superuser) is one: its rows would never arrive."""
     publication = publication_name(slot)
     if not conn.execute("select 1 from pg_publication where pubname = %s", [publication]).fetchone():
-        raise SourceNotReady(f"the source has no publication {publication} for pgoutput: run 'medallion prepare-source'")
+        return None
     published = set(conn.execute(sql_text("medallion.bronze", "published_tables.sql"),
                                  {"publication": publication}).fetchall())
-    for captured in selection.captured:
-        for relation in (captured.table, *captured.partitions):
-            if relation.relkind == "r" and relation.ident not in published:
-                raise SourceNotReady(
-                    f"publication {publication} does not send {relation.qualified}: run 'medallion prepare-source'")
+    return [relation.qualified for captured in selection.captured
+            for relation in (captured.table, *captured.partitions)
+            if relation.relkind == "r" and relation.ident not in published]
+
+
+def unpublished_message(slot: str, missing: list[str] | None) -> str:
+    """One line naming what is not published and the command that fixes it."""
+    publication = publication_name(slot)
+    if missing is None:
+        return f"the source has no publication {publication} for pgoutput: run 'medallion prepare-source'"
+    return f"publication {publication} does not send {', '.join(missing)}: run 'medallion prepare-source'"
+
+
+def check(conn: psycopg.Connection, slot: str, selection: Selection) -> None:
+    """The publication exists and sends every selected table (and its partitions)."""
+    missing = unpublished(conn, slot, selection)
+    if missing is None or missing:
+        raise SourceNotReady(unpublished_message(slot, missing[:1] if missing else None))

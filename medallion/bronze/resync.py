@@ -8,6 +8,12 @@ snapshot's consistent point L, one E row (the epoch) and one R row per row the t
 Silver reads an epoch as an observation of the whole table at the re-sync time: a row that
 differs from its current version gets a new version then, one that is gone ends then, one that
 is the same continues. The gap is recorded in bronze.capture_gap. The stream resumes from L.
+
+A re-sync records its intent in bronze (ingest_state.resync_reason) before it drops the old slot
+or creates the new one. A re-sync killed after that (SIGKILL, a broken pipe) may leave a new,
+healthy-looking slot whose start is past every change of the gap: resuming from it would lose
+them silently. While the intent is recorded, `ingest`/`run` finish the re-sync instead (and
+`status` says so): the slot is dropped and created again, and the epoch written.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+
+import time
 
 import psycopg
 from psycopg import sql
@@ -57,6 +65,35 @@ def slot_health(src: psycopg.Connection, slot: str, last_commit_lsn: str | None)
     return SlotHealth("healthy", f"slot {slot}: lag {row['lag_bytes']:,} bytes, WAL {row['wal_status']}")
 
 
+def pending(wh: psycopg.Connection, slot: str) -> str | None:
+    """Why an unfinished re-sync began (dropped, invalidated), or None when none is under way."""
+    has_column = wh.execute("select exists (select from pg_attribute where attrelid = "
+                            "to_regclass('bronze.ingest_state') and attname = 'resync_reason')").fetchone()[0]
+    row = wh.execute("select resync_reason from bronze.ingest_state where slot_name = %s",
+                     [slot]).fetchone() if has_column else None
+    return row[0] if row else None
+
+
+def interrupted_detail(slot: str, reason: str) -> str:
+    """The words for an unfinished re-sync (status and the start-up check share them)."""
+    return (f"a re-sync of slot {slot} (after it was {reason}) was interrupted before its snapshot was written: "
+            f"the slot cannot be resumed without losing the gap's changes; run 'medallion resync' to finish it")
+
+
+def _drop_when_idle(src: psycopg.Connection, slot: str, wait: float = 30.0) -> None:
+    """Drop the slot an interrupted re-sync left (its exported snapshot died with it); a killed
+    client's walsender may hold it for a moment."""
+    deadline = time.monotonic() + wait
+    while (row := slots.slot_row(src, slot)) is not None:
+        if not row["active_pid"]:
+            slots.drop(src, slot)
+            return
+        if time.monotonic() >= deadline:
+            raise BronzeMismatch(f"slot {slot} is in use by source backend pid {row['active_pid']}: stop that "
+                                 "process, then run 'medallion resync' again")
+        time.sleep(0.25)
+
+
 def resync(source_dsn: str, src: psycopg.Connection, wh: psycopg.Connection, slot: str, config: ProjectConfig,
            plugin: str, identity: dict, progress: Callable[[str, int], None] = lambda *_: None) -> int:
     """Take the new epoch (see the module docstring); returns the number of R rows written."""
@@ -64,11 +101,15 @@ def resync(source_dsn: str, src: psycopg.Connection, wh: psycopg.Connection, slo
     wh.commit()
     if state is None:
         raise BronzeMismatch(f"bronze has no state for slot {slot}: nothing to re-sync; run 'medallion ingest'")
-    health = slot_health(src, slot, state.last_commit_lsn)
-    if not health.lost:
-        raise BronzeMismatch(f"slot {slot} is {health.state}: nothing to re-sync ('medallion ingest' reads on)")
-    if health.state == "invalidated":
-        slots.drop(src, slot)
+    reason = pending(wh, slot)
+    if reason is None:
+        health = slot_health(src, slot, state.last_commit_lsn)
+        if not health.lost:
+            raise BronzeMismatch(f"slot {slot} is {health.state}: nothing to re-sync ('medallion ingest' reads on)")
+        reason = health.state
+        wh.execute(sql_text("medallion.bronze", "resync_begin.sql"), {"slot": slot, "reason": reason})
+    wh.commit()  # the intent is durable before the slot is touched
+    _drop_when_idle(src, slot)  # invalidated, or left by an interrupted re-sync
     snapshot_ts = identity["now"]
     recorded = {t.ident: t.bronze for t in store.recorded_tables(wh).values()}
     with slots.ExportedSnapshotSlot(source_dsn, slot, plugin) as created:
@@ -95,12 +136,13 @@ def resync(source_dsn: str, src: psycopg.Connection, wh: psycopg.Connection, slo
                 total += rows
                 progress(captured.name, rows)
         wh.execute(sql_text("medallion.bronze", "gap_insert.sql"), {
-            "slot": slot, "reason": health.state, "last_lsn": state.last_commit_lsn, "last_ts": state.last_commit_ts,
+            "slot": slot, "reason": reason, "last_lsn": state.last_commit_lsn, "last_ts": state.last_commit_ts,
             "resync_lsn": int_to_lsn(lsn), "resync_ts": snapshot_ts})
         wh.execute(sql_text("medallion.bronze", "state_advance.sql"), {
             "slot": slot, "lsn": int_to_lsn(lsn), "ts": snapshot_ts, "changes": total})
         wh.execute(sql_text("medallion.bronze", "log_insert.sql"), {
             "slot": slot, "kind": "snapshot", "first_lsn": int_to_lsn(lsn), "last_lsn": int_to_lsn(lsn),
             "transactions": 1, "changes": total, "started_at": datetime.now(snapshot_ts.tzinfo)})
+        wh.execute(sql_text("medallion.bronze", "resync_end.sql"), {"slot": slot})
         wh.commit()
     return total

@@ -17,6 +17,7 @@ Periods are half-open [sys_start, sys_end): a version that ends at t is not AS O
 
 from __future__ import annotations
 
+import logging
 import re
 
 import sqlglot
@@ -27,6 +28,10 @@ from medallion.errors import NotSystemVersioned, QueryParseError, UnknownTable, 
 from medallion.query.catalog import Catalog, QualifiedName, display_name
 
 DIALECT = "postgres"
+# sqlglot logs "contains unsupported syntax. Falling back to parsing as a 'Command'" for SET, RESET,
+# DO and the like, once per parse (a query is parsed more than once): such a statement has no
+# FOR SYSTEM_TIME and goes to PostgreSQL as written, so the warning tells the analyst nothing.
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
 SYS_START = "sys_start"
 SYS_END = "sys_end"
 SYS_KNOWN_FROM = "sys_known_from"
@@ -83,9 +88,15 @@ def known_at(text: str | None) -> exp.Expression | None:
     try:
         value = sqlglot.parse_one(text, read=DIALECT)
     except (ParseError, TokenError) as exc:
-        raise QueryParseError(f"--known-at {text!r} is not an instant: {_first_line(str(exc))}; write a "
-                              "timestamp (2026-11-23 06:00+00) or an expression (now() - interval '1 day')") from None
+        raise QueryParseError(not_an_instant(text, _first_line(str(exc)))) from None
+    if value.find(exp.Column) is not None or isinstance(value, exp.Command):  # a bare word: no instant names a column
+        raise QueryParseError(not_an_instant(text, "it names no time"))
     return as_timestamptz(value)
+
+
+def not_an_instant(text: str, why: str) -> str:
+    return (f"--known-at {text!r} is not an instant: {why}; write a timestamp (2026-11-23 06:00+00) or an "
+            "expression (now() - interval '1 day')")
 
 
 def rewrite(sql_text: str, catalog: Catalog, known: exp.Expression | None = None) -> str:

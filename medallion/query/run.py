@@ -9,11 +9,12 @@ from typing import Any
 
 import psycopg
 from psycopg.types.datetime import DateLoader, TimestampLoader, TimestamptzLoader
+from sqlglot import exp
 
 from medallion.db import connect, query_dsn
-from medallion.errors import HorizonExceeded, QueryFailed
+from medallion.errors import HorizonExceeded, QueryFailed, QueryParseError
 from medallion.query.catalog import load_catalog
-from medallion.query.rewrite import explain, known_at, latest_instants, rewrite
+from medallion.query.rewrite import DIALECT, explain, known_at, latest_instants, not_an_instant, rewrite
 from medallion.settings import Settings
 
 Params = Mapping[str, Any] | Sequence[Any] | None
@@ -90,6 +91,7 @@ def run_query(settings: Settings, sql_text: str, params: Params = None, known_at
     every table is complete) adds a warning; with strict it is an error (HorizonExceeded)."""
     known = known_at(known_at_text)
     with _warehouse(settings) as conn:
+        _check_instant(conn, known, known_at_text)
         statement = rewrite(sql_text, load_catalog(conn), known)
         warnings = _beyond_horizon(conn, sql_text, params, strict)
         try:
@@ -100,6 +102,17 @@ def run_query(settings: Settings, sql_text: str, params: Params = None, known_at
         columns = [column.name for column in cursor.description or []]
         conn.rollback()
     return QueryResult(columns, rows, statement, warnings)
+
+
+def _check_instant(conn: psycopg.Connection, known: exp.Expression | None, text: str | None) -> None:
+    """--known-at is refused unless PostgreSQL reads it as an instant (2026-13-45 parses, and is none)."""
+    if known is None or text is None:
+        return
+    try:
+        conn.execute(f"select {known.sql(dialect=DIALECT)}").fetchone()
+    except psycopg.Error as exc:
+        conn.rollback()
+        raise QueryParseError(not_an_instant(text, (exc.diag.message_primary or str(exc)).strip())) from None
 
 
 def _beyond_horizon(conn: psycopg.Connection, sql_text: str, params: Params, strict: bool) -> list[str]:
@@ -126,7 +139,9 @@ def _beyond_horizon(conn: psycopg.Connection, sql_text: str, params: Params, str
 def explain_query(settings: Settings, sql_text: str, known_at_text: str | None = None) -> str:
     """The rewritten statement, formatted; tables are checked against the warehouse but nothing runs."""
     with _warehouse(settings) as conn:
-        text = explain(sql_text, load_catalog(conn), known_at(known_at_text))
+        known = known_at(known_at_text)
+        _check_instant(conn, known, known_at_text)
+        text = explain(sql_text, load_catalog(conn), known)
         conn.rollback()
     return text
 

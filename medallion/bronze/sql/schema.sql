@@ -124,3 +124,9 @@ create table if not exists bronze.capture_gap (
 -- bronze (up to caught_up_lsn). An idle source moves silver's horizon forward with it.
 alter table bronze.ingest_state add column if not exists caught_up_at timestamptz;
 alter table bronze.ingest_state add column if not exists caught_up_lsn pg_lsn;
+
+-- A re-sync under way: set (to why the slot was lost) and committed before the old slot is
+-- dropped and the new one created, cleared in the transaction that writes the new epoch. While
+-- it is set, the slot on the source may be one the re-sync created and never filled: bronze
+-- cannot resume from it, and the next `resync` (or `ingest`/`run`) finishes the re-sync.
+alter table bronze.ingest_state add column if not exists resync_reason text;
