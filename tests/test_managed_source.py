@@ -100,7 +100,8 @@ def test_a_table_the_owner_creates_while_capture_runs(managed: ManagedPipeline) 
     managed.owner("create table ops.refund (refund_id text primary key, amount numeric(8,2)); "
                   "insert into ops.refund values ('r-1', 10.50), ('r-2', 3.00)")
     waiting = managed.medallion("run")  # not published yet: the run names it and the fix (it stops, today)
-    assert "ops.refund" in waiting.stderr and "'medallion prepare-source'" in waiting.stderr, waiting.stderr
+    said = waiting.stdout + waiting.stderr
+    assert "ops.refund" in said and "'medallion prepare-source'" in said, said
     ok(managed.medallion("grant", as_owner=True))
     ok(managed.medallion("prepare-source", as_owner=True))
     managed.owner("insert into ops.refund values ('r-3', 7.25); update ops.customer set note = 'x' where code = 'c-1'")
