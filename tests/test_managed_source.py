@@ -6,7 +6,7 @@ but what a provider's admin does: create the owner's database and the capture ro
 
 from __future__ import annotations
 
-import json
+import subprocess
 from pathlib import Path
 
 import psycopg
@@ -36,7 +36,7 @@ delete from ops."Order Line" where order_ref = 'o-1' and line_no = 2;
 """
 
 
-def ok(result: object) -> str:
+def ok(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout + result.stderr
 
@@ -58,9 +58,8 @@ def silver_rows(managed: ManagedPipeline, function: str) -> list[tuple]:
 
 def as_of_function(managed: ManagedPipeline, schema: str, table: str) -> str:
     """The silver as-of function of a source table, found in the warehouse's catalog by its history's name."""
-    rows = psycopg.connect(managed.warehouse_dsn, autocommit=True).execute(
-        "select p.proname from pg_proc as p join pg_namespace as n on n.oid = p.pronamespace "
-        "where n.nspname = 'silver' and p.proname like '%%_as_of' and p.proname like %s", [f"%{table}%"]).fetchall()
+    rows = query(managed.warehouse_dsn, "select p.proname from pg_proc as p join pg_namespace as n on "
+                 "n.oid = p.pronamespace where n.nspname = 'silver' and p.proname like %s", [f"%{table}_as_of"])
     names = sorted({r[0] for r in rows})
     assert len(names) == 1, (schema, table, names)
     return names[0]
