@@ -6,7 +6,7 @@ but what a provider's admin does: create the owner's database and the capture ro
 
 from __future__ import annotations
 
-import json
+import subprocess
 from pathlib import Path
 
 import psycopg
@@ -36,7 +36,7 @@ delete from ops."Order Line" where order_ref = 'o-1' and line_no = 2;
 """
 
 
-def ok(result: object) -> str:
+def ok(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout + result.stderr
 
@@ -58,9 +58,8 @@ def silver_rows(managed: ManagedPipeline, function: str) -> list[tuple]:
 
 def as_of_function(managed: ManagedPipeline, schema: str, table: str) -> str:
     """The silver as-of function of a source table, found in the warehouse's catalog by its history's name."""
-    rows = psycopg.connect(managed.warehouse_dsn, autocommit=True).execute(
-        "select p.proname from pg_proc as p join pg_namespace as n on n.oid = p.pronamespace "
-        "where n.nspname = 'silver' and p.proname like '%%_as_of' and p.proname like %s", [f"%{table}%"]).fetchall()
+    rows = query(managed.warehouse_dsn, "select p.proname from pg_proc as p join pg_namespace as n on "
+                 "n.oid = p.pronamespace where n.nspname = 'silver' and p.proname like %s", [f"%{table}_as_of"])
     names = sorted({r[0] for r in rows})
     assert len(names) == 1, (schema, table, names)
     return names[0]
@@ -100,7 +99,8 @@ def test_a_table_the_owner_creates_while_capture_runs(managed: ManagedPipeline) 
     managed.owner("create table ops.refund (refund_id text primary key, amount numeric(8,2)); "
                   "insert into ops.refund values ('r-1', 10.50), ('r-2', 3.00)")
     waiting = managed.medallion("run")  # not published yet: the run names it and the fix (it stops, today)
-    assert "ops.refund" in waiting.stderr and "'medallion prepare-source'" in waiting.stderr, waiting.stderr
+    said = waiting.stdout + waiting.stderr
+    assert "ops.refund" in said and "'medallion prepare-source'" in said, said
     ok(managed.medallion("grant", as_owner=True))
     ok(managed.medallion("prepare-source", as_owner=True))
     managed.owner("insert into ops.refund values ('r-3', 7.25); update ops.customer set note = 'x' where code = 'c-1'")
