@@ -32,7 +32,7 @@ create table a_small (id integer primary key, v text);
 create table b_big (id integer primary key, v text);
 create table c_small (id integer primary key, v text);
 insert into a_small select g, 'a' || g from generate_series(1, 20) g;
-insert into b_big select g, md5(g::text) from generate_series(1, 200000) g;
+insert into b_big select g, md5(g::text) from generate_series(1, 100000) g;
 insert into c_small select g, 'c' || g from generate_series(1, 20) g;
 """
 
