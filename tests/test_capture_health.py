@@ -43,6 +43,11 @@ def _cli(*args: str) -> list[str]:
 
 def _at_risk_naming_resync(env: dict[str, str]) -> None:
     shown = medallion("status", env=env)
+    for _ in range(20):  # the killed process's source session may outlive it for a moment
+        if "re-sync under way" not in shown.stderr:
+            break
+        time.sleep(0.25)
+        shown = medallion("status", env=env)
     assert shown.returncode == 1, shown.stdout + shown.stderr
     assert "run 'medallion resync'" in shown.stderr, shown.stderr
 
