@@ -450,10 +450,10 @@ def status() -> None:
         lag, retained = st.slot["lag_bytes"], st.slot["retained_wal_bytes"]
         out.print(f"slot {settings.slot}: lag {lag or 0:,} bytes, retained WAL {retained or 0:,} bytes (from "
                   f"restart_lsn {st.slot['restart_lsn']}), WAL {st.slot['wal_status']}, confirmed "
-                  f"{st.slot['confirmed_flush_lsn']}", highlight=False)
+                  f"{st.slot['confirmed_flush_lsn']}", highlight=False, soft_wrap=True)
         if st.capture.shared_cluster:
             out.print("  (source and warehouse are one cluster: its WAL, and so lag and retained WAL, include the "
-                      "warehouse's own writes)", highlight=False)
+                      "warehouse's own writes)", highlight=False, soft_wrap=True)
     elif st.state is None:
         out.print(f"slot {settings.slot}: not created yet (run 'medallion ingest')")
     for reason, since, resynced in st.gaps:

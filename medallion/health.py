@@ -20,7 +20,7 @@ import psycopg
 from medallion.bronze import publication, resync, store
 from medallion.bronze import slot as slots
 from medallion.config import ProjectConfig
-from medallion.db import connect, endpoints
+from medallion.db import connect, endpoints, sql_text
 from medallion.errors import MedallionError
 from medallion.selection import resolve
 from medallion.settings import Settings
@@ -69,7 +69,15 @@ def evaluate(src: psycopg.Connection, wh: psycopg.Connection, slot: str, config:
     interrupted = resync.pending(wh, slot)
     wh.commit()
     if interrupted is not None:
-        health.findings.append(Finding("resync", "re-sync interrupted", resync.interrupted_detail(slot, interrupted)))
+        holder = src.execute(sql_text("medallion.bronze", "lock_holder.sql"),
+                             {"key": slots.IngesterLock(src, slot).key}).fetchone()
+        if holder is not None:  # running now, not interrupted: still not safe until its epoch is written
+            health.findings.append(Finding(
+                "resync", "re-sync under way", f"a re-sync of slot {slot} (after it was {interrupted}) is running "
+                f"(source backend pid {holder[0]}): capture resumes once its snapshot is written"))
+        else:
+            health.findings.append(Finding("resync", "re-sync interrupted",
+                                           resync.interrupted_detail(slot, interrupted)))
     else:
         slot_health = resync.slot_health(src, slot, state.last_commit_lsn)
         if slot_health.state != "healthy":

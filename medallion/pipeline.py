@@ -22,10 +22,10 @@ from medallion.bronze import slot as slots
 from medallion.bronze.ingest import DEFAULT_BATCH, BatchResult, Ingester, connection_lost, stop_on_interrupt
 from medallion.bronze.resync import SlotHealth, slot_health
 from medallion.db import Endpoints, connect, endpoints, sql_text
-from medallion.health import CaptureHealth
-from medallion.health import evaluate as evaluate_health
 from medallion.errors import (CaptureReset, ConnectionLost, IngesterRunning, MedallionError, RoleSetupFailed,
                               SlotBusy)
+from medallion.health import CaptureHealth
+from medallion.health import evaluate as evaluate_health
 from medallion.selection import Selection, resolve
 from medallion.settings import Settings
 from medallion.silver.project import BuildProject

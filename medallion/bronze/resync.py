@@ -18,11 +18,10 @@ them silently. While the intent is recorded, `ingest`/`run` finish the re-sync i
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-
-import time
 
 import psycopg
 from psycopg import sql
