@@ -188,10 +188,16 @@
 
 {% macro default__medallion_schema_change_sql(change, types) %}
     {%- set c = change.column -%}
-    {%- if change.kind == 'renamed' -%}
-        {{- return(medallion_typed(medallion_quote(change.was.name) ~ '::text', c.warehouse_type)) -}}
-    {%- elif change.kind == 'retyped' -%}
-        {{- return(medallion_typed(medallion_quote(c.name) ~ '::text', c.warehouse_type)) -}}
+    {%- if change.kind in ('renamed', 'retyped') -%}
+        {#- the source's conversion to its new type, then the history's type when medallion.toml's
+            column_types keeps the column in another (text after a narrowing change, say): an
+            expression of the source's type compared with or stored in a column of another fails -#}
+        {%- set converted = medallion_typed(medallion_quote(change.was.name if change.kind == 'renamed' else c.name)
+                                            ~ '::text', c.warehouse_type) -%}
+        {%- if types[c.name] != c.warehouse_type -%}
+            {%- set converted = medallion_typed(converted ~ '::text', types[c.name]) -%}
+        {%- endif -%}
+        {{- return(converted) -}}
     {%- elif change.kind == 'default' -%}
         {{- return(medallion_typed_literal(c.missing, types[c.name])) -}}
     {%- endif -%}
