@@ -1,7 +1,8 @@
 {% macro cdc_feed(bronze, key, columns) %}
 {#-
     The typed change feed of one bronze CDC table: one row per change in commit order
-    (commit_lsn, ordinal), the source row's columns cast from bronze's jsonb.
+    (_m_lsn, _m_ordinal: bronze's commit_lsn and ordinal), the source row's columns cast from
+    bronze's jsonb, beside _m_op, _m_ts (commit_ts), _m_load_ts and _m_source_table.
 
     - R/I/U rows carry the row the change left behind, D rows the row it removed, T rows
       (truncate) no row at all.
@@ -43,13 +44,15 @@ images as (
 ),
 
 final as (
+    -- the change's own columns under names no source column takes (_m_*: see medallion_meta), so
+    -- a source column may be called op, commit_ts, n or anything else the engine uses
     select
-        commit_lsn,
-        ordinal,
-        op,
-        commit_ts,
-        load_ts,  -- when the warehouse learned of the change (bronze's load time)
-        source_table,
+        commit_lsn as _m_lsn,
+        ordinal as _m_ordinal,
+        op as _m_op,
+        commit_ts as _m_ts,
+        load_ts as _m_load_ts,  -- when the warehouse learned of the change (bronze's load time)
+        source_table as _m_source_table,
         {%- for name, type in columns.items() %}
         {{ medallion_typed("image ->> " ~ medallion_literal(name), type) }} as {{ medallion_quote(name) }}{{ "," if not loop.last }}
         {%- endfor %}

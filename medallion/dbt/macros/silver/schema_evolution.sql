@@ -283,7 +283,7 @@ select
     {{ event.set[name] if name in event.set else medallion_quote(name) }} as {{ medallion_quote(name) }},
     {%- endfor %}
     sys_start,
-    greatest({{ ts }}, sys_start + interval '1 microsecond') as event_ts
+    greatest({{ ts }}, sys_start + interval '1 microsecond') as _m_event_ts
 from {{ relation }}
 where sys_end = 'infinity'
   and row({% for name in event.set %}{{ medallion_quote(name) }}{{ ", " if not loop.last }}{% endfor %}, null)
@@ -298,13 +298,13 @@ from medallion_changed as c
 where {% for k in key %}h.{{ medallion_quote(k) }} = c.{{ medallion_quote(k) }} and {% endfor -%}
       h.sys_end = 'infinity' and h.sys_start = {{ ts }} and c.sys_start = {{ ts }};
 
-update {{ relation }} as h set sys_end = c.event_ts, sys_known_to = {{ known }}
+update {{ relation }} as h set sys_end = c._m_event_ts, sys_known_to = {{ known }}
 from medallion_changed as c
 where {% for k in key %}h.{{ medallion_quote(k) }} = c.{{ medallion_quote(k) }} and {% endfor -%}
       h.sys_end = 'infinity' and h.sys_start <> {{ ts }};
 
 insert into {{ relation }} ({{ medallion_column_list(all) }}, sys_start, sys_end, sys_known_from, sys_known_to)
-select {{ medallion_column_list(all) }}, event_ts, 'infinity', {{ known }}, 'infinity'
+select {{ medallion_column_list(all) }}, _m_event_ts, 'infinity', {{ known }}, 'infinity'
 from medallion_changed
 where sys_start <> {{ ts }}
 order by {{ keys }};

@@ -42,12 +42,13 @@ images as (
 )
 
 select
-    commit_lsn,
-    ordinal,
-    op,
-    commit_ts,
-    load_ts,
-    source_table,
+    -- the change's own columns under names no source column takes (as ../cdc_feed.sql)
+    commit_lsn as _m_lsn,
+    ordinal as _m_ordinal,
+    op as _m_op,
+    commit_ts as _m_ts,
+    load_ts as _m_load_ts,
+    source_table as _m_source_table,
     {%- for name, type in columns.items() %}
     {{ spark_typed("image." ~ spark_quote(name), type) }} as {{ spark_quote(name) }}{{ "," if not loop.last }}
     {%- endfor %}
