@@ -32,7 +32,7 @@ from medallion import naming
 from medallion.bronze.store import RecordedTable
 from medallion.config import ProjectConfig
 from medallion.patterns import display
-from medallion.selection import PARTITION_TYPES, no_key_note
+from medallion.selection import PARTITION_TYPES, excluded_note, no_key_note, selects
 
 ENGINE_DIR = Path(__file__).resolve().parents[1] / "dbt"
 PROJECT_NAME = "medallion"
@@ -47,6 +47,20 @@ HISTORY_RULES = (
     "key, no overlapping periods.")
 
 
+# the columns silver adds to a history and to a current-state table (partition_by), and the prefix
+# of the names the engine's macros give their own columns (cdc_feed.sql): a source column may take
+# any other name (n, op, lsn, commit_ts, ...); one of these would collide in silver's tables
+HISTORY_COLUMNS = ("sys_start", "sys_end", "sys_known_from", "sys_known_to")
+CURRENT_STATE_COLUMNS = ("last_commit_ts", "source_table")
+ENGINE_PREFIX = "_m_"
+
+
+def colliding_column(columns: list[str], partitioned: bool) -> str | None:
+    """The first source column whose name silver's own columns take, if any."""
+    taken = HISTORY_COLUMNS + (CURRENT_STATE_COLUMNS if partitioned else ())
+    return next((c for c in columns if c in taken or c.startswith(ENGINE_PREFIX)), None)
+
+
 @dataclass(frozen=True)
 class SilverTable:
     """The silver side of one captured table with a key."""
@@ -59,6 +73,7 @@ class SilverTable:
     history_model: str
     current_model: str
     column_types: dict[str, str]
+    declared_key: bool = False  # medallion.toml's key, not the source's: checked by the build
 
     @property
     def history(self) -> str:
@@ -93,6 +108,10 @@ def plan(config: ProjectConfig, recorded: dict[str, RecordedTable]) -> tuple[lis
         name = display(*table.ident)
         source = _source_name(bronze, taken)
         sources[source] = bronze
+        why = selects(config, *table.ident)
+        if why is not None:
+            notes.append(excluded_note(config, name, why))
+            continue
         options = config.options(*table.ident)
         columns = {c.name: c.warehouse_type for c in table.columns}
         key = options.key if options.key is not None else (table.key or None)
@@ -109,7 +128,19 @@ def plan(config: ProjectConfig, recorded: dict[str, RecordedTable]) -> tuple[lis
             notes.append(f'{config.where}: [tables."{name}"] partition_by {partition_by!r} is not a date or '
                          f"timestamp column of {name}: silver.{options.silver or table.name} is a view instead")
             partition_by = None
-        base = naming.silver_base(*table.ident, options.silver).replace('"', "_")
+        clash = colliding_column(list(columns), False)
+        if clash is not None:
+            notes.append(f"{name} has a column named {clash!r}, which silver's history uses for itself "
+                         f"({', '.join(HISTORY_COLUMNS)} and names starting {ENGINE_PREFIX}): no history is built "
+                         f"for it; rename the column in the source, or add {name!r} to [capture] exclude in "
+                         f"{config.where}")
+            continue
+        if partition_by is not None and colliding_column(list(columns), True) is not None:
+            notes.append(f'{config.where}: [tables."{name}"] partition_by: {name} has a column named '
+                         f"{colliding_column(list(columns), True)!r}, which silver's current-state table uses for "
+                         f"itself: silver.{options.silver or table.name} is a view instead")
+            partition_by = None
+        base = naming.silver_base(*table.ident, options.silver)
         if base in bases:
             notes.append(f"{bases[base]} and {name} would both be silver.{base}_hist: set silver = \"...\" under "
                          f'[tables."{name}"] in {config.where}; {name} has no history until then')
@@ -120,7 +151,7 @@ def plan(config: ProjectConfig, recorded: dict[str, RecordedTable]) -> tuple[lis
         current_model = naming.model_name(base, taken)
         taken.add(current_model)
         silver.append(SilverTable(table, source, base, tuple(key), partition_by, history_model, current_model,
-                                  options.column_types))
+                                  options.column_types, declared_key=tuple(key) != tuple(table.key or ())))
     recorded_idents = {t.ident for t in recorded.values()}
     for ident in config.tables:
         if ident not in recorded_idents:
@@ -181,7 +212,8 @@ def _model_yml(silver: SilverTable, engine: str = "postgres") -> list[dict]:
                         f"As of: silver.{silver.base}_as_of(ts timestamptz)."),
         "config": {"materialized": "system_versioned", "key": key, "source_table": table.qualified,
                    "as_of": f"{silver.base}_as_of", "object_prefix": prefix,
-                   "column_types": dict(silver.column_types), "persist_docs": {"relation": True}},
+                   "column_types": dict(silver.column_types), "persist_docs": {"relation": True},
+                   **({"declared_key": True} if silver.declared_key else {})},
         "columns": [{"name": c.name, "description": f"{c.type} in the source"
                      + (f", stored as {c.warehouse_type}" if c.type != c.warehouse_type else "")}
                     for c in table.columns] + [
