@@ -25,7 +25,7 @@ class CapturedTable:
     bronze: str  # bronze table name (without schema)
     silver: str  # silver base name: <silver>_hist, <silver>, <silver>_as_of
     key: tuple[str, ...] | None  # the history key; None when there is none (no history)
-    key_origin: str | None  # "primary key", "replica identity index", "medallion.toml"
+    key_origin: str | None  # "primary key", "replica identity index", "declared" (in medallion.toml, not the source's)
     partition_by: str | None
 
     @property

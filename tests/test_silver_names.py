@@ -115,24 +115,38 @@ def test_a_declared_key_the_snapshot_repeats_fails_the_first_build(blank_setting
     assert NOT_UNIQUE in line and ",k) are live at once" in line, line
 
 
-def test_a_column_silver_takes_is_named_and_excluding_or_dropping_a_table_is_accepted(
+def test_a_column_silver_takes_is_renamed_and_excluding_or_dropping_a_table_is_accepted(
         blank_settings: Settings, tmp_path: Path) -> None:
-    """A source column named sys_start: the table gets no history, said in one note naming the
-    column and the fix; excluding the table is accepted (it was refused: 'no longer selects it'),
-    and dropping a table ends its history; the other tables build throughout."""
+    """A source column named sys_start: the table gets no history until column_names renames it,
+    said in one note naming the column and that fix, which then builds; excluding a table bronze
+    holds is accepted (it was refused: 'no longer selects it'), and dropping a table ends its
+    history; the other tables build throughout."""
     src, wh = blank_settings.source_dsn or "", blank_settings.warehouse_dsn or ""
     config = _config(tmp_path)
     env = environment(replace(blank_settings, config_path=config))
     execute(src, "create table periods (id int primary key, sys_start text, n int); "
                  "create table plain (id int primary key, v text); "
-                 "insert into periods values (1, 'then', 1); insert into plain values (1, 'x'), (2, 'y')")
+                 "insert into periods values (1, 'then', 1), (2, 'now', 2); insert into plain values (1, 'x'), (2, 'y')")
     assert medallion("prepare-source", env=env).returncode == 0
     ran = medallion("run", env=env)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     said = [line for line in (ran.stdout + ran.stderr).splitlines() if "'sys_start'" in line]
     assert len(said) == 1 and "public.periods has a column named 'sys_start'" in said[0], ran.stdout + ran.stderr
-    assert "[capture] exclude" in said[0]
+    fix = 'column_names = { sys_start = "source_sys_start" }'
+    assert fix in said[0] and '[tables."public.periods"]' in said[0], said[0]
     assert query(wh, "select count(*) from silver.plain_hist") == [(2,)]
+
+    config.write_text(config.read_text() + f'[tables."public.periods"]\n{fix}\n')
+    execute(src, "update periods set sys_start = 'later', n = 3 where id = 1")
+    ran = medallion("run", env=env)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert query(wh, "select id, source_sys_start, n from silver.periods order by id") == \
+        query(src, "select * from periods order by id")
+    assert query(wh, "select count(*) from silver.periods_hist") == [(3,)]
+    before = schema_dump(wh, "silver")
+    ran = medallion("build", "--full-refresh", env=env)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert schema_dump(wh, "silver") == before
 
     config.write_text(config.read_text().replace("[capture]\n", '[capture]\nexclude = ["public.periods"]\n'))
     execute(src, "update plain set v = 'x2' where id = 1")

@@ -56,9 +56,18 @@ ENGINE_PREFIX = "_m_"
 
 
 def colliding_column(columns: list[str], partitioned: bool) -> str | None:
-    """The first source column whose name silver's own columns take, if any."""
+    """The first column (by its silver name) that silver's own columns take, or that two take."""
     taken = HISTORY_COLUMNS + (CURRENT_STATE_COLUMNS if partitioned else ())
-    return next((c for c in columns if c in taken or c.startswith(ENGINE_PREFIX)), None)
+    return next((c for i, c in enumerate(columns)
+                 if c in taken or c.startswith(ENGINE_PREFIX) or c in columns[:i]), None)
+
+
+def _collision_note(config: ProjectConfig, name: str, column: str, partitioned: bool) -> str:
+    own = HISTORY_COLUMNS + (CURRENT_STATE_COLUMNS if partitioned else ())
+    return (f"{name} has a column named {column!r}, which silver uses for itself ({', '.join(own)}, names "
+            f"starting {ENGINE_PREFIX}) or for another column: no history is built for it until you set "
+            f'column_names = {{ {column} = "source_{column}" }} (its name in silver) under [tables."{name}"] '
+            f"in {config.where}")
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,10 @@ class SilverTable:
     current_model: str
     column_types: dict[str, str]
     declared_key: bool = False  # medallion.toml's key, not the source's: checked by the build
+    column_names: dict[str, str] = field(default_factory=dict)  # source column -> its name in silver
+
+    def silver_column(self, name: str) -> str:
+        return self.column_names.get(name, name)
 
     @property
     def history(self) -> str:
@@ -128,18 +141,15 @@ def plan(config: ProjectConfig, recorded: dict[str, RecordedTable]) -> tuple[lis
             notes.append(f'{config.where}: [tables."{name}"] partition_by {partition_by!r} is not a date or '
                          f"timestamp column of {name}: silver.{options.silver or table.name} is a view instead")
             partition_by = None
-        clash = colliding_column(list(columns), False)
+        renames = {c: s for c, s in options.column_names.items() if c in columns and c != s}
+        silver_columns = [renames.get(c, c) for c in columns]
+        clash = colliding_column(silver_columns, partition_by is not None)
         if clash is not None:
-            notes.append(f"{name} has a column named {clash!r}, which silver's history uses for itself "
-                         f"({', '.join(HISTORY_COLUMNS)} and names starting {ENGINE_PREFIX}): no history is built "
-                         f"for it; rename the column in the source, or add {name!r} to [capture] exclude in "
-                         f"{config.where}")
+            notes.append(_collision_note(config, name, clash, partition_by is not None))
             continue
-        if partition_by is not None and colliding_column(list(columns), True) is not None:
-            notes.append(f'{config.where}: [tables."{name}"] partition_by: {name} has a column named '
-                         f"{colliding_column(list(columns), True)!r}, which silver's current-state table uses for "
-                         f"itself: silver.{options.silver or table.name} is a view instead")
-            partition_by = None
+        declared = tuple(key) != tuple(table.key or ())  # medallion.toml's, not the source's key
+        key = [renames.get(k, k) for k in key]
+        partition_by = renames.get(partition_by, partition_by) if partition_by else None
         base = naming.silver_base(*table.ident, options.silver)
         if base in bases:
             notes.append(f"{bases[base]} and {name} would both be silver.{base}_hist: set silver = \"...\" under "
@@ -151,7 +161,8 @@ def plan(config: ProjectConfig, recorded: dict[str, RecordedTable]) -> tuple[lis
         current_model = naming.model_name(base, taken)
         taken.add(current_model)
         silver.append(SilverTable(table, source, base, tuple(key), partition_by, history_model, current_model,
-                                  options.column_types, declared_key=tuple(key) != tuple(table.key or ())))
+                                  options.column_types, declared_key=declared,
+                                  column_names=renames))
     recorded_idents = {t.ident for t in recorded.values()}
     for ident in config.tables:
         if ident not in recorded_idents:
@@ -213,8 +224,9 @@ def _model_yml(silver: SilverTable, engine: str = "postgres") -> list[dict]:
         "config": {"materialized": "system_versioned", "key": key, "source_table": table.qualified,
                    "as_of": f"{silver.base}_as_of", "object_prefix": prefix,
                    "column_types": dict(silver.column_types), "persist_docs": {"relation": True},
-                   **({"declared_key": True} if silver.declared_key else {})},
-        "columns": [{"name": c.name, "description": f"{c.type} in the source"
+                   **({"declared_key": True} if silver.declared_key else {}),
+                   **({"column_names": dict(silver.column_names)} if silver.column_names else {})},
+        "columns": [{"name": silver.silver_column(c.name), "description": f"{c.type} in the source"
                      + (f", stored as {c.warehouse_type}" if c.type != c.warehouse_type else "")}
                     for c in table.columns] + [
             {"name": "sys_start", "description": HISTORY_RULES},
@@ -230,7 +242,8 @@ def _model_yml(silver: SilverTable, engine: str = "postgres") -> list[dict]:
                             f"of {silver.partition_by}; last_commit_ts is when the row's last change committed."),
             "config": {"materialized": "current_state", "key": key, "partition_by": silver.partition_by,
                        "source_table": table.qualified, "object_prefix": naming.object_prefix(silver.base, 12),
-                       "column_types": dict(silver.column_types), "persist_docs": {"relation": True}},
+                       "column_types": dict(silver.column_types), "persist_docs": {"relation": True},
+                       **({"column_names": dict(silver.column_names)} if silver.column_names else {})},
         }
     else:
         current = {

@@ -1,4 +1,4 @@
-{% macro cdc_feed(bronze, key, columns) %}
+{% macro cdc_feed(bronze, key, columns, renames=none) %}
 {#-
     The typed change feed of one bronze CDC table: one row per change in commit order
     (_m_lsn, _m_ordinal: bronze's commit_lsn and ordinal), the source row's columns cast from
@@ -12,13 +12,17 @@
       form, so `image ->> column` cast to the column's type restores the source value.
 
     bronze: the bronze relation (a source()); key: list of key columns;
-    columns: ordered mapping of column name -> PostgreSQL type (keys included).
+    columns: ordered mapping of column name -> PostgreSQL type (keys included), by silver name;
+    renames: source column -> silver name (medallion.toml's column_names; the model's unless given).
 -#}
+{%- set renames = renames if renames is not none else (config.get('column_names') or {}) -%}
+{%- set source_of = {} -%}
+{%- for source, silver in renames.items() %}{% do source_of.update({silver: source}) %}{% endfor -%}
 {%- set key_image = [] -%}
 {%- set key_old = [] -%}
 {%- for k in key -%}
-    {%- do key_image.append("full_row -> " ~ medallion_literal(k)) -%}
-    {%- do key_old.append("old_row -> " ~ medallion_literal(k)) -%}
+    {%- do key_image.append("full_row -> " ~ medallion_literal(source_of.get(k, k))) -%}
+    {%- do key_old.append("old_row -> " ~ medallion_literal(source_of.get(k, k))) -%}
 {%- endfor %}
 with changes as not materialized (
     -- inlined into both uses, so a filter on commit_lsn reaches the bronze primary key
@@ -54,7 +58,7 @@ final as (
         load_ts as _m_load_ts,  -- when the warehouse learned of the change (bronze's load time)
         source_table as _m_source_table,
         {%- for name, type in columns.items() %}
-        {{ medallion_typed("image ->> " ~ medallion_literal(name), type) }} as {{ medallion_quote(name) }}{{ "," if not loop.last }}
+        {{ medallion_typed("image ->> " ~ medallion_literal(source_of.get(name, name)), type) }} as {{ medallion_quote(name) }}{{ "," if not loop.last }}
         {%- endfor %}
     from images
 )

@@ -17,8 +17,9 @@
       on); DROP TABLE ends every current version.
 -#}
 
-{% macro medallion_timeline(bronze_relation) %}
-    {#- [{lsn, ordinal, ts, event, columns: [{name, attnum, warehouse_type, missing, ...}]}] in stream order -#}
+{% macro medallion_timeline(bronze_relation, renames=none) %}
+    {#- [{lsn, ordinal, ts, event, columns: [{name, attnum, warehouse_type, missing, ...}]}] in stream order;
+        columns under their silver names (renames: medallion.toml's column_names, the model's unless given) -#}
     {%- set result = run_query(
         "select commit_lsn, ordinal, commit_ts::text, event, columns::text, recorded_at::text from bronze.table_schema "
         ~ "where bronze_table = " ~ medallion_literal(bronze_relation.identifier)
@@ -32,6 +33,19 @@
         {{ exceptions.raise_compiler_error("bronze has no recorded schema for " ~ bronze_relation
                                            ~ ": run 'medallion ingest' first") }}
     {%- endif -%}
+    {{- return(medallion_renamed_timeline(timeline, renames)) -}}
+{% endmacro %}
+
+
+{% macro medallion_renamed_timeline(timeline, renames=none) %}
+    {#- the timeline with each column renamed as medallion.toml's column_names says (a source column
+        whose name silver uses for itself, sys_start say), its source name kept in `source` -#}
+    {%- set renames = renames if renames is not none else (config.get('column_names') or {}) -%}
+    {%- for entry in timeline -%}
+        {%- for column in entry.columns if column.name in renames -%}
+            {%- do column.update({'source': column.name, 'name': renames[column.name]}) -%}
+        {%- endfor -%}
+    {%- endfor -%}
     {{- return(timeline) -}}
 {% endmacro %}
 

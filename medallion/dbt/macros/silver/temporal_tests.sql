@@ -30,7 +30,7 @@
     {%- for k in key %}{% do key_columns.update({k: columns[k]}) %}{% endfor -%}
     {%- set touched -%}
         select distinct {{ medallion_column_list(key) }}
-        from ({{ cdc_feed(bronze, key, key_columns) }}) as feed
+        from ({{ cdc_feed(bronze, key, key_columns, node.config.get('column_names') or {}) }}) as feed
         where _m_lsn > {{ lo }} and _m_lsn <= {{ hi }}
     {%- endset -%}
     {%- set marker = '-- medallion: ' ~ ('whole table' if full else 'incremental') ~ ' test of ' ~ model -%}
@@ -100,7 +100,7 @@
 {%- if execute and history -%}
     {%- set node = graph.nodes['model.' ~ project_name ~ '.' ~ history] -%}
     {%- set bronze = medallion_bronze_of_node(node) -%}
-    {%- set columns = medallion_ordered_columns(medallion_history_columns(medallion_timeline(bronze), this,
+    {%- set columns = medallion_ordered_columns(medallion_history_columns(medallion_timeline(bronze, node.config.get('column_names') or {}), this,
                                                 node.config.get('column_types') or {})) -%}
     {%- set scope = medallion_test_scope(node, bronze, key, columns) -%}
 {%- endif %}
@@ -138,7 +138,7 @@ select * from final
     {%- set node = graph.nodes['model.' ~ project_name ~ '.' ~ history] -%}
     {%- set key = node.config.key -%}
     {%- set bronze = medallion_bronze_of_node(node) -%}
-    {%- set timeline = medallion_timeline(bronze) -%}
+    {%- set timeline = medallion_timeline(bronze, node.config.get('column_names') or {}) -%}
     {%- set history_columns = medallion_history_columns(timeline, this, node.config.get('column_types') or {}) -%}
     {%- set columns = medallion_ordered_columns(history_columns) -%}
     {%- set cols = medallion_column_list(columns.keys()) -%}
@@ -151,7 +151,7 @@ select * from final
     {%- set scope = medallion_test_scope(node, bronze, key, columns) -%}
 {{ scope.marker }}
 with all_changes as (
-    {{ cdc_feed(bronze, key, columns) }}
+    {{ cdc_feed(bronze, key, columns, node.config.get('column_names') or {}) }}
 ),
 
 feed as (

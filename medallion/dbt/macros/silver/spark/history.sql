@@ -205,3 +205,36 @@ when not matched and s._m_keep then insert ({{ cols }}, sys_start, sys_end, sys_
     values ({{ spark_column_list(columns.keys(), 's.') }}, s.sys_start, s.sys_end, s.sys_known_from, s.sys_known_to)
 {%- endif %}
 {% endmacro %}
+
+
+{% macro spark_check_declared_key(relation, bronze, key, columns, source_root, after, before, truncated) %}
+{#- PostgreSQL's system_versioned_key_check_sql (../history.sql) on one batch: two rows live at
+    once under a key medallion.toml declares (two snapshot rows, or an insert while the key's row
+    is live) stop the build in the same one line. A batch that truncates is not checked (a
+    truncate between two inserts of a key makes them legitimate; rare). -#}
+{%- if truncated %}{{ return(none) }}{% endif -%}
+{%- set keys = spark_column_list(key) -%}
+{%- set found = run_query(
+    "with feed as (" ~ spark_cdc_feed(bronze, key, columns, after, before) ~ "), "
+    ~ "arrivals as (select " ~ keys ~ ", _m_lsn, _m_ordinal, _m_op from feed where _m_op in ('R', 'I', 'U', 'D') "
+    ~ "union all select " ~ keys ~ ", cast(0 as bigint), 0, 'S' from " ~ relation
+    ~ " where sys_end = " ~ spark_far_future() ~ " and (" ~ keys ~ ") in (select " ~ keys
+    ~ " from feed where _m_op in ('R', 'I'))), "
+    ~ "ordered as (select arrivals.*, lag(_m_op) over (partition by " ~ keys ~ " order by _m_lsn, _m_ordinal) as _m_previous_op "
+    ~ "from arrivals) "
+    ~ "select concat('(', concat_ws(',', " ~ (spark_key_texts(key) | join(', ')) ~ "), ')') from ordered "
+    ~ "where _m_op in ('R', 'I') and _m_previous_op is not null and _m_previous_op <> 'D' limit 1") -%}
+{%- if found.rows | length > 0 -%}
+    {%- set names = key | join(', ') -%}
+    {{ exceptions.raise_compiler_error(source_root ~ ": the key (" ~ names ~ ") declared in medallion.toml is not unique: "
+        ~ "two rows with (" ~ names ~ ") = " ~ found.rows[0][0] ~ ' are live at once; set key under [tables."' ~ source_root
+        ~ '"] to columns that identify one row, then run medallion build --full-refresh') }}
+{%- endif -%}
+{% endmacro %}
+
+
+{% macro spark_key_texts(key) %}
+    {%- set texts = [] -%}
+    {%- for k in key %}{% do texts.append("cast(" ~ spark_quote(k) ~ " as string)") %}{% endfor -%}
+    {{- return(texts) -}}
+{% endmacro %}

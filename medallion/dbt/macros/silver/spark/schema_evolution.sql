@@ -35,7 +35,7 @@
         {{ exceptions.raise_compiler_error("the lake has no recorded schema for " ~ bronze_relation
                                            ~ ": run 'medallion export' (or 'medallion run') first") }}
     {%- endif -%}
-    {{- return(timeline) -}}
+    {{- return(medallion_renamed_timeline(timeline)) -}}
 {% endmacro %}
 
 
