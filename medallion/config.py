@@ -9,6 +9,7 @@
     key = ["customer_id"]           # the history key; needed only for a table without a primary key
     partition_by = "created_at"     # silver.<name> as a month-partitioned current-state table, not a view
     column_types = { rate = "numeric" }   # a history column's type, when a type change does not widen
+    column_names = { sys_start = "source_sys_start" }  # a source column's name in silver (one silver uses)
     [transform]
     dbt_project = "transform"       # the project's own dbt models (gold, curated silver)
     [lake]                          # bronze exported to Apache Iceberg, silver and gold on Spark
@@ -43,7 +44,7 @@ PLUGINS = ("pgoutput", "wal2json")
 
 _SECTIONS = {"capture", "tables", "transform", "lake", "status"}
 _CAPTURE_KEYS = {"include", "exclude", "plugin", "accept_no_ddl_trigger"}
-_TABLE_KEYS = {"silver", "key", "partition_by", "column_types"}
+_TABLE_KEYS = {"silver", "key", "partition_by", "column_types", "column_names"}
 _TRANSFORM_KEYS = {"dbt_project"}
 _LAKE_KEYS = {"warehouse", "catalog_uri", "catalog_name", "spark_profiles_dir"}
 _STATUS_KEYS = {"max_lag_bytes", "max_retained_wal_bytes"}
@@ -59,6 +60,7 @@ class TableOptions:
     key: tuple[str, ...] | None = None
     partition_by: str | None = None
     column_types: dict[str, str] = field(default_factory=dict)  # history column -> type that holds every value
+    column_names: dict[str, str] = field(default_factory=dict)  # source column -> its name in silver
 
 
 @dataclass(frozen=True)
@@ -157,8 +159,14 @@ def _table_options(name: str, raw: Any, path: Path) -> tuple[tuple[str, str], Ta
                                                       for k, v in column_types.items()):
         raise ConfigError(f'{path}: {where} column_types must map columns to types, e.g. '
                           'column_types = { rental_rate = "numeric" }')
+    column_names = raw.get("column_names", {})
+    if not isinstance(column_names, dict) or not all(isinstance(k, str) and isinstance(v, str) and v.strip()
+                                                      for k, v in column_names.items()) \
+            or len(set(column_names.values())) != len(column_names):
+        raise ConfigError(f'{path}: {where} column_names must map source columns to distinct silver names, e.g. '
+                          'column_names = { sys_start = "source_sys_start" }')
     return qualified, TableOptions(silver=silver, key=key_columns, partition_by=partition_by,
-                                   column_types=dict(column_types))
+                                   column_types=dict(column_types), column_names=dict(column_names))
 
 
 def _lake(raw: Any, path: Path) -> LakeConfig | None:

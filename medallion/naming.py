@@ -2,7 +2,9 @@
 
 bronze.br_<table>_cdc and silver.<table>_hist / silver.<table> / silver.<table>_as_of(ts) for
 tables in public; <schema>__<table> in place of <table> for other schemas. Any name the source
-allows is kept as it is (mixed case, spaces, quotes, non-ASCII) and always quoted when used.
+allows is kept as it is (mixed case, spaces, dots, non-ASCII) and always quoted when used, except
+a double quote, which becomes '_' in bronze and silver names: dbt renders a relation as "name"
+without doubling a quote inside it, so a name holding one broke every statement that named it.
 PostgreSQL cuts identifiers at 63 bytes, silently: a name that would be longer is shortened
 here, deterministically, with a hash of the whole name so that two long names stay distinct.
 """
@@ -43,14 +45,19 @@ def bronze_table(schema: str, table: str) -> str:
     """br_<stem>_cdc, shortened to fit when needed."""
     stem = table_stem(schema, table)
     full = f"br_{stem}_cdc"
-    if len(full.encode("utf-8")) <= MAX_IDENTIFIER_BYTES:
-        return full
-    return f"br_{fit(stem, MAX_IDENTIFIER_BYTES - 7)}_cdc"
+    if len(full.encode("utf-8")) > MAX_IDENTIFIER_BYTES:
+        full = f"br_{fit(stem, MAX_IDENTIFIER_BYTES - 7)}_cdc"
+    return without_quotes(full)
+
+
+def without_quotes(name: str) -> str:
+    """name with each double quote as '_' (see the module's docstring)."""
+    return name.replace('"', "_")
 
 
 def silver_base(schema: str, table: str, configured: str | None = None) -> str:
     """The silver base name: medallion.toml's `silver`, or the table's stem; room kept for suffixes."""
-    return fit(configured or table_stem(schema, table), MAX_IDENTIFIER_BYTES - SILVER_SUFFIX_BYTES)
+    return without_quotes(fit(configured or table_stem(schema, table), MAX_IDENTIFIER_BYTES - SILVER_SUFFIX_BYTES))
 
 
 def object_prefix(relation: str, reserve: int = len("_one_current")) -> str:

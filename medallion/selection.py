@@ -25,7 +25,7 @@ class CapturedTable:
     bronze: str  # bronze table name (without schema)
     silver: str  # silver base name: <silver>_hist, <silver>, <silver>_as_of
     key: tuple[str, ...] | None  # the history key; None when there is none (no history)
-    key_origin: str | None  # "primary key", "replica identity index", "medallion.toml"
+    key_origin: str | None  # "primary key", "replica identity index", "declared" (in medallion.toml, not the source's)
     partition_by: str | None
 
     @property
@@ -68,7 +68,8 @@ def _key(config_path: str, table: SourceTable, options: TableOptions) -> tuple[t
             raise SelectionError(
                 f'{config_path}: [tables."{display(*table.ident)}"] key column {missing[0]!r} is not a column of '
                 f"{display(*table.ident)} (columns: {', '.join(sorted(columns))})")
-        return options.key, "medallion.toml"
+        if tuple(options.key) != tuple(table.key or ()):
+            return options.key, "declared"  # in medallion.toml, not the source's: the build checks it
     if table.key:
         return table.key, "primary key" if table.has_primary_key else "replica identity index"
     return None, None
@@ -150,6 +151,13 @@ def resolve(config: ProjectConfig, tables: list[SourceTable],
         if table.key is None:
             selection.notes.append(no_key_note(config, table.name))
     return selection
+
+
+def excluded_note(config: ProjectConfig, name: str, why: str) -> str:
+    """What happens to a table bronze holds that the selection no longer selects (said every run)."""
+    return (f"{name} is in bronze but {config.where} no longer selects it ({why}): bronze captures no more of it "
+            "and silver builds no more of its history (what was built stays); to capture it again, select it and "
+            "run 'medallion resync', since its changes meanwhile are not in bronze")
 
 
 def no_key_note(config: ProjectConfig, name: str) -> str:

@@ -161,3 +161,31 @@ def test_a_narrowing_type_change_names_the_table_column_types_and_fix(blank_sett
     assert ran.returncode == 0, ran.stderr
     assert query(wh, "select id, amount::text from silver.price_hist order by id, sys_start") == [
         (1, "12.34"), (1, "12.3"), (2, "5.00"), (2, "7.5")]
+
+
+def test_the_fix_a_narrowing_change_suggests_works_as_written(blank_settings: Settings, tmp_path: Path) -> None:
+    """The error's own advice, followed literally (column_types = { note = "text" }), makes the next
+    build and a full refresh pass: the schema event converts the current versions to the source's
+    new type and then to the history's (text), not to the source's type alone ("text = integer")."""
+    src, wh = blank_settings.source_dsn or "", blank_settings.warehouse_dsn or ""
+    config = tmp_path / "medallion.toml"
+    config.write_text('[capture]\ninclude = ["public.*"]\n')
+    env = environment(replace(blank_settings, config_path=config))
+    execute(src, "create table memo (id int primary key, note text)")
+    execute(src, "insert into memo values (1, '10'), (2, '20'), (3, ' 30')")
+    assert medallion("prepare-source", env=env).returncode == 0
+    assert medallion("run", env=env).returncode == 0
+    execute(src, "alter table memo alter column note type integer using note::integer")
+    execute(src, "update memo set note = 21 where id = 2")
+
+    line = one_error_line(medallion("run", env=env))
+    fix = 'column_types = { note = "text" }'
+    assert fix in line and '[tables."public.memo"]' in line, line
+    config.write_text(f'[capture]\ninclude = ["public.*"]\n[tables."public.memo"]\n{fix}\n')
+    for args in ((), ("--full-refresh",)):
+        ran = medallion("build", *args, env=env)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        # ' 30' became 30 at the type change (the source converted it), 20 became 21 by an update
+        assert query(wh, "select id, note from silver.memo_hist order by id, sys_start") == [
+            (1, "10"), (2, "20"), (2, "21"), (3, " 30"), (3, "30")], args
+        assert query(wh, "select id, note from silver.memo order by id") == [(1, "10"), (2, "21"), (3, "30")]

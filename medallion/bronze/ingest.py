@@ -36,10 +36,10 @@ from medallion.bronze.decoders import RelationRef, decoder_for, int_to_lsn, lsn_
 from medallion.bronze.stream import ReplicationStream
 from medallion.config import ProjectConfig
 from medallion.db import Endpoints, connect, sql_text
-from medallion.errors import (BronzeMismatch, ConnectionFailed, ConnectionLost, SelectionError, SlotBusy, SlotLost,
+from medallion.errors import (BronzeMismatch, ConnectionFailed, ConnectionLost, SlotBusy, SlotLost,
                               SourceNotReady)
 from medallion.patterns import display
-from medallion.selection import Selection, resolve, selects
+from medallion.selection import Selection, excluded_note, resolve, selects
 from medallion.source.catalog import SourceTable, read_tables
 
 DEFAULT_BATCH = 50_000  # captured changes per warehouse transaction (whole source transactions)
@@ -258,10 +258,8 @@ class Ingester:
         self.wh.commit()
         for table in recorded.values():
             why = selects(self.config, table.schema, table.name)
-            if why is not None:
-                raise SelectionError(
-                    f"{display(table.schema, table.name)} is in bronze but {self.config.where} no longer selects it "
-                    f"({why}): its history would stop silently; select it again, or run 'medallion reset' to start over")
+            if why is not None:  # accepted, and said on every run: a table whose build fails can be left out
+                self.notify(excluded_note(self.config, display(table.schema, table.name), why))
         if not self._ddl_trigger:
             self._observe_schemas(selection, recorded)
         uncaptured = store.uncaptured_oids(self.wh)
@@ -352,6 +350,9 @@ class Ingester:
         catalog = self._catalog or {}
         root = catalog.get(source.root, source)
         target = self._recorded.get(root.ident)
+        if target is not None and selects(self.config, *root.ident) is not None:
+            self._targets[key] = None  # in bronze, excluded since: captured no more (excluded_note)
+            return None
         if target is None and root.persistence == "p" and selects(self.config, *root.ident) is None:
             if root.oid in self._uncaptured:
                 self._warn_existing(root)

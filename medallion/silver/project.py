@@ -32,7 +32,7 @@ from medallion import naming
 from medallion.bronze.store import RecordedTable
 from medallion.config import ProjectConfig
 from medallion.patterns import display
-from medallion.selection import PARTITION_TYPES, no_key_note
+from medallion.selection import PARTITION_TYPES, excluded_note, no_key_note, selects
 
 ENGINE_DIR = Path(__file__).resolve().parents[1] / "dbt"
 PROJECT_NAME = "medallion"
@@ -47,6 +47,29 @@ HISTORY_RULES = (
     "key, no overlapping periods.")
 
 
+# the columns silver adds to a history and to a current-state table (partition_by), and the prefix
+# of the names the engine's macros give their own columns (cdc_feed.sql): a source column may take
+# any other name (n, op, lsn, commit_ts, ...); one of these would collide in silver's tables
+HISTORY_COLUMNS = ("sys_start", "sys_end", "sys_known_from", "sys_known_to")
+CURRENT_STATE_COLUMNS = ("last_commit_ts", "source_table")
+ENGINE_PREFIX = "_m_"
+
+
+def colliding_column(columns: list[str], partitioned: bool) -> str | None:
+    """The first column (by its silver name) that silver's own columns take, or that two take."""
+    taken = HISTORY_COLUMNS + (CURRENT_STATE_COLUMNS if partitioned else ())
+    return next((c for i, c in enumerate(columns)
+                 if c in taken or c.startswith(ENGINE_PREFIX) or c in columns[:i]), None)
+
+
+def _collision_note(config: ProjectConfig, name: str, column: str, partitioned: bool) -> str:
+    own = HISTORY_COLUMNS + (CURRENT_STATE_COLUMNS if partitioned else ())
+    return (f"{name} has a column named {column!r}, which silver uses for itself ({', '.join(own)}, names "
+            f"starting {ENGINE_PREFIX}) or for another column: no history is built for it until you set "
+            f'column_names = {{ {column} = "source_{column}" }} (its name in silver) under [tables."{name}"] '
+            f"in {config.where}")
+
+
 @dataclass(frozen=True)
 class SilverTable:
     """The silver side of one captured table with a key."""
@@ -59,6 +82,11 @@ class SilverTable:
     history_model: str
     current_model: str
     column_types: dict[str, str]
+    declared_key: bool = False  # medallion.toml's key, not the source's: checked by the build
+    column_names: dict[str, str] = field(default_factory=dict)  # source column -> its name in silver
+
+    def silver_column(self, name: str) -> str:
+        return self.column_names.get(name, name)
 
     @property
     def history(self) -> str:
@@ -93,6 +121,10 @@ def plan(config: ProjectConfig, recorded: dict[str, RecordedTable]) -> tuple[lis
         name = display(*table.ident)
         source = _source_name(bronze, taken)
         sources[source] = bronze
+        why = selects(config, *table.ident)
+        if why is not None:
+            notes.append(excluded_note(config, name, why))
+            continue
         options = config.options(*table.ident)
         columns = {c.name: c.warehouse_type for c in table.columns}
         key = options.key if options.key is not None else (table.key or None)
@@ -109,7 +141,16 @@ def plan(config: ProjectConfig, recorded: dict[str, RecordedTable]) -> tuple[lis
             notes.append(f'{config.where}: [tables."{name}"] partition_by {partition_by!r} is not a date or '
                          f"timestamp column of {name}: silver.{options.silver or table.name} is a view instead")
             partition_by = None
-        base = naming.silver_base(*table.ident, options.silver).replace('"', "_")
+        renames = {c: s for c, s in options.column_names.items() if c in columns and c != s}
+        silver_columns = [renames.get(c, c) for c in columns]
+        clash = colliding_column(silver_columns, partition_by is not None)
+        if clash is not None:
+            notes.append(_collision_note(config, name, clash, partition_by is not None))
+            continue
+        declared = tuple(key) != tuple(table.key or ())  # medallion.toml's, not the source's key
+        key = [renames.get(k, k) for k in key]
+        partition_by = renames.get(partition_by, partition_by) if partition_by else None
+        base = naming.silver_base(*table.ident, options.silver)
         if base in bases:
             notes.append(f"{bases[base]} and {name} would both be silver.{base}_hist: set silver = \"...\" under "
                          f'[tables."{name}"] in {config.where}; {name} has no history until then')
@@ -120,7 +161,8 @@ def plan(config: ProjectConfig, recorded: dict[str, RecordedTable]) -> tuple[lis
         current_model = naming.model_name(base, taken)
         taken.add(current_model)
         silver.append(SilverTable(table, source, base, tuple(key), partition_by, history_model, current_model,
-                                  options.column_types))
+                                  options.column_types, declared_key=declared,
+                                  column_names=renames))
     recorded_idents = {t.ident for t in recorded.values()}
     for ident in config.tables:
         if ident not in recorded_idents:
@@ -181,8 +223,10 @@ def _model_yml(silver: SilverTable, engine: str = "postgres") -> list[dict]:
                         f"As of: silver.{silver.base}_as_of(ts timestamptz)."),
         "config": {"materialized": "system_versioned", "key": key, "source_table": table.qualified,
                    "as_of": f"{silver.base}_as_of", "object_prefix": prefix,
-                   "column_types": dict(silver.column_types), "persist_docs": {"relation": True}},
-        "columns": [{"name": c.name, "description": f"{c.type} in the source"
+                   "column_types": dict(silver.column_types), "persist_docs": {"relation": True},
+                   **({"declared_key": True} if silver.declared_key else {}),
+                   **({"column_names": dict(silver.column_names)} if silver.column_names else {})},
+        "columns": [{"name": silver.silver_column(c.name), "description": f"{c.type} in the source"
                      + (f", stored as {c.warehouse_type}" if c.type != c.warehouse_type else "")}
                     for c in table.columns] + [
             {"name": "sys_start", "description": HISTORY_RULES},
@@ -198,7 +242,8 @@ def _model_yml(silver: SilverTable, engine: str = "postgres") -> list[dict]:
                             f"of {silver.partition_by}; last_commit_ts is when the row's last change committed."),
             "config": {"materialized": "current_state", "key": key, "partition_by": silver.partition_by,
                        "source_table": table.qualified, "object_prefix": naming.object_prefix(silver.base, 12),
-                       "column_types": dict(silver.column_types), "persist_docs": {"relation": True}},
+                       "column_types": dict(silver.column_types), "persist_docs": {"relation": True},
+                       **({"column_names": dict(silver.column_names)} if silver.column_names else {})},
         }
     else:
         current = {

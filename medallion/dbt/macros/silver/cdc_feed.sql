@@ -1,7 +1,8 @@
-{% macro cdc_feed(bronze, key, columns) %}
+{% macro cdc_feed(bronze, key, columns, renames=none) %}
 {#-
     The typed change feed of one bronze CDC table: one row per change in commit order
-    (commit_lsn, ordinal), the source row's columns cast from bronze's jsonb.
+    (_m_lsn, _m_ordinal: bronze's commit_lsn and ordinal), the source row's columns cast from
+    bronze's jsonb, beside _m_op, _m_ts (commit_ts), _m_load_ts and _m_source_table.
 
     - R/I/U rows carry the row the change left behind, D rows the row it removed, T rows
       (truncate) no row at all.
@@ -11,13 +12,17 @@
       form, so `image ->> column` cast to the column's type restores the source value.
 
     bronze: the bronze relation (a source()); key: list of key columns;
-    columns: ordered mapping of column name -> PostgreSQL type (keys included).
+    columns: ordered mapping of column name -> PostgreSQL type (keys included), by silver name;
+    renames: source column -> silver name (medallion.toml's column_names; the model's unless given).
 -#}
+{%- set renames = renames if renames is not none else (config.get('column_names') or {}) -%}
+{%- set source_of = {} -%}
+{%- for source, silver in renames.items() %}{% do source_of.update({silver: source}) %}{% endfor -%}
 {%- set key_image = [] -%}
 {%- set key_old = [] -%}
 {%- for k in key -%}
-    {%- do key_image.append("full_row -> " ~ medallion_literal(k)) -%}
-    {%- do key_old.append("old_row -> " ~ medallion_literal(k)) -%}
+    {%- do key_image.append("full_row -> " ~ medallion_literal(source_of.get(k, k))) -%}
+    {%- do key_old.append("old_row -> " ~ medallion_literal(source_of.get(k, k))) -%}
 {%- endfor %}
 with changes as not materialized (
     -- inlined into both uses, so a filter on commit_lsn reaches the bronze primary key
@@ -43,15 +48,17 @@ images as (
 ),
 
 final as (
+    -- the change's own columns under names no source column takes (_m_*: see medallion_meta), so
+    -- a source column may be called op, commit_ts, n or anything else the engine uses
     select
-        commit_lsn,
-        ordinal,
-        op,
-        commit_ts,
-        load_ts,  -- when the warehouse learned of the change (bronze's load time)
-        source_table,
+        commit_lsn as _m_lsn,
+        ordinal as _m_ordinal,
+        op as _m_op,
+        commit_ts as _m_ts,
+        load_ts as _m_load_ts,  -- when the warehouse learned of the change (bronze's load time)
+        source_table as _m_source_table,
         {%- for name, type in columns.items() %}
-        {{ medallion_typed("image ->> " ~ medallion_literal(name), type) }} as {{ medallion_quote(name) }}{{ "," if not loop.last }}
+        {{ medallion_typed("image ->> " ~ medallion_literal(source_of.get(name, name)), type) }} as {{ medallion_quote(name) }}{{ "," if not loop.last }}
         {%- endfor %}
     from images
 )

@@ -35,26 +35,26 @@ analyze medallion_feed;
 create temporary table medallion_rows on commit drop as
 with truncates as materialized (
     -- few or none: looked up once per changed key
-    select commit_lsn, ordinal, source_table from medallion_feed where op = 'T'
+    select _m_lsn, _m_ordinal, _m_source_table from medallion_feed where _m_op = 'T'
 ),
 
 latest as (
     select distinct on ({{ keys }}) *
     from medallion_feed
-    where op <> 'T'
-    order by {{ keys }}, commit_lsn desc, ordinal desc
+    where _m_op <> 'T'
+    order by {{ keys }}, _m_lsn desc, _m_ordinal desc
 ),
 
 final as (
     -- rows that exist after this batch: not deleted, not truncated later in the batch
-    select {{ medallion_column_list(columns.keys(), 'latest.') }}, latest.commit_ts as last_commit_ts,
-           latest.source_table
+    select {{ medallion_column_list(columns.keys(), 'latest.') }}, latest._m_ts as _m_last_commit_ts,
+           latest._m_source_table
     from latest
-    where latest.op <> 'D'
+    where latest._m_op <> 'D'
       and not exists (
           select from truncates as t
-          where (t.commit_lsn, t.ordinal) > (latest.commit_lsn, latest.ordinal)
-            and t.source_table in (latest.source_table, {{ medallion_literal(source_root) }}))
+          where (t._m_lsn, t._m_ordinal) > (latest._m_lsn, latest._m_ordinal)
+            and t._m_source_table in (latest._m_source_table, {{ medallion_literal(source_root) }}))
 )
 
 select * from final;
@@ -93,20 +93,20 @@ $partitions$;
 set local jit = off;
 -- the rows this batch changes or deletes (their new state, if any, is in medallion_rows)
 delete from {{ relation }} as current_row
-using (select distinct {{ keys }} from medallion_feed where op <> 'T') as changed
+using (select distinct {{ keys }} from medallion_feed where _m_op <> 'T') as changed
 where {% for k in key %}current_row.{{ medallion_quote(k) }} = changed.{{ medallion_quote(k) }}{{ " and " if not loop.last }}{% endfor %};
 
 -- the rows of every relation this batch truncates (all of them for the partitioned root); the
 -- leading exists is evaluated once, so a batch without a truncate reads none of the table
 -- (with an OR of the two cases every batch scanned every partition)
 delete from {{ relation }}
-where exists (select from medallion_feed where op = 'T' and source_table = {{ medallion_literal(source_root) }});
+where exists (select from medallion_feed where _m_op = 'T' and _m_source_table = {{ medallion_literal(source_root) }});
 delete from {{ relation }}
-where exists (select from medallion_feed where op = 'T')
-  and source_table in (select source_table from medallion_feed where op = 'T');
+where exists (select from medallion_feed where _m_op = 'T')
+  and source_table in (select _m_source_table from medallion_feed where _m_op = 'T');
 
 insert into {{ relation }} ({{ cols }}, last_commit_ts, source_table)
-select {{ cols }}, last_commit_ts, source_table from medallion_rows
+select {{ cols }}, _m_last_commit_ts, _m_source_table from medallion_rows
 order by {{ keys }};
 
 -- partitions exist while data needs them: a month emptied by deletes or truncates goes, so an

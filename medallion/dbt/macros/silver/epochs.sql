@@ -32,7 +32,7 @@
 drop table if exists medallion_epoch;
 create temporary table medallion_epoch on commit drop as
 select * from ({{ feed_sql }}) as feed
-where commit_lsn = {{ epoch.lsn }} and op = 'R';
+where _m_lsn = {{ epoch.lsn }} and _m_op = 'R';
 analyze medallion_epoch;
 {% endmacro %}
 
@@ -56,19 +56,19 @@ where h.sys_end = 'infinity'
 drop table if exists medallion_epoch_changed;
 create temporary table medallion_epoch_changed on commit drop as
 select {{ medallion_column_list(columns.keys(), 'e.') }},
-       greatest({{ ts }}, h.sys_start + interval '1 microsecond') as event_ts
+       greatest({{ ts }}, h.sys_start + interval '1 microsecond') as _m_event_ts
 from medallion_epoch as e
 left join {{ relation }} as h on {{ match }} and h.sys_end = 'infinity'
 where h.sys_start is null
    or row({{ medallion_column_list(columns.keys(), 'h.') }})::text
       is distinct from row({{ medallion_column_list(columns.keys(), 'e.') }})::text;
 
-update {{ relation }} as h set sys_end = e.event_ts, sys_known_to = {{ known }}
+update {{ relation }} as h set sys_end = e._m_event_ts, sys_known_to = {{ known }}
 from medallion_epoch_changed as e
 where {{ match }} and h.sys_end = 'infinity';
 
 insert into {{ relation }} ({{ cols }}, sys_start, sys_end, sys_known_from, sys_known_to)
-select {{ cols }}, event_ts, 'infinity', {{ known }}, 'infinity' from medallion_epoch_changed
+select {{ cols }}, _m_event_ts, 'infinity', {{ known }}, 'infinity' from medallion_epoch_changed
 order by {{ medallion_column_list(key) }};
 {% endmacro %}
 
@@ -87,7 +87,7 @@ where not exists (
           = row({{ medallion_column_list(columns.keys(), 'e.') }})::text);
 
 insert into {{ relation }} ({{ cols }}, last_commit_ts, source_table)
-select {{ medallion_column_list(columns.keys(), 'e.') }}, {{ medallion_literal(epoch.ts) }}::timestamptz, e.source_table
+select {{ medallion_column_list(columns.keys(), 'e.') }}, {{ medallion_literal(epoch.ts) }}::timestamptz, e._m_source_table
 from medallion_epoch as e
 where not exists (select from {{ relation }} as r where {{ match }})
 order by {{ medallion_column_list(key, 'e.') }};

@@ -105,7 +105,7 @@ comment on function {{ medallion_quote(relation.schema) }}.{{ medallion_quote(fu
 
 {% macro medallion_range(after, before) -%}
     {#- bronze rows strictly between two stream positions (commit_lsn, ordinal): an index range scan -#}
-    (commit_lsn, ordinal) > ({{ after[0] }}, {{ after[1] }}) and (commit_lsn, ordinal) < ({{ before[0] }}, {{ before[1] }})
+    (_m_lsn, _m_ordinal) > ({{ after[0] }}, {{ after[1] }}) and (_m_lsn, _m_ordinal) < ({{ before[0] }}, {{ before[1] }})
 {%- endmacro %}
 
 
@@ -120,7 +120,7 @@ analyze medallion_feed;
 -- the source relation of each reopened version; needed only when a truncate names one
 -- partition of a partitioned source (filled by system_versioned_seed_tables_sql)
 create temporary table medallion_seed_tables on commit drop as
-select {{ medallion_column_list(key) }}, source_table from medallion_feed with no data;
+select {{ medallion_column_list(key) }}, _m_source_table from medallion_feed with no data;
 {% endmacro %}
 
 
@@ -129,11 +129,57 @@ select {{ medallion_column_list(key) }}, source_table from medallion_feed with n
     bronze, paid only in a batch that truncates a single partition (rare). -#}
 {%- set keys = medallion_column_list(key) -%}
 insert into medallion_seed_tables
-select distinct on ({{ keys }}) {{ keys }}, source_table
+select distinct on ({{ keys }}) {{ keys }}, _m_source_table
 from ({{ feed_sql }}) as feed
-where (commit_lsn, ordinal) <= ({{ after[0] }}, {{ after[1] }}) and op not in ('T', 'E')
-order by {{ keys }}, commit_lsn desc, ordinal desc;
+where (_m_lsn, _m_ordinal) <= ({{ after[0] }}, {{ after[1] }}) and _m_op not in ('T', 'E')
+order by {{ keys }}, _m_lsn desc, _m_ordinal desc;
 analyze medallion_seed_tables;
+{% endmacro %}
+
+
+{% macro system_versioned_key_check_sql(relation, key, source_root) %}
+{#- A key declared in medallion.toml is checked, not trusted: two rows live at once under it (two
+    snapshot rows, or an insert while the key's row is live: neither a delete, a truncate nor a
+    re-sync came between) fail the step in one line naming the table, the key and one value.
+    Reads only the staged batch and the current versions of the keys it inserts. -#}
+{%- set keys = medallion_column_list(key) -%}
+{%- set key_names = key | join(', ') -%}
+do $key_check$
+declare
+    duplicate text;
+begin
+    with arrivals as (
+        select {{ keys }}, _m_lsn, _m_ordinal, _m_op from medallion_feed where _m_op in ('R', 'I', 'U', 'D')
+        union all
+        select {{ keys }}, 0::bigint, 0, 'S'::char(1) from {{ relation }}
+        where sys_end = 'infinity'
+          and ({{ keys }}) in (select {{ keys }} from medallion_feed where _m_op in ('R', 'I'))
+    ),
+    ordered as (
+        select arrivals.*,
+               lag(_m_op) over by_key as _m_previous_op,
+               lag(_m_lsn) over by_key as _m_previous_lsn,
+               lag(_m_ordinal) over by_key as _m_previous_ordinal
+        from arrivals
+        window by_key as (partition by {{ keys }} order by _m_lsn, _m_ordinal)
+    )
+    select row({{ keys }})::text into duplicate
+    from ordered as o
+    where o._m_op in ('R', 'I') and o._m_previous_op is not null and o._m_previous_op <> 'D'
+      and not exists (select from medallion_feed as t
+                      where t._m_op in ('T', 'E')
+                        and (t._m_lsn, t._m_ordinal) > (o._m_previous_lsn, o._m_previous_ordinal)
+                        and (t._m_lsn, t._m_ordinal) < (o._m_lsn, o._m_ordinal))
+    limit 1;
+    if duplicate is not null then
+        raise exception '%', {{ medallion_literal(
+            source_root ~ ": the key (" ~ key_names ~ ") declared in medallion.toml is not unique: two rows with ("
+            ~ key_names ~ ") = ") }} || duplicate || {{ medallion_literal(
+            ' are live at once; set key under [tables."' ~ source_root ~ '"] to columns that identify one row, '
+            ~ 'then run medallion build --full-refresh') }};
+    end if;
+end
+$key_check$;
 {% endmacro %}
 
 
@@ -152,15 +198,15 @@ select {{ cols }}, sys_start, sys_end, sys_known_from, sys_known_to from {{ rela
 
 with truncates as materialized (
     -- few or none: looked up once per version
-    select commit_lsn, ordinal, commit_ts, load_ts, source_table from medallion_feed where op = 'T'
+    select _m_lsn, _m_ordinal, _m_ts, _m_load_ts, _m_source_table from medallion_feed where _m_op = 'T'
 ),
 
 key_changes as (
     -- one change per key and transaction: its last (nobody could see the states in between)
-    select distinct on ({{ keys }}, commit_lsn) commit_lsn, ordinal, op, commit_ts, load_ts, source_table, {{ cols }}
+    select distinct on ({{ keys }}, _m_lsn) _m_lsn, _m_ordinal, _m_op, _m_ts, _m_load_ts, _m_source_table, {{ cols }}
     from medallion_feed
-    where op <> 'T'
-    order by {{ keys }}, commit_lsn, ordinal desc
+    where _m_op <> 'T'
+    order by {{ keys }}, _m_lsn, _m_ordinal desc
 ),
 
 reopened_changed as (
@@ -190,13 +236,13 @@ reopened as (
 ),
 
 events as (
-    select 0::bigint as commit_lsn, 0 as ordinal, 'S'::char(1) as op, reopened.sys_start as commit_ts,
-           reopened.sys_known_from as load_ts, seed.source_table,
+    select 0::bigint as _m_lsn, 0 as _m_ordinal, 'S'::char(1) as _m_op, reopened.sys_start as _m_ts,
+           reopened.sys_known_from as _m_load_ts, seed._m_source_table,
            {{ medallion_column_list(columns.keys(), 'reopened.') }}
     from reopened
     left join medallion_seed_tables as seed using ({{ keys }})
     union all
-    select commit_lsn, ordinal, op, commit_ts, load_ts, source_table, {{ cols }}
+    select _m_lsn, _m_ordinal, _m_op, _m_ts, _m_load_ts, _m_source_table, {{ cols }}
     from key_changes
 ),
 
@@ -206,11 +252,11 @@ timed as (
     -- as a running max of (commit_ts - n microseconds) + n microseconds over the key's events
     select
         numbered.*,
-        max(numbered.commit_ts - numbered.n * interval '1 microsecond') over (
-            partition by {{ keys }} order by numbered.commit_lsn, numbered.ordinal rows unbounded preceding)
-            + numbered.n * interval '1 microsecond' as effective_ts
+        max(numbered._m_ts - numbered._m_n * interval '1 microsecond') over (
+            partition by {{ keys }} order by numbered._m_lsn, numbered._m_ordinal rows unbounded preceding)
+            + numbered._m_n * interval '1 microsecond' as _m_effective_ts
     from (
-        select events.*, row_number() over (partition by {{ keys }} order by commit_lsn, ordinal) as n
+        select events.*, row_number() over (partition by {{ keys }} order by _m_lsn, _m_ordinal) as _m_n
         from events
     ) as numbered
 ),
@@ -218,12 +264,12 @@ timed as (
 successors as (
     select
         timed.*,
-        lead(commit_lsn) over by_key as next_lsn,
-        lead(ordinal) over by_key as next_ordinal,
-        lead(effective_ts) over by_key as next_ts,
-        lead(load_ts) over by_key as next_load_ts
+        lead(_m_lsn) over by_key as _m_next_lsn,
+        lead(_m_ordinal) over by_key as _m_next_ordinal,
+        lead(_m_effective_ts) over by_key as _m_next_ts,
+        lead(_m_load_ts) over by_key as _m_next_load_ts
     from timed
-    window by_key as (partition by {{ keys }} order by commit_lsn, ordinal)
+    window by_key as (partition by {{ keys }} order by _m_lsn, _m_ordinal)
 ),
 
 versions as (
@@ -232,36 +278,36 @@ versions as (
     -- it starts, whatever the clocks say
     select
         {{ medallion_column_list(columns.keys(), 's.') }},
-        s.effective_ts as sys_start,
+        s._m_effective_ts as sys_start,
         case
-            when t.commit_lsn is not null
-                 and (s.next_lsn is null or (t.commit_lsn, t.ordinal) < (s.next_lsn, s.next_ordinal))
+            when t._m_lsn is not null
+                 and (s._m_next_lsn is null or (t._m_lsn, t._m_ordinal) < (s._m_next_lsn, s._m_next_ordinal))
                 then case
                     -- inserted and truncated in one transaction: never visible (dropped below)
-                    when t.commit_lsn = s.commit_lsn then s.effective_ts
-                    else least(greatest(t.commit_ts, s.effective_ts + interval '1 microsecond'),
-                               coalesce(s.next_ts, 'infinity'))
+                    when t._m_lsn = s._m_lsn then s._m_effective_ts
+                    else least(greatest(t._m_ts, s._m_effective_ts + interval '1 microsecond'),
+                               coalesce(s._m_next_ts, 'infinity'))
                 end
-            else coalesce(s.next_ts, 'infinity')
+            else coalesce(s._m_next_ts, 'infinity')
         end as sys_end,
-        s.load_ts as sys_known_from,
+        s._m_load_ts as sys_known_from,
         case
-            when t.commit_lsn is not null
-                 and (s.next_lsn is null or (t.commit_lsn, t.ordinal) < (s.next_lsn, s.next_ordinal))
-                then t.load_ts
-            else coalesce(s.next_load_ts, 'infinity')
+            when t._m_lsn is not null
+                 and (s._m_next_lsn is null or (t._m_lsn, t._m_ordinal) < (s._m_next_lsn, s._m_next_ordinal))
+                then t._m_load_ts
+            else coalesce(s._m_next_load_ts, 'infinity')
         end as sys_known_to
     from successors as s
     left join lateral (
-        select truncates.commit_lsn, truncates.ordinal, truncates.commit_ts, truncates.load_ts
+        select truncates._m_lsn, truncates._m_ordinal, truncates._m_ts, truncates._m_load_ts
         from truncates
-        where (truncates.commit_lsn, truncates.ordinal) > (s.commit_lsn, s.ordinal)
-          and (truncates.source_table = {{ medallion_literal(source_root) }}
-               or truncates.source_table = s.source_table)
-        order by truncates.commit_lsn, truncates.ordinal
+        where (truncates._m_lsn, truncates._m_ordinal) > (s._m_lsn, s._m_ordinal)
+          and (truncates._m_source_table = {{ medallion_literal(source_root) }}
+               or truncates._m_source_table = s._m_source_table)
+        order by truncates._m_lsn, truncates._m_ordinal
         limit 1
     ) as t on true
-    where s.op <> 'D'
+    where s._m_op <> 'D'
 ),
 
 final as (

@@ -24,6 +24,8 @@
     {%- set columns = medallion_ordered_columns(history_columns) -%}
     {%- set feed = cdc_feed(bronze_relation, key, columns) -%}
     {%- set source_root = config.require('source_table') -%}
+    {#- a key medallion.toml declares (not the source's primary key) is checked in every batch -#}
+    {%- set check_key = config.get('declared_key', false) -%}
     {%- set target_relation = this.incorporate(type='table') -%}
     {%- set existing_relation = load_cached_relation(this) -%}
 
@@ -72,6 +74,9 @@
             {%- if partial_truncates %}
                 {% do run_query(system_versioned_seed_tables_sql(feed, key, position.after)) %}
             {%- endif %}
+            {%- if check_key %}
+                {% do run_query(system_versioned_key_check_sql(target_relation, key, source_root)) %}
+            {%- endif %}
             {% do run_query(system_versioned_apply_sql(target_relation, key, columns, source_root)) %}
             {%- if step and step.epoch %}
                 {% do run_query(system_versioned_epoch_sql(target_relation, feed, key, columns, step)) %}
@@ -101,6 +106,7 @@
         needs_build_sql=medallion_needs_build_sql(bronze_relation, follow.lo, follow.hi),
         step_sql=system_versioned_stage_sql(target_relation, feed, key, [follow.lo, 2147483647],
                                             [follow.hi ~ ' + 1', 0])
+                 ~ (system_versioned_key_check_sql(target_relation, key, source_root) if check_key else '')
                  ~ system_versioned_apply_sql(target_relation, key, columns, source_root)
                  ~ medallion_set_watermark_sql(target_relation, bronze_relation, follow.hi) ~ ';',
         idle_sql=medallion_set_watermark_sql(target_relation, bronze_relation, follow.hi)) %}

@@ -17,8 +17,9 @@
       on); DROP TABLE ends every current version.
 -#}
 
-{% macro medallion_timeline(bronze_relation) %}
-    {#- [{lsn, ordinal, ts, event, columns: [{name, attnum, warehouse_type, missing, ...}]}] in stream order -#}
+{% macro medallion_timeline(bronze_relation, renames=none) %}
+    {#- [{lsn, ordinal, ts, event, columns: [{name, attnum, warehouse_type, missing, ...}]}] in stream order;
+        columns under their silver names (renames: medallion.toml's column_names, the model's unless given) -#}
     {%- set result = run_query(
         "select commit_lsn, ordinal, commit_ts::text, event, columns::text, recorded_at::text from bronze.table_schema "
         ~ "where bronze_table = " ~ medallion_literal(bronze_relation.identifier)
@@ -32,6 +33,19 @@
         {{ exceptions.raise_compiler_error("bronze has no recorded schema for " ~ bronze_relation
                                            ~ ": run 'medallion ingest' first") }}
     {%- endif -%}
+    {{- return(medallion_renamed_timeline(timeline, renames)) -}}
+{% endmacro %}
+
+
+{% macro medallion_renamed_timeline(timeline, renames=none) %}
+    {#- the timeline with each column renamed as medallion.toml's column_names says (a source column
+        whose name silver uses for itself, sys_start say), its source name kept in `source` -#}
+    {%- set renames = renames if renames is not none else (config.get('column_names') or {}) -%}
+    {%- for entry in timeline -%}
+        {%- for column in entry.columns if column.name in renames -%}
+            {%- do column.update({'source': column.name, 'name': renames[column.name]}) -%}
+        {%- endfor -%}
+    {%- endfor -%}
     {{- return(timeline) -}}
 {% endmacro %}
 
@@ -188,10 +202,16 @@
 
 {% macro default__medallion_schema_change_sql(change, types) %}
     {%- set c = change.column -%}
-    {%- if change.kind == 'renamed' -%}
-        {{- return(medallion_typed(medallion_quote(change.was.name) ~ '::text', c.warehouse_type)) -}}
-    {%- elif change.kind == 'retyped' -%}
-        {{- return(medallion_typed(medallion_quote(c.name) ~ '::text', c.warehouse_type)) -}}
+    {%- if change.kind in ('renamed', 'retyped') -%}
+        {#- the source's conversion to its new type, then the history's type when medallion.toml's
+            column_types keeps the column in another (text after a narrowing change, say): an
+            expression of the source's type compared with or stored in a column of another fails -#}
+        {%- set converted = medallion_typed(medallion_quote(change.was.name if change.kind == 'renamed' else c.name)
+                                            ~ '::text', c.warehouse_type) -%}
+        {%- if types[c.name] != c.warehouse_type -%}
+            {%- set converted = medallion_typed(converted ~ '::text', types[c.name]) -%}
+        {%- endif -%}
+        {{- return(converted) -}}
     {%- elif change.kind == 'default' -%}
         {{- return(medallion_typed_literal(c.missing, types[c.name])) -}}
     {%- endif -%}
@@ -277,7 +297,7 @@ select
     {{ event.set[name] if name in event.set else medallion_quote(name) }} as {{ medallion_quote(name) }},
     {%- endfor %}
     sys_start,
-    greatest({{ ts }}, sys_start + interval '1 microsecond') as event_ts
+    greatest({{ ts }}, sys_start + interval '1 microsecond') as _m_event_ts
 from {{ relation }}
 where sys_end = 'infinity'
   and row({% for name in event.set %}{{ medallion_quote(name) }}{{ ", " if not loop.last }}{% endfor %}, null)
@@ -292,13 +312,13 @@ from medallion_changed as c
 where {% for k in key %}h.{{ medallion_quote(k) }} = c.{{ medallion_quote(k) }} and {% endfor -%}
       h.sys_end = 'infinity' and h.sys_start = {{ ts }} and c.sys_start = {{ ts }};
 
-update {{ relation }} as h set sys_end = c.event_ts, sys_known_to = {{ known }}
+update {{ relation }} as h set sys_end = c._m_event_ts, sys_known_to = {{ known }}
 from medallion_changed as c
 where {% for k in key %}h.{{ medallion_quote(k) }} = c.{{ medallion_quote(k) }} and {% endfor -%}
       h.sys_end = 'infinity' and h.sys_start <> {{ ts }};
 
 insert into {{ relation }} ({{ medallion_column_list(all) }}, sys_start, sys_end, sys_known_from, sys_known_to)
-select {{ medallion_column_list(all) }}, event_ts, 'infinity', {{ known }}, 'infinity'
+select {{ medallion_column_list(all) }}, _m_event_ts, 'infinity', {{ known }}, 'infinity'
 from medallion_changed
 where sys_start <> {{ ts }}
 order by {{ keys }};

@@ -30,8 +30,8 @@
     {%- for k in key %}{% do key_columns.update({k: columns[k]}) %}{% endfor -%}
     {%- set touched -%}
         select distinct {{ medallion_column_list(key) }}
-        from ({{ cdc_feed(bronze, key, key_columns) }}) as feed
-        where commit_lsn > {{ lo }} and commit_lsn <= {{ hi }}
+        from ({{ cdc_feed(bronze, key, key_columns, node.config.get('column_names') or {}) }}) as feed
+        where _m_lsn > {{ lo }} and _m_lsn <= {{ hi }}
     {%- endset -%}
     {%- set marker = '-- medallion: ' ~ ('whole table' if full else 'incremental') ~ ' test of ' ~ model -%}
     {{- return({'full': full, 'lo': lo, 'hi': hi, 'touched': touched, 'marker': marker}) -}}
@@ -100,7 +100,7 @@
 {%- if execute and history -%}
     {%- set node = graph.nodes['model.' ~ project_name ~ '.' ~ history] -%}
     {%- set bronze = medallion_bronze_of_node(node) -%}
-    {%- set columns = medallion_ordered_columns(medallion_history_columns(medallion_timeline(bronze), this,
+    {%- set columns = medallion_ordered_columns(medallion_history_columns(medallion_timeline(bronze, node.config.get('column_names') or {}), this,
                                                 node.config.get('column_types') or {})) -%}
     {%- set scope = medallion_test_scope(node, bronze, key, columns) -%}
 {%- endif %}
@@ -110,8 +110,8 @@ with versions as (
         {{ medallion_column_list(key) }},
         sys_start,
         sys_end,
-        lead(sys_start) over by_key as next_start,
-        count(*) filter (where sys_end = 'infinity') over (partition by {{ medallion_column_list(key) }}) as current_versions
+        lead(sys_start) over by_key as _m_next_start,
+        count(*) filter (where sys_end = 'infinity') over (partition by {{ medallion_column_list(key) }}) as _m_current_versions
     from {{ model }}
     {%- if not scope.full %}
     where ({{ medallion_column_list(key) }}) in ({{ scope.touched }})
@@ -121,7 +121,7 @@ with versions as (
 
 final as (
     select * from versions
-    where sys_start >= sys_end or sys_end > next_start or current_versions > 1
+    where sys_start >= sys_end or sys_end > _m_next_start or _m_current_versions > 1
 )
 
 select * from final
@@ -138,7 +138,7 @@ select * from final
     {%- set node = graph.nodes['model.' ~ project_name ~ '.' ~ history] -%}
     {%- set key = node.config.key -%}
     {%- set bronze = medallion_bronze_of_node(node) -%}
-    {%- set timeline = medallion_timeline(bronze) -%}
+    {%- set timeline = medallion_timeline(bronze, node.config.get('column_names') or {}) -%}
     {%- set history_columns = medallion_history_columns(timeline, this, node.config.get('column_types') or {}) -%}
     {%- set columns = medallion_ordered_columns(history_columns) -%}
     {%- set cols = medallion_column_list(columns.keys()) -%}
@@ -151,38 +151,38 @@ select * from final
     {%- set scope = medallion_test_scope(node, bronze, key, columns) -%}
 {{ scope.marker }}
 with all_changes as (
-    {{ cdc_feed(bronze, key, columns) }}
+    {{ cdc_feed(bronze, key, columns, node.config.get('column_names') or {}) }}
 ),
 
 feed as (
     -- only what the model has applied: an ingest may add rows while this test runs; when
     -- incremental, only the stretch since the last passing build (a touched key's last change
     -- is in it, and no truncate or schema change is: medallion_test_scope)
-    select * from all_changes where commit_lsn <= {{ scope.hi }}
-    {%- if not scope.full %} and commit_lsn > {{ scope.lo }}{% endif %}
+    select * from all_changes where _m_lsn <= {{ scope.hi }}
+    {%- if not scope.full %} and _m_lsn > {{ scope.lo }}{% endif %}
 ),
 
 truncates as materialized (
     -- few or none; materialized, or each row below would scan the feed again
-    select commit_lsn, ordinal, source_table from feed where op in ('T', 'E')  -- a re-sync: see epochs.sql
+    select _m_lsn, _m_ordinal, _m_source_table from feed where _m_op in ('T', 'E')  -- a re-sync: see epochs.sql
 ),
 
 latest as (
     select distinct on ({{ medallion_column_list(key) }}) *
     from feed
-    where op not in ('T', 'E')
-    order by {{ medallion_column_list(key) }}, commit_lsn desc, ordinal desc
+    where _m_op not in ('T', 'E')
+    order by {{ medallion_column_list(key) }}, _m_lsn desc, _m_ordinal desc
 ),
 
 replayed_0 as (
-    select {{ cols }}, commit_lsn, ordinal
+    select {{ cols }}, _m_lsn, _m_ordinal
     from latest
-    where op <> 'D'
+    where _m_op <> 'D'
       -- a truncate of the captured table, or of the partition the row lives in, came after it
       and not exists (
           select from truncates as t
-          where (t.commit_lsn, t.ordinal) > (latest.commit_lsn, latest.ordinal)
-            and t.source_table in ({{ medallion_literal(node.config.source_table) }}, latest.source_table))
+          where (t._m_lsn, t._m_ordinal) > (latest._m_lsn, latest._m_ordinal)
+            and t._m_source_table in ({{ medallion_literal(node.config.source_table) }}, latest._m_source_table))
 ),
 {% for event in events %}
 replayed_{{ loop.index }} as (
@@ -190,14 +190,14 @@ replayed_{{ loop.index }} as (
     select
         {%- for name in columns %}
         {% if name in event.set -%}
-        case when (commit_lsn, ordinal) < ({{ event.lsn }}, {{ event.ordinal }}) then {{ event.set[name] }}
+        case when (_m_lsn, _m_ordinal) < ({{ event.lsn }}, {{ event.ordinal }}) then {{ event.set[name] }}
              else {{ medallion_quote(name) }} end
         {%- else %}{{ medallion_quote(name) }}{% endif %} as {{ medallion_quote(name) }},
         {%- endfor %}
-        commit_lsn, ordinal
+        _m_lsn, _m_ordinal
     from replayed_{{ loop.index0 }}
     {%- if event.drop %}
-    where (commit_lsn, ordinal) > ({{ event.lsn }}, {{ event.ordinal }})
+    where (_m_lsn, _m_ordinal) > ({{ event.lsn }}, {{ event.ordinal }})
     {%- endif %}
 ),
 {% endfor %}

@@ -16,8 +16,10 @@
     booleans keep their text), and spark_typed casts it. An update of the key also yields a D
     for the old key.
 -#}
+{%- set source_of = {} -%}
+{%- for source, silver in (config.get('column_names') or {}).items() %}{% do source_of.update({silver: source}) %}{% endfor -%}
 {%- set fields = [] -%}
-{%- for name in columns.keys() %}{% do fields.append(spark_quote(name) ~ ' string') %}{% endfor -%}
+{%- for name in columns.keys() %}{% do fields.append(spark_quote(source_of.get(name, name)) ~ ' string') %}{% endfor -%}
 {%- set schema = spark_literal(fields | join(', ')) -%}
 with changes as (
     select commit_lsn, ordinal, op, commit_ts, load_ts, source_table,
@@ -32,7 +34,7 @@ key_moves as (
     select commit_lsn, ordinal, 'D' as op, commit_ts, load_ts, source_table, old_image as image
     from changes
     where op = 'U'
-      and not ({% for k in key %}old_image.{{ spark_quote(k) }} <=> image.{{ spark_quote(k) }}{{ " and " if not loop.last }}{% endfor %})
+      and not ({% for k in key %}old_image.{{ spark_quote(source_of.get(k, k)) }} <=> image.{{ spark_quote(source_of.get(k, k)) }}{{ " and " if not loop.last }}{% endfor %})
 ),
 
 images as (
@@ -42,14 +44,15 @@ images as (
 )
 
 select
-    commit_lsn,
-    ordinal,
-    op,
-    commit_ts,
-    load_ts,
-    source_table,
+    -- the change's own columns under names no source column takes (as ../cdc_feed.sql)
+    commit_lsn as _m_lsn,
+    ordinal as _m_ordinal,
+    op as _m_op,
+    commit_ts as _m_ts,
+    load_ts as _m_load_ts,
+    source_table as _m_source_table,
     {%- for name, type in columns.items() %}
-    {{ spark_typed("image." ~ spark_quote(name), type) }} as {{ spark_quote(name) }}{{ "," if not loop.last }}
+    {{ spark_typed("image." ~ spark_quote(source_of.get(name, name)), type) }} as {{ spark_quote(name) }}{{ "," if not loop.last }}
     {%- endfor %}
 from images
 {% endmacro %}
@@ -66,6 +69,10 @@ from images
     {%- for step in plan.steps + [none] -%}
         {%- set before = [step.lsn, step.ordinal] if step else [hi + 1, 0] -%}
         {%- if batch_rows[loop.index0] > 0 %}
+            {%- if history and config.get('declared_key', false) %}
+                {% do spark_check_declared_key(target_relation, bronze_relation, key, columns, source_root, position.after,
+                                               before, spark_truncated(plan.truncates, position.after, before)) %}
+            {%- endif %}
             {%- set merge = spark_history_merge_sql if history else spark_current_state_merge_sql -%}
             {% do run_query(merge(target_relation, bronze_relation, key, columns, source_root, position.after, before,
                                   spark_truncated(plan.truncates, position.after, before), position.empty)) %}

@@ -51,7 +51,7 @@ tblproperties ({{ spark_write_properties() }})
 {%- set cols = spark_column_list(columns.keys()) -%}
 {%- if empty %}
 insert into {{ relation }} ({{ cols }}, last_commit_ts, source_table)
-select {{ cols }}, last_commit_ts, source_table
+select {{ cols }}, _m_last_commit_ts, _m_source_table
 from (
 {%- else %}
 merge into {{ relation }} as t
@@ -62,17 +62,17 @@ using (
     ),
 
     truncates as (
-        select commit_lsn, ordinal, source_table from feed where op = 'T'
+        select _m_lsn, _m_ordinal, _m_source_table from feed where _m_op = 'T'
     ),
 
     ranked as (
-        select feed.*, row_number() over (partition by {{ keys }} order by commit_lsn desc, ordinal desc) as change_rank
+        select feed.*, row_number() over (partition by {{ keys }} order by _m_lsn desc, _m_ordinal desc) as _m_change_rank
         from feed
-        where op not in ('T', 'E')
+        where _m_op not in ('T', 'E')
     ),
 
     latest as (
-        select * from ranked where change_rank = 1
+        select * from ranked where _m_change_rank = 1
     ),
 
     truncated_after as (
@@ -80,13 +80,13 @@ using (
         select {{ spark_column_list(key, 'latest.') }}
         from latest
         left semi join truncates as tr
-          on (tr.commit_lsn > latest.commit_lsn or (tr.commit_lsn = latest.commit_lsn and tr.ordinal > latest.ordinal))
-         and (tr.source_table = {{ spark_literal(source_root) }} or tr.source_table = latest.source_table)
+          on (tr._m_lsn > latest._m_lsn or (tr._m_lsn = latest._m_lsn and tr._m_ordinal > latest._m_ordinal))
+         and (tr._m_source_table = {{ spark_literal(source_root) }} or tr._m_source_table = latest._m_source_table)
     ),
 
     final as (
-        select {{ spark_column_list(columns.keys(), 'latest.') }}, latest.commit_ts as last_commit_ts, latest.source_table,
-               latest.op <> 'D' and gone.{{ spark_quote(key[0]) }} is null as survives
+        select {{ spark_column_list(columns.keys(), 'latest.') }}, latest._m_ts as _m_last_commit_ts, latest._m_source_table,
+               latest._m_op <> 'D' and gone.{{ spark_quote(key[0]) }} is null as _m_survives
         from latest
         left join truncated_after as gone on {{ spark_keys_equal(key, 'gone', 'latest') }}
     )
@@ -94,14 +94,14 @@ using (
     select * from final
 {%- if empty %}
 ) as s
-where survives
+where _m_survives
 {%- else %}
 ) as s
 on {{ spark_keys_equal(key, 't', 's') }}
-when matched and not s.survives then delete
-when matched then update set {% for c in columns.keys() %}t.{{ spark_quote(c) }} = s.{{ spark_quote(c) }}, {% endfor %}t.last_commit_ts = s.last_commit_ts, t.source_table = s.source_table
-when not matched and s.survives then insert ({{ cols }}, last_commit_ts, source_table)
-    values ({{ spark_column_list(columns.keys(), 's.') }}, s.last_commit_ts, s.source_table)
+when matched and not s._m_survives then delete
+when matched then update set {% for c in columns.keys() %}t.{{ spark_quote(c) }} = s.{{ spark_quote(c) }}, {% endfor %}t.last_commit_ts = s._m_last_commit_ts, t.source_table = s._m_source_table
+when not matched and s._m_survives then insert ({{ cols }}, last_commit_ts, source_table)
+    values ({{ spark_column_list(columns.keys(), 's.') }}, s._m_last_commit_ts, s._m_source_table)
 {%- if truncated %}
 when not matched by source
     {%- if source_root not in truncated %} and t.source_table in ({% for name in truncated %}{{ spark_literal(name) }}{{ ", " if not loop.last }}{% endfor %}){% endif %}

@@ -63,20 +63,20 @@ using (
     ),
 
     truncates as (
-        select commit_lsn, ordinal, commit_ts, load_ts, source_table from feed where op = 'T'
+        select _m_lsn, _m_ordinal, _m_ts, _m_load_ts, _m_source_table from feed where _m_op = 'T'
     ),
 
     ranked as (
-        select feed.*, row_number() over (partition by {{ keys }}, commit_lsn order by ordinal desc) as change_rank
+        select feed.*, row_number() over (partition by {{ keys }}, _m_lsn order by _m_ordinal desc) as _m_change_rank
         from feed
-        where op not in ('T', 'E')
+        where _m_op not in ('T', 'E')
     ),
 
     key_changes as (
         -- one change per key and transaction: its last (nobody could see the states in between)
-        select commit_lsn, ordinal, op, commit_ts, load_ts, source_table, {{ cols }}
+        select _m_lsn, _m_ordinal, _m_op, _m_ts, _m_load_ts, _m_source_table, {{ cols }}
         from ranked
-        where change_rank = 1
+        where _m_change_rank = 1
     ),
 
     reopened as (
@@ -94,27 +94,27 @@ using (
         -- where each reopened key's row lived before the batch; read only when a truncate names
         -- one partition of a partitioned source (rare)
         {%- if partial_truncates %}
-        select {{ keys }}, source_table
+        select {{ keys }}, _m_source_table
         from (
-            select {{ keys }}, source_table,
-                   row_number() over (partition by {{ keys }} order by commit_lsn desc, ordinal desc) as change_rank
+            select {{ keys }}, _m_source_table,
+                   row_number() over (partition by {{ keys }} order by _m_lsn desc, _m_ordinal desc) as _m_change_rank
             from ({{ spark_cdc_feed(bronze, key, columns, [-1, 0], [after[0], after[1] + 1]) }}) as earlier
-            where op not in ('T', 'E')
+            where _m_op not in ('T', 'E')
         ) as latest
-        where change_rank = 1
+        where _m_change_rank = 1
         {%- else %}
-        select {{ keys }}, cast(null as string) as source_table from key_changes where false
+        select {{ keys }}, cast(null as string) as _m_source_table from key_changes where false
         {%- endif %}
     ),
 
     events as (
-        select cast(0 as bigint) as commit_lsn, 0 as ordinal, 'S' as op, reopened.sys_start as commit_ts,
-               reopened.sys_known_from as load_ts, seed_tables.source_table,
+        select cast(0 as bigint) as _m_lsn, 0 as _m_ordinal, 'S' as _m_op, reopened.sys_start as _m_ts,
+               reopened.sys_known_from as _m_load_ts, seed_tables._m_source_table,
                {{ spark_column_list(columns.keys(), 'reopened.') }}
         from reopened
         left join seed_tables on {{ spark_keys_equal(key, 'seed_tables', 'reopened') }}
         union all
-        select commit_lsn, ordinal, op, commit_ts, load_ts, source_table, {{ cols }}
+        select _m_lsn, _m_ordinal, _m_op, _m_ts, _m_load_ts, _m_source_table, {{ cols }}
         from key_changes
     ),
 
@@ -124,11 +124,11 @@ using (
         -- running max of (commit_ts - n microseconds) + n microseconds, in integer microseconds
         select
             numbered.*,
-            timestamp_micros(max(unix_micros(numbered.commit_ts) - numbered.n) over (
-                partition by {{ spark_column_list(key, 'numbered.') }} order by numbered.commit_lsn, numbered.ordinal
-                rows between unbounded preceding and current row) + numbered.n) as effective_ts
+            timestamp_micros(max(unix_micros(numbered._m_ts) - numbered._m_n) over (
+                partition by {{ spark_column_list(key, 'numbered.') }} order by numbered._m_lsn, numbered._m_ordinal
+                rows between unbounded preceding and current row) + numbered._m_n) as _m_effective_ts
         from (
-            select events.*, row_number() over (partition by {{ keys }} order by commit_lsn, ordinal) as n
+            select events.*, row_number() over (partition by {{ keys }} order by _m_lsn, _m_ordinal) as _m_n
             from events
         ) as numbered
     ),
@@ -136,29 +136,29 @@ using (
     successors as (
         select
             timed.*,
-            lead(commit_lsn) over by_key as next_lsn,
-            lead(ordinal) over by_key as next_ordinal,
-            lead(effective_ts) over by_key as next_ts,
-            lead(load_ts) over by_key as next_load_ts
+            lead(_m_lsn) over by_key as _m_next_lsn,
+            lead(_m_ordinal) over by_key as _m_next_ordinal,
+            lead(_m_effective_ts) over by_key as _m_next_ts,
+            lead(_m_load_ts) over by_key as _m_next_load_ts
         from timed
-        window by_key as (partition by {{ keys }} order by commit_lsn, ordinal)
+        window by_key as (partition by {{ keys }} order by _m_lsn, _m_ordinal)
     ),
 
     {%- if has_truncates %}
     ended as (
         -- the first truncate after each event that names the relation its row lives in
-        select s.*, tr.commit_lsn as t_lsn, tr.ordinal as t_ordinal, tr.commit_ts as t_ts, tr.load_ts as t_load_ts,
-               row_number() over (partition by {{ spark_column_list(key, 's.') }}, s.commit_lsn, s.ordinal
-                                  order by tr.commit_lsn, tr.ordinal) as truncate_rank
+        select s.*, tr._m_lsn as _m_t_lsn, tr._m_ordinal as _m_t_ordinal, tr._m_ts as _m_t_ts, tr._m_load_ts as _m_t_load_ts,
+               row_number() over (partition by {{ spark_column_list(key, 's.') }}, s._m_lsn, s._m_ordinal
+                                  order by tr._m_lsn, tr._m_ordinal) as _m_truncate_rank
         from successors as s
         left join truncates as tr
-          on (tr.commit_lsn > s.commit_lsn or (tr.commit_lsn = s.commit_lsn and tr.ordinal > s.ordinal))
-         and (tr.source_table = {{ spark_literal(source_root) }} or tr.source_table = s.source_table)
+          on (tr._m_lsn > s._m_lsn or (tr._m_lsn = s._m_lsn and tr._m_ordinal > s._m_ordinal))
+         and (tr._m_source_table = {{ spark_literal(source_root) }} or tr._m_source_table = s._m_source_table)
     ),
     {%- else %}
     ended as (
-        select successors.*, cast(null as bigint) as t_lsn, cast(null as int) as t_ordinal,
-               cast(null as timestamp) as t_ts, cast(null as timestamp) as t_load_ts, 1 as truncate_rank
+        select successors.*, cast(null as bigint) as _m_t_lsn, cast(null as int) as _m_t_ordinal,
+               cast(null as timestamp) as _m_t_ts, cast(null as timestamp) as _m_t_load_ts, 1 as _m_truncate_rank
         from successors
     ),
     {%- endif %}
@@ -168,40 +168,73 @@ using (
         -- relation its row lives in; never before it starts, whatever the clocks say
         select
             {{ cols }},
-            effective_ts as sys_start,
+            _m_effective_ts as sys_start,
             case
-                when t_lsn is not null
-                     and (next_lsn is null or t_lsn < next_lsn or (t_lsn = next_lsn and t_ordinal < next_ordinal))
+                when _m_t_lsn is not null
+                     and (_m_next_lsn is null or _m_t_lsn < _m_next_lsn or (_m_t_lsn = _m_next_lsn and _m_t_ordinal < _m_next_ordinal))
                     then case
                         -- inserted and truncated in one transaction: never visible (dropped below)
-                        when t_lsn = commit_lsn then effective_ts
-                        else least(greatest(t_ts, {{ spark_plus_micro('effective_ts') }}), coalesce(next_ts, {{ far }}))
+                        when _m_t_lsn = _m_lsn then _m_effective_ts
+                        else least(greatest(_m_t_ts, {{ spark_plus_micro('_m_effective_ts') }}), coalesce(_m_next_ts, {{ far }}))
                     end
-                else coalesce(next_ts, {{ far }})
+                else coalesce(_m_next_ts, {{ far }})
             end as sys_end,
-            load_ts as sys_known_from,
+            _m_load_ts as sys_known_from,
             case
-                when t_lsn is not null
-                     and (next_lsn is null or t_lsn < next_lsn or (t_lsn = next_lsn and t_ordinal < next_ordinal))
-                    then t_load_ts
-                else coalesce(next_load_ts, {{ far }})
+                when _m_t_lsn is not null
+                     and (_m_next_lsn is null or _m_t_lsn < _m_next_lsn or (_m_t_lsn = _m_next_lsn and _m_t_ordinal < _m_next_ordinal))
+                    then _m_t_load_ts
+                else coalesce(_m_next_load_ts, {{ far }})
             end as sys_known_to,
-            op = 'S' as reopened
+            _m_op = 'S' as _m_reopened
         from ended
-        where truncate_rank = 1 and op <> 'D'
+        where _m_truncate_rank = 1 and _m_op <> 'D'
     )
 
     -- keep: a version replaced at the very instant it started was never visible
-    select versions.*, sys_start < sys_end as keep from versions
+    select versions.*, sys_start < sys_end as _m_keep from versions
 {%- if empty %}
 ) as s
-where keep
+where _m_keep
 {%- else %}
 ) as s
-on {{ spark_keys_equal(key, 't', 's') }} and t.sys_start = s.sys_start and s.reopened and t.sys_end = {{ far }}
-when matched and not s.keep then delete
+on {{ spark_keys_equal(key, 't', 's') }} and t.sys_start = s.sys_start and s._m_reopened and t.sys_end = {{ far }}
+when matched and not s._m_keep then delete
 when matched then update set t.sys_end = s.sys_end, t.sys_known_to = s.sys_known_to
-when not matched and s.keep then insert ({{ cols }}, sys_start, sys_end, sys_known_from, sys_known_to)
+when not matched and s._m_keep then insert ({{ cols }}, sys_start, sys_end, sys_known_from, sys_known_to)
     values ({{ spark_column_list(columns.keys(), 's.') }}, s.sys_start, s.sys_end, s.sys_known_from, s.sys_known_to)
 {%- endif %}
+{% endmacro %}
+
+
+{% macro spark_check_declared_key(relation, bronze, key, columns, source_root, after, before, truncated) %}
+{#- PostgreSQL's system_versioned_key_check_sql (../history.sql) on one batch: two rows live at
+    once under a key medallion.toml declares (two snapshot rows, or an insert while the key's row
+    is live) stop the build in the same one line. A batch that truncates is not checked (a
+    truncate between two inserts of a key makes them legitimate; rare). -#}
+{%- if truncated %}{{ return(none) }}{% endif -%}
+{%- set keys = spark_column_list(key) -%}
+{%- set found = run_query(
+    "with feed as (" ~ spark_cdc_feed(bronze, key, columns, after, before) ~ "), "
+    ~ "arrivals as (select " ~ keys ~ ", _m_lsn, _m_ordinal, _m_op from feed where _m_op in ('R', 'I', 'U', 'D') "
+    ~ "union all select " ~ keys ~ ", cast(0 as bigint), 0, 'S' from " ~ relation
+    ~ " where sys_end = " ~ spark_far_future() ~ " and (" ~ keys ~ ") in (select " ~ keys
+    ~ " from feed where _m_op in ('R', 'I'))), "
+    ~ "ordered as (select arrivals.*, lag(_m_op) over (partition by " ~ keys ~ " order by _m_lsn, _m_ordinal) as _m_previous_op "
+    ~ "from arrivals) "
+    ~ "select concat('(', concat_ws(',', " ~ (spark_key_texts(key) | join(', ')) ~ "), ')') from ordered "
+    ~ "where _m_op in ('R', 'I') and _m_previous_op is not null and _m_previous_op <> 'D' limit 1") -%}
+{%- if found.rows | length > 0 -%}
+    {%- set names = key | join(', ') -%}
+    {{ exceptions.raise_compiler_error(source_root ~ ": the key (" ~ names ~ ") declared in medallion.toml is not unique: "
+        ~ "two rows with (" ~ names ~ ") = " ~ found.rows[0][0] ~ ' are live at once; set key under [tables."' ~ source_root
+        ~ '"] to columns that identify one row, then run medallion build --full-refresh') }}
+{%- endif -%}
+{% endmacro %}
+
+
+{% macro spark_key_texts(key) %}
+    {%- set texts = [] -%}
+    {%- for k in key %}{% do texts.append("cast(" ~ spark_quote(k) ~ " as string)") %}{% endfor -%}
+    {{- return(texts) -}}
 {% endmacro %}

@@ -35,7 +35,7 @@
         {{ exceptions.raise_compiler_error("the lake has no recorded schema for " ~ bronze_relation
                                            ~ ": run 'medallion export' (or 'medallion run') first") }}
     {%- endif -%}
-    {{- return(timeline) -}}
+    {{- return(medallion_renamed_timeline(timeline)) -}}
 {% endmacro %}
 
 
@@ -197,23 +197,23 @@ using (
             {%- for name in names %}
             {{ event.set[name] if name in event.set else spark_quote(name) }} as {{ spark_quote(name) }},
             {%- endfor %}
-            sys_start as old_start,
-            greatest({{ ts }}, {{ spark_plus_micro('sys_start') }}) as event_ts
+            sys_start as _m_old_start,
+            greatest({{ ts }}, {{ spark_plus_micro('sys_start') }}) as _m_event_ts
         from {{ relation }}
         where sys_end = {{ far }}
           and not ({% for name in event.set %}{{ spark_quote(name) }} <=> {{ event.set[name] }}{{ " and " if not loop.last }}{% endfor %})
     )
 
-    select changed.*, case when old_start = {{ ts }} then 'in place' else 'close' end as action from changed
+    select changed.*, case when _m_old_start = {{ ts }} then 'in place' else 'close' end as _m_action from changed
     union all
-    select changed.*, 'open' as action from changed where old_start <> {{ ts }}
+    select changed.*, 'open' as _m_action from changed where _m_old_start <> {{ ts }}
 ) as s
-on {{ spark_keys_equal(key, 't', 's') }} and t.sys_end = {{ far }} and t.sys_start = s.old_start and s.action <> 'open'
-when matched and s.action = 'in place' then update set
+on {{ spark_keys_equal(key, 't', 's') }} and t.sys_end = {{ far }} and t.sys_start = s._m_old_start and s._m_action <> 'open'
+when matched and s._m_action = 'in place' then update set
     {%- for name in event.set %} t.{{ spark_quote(name) }} = s.{{ spark_quote(name) }}{{ "," if not loop.last }}{% endfor %}
-when matched then update set t.sys_end = s.event_ts, t.sys_known_to = {{ known }}
-when not matched and s.action = 'open' then insert ({{ spark_column_list(names) }}, sys_start, sys_end, sys_known_from, sys_known_to)
-    values ({{ spark_column_list(names, 's.') }}, s.event_ts, {{ far }}, {{ known }}, {{ far }})
+when matched then update set t.sys_end = s._m_event_ts, t.sys_known_to = {{ known }}
+when not matched and s._m_action = 'open' then insert ({{ spark_column_list(names) }}, sys_start, sys_end, sys_known_from, sys_known_to)
+    values ({{ spark_column_list(names, 's.') }}, s._m_event_ts, {{ far }}, {{ known }}, {{ far }})
 {%- endset -%}
 {{- return([merge]) -}}
 {% endmacro %}
@@ -231,7 +231,7 @@ merge into {{ relation }} as t
 using (
     with observed as (
         select * from ({{ spark_cdc_feed(bronze, key, columns, [epoch.lsn, 0], [epoch.lsn, 2147483647]) }}) as feed
-        where op = 'R'
+        where _m_op = 'R'
     ),
 
     current_versions as (
@@ -239,15 +239,15 @@ using (
     ),
 
     gone as (
-        select {{ spark_column_list(names, 'h.') }}, h.sys_start as old_start,
-               greatest({{ ts }}, {{ spark_plus_micro('h.sys_start') }}) as event_ts, 'close' as action
+        select {{ spark_column_list(names, 'h.') }}, h.sys_start as _m_old_start,
+               greatest({{ ts }}, {{ spark_plus_micro('h.sys_start') }}) as _m_event_ts, 'close' as _m_action
         from current_versions as h
         left anti join observed as e on {{ spark_keys_equal(key, 'h', 'e') }}
     ),
 
     changed as (
-        select {{ spark_column_list(names, 'e.') }}, h.sys_start as old_start,
-               greatest({{ ts }}, {{ spark_plus_micro('h.sys_start') }}) as event_ts
+        select {{ spark_column_list(names, 'e.') }}, h.sys_start as _m_old_start,
+               greatest({{ ts }}, {{ spark_plus_micro('h.sys_start') }}) as _m_event_ts
         from observed as e
         left join current_versions as h on {{ spark_keys_equal(key, 'h', 'e') }}
         where h.sys_start is null
@@ -256,14 +256,14 @@ using (
 
     select * from gone
     union all
-    select changed.*, 'close' as action from changed where old_start is not null
+    select changed.*, 'close' as _m_action from changed where _m_old_start is not null
     union all
-    select changed.*, 'open' as action from changed
+    select changed.*, 'open' as _m_action from changed
 ) as s
-on {{ spark_keys_equal(key, 't', 's') }} and t.sys_end = {{ far }} and t.sys_start = s.old_start and s.action = 'close'
-when matched then update set t.sys_end = s.event_ts, t.sys_known_to = {{ known }}
-when not matched and s.action = 'open' then insert ({{ spark_column_list(names) }}, sys_start, sys_end, sys_known_from, sys_known_to)
-    values ({{ spark_column_list(names, 's.') }}, s.event_ts, {{ far }}, {{ known }}, {{ far }})
+on {{ spark_keys_equal(key, 't', 's') }} and t.sys_end = {{ far }} and t.sys_start = s._m_old_start and s._m_action = 'close'
+when matched then update set t.sys_end = s._m_event_ts, t.sys_known_to = {{ known }}
+when not matched and s._m_action = 'open' then insert ({{ spark_column_list(names) }}, sys_start, sys_end, sys_known_from, sys_known_to)
+    values ({{ spark_column_list(names, 's.') }}, s._m_event_ts, {{ far }}, {{ known }}, {{ far }})
 {% endmacro %}
 
 
@@ -285,13 +285,13 @@ update {{ relation }} set
 merge into {{ relation }} as t
 using (
     select * from ({{ spark_cdc_feed(bronze, key, columns, [epoch.lsn, 0], [epoch.lsn, 2147483647]) }}) as feed
-    where op = 'R'
+    where _m_op = 'R'
 ) as s
 on {{ spark_keys_equal(key, 't', 's') }}
 when matched and not ({% for name in names %}t.{{ spark_quote(name) }} <=> s.{{ spark_quote(name) }}{{ " and " if not loop.last }}{% endfor %}) then update set
     {%- for name in names %} t.{{ spark_quote(name) }} = s.{{ spark_quote(name) }},{% endfor %}
-    t.last_commit_ts = {{ spark_timestamp(epoch.ts) }}, t.source_table = s.source_table
+    t.last_commit_ts = {{ spark_timestamp(epoch.ts) }}, t.source_table = s._m_source_table
 when not matched then insert ({{ spark_column_list(names) }}, last_commit_ts, source_table)
-    values ({{ spark_column_list(names, 's.') }}, {{ spark_timestamp(epoch.ts) }}, s.source_table)
+    values ({{ spark_column_list(names, 's.') }}, {{ spark_timestamp(epoch.ts) }}, s._m_source_table)
 when not matched by source then delete
 {% endmacro %}

@@ -10,12 +10,12 @@ with versions as (
         {{ spark_column_list(key) }},
         sys_start,
         sys_end,
-        lead(sys_start) over (partition by {{ spark_column_list(key) }} order by sys_start) as next_start,
+        lead(sys_start) over (partition by {{ spark_column_list(key) }} order by sys_start) as _m_next_start,
         sum(case when sys_end = {{ spark_far_future() }} then 1 else 0 end)
-            over (partition by {{ spark_column_list(key) }}) as current_versions
+            over (partition by {{ spark_column_list(key) }}) as _m_current_versions
     from {{ model }}
 )
 
 select * from versions
-where sys_start >= sys_end or sys_end > next_start or current_versions > 1
+where sys_start >= sys_end or sys_end > _m_next_start or _m_current_versions > 1
 {% endtest %}
