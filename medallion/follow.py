@@ -133,8 +133,8 @@ class Applier:
         self.idle_at = 0.0
 
     def connected(self, epoch: int) -> psycopg.Connection:
-        """The connection, opened again when an outage began since it was opened."""
-        if self.conn is None or self.epoch != epoch:
+        """The connection, opened again when it broke or an outage began since it was opened."""
+        if self.conn is None or self.conn.closed or self.conn.broken or self.epoch != epoch:
             self.close()
             self.conn = connect(self.dsn, "warehouse")
             self.epoch = epoch

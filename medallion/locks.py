@@ -42,7 +42,7 @@ class InUse:
 
     def ensure(self) -> None:
         """Hold the lock: connect and take it when the connection is new or was lost."""
-        if self.conn is not None and not self.conn.closed:
+        if self.conn is not None and not self.conn.closed and not self.conn.broken:
             try:
                 self.conn.execute("select 1")
                 return
