@@ -97,11 +97,13 @@ class Stop:
     def __init__(self) -> None:
         self.requested = False
         self.building = False
+        self.signals = 0
 
     def __call__(self) -> bool:
         return self.requested
 
     def handler(self, signum: int, frame: object) -> None:
+        self.signals += 1
         if self.requested or self.building:
             self.requested = True
             raise KeyboardInterrupt
@@ -355,6 +357,11 @@ def follow(settings: Settings, notify: Callable[[str], None] = lambda _: None,
         except Stopped as stopped:
             notify(f"stopping: the {stopped} was interrupted; the models it committed are kept, and the next "
                    "'medallion run --follow' or 'medallion build' continues from there")
+        except KeyboardInterrupt:
+            if stop.signals != 1:
+                raise  # a second Ctrl-C: now
+            notify("stopping: interrupted as a dbt build ended; the next 'medallion run --follow' or "
+                   "'medallion build' continues from there")
         finally:
             in_use.close()
     return report
