@@ -10,8 +10,8 @@ build` would have run. A stretch a stored step cannot carry (a schema change, a 
 re-sync epoch) is applied by a dbt build instead, which stores fresh steps.
 
 Stopping (Ctrl-C, SIGTERM) lets the ingester finish its batch, applies what bronze holds and
-returns; during a dbt build, it interrupts the build (each model commits with its watermark) and
-returns. A later `medallion build` continues from the watermarks and gives what a build from
+returns; during the first dbt build, it interrupts the build (each model commits with its
+watermark) and returns. A later `medallion build` continues from the watermarks and gives what a build from
 scratch would. A restart of the warehouse or the source is ridden out like `ingest --follow`
 does: one line, reconnect with backoff, go on from the watermarks (a dbt build it cut runs
 again). The follow holds medallion.locks' IN_USE lock for its whole life: no reset meanwhile.
@@ -91,8 +91,9 @@ class Outage:
 
 class Stop:
     """SIGINT/SIGTERM for the whole follow. The first asks to stop at the next safe point: after
-    the ingester's batch in hand, or now when a dbt build runs (KeyboardInterrupt in dbt, which
-    cancels its queries; each model it committed is kept with its watermark). A second stops now."""
+    the ingester's batch in hand, or now during the first dbt build (KeyboardInterrupt in dbt,
+    which cancels its queries; each model it committed is kept with its watermark). A second
+    stops now."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -213,6 +214,7 @@ class Follower:
         self.stop_gold = threading.Event()
         self.gold_needs: list[str] = []
         self.gold_failure: list[BaseException] = []
+        self.first_build = False
         self.gold_thread = threading.Thread(target=self._gold_loop, name="medallion-follow-gold", daemon=True)
 
     def close(self) -> None:
@@ -256,7 +258,7 @@ class Follower:
         started = self._server_started()
         self.outage.over()  # the warehouse answers again: the build runs from here
         self.notify(f"dbt build: {reason}")
-        self.stop.building = True
+        self.stop.building = self.first_build
         try:
             if self.stop():
                 raise KeyboardInterrupt
@@ -291,7 +293,13 @@ class Follower:
         return ConnectionLost(f"the warehouse restarted during a dbt build ({message})") if now != started else None
 
     def start(self) -> None:
-        self.build("the first build of this follow")
+        """The first build, which a stop interrupts (it may be long: a whole warehouse); a later
+        build (a fallback, incremental) finishes, and the follow then stops as after a batch."""
+        self.first_build = True
+        try:
+            self.build("the first build of this follow")
+        finally:
+            self.first_build = False
         self.gold_thread.start()
 
     def round(self) -> None:
