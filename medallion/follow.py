@@ -186,6 +186,10 @@ class Applier:
         return applied, None
 
 
+# a step's transaction failed on another's (rolled back whole: trying it again is safe); e.g.
+# "tuple concurrently updated", seen on the first round after a restart
+CONFLICTS = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected, psycopg.errors.InternalError_)
+
 # what dbt says of a query cut by a restart or a network cut (its node fails with that message)
 LOST_IN_DBT = ("terminating connection", "server closed the connection", "connection already closed",
                "could not connect", "the database system is", "connection to server", "SSL connection has been closed",
@@ -226,12 +230,21 @@ class Follower:
         self.gold.close()
 
     def riding_out(self, action: Callable[[], T]) -> T | None:
-        """action(), again after each lost connection (None when a stop came meanwhile)."""
+        """action(), again after each lost connection (None when a stop came meanwhile), and
+        again after a concurrency failure of a step's transaction (rolled back whole), a few times."""
+        conflicts = 0
         while True:
             try:
                 done = action()
                 self.outage.over()
                 return done
+            except CONFLICTS as exc:
+                conflicts += 1
+                if conflicts > 3:
+                    raise
+                self.notify(f"silver and gold: {str(exc).strip().splitlines()[0]} (a concurrent transaction); "
+                            "trying the round again")
+                time.sleep(0.5 * conflicts)
             except Exception as exc:  # noqa: BLE001 - only a lost connection is retried
                 if (lost := connection_lost(exc)) is None:
                     raise

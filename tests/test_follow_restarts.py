@@ -13,6 +13,8 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from medallion import pipeline
@@ -23,6 +25,41 @@ from test_follow import warehouse_dump, wait_for
 
 DBT_CONNECTED = ("select exists (select from pg_stat_activity where datname = current_database() "
                  "and application_name = 'dbt')")
+
+# a statement trigger on the second of the three marts: each refresh of it (the follower's and a
+# build's) takes a second, so that silver surely moves between a round's marts under traffic
+SLOW_MART = ("create or replace function public.slow_mart() returns trigger language plpgsql as "
+             "$$ begin perform pg_sleep(1); return null; end $$; "
+             "create trigger slow_mart after insert on gold.vw_store_scorecard "
+             "for each statement execute function public.slow_mart()")
+
+
+class TrafficDone(Exception):
+    pass
+
+
+@contextmanager
+def traffic(settings: Settings) -> Iterator[None]:
+    """`medallion simulate` at 60 transactions a second while the block runs."""
+    done = threading.Event()
+
+    def until_done(_: int) -> None:
+        if done.is_set():
+            raise TrafficDone
+
+    def run() -> None:
+        try:
+            pipeline.simulate(settings, seed=11, transactions=None, seconds=600, rate=60, progress=until_done)
+        except TrafficDone:
+            pass
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def start_follow(cli_env: dict[str, str]) -> tuple[subprocess.Popen, Path]:
@@ -71,20 +108,13 @@ def test_follow_stops_on_first_ctrl_c_rides_out_restarts_and_keeps_reset_and_bui
         assert "'medallion run --follow' or a build is using the warehouse" in line, line
         wait_for(lambda: "following the source" in log.read_text(), "steady state")
 
-        # tested builds beside the follower under traffic: their tests see one state. The first
-        # (dbt) records the tests; those under traffic run them as stored, a few seconds each
-        # (without the layers' lock, gold_marts_agree read marts of a follower's round half-way)
-        pipeline.build(settings)
-        traffic = threading.Thread(target=pipeline.simulate, args=(settings,),
-                                   kwargs={"seed": 11, "transactions": None, "seconds": 10, "rate": 60})
-        traffic.start()
-        try:
-            builds = 0
-            while traffic.is_alive() or builds == 0:
+        # tested builds beside the follower, under traffic from start to end: their tests see one
+        # state (without the layers' lock, gold_marts_agree read marts of a round half-way)
+        execute(wh, SLOW_MART)
+        with traffic(settings):
+            for _ in range(2):
                 pipeline.build(settings)
-                builds += 1
-        finally:
-            traffic.join()
+        execute(wh, "drop trigger slow_mart on gold.vw_store_scorecard")
 
         # a restart in steady state: the ingester and both appliers reconnect
         cluster.restart("fast")
