@@ -576,8 +576,10 @@ def run(follow: bool, give_up_after: float, full_tests: bool, engine: str) -> No
     With --follow, one long-running process: it ingests continuously and applies each new
     stretch of bronze to silver and then gold with the statements dbt stored at its last build
     (a schema change, a truncate or a re-sync runs a dbt build instead). Ctrl-C or SIGTERM
-    stops it cleanly; a later `medallion build` continues from where it stopped. Run the tested
-    build (`medallion build`) nightly beside it.
+    stops it cleanly (the first dbt build, if in progress, is interrupted); a later `medallion build`
+    continues from where it stopped. A restart of the source or the warehouse is ridden out
+    (--give-up-after). Run the tested build (`medallion build`) nightly beside it: the
+    follower's rounds wait while it runs, so its tests see one state; `reset` is refused.
 
     \b
     Examples:

@@ -104,6 +104,10 @@ class IngesterRunning(TransientError):
     """A reset was asked for while an ingester still holds the slot: it would recreate what reset drops."""
 
 
+class WarehouseInUse(TransientError):
+    """A reset was asked for while `run --follow` or a build works on the warehouse (medallion.locks)."""
+
+
 class RoleSetupFailed(MedallionError):
     """`medallion grant` could not create or grant a role (the DSN's role is not an admin, typically)."""
 

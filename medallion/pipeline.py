@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import psycopg
 from psycopg import sql
 
-from medallion import transform
+from medallion import locks, transform
 from medallion.access import roles
 from medallion.bronze import checks, ddl, publication, store
 from medallion.bronze import slot as slots
@@ -133,7 +133,9 @@ def reset(settings: Settings) -> None:
     Refused while an ingester runs on the slot: it would fail half-way, or recreate bronze.
     The ingester's lock is held (this session's) until the reset is done."""
     ends = endpoints(settings)
-    with connect(ends.source, "source", autocommit=True) as conn:
+    with connect(ends.warehouse, "warehouse", autocommit=True) as wh, \
+            connect(ends.source, "source", autocommit=True) as conn:
+        locks.refuse_while_in_use(wh, "'medallion reset'")  # held until the reset is done
         _refuse_while_ingesting(conn, settings.slot)
         row = slots.slot_row(conn, settings.slot)
         if row is not None:
@@ -308,8 +310,11 @@ def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...
     new stretch holds nothing it cannot carry, run the statements and compiled tests that build
     stored, without starting dbt (same SQL, same result; stored_build.py). False: always dbt.
 
-    Afterwards the analyst role may read what a PostgreSQL build made (grant_readers)."""
-    report = transform.build(settings, full_refresh, select, tests, engine, full_tests, stored)
+    Afterwards the analyst role may read what a PostgreSQL build made (grant_readers). A
+    PostgreSQL build holds medallion.locks' locks: no reset meanwhile, and `run --follow`'s
+    rounds wait for it (its tests see one state of silver and gold)."""
+    with locks.building(settings) if engine == "postgres" else nullcontext():
+        report = transform.build(settings, full_refresh, select, tests, engine, full_tests, stored)
     if engine == "postgres":
         report.notes.extend(grant_readers(settings))
     return report
