@@ -26,6 +26,9 @@ from contextlib import contextmanager
 from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import psycopg
+
+from medallion import errorlog
 from medallion.errors import MedallionError
 from medallion.health import CHECKS, UNKNOWN, freshness_seconds
 
@@ -91,7 +94,9 @@ class _HealthCollector:
                                  "healthy, 1 at risk, 2 cannot tell (source or warehouse unreachable).")
         try:
             st = pipeline.status(self.settings, counts=False)
-        except Exception:  # noqa: BLE001 - cannot tell: said by the code, the scrape still answers
+        except Exception as exc:  # noqa: BLE001 - cannot tell: said by the code, the scrape still answers
+            if not isinstance(exc, (MedallionError, psycopg.Error)):  # a bug: its traceback kept, as the CLI does
+                errorlog.write_traceback(exc)
             code.add_metric([], UNKNOWN)
             yield code
             return

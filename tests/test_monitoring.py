@@ -160,3 +160,35 @@ def test_run_follow_serves_metrics_that_move_under_simulate(settings: Settings, 
     freshness = [s[("medallion_silver_freshness_seconds", ())] for s in [first, *seen, last]]
     assert len(lags) > 1, lags
     assert len(set(freshness)) > 1 and max(freshness) < 60, freshness  # seconds behind, and moving
+
+
+def test_ingest_follow_counts_changes_per_table_on_the_loopback(blank_settings: Settings, tmp_path: Path) -> None:
+    settings = replace(blank_settings, config_path=_config(tmp_path, "[metrics]\nport = %d\n" % _free_port()))
+    port = settings.config().metrics.port
+    src = settings.source_dsn or ""
+    execute(src, APP_SCHEMA)
+    pipeline.prepare_source(settings)
+    env = environment(settings)
+    log = tmp_path / "ingest.log"
+    with log.open("w") as stderr:
+        ingester = subprocess.Popen([sys.executable, "-m", "medallion.cli", "ingest", "--follow"], env=env,
+                                    cwd=tempfile.gettempdir(), stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while "following the source" not in log.read_text():
+            assert ingester.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        taken = medallion("ingest", "--follow", env=env, timeout=60)  # a second one: the port is taken
+        assert f"cannot serve metrics on 127.0.0.1:{port}" in one_error_line(taken)
+        execute(src, 'insert into "App Data"."Order Line" select \'n\' || g, \'x\' from generate_series(1, 3) g')
+        changes = ("medallion_changes_total", (("table", "br_App Data__Order Line_cdc"),))
+        while samples(_scrape(port)).get(changes) != 3:
+            assert time.monotonic() < deadline + 30, _scrape(port)
+            time.sleep(0.2)
+        scraped = samples(_scrape(port))
+    finally:
+        ingester.send_signal(signal.SIGTERM)
+        ingester.wait(60)
+    assert ingester.returncode == 0, log.read_text()
+    assert scraped[("medallion_snapshot_rows_total", (("table", "App Data.Order Line"),))] == 5, scraped
+    assert scraped[("medallion_status_code", ())] == 0 and scraped[("medallion_slot_lag_bytes", ())] >= 0
