@@ -57,8 +57,8 @@ class Metrics:
         self.build_failures = Counter("medallion_build_failures", "Builds of silver and gold that failed in this "
                                       "process.", registry=self.registry)
         self.last_build = Gauge("medallion_last_build_timestamp_seconds", "When silver and gold were last "
-                                "brought up to date by this process (a build, or a follow round that applied "
-                                "bronze), Unix time; 0 before that.", registry=self.registry)
+                                "brought up to date by this process (a build, or a follow round that applied new "
+                                "bronze rows), Unix time; 0 before that.", registry=self.registry)
         self.registry.register(_HealthCollector(settings))
 
     def scrape(self) -> str:
