@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import psycopg
 from psycopg import sql
 
-from medallion import metrics, transform
+from medallion import transform
 from medallion.access import roles
 from medallion.bronze import checks, ddl, publication, store
 from medallion.bronze import slot as slots
@@ -26,6 +26,7 @@ from medallion.errors import (CaptureReset, ConnectionLost, IngesterRunning, Med
                               SlotBusy)
 from medallion.health import CaptureHealth
 from medallion.health import evaluate as evaluate_health
+from medallion.metrics import batch_written, counting_snapshot, records_build
 from medallion.selection import Selection, resolve
 from medallion.settings import Settings
 from medallion.silver.project import BuildProject
@@ -229,7 +230,7 @@ def _ingest_once(settings: Settings, report: IngestReport, follow: bool, batch_s
     with Ingester(endpoints(settings), settings.slot, settings.config(), batch_size, wait, notify,
                   plugin=settings.asked_plugin()) as ingester:
         began = time.perf_counter()
-        rows = ingester.start(metrics.counting_snapshot(on_snapshot_table))
+        rows = ingester.start(counting_snapshot(on_snapshot_table))
         if rows:
             report.snapshot_rows = rows
             report.snapshot_seconds = time.perf_counter() - began
@@ -238,7 +239,7 @@ def _ingest_once(settings: Settings, report: IngestReport, follow: bool, batch_s
         def record(result: BatchResult) -> None:
             if result.transactions or result.skipped_transactions:
                 report.batches.append(result)
-            metrics.batch_written(result)
+            batch_written(result)
             on_batch(result, ingester.lag_bytes)  # lag costs a query: asked only when shown
 
         report.plugin = ingester.plugin
@@ -294,7 +295,7 @@ def status(settings: Settings, counts: bool = True) -> Status:
     return Status(slot_info, state, rows, health, gaps, horizon, capture)
 
 
-@metrics.records_build
+@records_build
 def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...] = (),
           tests: bool = True, engine: str = "postgres", full_tests: bool = False,
           stored: bool = True) -> transform.BuildReport:

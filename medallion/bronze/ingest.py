@@ -588,7 +588,7 @@ class Ingester:
             for table in left_out.values():
                 store.record_uncaptured(self.wh, table, txns[-1].commit_lsn)
             if fresh:
-                result.changes = self._copy(fresh, new_tables, result.tables)
+                result.changes = self._copy(fresh, new_tables)
                 result.transactions = len(fresh)
                 last = fresh[-1]
                 result.last_commit_lsn = int_to_lsn(last.commit_lsn)
@@ -605,14 +605,17 @@ class Ingester:
                     self.wh.execute("delete from bronze.ingest_spill where slot_name = %s and xid = %s",
                                     [self.slot, txn.xid])
         result.seconds = time.perf_counter() - began
+        result.tables = dict(self.copied) if fresh else {}  # by table, for the metrics
         return result
 
-    def _copy(self, txns: list[Transaction], new_tables: dict[str, SourceTable], counts: dict[str, int]) -> int:
-        """COPY the transactions' changes into their bronze tables, in commit order (counts: the
-        rows written, by bronze table).
+    def _copy(self, txns: list[Transaction], new_tables: dict[str, SourceTable]) -> int:
+        """COPY the transactions' changes into their bronze tables, in commit order (self.copied:
+        the rows written, by bronze table).
 
         A table new to bronze gets its change table and its schema record in this same
         transaction, positioned at the first transaction that changed it."""
+        self.copied: dict[str, int] = {}
+        counts = self.copied
         by_target: dict[str, list[tuple]] = {}
         spilled: list[tuple[Transaction, str]] = []
         registered: set[str] = set()
