@@ -5,7 +5,6 @@ Every library error becomes one line on stderr and exit code 1.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -482,7 +481,7 @@ def status(as_json: bool) -> None:
     except Exception as exc:  # noqa: BLE001 - a bug: status cannot tell
         _cannot_tell(errorlog.describe(exc, errorlog.write_traceback(exc)), settings, as_json)
     if as_json:
-        click.echo(json.dumps(status_json.document(st, settings.slot), indent=2, default=str))
+        click.echo(status_json.dumps(status_json.document(st, settings.slot)))
         sys.exit(st.capture.exit_code)
     for finding in st.capture.findings:
         err.print(f"[bold red]{escape(finding.title)}:[/] {escape(finding.message)}", highlight=False,
@@ -516,7 +515,7 @@ def _cannot_tell(message: str, settings: Settings | None, as_json: bool) -> NoRe
     """`status` could not evaluate: exit 2, with the document too under --json."""
     if as_json:
         slot = settings.slot if settings is not None else None
-        click.echo(json.dumps(status_json.cannot_tell(slot, " ".join(message.split())), indent=2))
+        click.echo(status_json.dumps(status_json.cannot_tell(slot, " ".join(message.split()))))
     fail(message, UNKNOWN)
 
 

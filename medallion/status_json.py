@@ -20,6 +20,7 @@ evaluation (medallion/health.py). "cannot tell" (exit code 2) is a document too,
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from medallion.health import AT_RISK, HEALTHY, UNKNOWN, freshness_seconds
@@ -69,3 +70,7 @@ def cannot_tell(slot: str | None, error: str) -> dict[str, Any]:
     doc = _base(slot, UNKNOWN)
     doc["error"] = error
     return doc
+
+
+def dumps(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=2, default=str)
