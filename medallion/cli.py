@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from medallion import errorlog, pipeline, transform
+from medallion import errorlog, pipeline, status_json, transform
 from medallion.access.roles import DEFAULT_CAPTURE_ROLE, DEFAULT_PIPELINE_ROLE
 from medallion.bronze.ingest import DEFAULT_BATCH, BatchResult
 from medallion.errors import MedallionError
@@ -365,6 +365,33 @@ def scale(factor: int) -> None:
               f"({report.copies_added} copies added)")
 
 
+def metrics_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--metrics-port and --metrics-address, for the commands that run long (with --follow)."""
+    command = click.option("--metrics-address", default=None, metavar="ADDRESS",
+                           help="Where --metrics-port listens (default [metrics] address in medallion.toml, else "
+                                "127.0.0.1; 0.0.0.0: every interface).")(command)
+    return click.option("--metrics-port", type=click.IntRange(1, 65535), default=None, metavar="PORT",
+                        help="With --follow: serve Prometheus metrics at http://127.0.0.1:PORT/metrics (default "
+                             "[metrics] port in medallion.toml; neither: none).")(command)
+
+
+def _serving_metrics(settings: Settings, follow: bool, port: int | None, address: str | None) -> Any:
+    """The metrics endpoint for a --follow run (a context manager; a null one when none is asked)."""
+    from contextlib import nullcontext
+
+    if port is not None and not follow:
+        raise click.UsageError("--metrics-port is for a process that stays up: use it with --follow")
+    asked = settings.config().metrics
+    port = port if port is not None else asked.port
+    if not follow or port is None:
+        return nullcontext()
+    from medallion import metrics
+
+    address = address or asked.address
+    note(f"metrics at http://{address}:{port}/metrics")
+    return metrics.serving(settings, port, address)
+
+
 def _rate(changes: int, seconds: float) -> str:
     return f"{changes / seconds:,.0f} changes/s" if seconds > 0 else "-"
 
@@ -378,8 +405,10 @@ def _rate(changes: int, seconds: float) -> str:
 @click.option("--give-up-after", default=300.0, show_default=True, type=click.FloatRange(min=0),
               help="With --follow: seconds without a connection to the source or the warehouse (a restart, a "
                    "network cut) before giving up; until then it reconnects and resumes.")
+@metrics_options
 @friendly_errors
-def ingest(follow: bool, batch_size: int, wait: float, give_up_after: float) -> None:
+def ingest(follow: bool, batch_size: int, wait: float, give_up_after: float, metrics_port: int | None,
+           metrics_address: str | None) -> None:
     """Capture source changes into bronze, exactly once.
 
     The first run creates the replication slot and lands every existing row as an R row
@@ -412,9 +441,10 @@ def ingest(follow: bool, batch_size: int, wait: float, give_up_after: float) -> 
             note(f"batch: {result.transactions:,} transactions, {result.changes:,} changes "
                  f"({_rate(result.changes, result.seconds)})")
 
-    if follow:
-        note("following the source; Ctrl-C stops after the current batch")
-    report = pipeline.ingest(settings, follow, batch_size, wait, note, on_table, on_batch, give_up_after)
+    with _serving_metrics(settings, follow, metrics_port, metrics_address):
+        if follow:
+            note("following the source; Ctrl-C stops after the current batch")
+        report = pipeline.ingest(settings, follow, batch_size, wait, note, on_table, on_batch, give_up_after)
     if report.snapshot_rows:
         out.print(f"initial snapshot: {report.snapshot_rows:,} rows in {report.snapshot_seconds:.2f}s "
                   f"({_rate(report.snapshot_rows, report.snapshot_seconds)})")
@@ -423,8 +453,11 @@ def ingest(follow: bool, batch_size: int, wait: float, give_up_after: float) -> 
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON document on stdout (findings, lag, retained WAL, slot, position, row counts; "
+                   "'cannot tell' too, with an error field), same exit codes.")
 @friendly_errors
-def status() -> None:
+def status(as_json: bool) -> None:
     """Show slot lag, retained WAL, the last ingested position and bronze row counts.
 
     Exits 0 when capture is healthy, 1 when it is at risk (each reason on its own line, naming
@@ -432,17 +465,24 @@ def status() -> None:
     [status] in medallion.toml, a selected table the publication does not send), 2 when it
     cannot tell (the source or the warehouse cannot be reached, a bad configuration).
 
+    With --json the same, as one document (its shape: medallion/status_json.py).
+
     \b
-    Example:
+    Examples:
       medallion status || alert "capture at risk"
+      medallion status --json | jq '.findings[].message'
     """
+    settings: Settings | None = None
     try:
         settings = load_settings()
         st = pipeline.status(settings)
     except MedallionError as exc:
-        fail(str(exc), UNKNOWN)
+        _cannot_tell(str(exc), settings, as_json)
     except Exception as exc:  # noqa: BLE001 - a bug: status cannot tell
-        fail(errorlog.describe(exc, errorlog.write_traceback(exc)), UNKNOWN)
+        _cannot_tell(errorlog.describe(exc, errorlog.write_traceback(exc)), settings, as_json)
+    if as_json:
+        click.echo(status_json.dumps(status_json.document(st, settings.slot)))
+        sys.exit(st.capture.exit_code)
     for finding in st.capture.findings:
         err.print(f"[bold red]{escape(finding.title)}:[/] {escape(finding.message)}", highlight=False,
                   soft_wrap=True)
@@ -469,6 +509,14 @@ def status() -> None:
             table.add_row(name, f"{count:,}")
         out.print(table)
     sys.exit(st.capture.exit_code)
+
+
+def _cannot_tell(message: str, settings: Settings | None, as_json: bool) -> NoReturn:
+    """`status` could not evaluate: exit 2, with the document too under --json."""
+    if as_json:
+        slot = settings.slot if settings is not None else None
+        click.echo(status_json.dumps(status_json.cannot_tell(slot, " ".join(message.split()))))
+    fail(message, UNKNOWN)
 
 
 @cli.command()
@@ -568,8 +616,10 @@ ENGINES = click.Choice(["postgres", "spark"])
               help="Test whole tables, not only the keys bronze changed since the last passing build.")
 @click.option("--engine", type=ENGINES, default="postgres", show_default=True,
               help="Where silver and gold are built: the warehouse PostgreSQL, or Spark on the Iceberg lake.")
+@metrics_options
 @friendly_errors
-def run(follow: bool, give_up_after: float, full_tests: bool, engine: str) -> None:
+def run(follow: bool, give_up_after: float, full_tests: bool, engine: str, metrics_port: int | None,
+        metrics_address: str | None) -> None:
     """The nightly job: ingest (bronze up to date), export to the lake when [lake] is configured,
     then build (silver and gold).
 
@@ -591,21 +641,27 @@ def run(follow: bool, give_up_after: float, full_tests: bool, engine: str) -> No
         if engine != "postgres":
             raise click.UsageError("--follow applies bronze to the warehouse's silver and gold: use it with "
                                    "--engine postgres")
+        from medallion import metrics
         from medallion.follow import follow as follow_source
 
         last = [0.0]
 
         def on_round(report: FollowReport) -> None:
+            metrics.refreshed()
             if time.monotonic() - last[0] >= 5.0:
                 err.print(f"[dim]{time.strftime('%H:%M:%S')}  {report.changes:,} changes ingested, "
                           f"{report.applied:,} model refreshes, {report.builds} dbt builds[/]", highlight=False)
                 last[0] = time.monotonic()
 
-        followed = follow_source(load_settings(), note, on_round, give_up_after=give_up_after)
+        settings = load_settings()
+        with _serving_metrics(settings, follow, metrics_port, metrics_address):
+            followed = follow_source(settings, note, on_round, give_up_after=give_up_after)
         out.print(f"stopped: {followed.changes:,} changes ingested, {followed.applied:,} model refreshes in "
                   f"{followed.passes:,} rounds, {followed.builds} dbt builds; 'medallion build' continues from here")
         return
-    report = pipeline.run(load_settings(), note, engine, full_tests)
+    settings = load_settings()
+    with _serving_metrics(settings, follow, metrics_port, metrics_address):  # none without --follow
+        report = pipeline.run(settings, note, engine, full_tests)
     out.print(f"ingested: {report.ingest.snapshot_rows:,} snapshot rows, {report.ingest.changes:,} changes")
     if report.export is not None:
         out.print(f"exported to the lake: {report.export.rows:,} bronze rows ({report.export.seconds:.1f}s)")

@@ -20,6 +20,9 @@
     [status]                        # when `medallion status` says capture is at risk (exit code 1)
     max_lag_bytes = "1GB"           # source WAL written since the slot's confirmed position
     max_retained_wal_bytes = "4GB"  # source WAL kept for the slot (from its restart_lsn): the source's disk
+    [metrics]                       # Prometheus /metrics of `run --follow` and `ingest --follow`
+    port = 9187                     # off when absent (or --metrics-port N)
+    address = "127.0.0.1"           # where it listens; "0.0.0.0" for every interface
 
 It is found in MEDALLION_CONFIG, else ./medallion.toml; without one the defaults above hold and
 there is no project dbt (bronze and silver only). Read with the standard library (tomllib).
@@ -42,12 +45,13 @@ CONFIG_FILE = "medallion.toml"
 DEFAULT_INCLUDE = ("public.*",)
 PLUGINS = ("pgoutput", "wal2json")
 
-_SECTIONS = {"capture", "tables", "transform", "lake", "status"}
+_SECTIONS = {"capture", "tables", "transform", "lake", "status", "metrics"}
 _CAPTURE_KEYS = {"include", "exclude", "plugin", "accept_no_ddl_trigger"}
 _TABLE_KEYS = {"silver", "key", "partition_by", "column_types", "column_names"}
 _TRANSFORM_KEYS = {"dbt_project"}
 _LAKE_KEYS = {"warehouse", "catalog_uri", "catalog_name", "spark_profiles_dir"}
 _STATUS_KEYS = {"max_lag_bytes", "max_retained_wal_bytes"}
+_METRICS_KEYS = {"port", "address"}
 _SIZE = re.compile(r"^\s*(\d+)\s*(B|kB|KB|MB|GB|TB)?\s*$")
 _UNITS = {None: 1, "B": 1, "kB": 2**10, "KB": 2**10, "MB": 2**20, "GB": 2**30, "TB": 2**40}
 
@@ -90,6 +94,17 @@ class StatusThresholds:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """[metrics]: the Prometheus endpoint of the long-running processes (medallion/metrics.py).
+
+    No port, no endpoint. It listens on the loopback unless told otherwise: the numbers name
+    tables and slots, which are not for every network to read."""
+
+    port: int | None = None
+    address: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     include: tuple[TablePattern, ...] = tuple(TablePattern.parse(p) for p in DEFAULT_INCLUDE)
     exclude: tuple[TablePattern, ...] = ()
@@ -103,6 +118,7 @@ class ProjectConfig:
     # (prepare-source, ingest) are then left out. What is recorded is the same either way.
     accept_no_ddl_trigger: bool = False
     status: StatusThresholds = field(default_factory=StatusThresholds)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     @property
     def where(self) -> str:
@@ -209,6 +225,21 @@ def _status(raw: Any, path: Path) -> StatusThresholds:
                                for key in sorted(_STATUS_KEYS)})
 
 
+def _metrics(raw: Any, path: Path) -> MetricsConfig:
+    if raw is None:
+        return MetricsConfig()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: [metrics] must be a table")
+    _unknown(set(raw), _METRICS_KEYS, "[metrics]", path)
+    port = raw.get("port")
+    if port is not None and (not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535):
+        raise ConfigError(f"{path}: [metrics] port must be a TCP port (1-65535), e.g. port = 9187")
+    address = raw.get("address", "127.0.0.1")
+    if not isinstance(address, str) or not address.strip():
+        raise ConfigError(f'{path}: [metrics] address must be an address to listen on, e.g. address = "127.0.0.1"')
+    return MetricsConfig(port=port, address=address.strip())
+
+
 def parse_config(text: str, path: Path) -> ProjectConfig:
     """A ProjectConfig from the text of a medallion.toml (path is for messages and relative paths)."""
     try:
@@ -255,6 +286,7 @@ def parse_config(text: str, path: Path) -> ProjectConfig:
         path=path,
         lake=_lake(raw.get("lake"), path),
         status=_status(raw.get("status"), path),
+        metrics=_metrics(raw.get("metrics"), path),
     )
 
 

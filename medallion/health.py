@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 import psycopg
 
@@ -27,13 +28,14 @@ from medallion.settings import Settings
 from medallion.source.catalog import read_tables
 
 HEALTHY, AT_RISK, UNKNOWN = 0, 1, 2  # `medallion status` exit codes
+CHECKS = ("slot", "resync", "lag", "retained_wal", "publication")  # Finding.check: what `status` looks at
 
 
 @dataclass(frozen=True)
 class Finding:
     """One reason capture is at risk: a short title (what), and the line that names the fix."""
 
-    check: str  # slot, resync, lag, retained_wal, publication
+    check: str  # one of CHECKS
     title: str
     message: str
 
@@ -113,6 +115,14 @@ def unpublished_line(src: psycopg.Connection, wh: psycopg.Connection, slot: str,
         return None
     return (f"publication {publication.publication_name(slot)} does not send {', '.join(missing)}, which the "
             "selection matches: its rows are not captured; run 'medallion prepare-source'")
+
+
+def freshness_seconds(horizon: datetime | None) -> float | None:
+    """How far silver is behind the present: seconds since the source time it is complete to
+    (silver.horizon()); None before the first build. `status --json` and the metrics say the same."""
+    if horizon is None:
+        return None
+    return max((datetime.now(timezone.utc) - horizon).total_seconds(), 0.0)
 
 
 def _int(value: object) -> int | None:

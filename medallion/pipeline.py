@@ -26,6 +26,7 @@ from medallion.errors import (CaptureReset, ConnectionLost, IngesterRunning, Med
                               SlotBusy)
 from medallion.health import CaptureHealth
 from medallion.health import evaluate as evaluate_health
+from medallion.metrics import batch_written, counting_snapshot, records_build
 from medallion.selection import Selection, resolve
 from medallion.settings import Settings
 from medallion.silver.project import BuildProject
@@ -231,7 +232,7 @@ def _ingest_once(settings: Settings, report: IngestReport, follow: bool, batch_s
     with Ingester(endpoints(settings), settings.slot, settings.config(), batch_size, wait, notify,
                   plugin=settings.asked_plugin()) as ingester:
         began = time.perf_counter()
-        rows = ingester.start(on_snapshot_table)
+        rows = ingester.start(counting_snapshot(on_snapshot_table))
         if rows:
             report.snapshot_rows = rows
             report.snapshot_seconds = time.perf_counter() - began
@@ -240,6 +241,7 @@ def _ingest_once(settings: Settings, report: IngestReport, follow: bool, batch_s
         def record(result: BatchResult) -> None:
             if result.transactions or result.skipped_transactions:
                 report.batches.append(result)
+            batch_written(result)
             on_batch(result, ingester.lag_bytes)  # lag costs a query: asked only when shown
 
         report.plugin = ingester.plugin
@@ -274,14 +276,16 @@ class Status:
     capture: CaptureHealth = field(default_factory=CaptureHealth)  # what puts capture at risk (exit code)
 
 
-def status(settings: Settings) -> Status:
+def status(settings: Settings, counts: bool = True) -> Status:
+    """What `medallion status` shows; counts=False leaves out the bronze row counts (a count(*)
+    per table: too slow for every Prometheus scrape)."""
     ends = endpoints(settings)
     with connect(ends.source, "source", autocommit=True) as src:
         slot_info = slots.status(src, settings.slot)
         with connect(ends.warehouse, "warehouse") as wh:
             has_bronze = wh.execute("select to_regclass('bronze.ingest_state') is not null").fetchone()[0]
             state = store.read_state(wh, settings.slot) if has_bronze else None
-            counts = store.row_counts(wh) if has_bronze else {}
+            rows = store.row_counts(wh) if has_bronze and counts else {}
             has_gaps = has_bronze and wh.execute("select to_regclass('bronze.capture_gap') is not null").fetchone()[0]
             gaps = wh.execute("select reason, last_commit_ts, resync_ts from bronze.capture_gap where slot_name = %s "
                               "order by gap_id", [settings.slot]).fetchall() if has_gaps else []
@@ -290,9 +294,10 @@ def status(settings: Settings) -> Status:
             health = slot_health(src, settings.slot, state.last_commit_lsn) if state is not None else None
             plugin = state.plugin if state is not None else (settings.asked_plugin() or slots.DEFAULT_PLUGIN)
             capture = evaluate_health(src, wh, settings.slot, settings.config(), state, plugin)
-    return Status(slot_info, state, counts, health, gaps, horizon, capture)
+    return Status(slot_info, state, rows, health, gaps, horizon, capture)
 
 
+@records_build
 def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...] = (),
           tests: bool = True, engine: str = "postgres", full_tests: bool = False,
           stored: bool = True) -> transform.BuildReport:

@@ -64,6 +64,7 @@ class BatchResult:
     last_commit_lsn: str | None = None
     last_commit_ts: str | None = None
     seconds: float = 0.0
+    tables: dict[str, int] = field(default_factory=dict)  # changes written, by bronze table (metrics)
 
 
 @dataclass
@@ -605,13 +606,17 @@ class Ingester:
                     self.wh.execute("delete from bronze.ingest_spill where slot_name = %s and xid = %s",
                                     [self.slot, txn.xid])
         result.seconds = time.perf_counter() - began
+        result.tables = dict(self.copied) if fresh else {}  # by table, for the metrics
         return result
 
     def _copy(self, txns: list[Transaction], new_tables: dict[str, SourceTable]) -> int:
-        """COPY the transactions' changes into their bronze tables, in commit order.
+        """COPY the transactions' changes into their bronze tables, in commit order (self.copied:
+        the rows written, by bronze table).
 
         A table new to bronze gets its change table and its schema record in this same
         transaction, positioned at the first transaction that changed it."""
+        self.copied: dict[str, int] = {}
+        counts = self.copied
         by_target: dict[str, list[tuple]] = {}
         spilled: list[tuple[Transaction, str]] = []
         registered: set[str] = set()
@@ -637,13 +642,15 @@ class Ingester:
             total += txn.changes
         # spilled rows first: within a transaction they precede those still in memory
         for txn, target in spilled:
-            self.wh.execute(sql.SQL(sql_text("medallion.bronze", "spill_move.sql")).format(
+            moved = self.wh.execute(sql.SQL(sql_text("medallion.bronze", "spill_move.sql")).format(
                 target=sql.Identifier(target)),
                 {"commit_lsn": txn.commit_lsn, "commit_ts": txn.commit_ts, "slot": self.slot, "xid": txn.xid,
                  "target_name": target})
+            counts[target] = counts.get(target, 0) + max(moved.rowcount, 0)
         for target, rows in sorted(by_target.items()):
             if not rows:
                 continue
+            counts[target] = counts.get(target, 0) + len(rows)
             copy = sql.SQL("copy {} ({}) from stdin").format(
                 sql.Identifier(store.BRONZE_SCHEMA, target), sql.SQL(BRONZE_COLUMNS))
             with self.wh.cursor().copy(copy) as out:
