@@ -30,7 +30,7 @@ import psycopg2
 from psycopg import sql
 
 from medallion import naming
-from medallion.bronze import checks, ddl, publication, resync, snapshot, store
+from medallion.bronze import checks, ddl, online_snapshot, publication, resync, snapshot, store
 from medallion.bronze import slot as slots
 from medallion.bronze.decoders import RelationRef, decoder_for, int_to_lsn, lsn_to_int
 from medallion.bronze.stream import ReplicationStream
@@ -81,6 +81,7 @@ class Transaction:
     changes: int = 0  # captured, in memory and spilled
     # (bronze table, ordinal, event, the table's schema after it, the bronze table is new)
     schema_events: list[tuple[str, int, str, SourceTable, bool]] = field(default_factory=list)
+    snapshot_marks: list[tuple] = field(default_factory=list)  # online snapshot progress (online_snapshot.py)
 
 
 def resolve_plugin(config: ProjectConfig, environ_plugin: str | None) -> str | None:
@@ -115,6 +116,8 @@ class Ingester:
         self._by_oid: dict[int, SourceTable] = {}
         self._warned: set[object] = set()
         self._ddl_trigger = False  # the source announces DDL itself (medallion.bronze.ddl)
+        self._online = online_snapshot.OnlineSnapshots(endpoints.source, publication.publication_name(self.slot),
+                                                          self.plugin, notify)
 
     def __enter__(self) -> Ingester:
         self.src = connect(self.endpoints.source, "source", autocommit=True)
@@ -132,6 +135,7 @@ class Ingester:
         self.close()
 
     def close(self) -> None:
+        self._online.close()
         for conn in (getattr(self, "wh", None), getattr(self, "src", None)):
             if conn is not None and not conn.closed:
                 conn.close()  # closing the source session also releases the advisory lock
@@ -150,7 +154,35 @@ class Ingester:
         # a spilled transaction that never committed to bronze: the server sends it again
         self.wh.execute("delete from bronze.ingest_spill where slot_name = %s", [self.slot])
         self.wh.commit()
+        self._resume_online_snapshots()
         return rows
+
+    def _resume_online_snapshots(self) -> None:
+        """Online snapshots a previous run left unfinished (or `resync --table` asked for) go on
+        after the last key bronze holds (medallion.bronze.online_snapshot)."""
+        self._online.plugin = self.plugin
+        jobs = online_snapshot.open_jobs(self.wh, self.slot)
+        self.wh.commit()
+        for bronze, schema, name, reason, key, last_key, chunks, rows, started in jobs:
+            table = self._refresh_catalog().get((schema, name))
+            if table is None:
+                self.notify(f"{display(schema, name)} is gone from the source: its online snapshot stops")
+                continue
+            if bronze not in self._recorded_tables:  # no row of it is in bronze yet: new to bronze
+                self._recorded[table.ident] = bronze
+                self._new[bronze] = table
+            self._online.add(bronze, table, tuple(key), reason, after=last_key, chunks=chunks, rows=rows,
+                             started=started)
+        for captured in self.selection().captured:  # selected, or created unannounced, while no ingester ran
+            table = captured.table
+            announced = self._ddl_trigger and table.oid not in self._uncaptured  # its CREATE is in the stream
+            if table.ident not in self._recorded and table.persistence == "p" and not announced:
+                self._recorded[table.ident] = captured.bronze
+                self._new[captured.bronze] = table
+                self.notify(f"capturing {display(*table.ident)}, new to bronze, into bronze.{captured.bronze}")
+                self._online.add(captured.bronze, table,
+                                 online_snapshot.chunk_key(table, self.config.options(*table.ident).key),
+                                 "selected later" if table.oid in self._uncaptured else "published later")
 
     def resync(self, progress: Callable[[str, int], None] = lambda *_: None) -> int:
         """After a lost slot: a new snapshot into the existing bronze as a new epoch (see
@@ -257,12 +289,6 @@ class Ingester:
                     f"({why}): its history would stop silently; select it again, or run 'medallion reset' to start over")
         if not self._ddl_trigger:
             self._observe_schemas(selection, recorded)
-        uncaptured = store.uncaptured_oids(self.wh)
-        self.wh.commit()
-        recorded_idents = {(t.schema, t.name) for t in recorded.values()}
-        for captured in selection.captured:
-            if captured.table.ident not in recorded_idents and captured.table.oid in uncaptured:
-                self._warn_existing(captured.table)
 
     def _observe_schemas(self, selection: Selection, recorded: dict[str, store.RecordedTable]) -> None:
         """Without the DDL trigger: a captured table whose catalog differs from bronze's record
@@ -281,13 +307,6 @@ class Ingester:
         if observed:
             self.notify(f"the schema of {', '.join(observed)} changed: recorded now, not at the ALTER's own time "
                         "(install the DDL trigger: 'medallion prepare-source' as a superuser)")
-
-    def _warn_existing(self, table: SourceTable) -> None:
-        if table.ident in self._warned:
-            return
-        self._warned.add(table.ident)
-        self.notify(f"{display(*table.ident)} is selected now but existed, uncaptured, when capture started: its "
-                    "rows are not in bronze and it is not captured; run 'medallion reset' to snapshot it with the rest")
 
     def _wait_until_inactive(self) -> None:
         deadline = time.monotonic() + self.wait
@@ -345,15 +364,15 @@ class Ingester:
         root = catalog.get(source.root, source)
         target = self._recorded.get(root.ident)
         if target is None and root.persistence == "p" and selects(self.config, *root.ident) is None:
-            if root.oid in self._uncaptured:
-                self._warn_existing(root)
-            else:
-                target = naming.bronze_table(*root.ident)
-                if target in set(self._recorded.values()):
-                    target = naming.fit(f"{target}_{naming.short_hash(root.qualified)}")
-                self._recorded[root.ident] = target
-                self._new[target] = root
-                self.notify(f"capturing {display(*root.ident)}, new in the source, into bronze.{target}")
+            target = naming.bronze_table(*root.ident)
+            if target in set(self._recorded.values()):
+                target = naming.fit(f"{target}_{naming.short_hash(root.qualified)}")
+            self._recorded[root.ident] = target
+            self._new[target] = root
+            self.notify(f"capturing {display(*root.ident)}, new in the source, into bronze.{target}")
+            # its rows from before it reached the stream (published or selected later) are read online
+            self._online.add(target, root, online_snapshot.chunk_key(root, self.config.options(*root.ident).key),
+                             "selected later" if root.oid in self._uncaptured else "published later")
         elif target is None:
             self._left_out[root.oid] = root
         if target is not None and source.replica_identity != "f":
@@ -402,6 +421,8 @@ class Ingester:
                     message = stream.read(IDLE_WAIT)
                     if message is None:
                         self._report(writer, stream, on_batch)
+                        if self._online.busy:
+                            self._online.tick()  # the next chunk between its watermarks
                         if pending:
                             self._submit_write(writer, pending)
                             pending, pending_bytes, pending_changes = [], 0, 0
@@ -411,7 +432,7 @@ class Ingester:
                                 if not probe["recorded"]:
                                     writer.submit(("caught_up", probe["at"] - COMMIT_LATENCY_MARGIN))
                                     probe["recorded"] = True
-                                if until_caught_up:
+                                if until_caught_up and not self._online.busy:
                                     break
                                 if time.monotonic() - probe["checked"] >= CAUGHT_UP_EVERY:
                                     at, flushed = self.src.execute(
@@ -437,6 +458,8 @@ class Ingester:
                                 continue
                             target_table, source_table = resolved
                             full_row, old_row = event[3], event[4]
+                            if self._online.busy:  # inside a chunk's window, the stream wins
+                                self._online.see(open_txn, target_table, event[2], full_row, old_row)
                             open_txn.rows.setdefault(target_table, []).append(
                                 (open_txn.ordinal, event[5], event[2], full_row, old_row, source_table))
                             open_txn.in_memory += 1
@@ -464,9 +487,13 @@ class Ingester:
                                     or time.monotonic() - pending_since >= MAX_BATCH_DELAY:
                                 self._submit_write(writer, pending)
                                 pending, pending_bytes, pending_changes = [], 0, 0
+                            if self._online.busy:
+                                self._online.tick()
                         elif kind == "M":
                             if open_txn is not None and event[1] == ddl.MESSAGE_PREFIX:
                                 self._on_ddl(open_txn, ddl.parse_message(event[2]))
+                            elif event[1] == online_snapshot.PREFIX:
+                                self._online.message(open_txn, event[2], message.data_start)
                         elif kind == "R" and not self._ddl_trigger and open_txn is not None:
                             self._on_relation(open_txn, event[1])
                 if pending:
@@ -580,6 +607,10 @@ class Ingester:
                 store.record_uncaptured(self.wh, table, txns[-1].commit_lsn)
             if fresh:
                 result.changes = self._copy(fresh, new_tables)
+                for txn in fresh:
+                    if txn.snapshot_marks:  # a chunk's progress, with its rows
+                        online_snapshot.record(self.wh, self.slot, txn.commit_lsn, txn.commit_ts,
+                                               txn.snapshot_marks)
                 result.transactions = len(fresh)
                 last = fresh[-1]
                 result.last_commit_lsn = int_to_lsn(last.commit_lsn)

@@ -200,6 +200,21 @@ events as (
     from key_changes
 ),
 
+significant as (
+    -- an R row of an online snapshot (medallion/bronze/online_snapshot.py) that equals its key's
+    -- state before it changes nothing: the stream had brought that version already
+    select * from (
+        select events.*,
+               lag(op) over by_key as medallion_previous_op,
+               lag(row({{ cols }})::text) over by_key as medallion_previous_image,
+               row({{ cols }})::text as medallion_image
+        from events
+        window by_key as (partition by {{ keys }} order by commit_lsn, ordinal)
+    ) as compared
+    where not (op = 'R' and medallion_previous_op is not null and medallion_previous_op <> 'D'
+               and medallion_previous_image = medallion_image)
+),
+
 timed as (
     -- a key's versions start strictly later than the one before, in commit order, even when
     -- the source's clock stepped back: max(commit_ts, previous start + 1 microsecond), computed
@@ -210,8 +225,8 @@ timed as (
             partition by {{ keys }} order by numbered.commit_lsn, numbered.ordinal rows unbounded preceding)
             + numbered.n * interval '1 microsecond' as effective_ts
     from (
-        select events.*, row_number() over (partition by {{ keys }} order by commit_lsn, ordinal) as n
-        from events
+        select significant.*, row_number() over (partition by {{ keys }} order by commit_lsn, ordinal) as n
+        from significant
     ) as numbered
 ),
 

@@ -1,0 +1,179 @@
+"""Online snapshots (medallion/bronze/online_snapshot.py): a table whose past rows are not in the
+stream is read in chunks between watermarks while capture runs, without a lock; every row lands
+in bronze once and silver's current view equals the source.
+
+The publication here lists tables (FOR TABLE), as a pipeline role that is not a superuser gets
+it: a table created later is not in it until its owner adds it."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from medallion.settings import Settings
+from support import environment, execute, medallion, query
+
+SCHEMA = "odd Schema"
+NEW = "New Thing"
+CHUNK = "7"  # rows per chunk: many windows
+
+
+def _env(settings: Settings, tmp_path: Path) -> dict[str, str]:
+    config = tmp_path / "medallion.toml"
+    config.write_text(f'[capture]\ninclude = ["{SCHEMA}.*"]\n')
+    env = environment(settings)
+    env["MEDALLION_CONFIG"] = str(config)
+    env["MEDALLION_SNAPSHOT_CHUNK_ROWS"] = CHUNK
+    return env
+
+
+def _table_list_source(settings: Settings) -> None:
+    """The source as a non-superuser prepares it: a table-list publication, identities FULL."""
+    src = settings.source_dsn or ""
+    execute(src, sql.SQL("create schema {}").format(sql.Identifier(SCHEMA)))
+    execute(src, sql.SQL("create table {} (id text primary key, v int)").format(sql.Identifier(SCHEMA, "first")))
+    execute(src, sql.SQL("alter table {} replica identity full").format(sql.Identifier(SCHEMA, "first")))
+    execute(src, sql.SQL("insert into {} values ('a', 1)").format(sql.Identifier(SCHEMA, "first")))
+    execute(src, sql.SQL("create publication {} for table {}").format(
+        sql.Identifier(settings.slot), sql.Identifier(SCHEMA, "first")))
+
+
+def _create_new(src: str, rows: int) -> None:
+    execute(src, sql.SQL("create table {} (region text, seq int, v text, primary key (region, seq))").format(
+        sql.Identifier(SCHEMA, NEW)))
+    execute(src, sql.SQL("alter table {} replica identity full").format(sql.Identifier(SCHEMA, NEW)))
+    execute(src, sql.SQL("insert into {} select r, seq, 'v0' from unnest(array['north', 'South', 'éast']) as r, "
+                         "generate_series(1, %s) as seq").format(sql.Identifier(SCHEMA, NEW)), [rows])
+
+
+def _publish_new(settings: Settings) -> None:
+    """What `medallion prepare-source` does for the table as its owner: add it to the list."""
+    execute(settings.source_dsn or "", sql.SQL("alter publication {} add table {}").format(
+        sql.Identifier(settings.slot), sql.Identifier(SCHEMA, NEW)))
+
+
+class Workload(threading.Thread):
+    """Updates, deletes and inserts of random keys of the new table, one small transaction each."""
+
+    def __init__(self, dsn: str, rows: int, seed: int) -> None:
+        super().__init__(daemon=True)
+        self.dsn, self.rows, self.random = dsn, rows, random.Random(seed)
+        self.stop = threading.Event()
+        self.done = 0
+
+    def run(self) -> None:
+        table = sql.Identifier(SCHEMA, NEW)
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            while not self.stop.is_set():
+                region = self.random.choice(["north", "South", "éast", "west"])
+                n = self.random.randint(1, self.rows + 20)
+                action = self.random.random()
+                if action < 0.5:
+                    conn.execute(sql.SQL("update {} set v = %s where region = %s and seq = %s").format(table),
+                                 [f"u{self.done}", region, n])
+                elif action < 0.75:
+                    conn.execute(sql.SQL("delete from {} where region = %s and seq = %s").format(table), [region, n])
+                else:
+                    conn.execute(sql.SQL("insert into {} values (%s, %s, %s) on conflict do nothing").format(table),
+                                 [region, n, f"i{self.done}"])
+                self.done += 1
+                time.sleep(0.002)
+
+
+def _source_rows(src: str) -> list[tuple]:
+    return query(src, sql.SQL("select region, seq, v from {} order by 1, 2").format(sql.Identifier(SCHEMA, NEW)))
+
+
+def _snapshot_done(wh: str) -> bool:
+    try:
+        return bool(query(wh, "select count(*) > 0 and bool_and(finished_ts is not null) from bronze.online_snapshot")
+                    [0][0])
+    except psycopg.errors.UndefinedTable:
+        return False
+
+
+def _wait(condition, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def _follow(env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "medallion.cli", "ingest", "--follow"], env=env,
+                            cwd=tempfile.gettempdir(), stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def _stop(follower: subprocess.Popen) -> None:
+    follower.send_signal(signal.SIGINT)
+    follower.wait(timeout=60)
+
+
+def _bronze_state(wh: str, bronze: str) -> list[tuple]:
+    """The new table as bronze's rows say it is now: each key's latest row, unless a delete."""
+    rows = query(wh, sql.SQL(
+        "select distinct on (full_row->>'region', (full_row->>'seq')::int) full_row->>'region', "
+        "(full_row->>'seq')::int, full_row->>'v', op from {} order by 1, 2, commit_lsn desc, ordinal desc").format(
+        sql.Identifier("bronze", bronze)))
+    return [row[:3] for row in rows if row[3] != "D"]
+
+
+def _check_equal(settings: Settings, env: dict[str, str]) -> None:
+    src, wh = settings.source_dsn or "", settings.warehouse_dsn or ""
+    ran = medallion("run", env=env)
+    assert ran.returncode == 0, ran.stderr
+    bronze = query(wh, "select bronze_table from bronze.online_snapshot")[0][0]
+    # no key is snapshotted twice, and the snapshot rows with the stream's give the source exactly
+    assert query(wh, sql.SQL("select full_row->>'region', full_row->>'seq' from {} where op = 'R' "
+                             "group by 1, 2 having count(*) > 1").format(sql.Identifier("bronze", bronze))) == []
+    assert _bronze_state(wh, bronze) == _source_rows(src)
+    tables = dict(query(wh, "select table_name ~ '_hist', table_name from information_schema.tables "
+                            "where table_schema = 'silver' and table_name ilike '%%new%%thing%%' "
+                            ""))
+    assert query(wh, sql.SQL("select region, seq, v from {} order by 1, 2").format(
+        sql.Identifier("silver", tables[False]))) == _source_rows(src)
+    # the history's current versions are the source's rows too
+    hist = query(wh, sql.SQL("select region, seq, v from {} where sys_end = 'infinity' order by 1, 2").format(
+        sql.Identifier("silver", tables[True])))
+    assert hist == _source_rows(src)
+
+
+def test_a_table_published_later_gets_every_row_once(blank_settings: Settings, tmp_path: Path) -> None:
+    src = blank_settings.source_dsn or ""
+    env = _env(blank_settings, tmp_path)
+    _table_list_source(blank_settings)
+    assert (ran := medallion("run", env=env)).returncode == 0, ran.stderr
+    follower = _follow(env, tmp_path / "follow.log")
+    try:
+        _wait(lambda: "following the source" in (tmp_path / "follow.log").read_text())
+        time.sleep(1.0)
+        _create_new(src, 60)  # 180 rows, written before the table is published
+        workload = Workload(src, 60, seed=1)
+        workload.start()
+        time.sleep(0.5)
+        _publish_new(blank_settings)
+        _wait(lambda: _snapshot_done(blank_settings.warehouse_dsn or ""))
+        time.sleep(0.5)
+        workload.stop.set()
+        workload.join()
+        execute(src, sql.SQL("insert into {} values ('after', 1, 'last')").format(sql.Identifier(SCHEMA, NEW)))
+        time.sleep(1.0)
+    finally:
+        _stop(follower)
+    log = (tmp_path / "follow.log").read_text()
+    assert "capturing odd Schema.New Thing, new in the source" in log, log
+    assert "online snapshot of" in log and "done" in log, log
+    chunks = query(blank_settings.warehouse_dsn or "", "select chunks from bronze.online_snapshot")[0][0]
+    assert chunks > 10
+    _check_equal(blank_settings, env)
