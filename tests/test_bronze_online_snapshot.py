@@ -177,3 +177,35 @@ def test_a_table_published_later_gets_every_row_once(blank_settings: Settings, t
     chunks = query(blank_settings.warehouse_dsn or "", "select chunks from bronze.online_snapshot")[0][0]
     assert chunks > 10
     _check_equal(blank_settings, env)
+
+
+def test_sigkill_during_the_online_snapshot_loses_and_doubles_nothing(blank_settings: Settings,
+                                                                     tmp_path: Path) -> None:
+    src, wh = blank_settings.source_dsn or "", blank_settings.warehouse_dsn or ""
+    env = _env(blank_settings, tmp_path)
+    env["MEDALLION_SNAPSHOT_CHUNK_ROWS"] = "3"
+    _table_list_source(blank_settings)
+    assert (ran := medallion("run", env=env)).returncode == 0, ran.stderr
+    _create_new(src, 100)  # 300 rows before the table is published: 100 chunks
+    workload = Workload(src, 100, seed=2)
+    workload.start()
+    _publish_new(blank_settings)
+    chance = random.Random(3)
+    kills = 0
+    try:
+        for _ in range(6):
+            follower = _follow(env, tmp_path / f"follow{kills}.log")
+            time.sleep(chance.uniform(1.0, 3.0))
+            follower.send_signal(signal.SIGKILL)
+            follower.wait(timeout=30)
+            kills += 1
+            if _snapshot_done(wh):
+                break
+    finally:
+        workload.stop.set()
+        workload.join()
+    done = query(wh, "select chunks, rows from bronze.online_snapshot")
+    logs = "".join((tmp_path / f"follow{n}.log").read_text() for n in range(kills))
+    assert kills >= 2 and done, logs
+    _check_equal(blank_settings, env)  # `medallion run` finishes what the kills left
+    assert query(wh, "select finished_ts is not null from bronze.online_snapshot") == [(True,)]
