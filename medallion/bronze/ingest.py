@@ -116,8 +116,8 @@ class Ingester:
         self._by_oid: dict[int, SourceTable] = {}
         self._warned: set[object] = set()
         self._ddl_trigger = False  # the source announces DDL itself (medallion.bronze.ddl)
-        self._online = online_snapshot.OnlineSnapshots(endpoints.source, publication.publication_name(self.slot),
-                                                          self.plugin, notify)
+        self._online = online_snapshot.OnlineSnapshots(endpoints.source, endpoints.warehouse,
+                                                       publication.publication_name(self.slot), self.plugin, notify)
 
     def __enter__(self) -> Ingester:
         self.src = connect(self.endpoints.source, "source", autocommit=True)
@@ -161,18 +161,9 @@ class Ingester:
         """Online snapshots a previous run left unfinished (or `resync --table` asked for) go on
         after the last key bronze holds (medallion.bronze.online_snapshot)."""
         self._online.plugin = self.plugin
-        jobs = online_snapshot.open_jobs(self.wh, self.slot)
+        jobs = [row for row in online_snapshot.open_jobs(self.wh, self.slot) if self._online.take(row)]
         self.wh.commit()
-        for bronze, schema, name, reason, key, last_key, chunks, rows, started in jobs:
-            table = self._refresh_catalog().get((schema, name))
-            if table is None:
-                self.notify(f"{display(schema, name)} is gone from the source: its online snapshot stops")
-                continue
-            if bronze not in self._recorded_tables:  # no row of it is in bronze yet: new to bronze
-                self._recorded[table.ident] = bronze
-                self._new[bronze] = table
-            self._online.add(bronze, table, tuple(key), reason, after=last_key, chunks=chunks, rows=rows,
-                             started=started)
+        self._take_online_jobs(jobs)
         for captured in self.selection().captured:  # selected, or created unannounced, while no ingester ran
             table = captured.table
             announced = self._ddl_trigger and table.oid not in self._uncaptured  # its CREATE is in the stream
@@ -183,6 +174,19 @@ class Ingester:
                 self._online.add(captured.bronze, table,
                                  online_snapshot.chunk_key(table, self.config.options(*table.ident).key),
                                  "selected later" if table.oid in self._uncaptured else "published later")
+
+    def _take_online_jobs(self, jobs: list[tuple]) -> None:
+        """Open snapshots the warehouse lists (left unfinished, or asked for by `resync --table`)."""
+        for _id, bronze, schema, name, reason, key, last_key, chunks, rows, started in jobs:
+            table = self._refresh_catalog().get((schema, name))
+            if table is None:
+                self.notify(f"{display(schema, name)} is gone from the source: its online snapshot stops")
+                continue
+            if bronze not in self._recorded_tables and table.ident not in self._recorded:
+                self._recorded[table.ident] = bronze  # no row of it is in bronze yet: new to bronze
+                self._new[bronze] = table
+            self._online.add(bronze, table, tuple(key), reason, after=last_key, chunks=chunks, rows=rows,
+                             started=started)
 
     def resync(self, progress: Callable[[str, int], None] = lambda *_: None) -> int:
         """After a lost slot: a new snapshot into the existing bronze as a new epoch (see
@@ -421,6 +425,7 @@ class Ingester:
                     message = stream.read(IDLE_WAIT)
                     if message is None:
                         self._report(writer, stream, on_batch)
+                        self._take_online_jobs(self._online.requests(self.slot))  # `resync --table`, now and then
                         if self._online.busy:
                             self._online.tick()  # the next chunk between its watermarks
                         if pending:

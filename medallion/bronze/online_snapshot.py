@@ -51,6 +51,7 @@ PREFIX = "medallion.snapshot"
 CHUNK_ROWS = 1024  # rows per chunk (Debezium's default): the window's memory and the SELECT's size
 CHUNK_ROWS_ENV = "MEDALLION_SNAPSHOT_CHUNK_ROWS"  # overrides it (tests use small chunks: many windows)
 PUBLICATION_CHECK_EVERY = 2.0  # seconds between two checks that a table waiting for its snapshot is published
+REQUESTS_EVERY = 5.0  # seconds between two looks of a following ingester for `resync --table` requests
 PROGRESS_EVERY = 10.0  # seconds between two progress lines of a long snapshot
 
 
@@ -68,6 +69,7 @@ class Job:
     started: bool = False  # its start is recorded (or rides on a transaction already)
     published: bool = False  # pgoutput sends it (checked before its first chunk)
     checked: float = 0.0  # when that was last checked
+    gone: int = 0  # keys bronze held as live that the snapshot did not find (ended by it)
 
 
 @dataclass
@@ -101,7 +103,7 @@ def chunk_key(table: SourceTable, declared: tuple[str, ...] | None) -> tuple[str
 
 
 def open_jobs(wh: psycopg.Connection, slot: str) -> list[tuple]:
-    """(bronze, schema, table, reason, key, last_key, chunks, rows, started) of unfinished snapshots."""
+    """(id, bronze, schema, table, reason, key, last_key, chunks, rows, started) of unfinished snapshots."""
     ensure_schema(wh)
     return wh.execute(sql_text("medallion.bronze", "online_snapshot_open.sql"), {"slot": slot}).fetchall()
 
@@ -116,10 +118,28 @@ def record(wh: psycopg.Connection, slot: str, commit_lsn: int, commit_ts: object
                 "slot": slot, "bronze": job.bronze, "schema": job.table.schema, "table": job.table.name,
                 "reason": job.reason, "key": list(job.key), "lsn": commit_lsn, "ts": commit_ts})
         else:
-            _, bronze, last_key, rows, final = mark
+            _, job, last_key, rows, final, ordinal, event_lsn = mark
+            if final:
+                _end_gone_keys(wh, slot, job, commit_lsn, commit_ts, ordinal, event_lsn)
             wh.execute(sql_text("medallion.bronze", "online_snapshot_chunk_done.sql"), {
-                "slot": slot, "bronze": bronze, "last_key": orjson.dumps(last_key).decode() if last_key else None,
+                "slot": slot, "bronze": job.bronze, "last_key": orjson.dumps(last_key).decode() if last_key else None,
                 "rows": rows, "final": final, "lsn": commit_lsn, "ts": commit_ts})
+
+
+def _end_gone_keys(wh: psycopg.Connection, slot: str, job: Job, commit_lsn: int, commit_ts: object, ordinal: int,
+                   event_lsn: int) -> None:
+    """Keys bronze holds as live that the snapshot did not find end at its last high watermark
+    (online_snapshot_gone.sql): a re-sync of one table repairs a delete bronze never got."""
+    def key(column: str) -> sql.Composable:
+        return sql.SQL("jsonb_build_array({})").format(sql.SQL(", ").join(
+            sql.SQL("{} -> {}").format(sql.Identifier(column), sql.Literal(k)) for k in job.key))
+
+    gone = wh.execute(sql.SQL(sql_text("medallion.bronze", "online_snapshot_gone.sql")).format(
+        table=sql.Identifier("bronze", job.bronze), key=key("full_row"), old_key=key("old_row")), {
+        "slot": slot, "bronze": job.bronze, "lsn": commit_lsn, "ts": commit_ts, "ordinal": ordinal,
+        "event_lsn": event_lsn}).rowcount
+    if gone:
+        job.gone = gone
 
 
 class OnlineSnapshots:
@@ -129,9 +149,14 @@ class OnlineSnapshots:
     message, tick() when idle or after a commit (starts the next chunk). Marks for the warehouse
     ride on the transaction they belong to (txn.snapshot_marks) and are applied by record()."""
 
-    def __init__(self, source_dsn: str, publication: str, plugin: str, notify: Callable[[str], None],
-                 chunk_rows: int | None = None) -> None:
+    def __init__(self, source_dsn: str, warehouse_dsn: str, publication: str, plugin: str,
+                 notify: Callable[[str], None], chunk_rows: int | None = None) -> None:
         self.source_dsn = source_dsn
+        self.warehouse_dsn = warehouse_dsn
+        self._wh: psycopg.Connection | None = None
+        self._looked = time.monotonic()
+        self._taken: set[int] = set()  # warehouse rows (snapshot_id) this run has taken up
+        self._finished: set[str] = set()  # bronze tables whose snapshot this run finished
         self.publication = publication
         self.plugin = plugin
         self.notify = notify
@@ -148,8 +173,27 @@ class OnlineSnapshots:
         return bool(self.jobs)
 
     def close(self) -> None:
-        if self._src is not None and not self._src.closed:
-            self._src.close()
+        for conn in (self._src, self._wh):
+            if conn is not None and not conn.closed:
+                conn.close()
+
+    def take(self, row: tuple) -> bool:
+        """Whether an open snapshot the warehouse lists is new to this run (not one it runs, nor
+        one it finished whose last chunk the writer has not committed yet)."""
+        snapshot_id, bronze, started = row[0], row[1], row[-1]
+        if snapshot_id in self._taken or self.wanted(bronze) or (started and bronze in self._finished):
+            return False
+        self._taken.add(snapshot_id)
+        return True
+
+    def requests(self, slot: str) -> list[tuple]:
+        """Every REQUESTS_EVERY seconds: the open snapshots the warehouse lists (`resync --table`)."""
+        if time.monotonic() - self._looked < REQUESTS_EVERY:
+            return []
+        self._looked = time.monotonic()
+        if self._wh is None or self._wh.closed:
+            self._wh = connect(self.warehouse_dsn, "warehouse", autocommit=True)
+        return [row for row in open_jobs(self._wh, slot) if self.take(row)]
 
     def _source(self) -> psycopg.Connection:
         if self._src is None or self._src.closed:
@@ -223,13 +267,14 @@ class OnlineSnapshots:
             txn.changes += 1
             txn.bytes += len(full_row) + 200
         written = len(window.rows)
-        txn.snapshot_marks.append(("chunk", job.bronze, window.last or job.after, written, window.final))
+        txn.snapshot_marks.append(("chunk", job, window.last or job.after, written, window.final, txn.ordinal, lsn))
         job.after = window.last or job.after
         job.chunks += 1
         job.rows += written
         self.window = None
         if window.final:
             self.jobs.remove(job)
+            self._finished.add(job.bronze)
             self.notify(f"online snapshot of {job.table.qualified}: {job.rows:,} rows in {job.chunks:,} chunks, done")
         elif time.monotonic() - self._said >= PROGRESS_EVERY:
             self._said = time.monotonic()
