@@ -260,3 +260,26 @@ def test_resync_of_one_table_repairs_it_under_load_and_leaves_the_others_alone(b
 def _silver_tables(wh: str, like: str = "new%thing") -> dict[bool, str]:
     return dict(query(wh, "select table_name ~ '_hist', table_name from information_schema.tables "
                           "where table_schema = 'silver' and table_name ilike %s", [f"%{like}%"]))
+
+
+def test_a_table_published_while_following_with_no_change_after_is_read_whole(blank_settings: Settings,
+                                                                              tmp_path: Path) -> None:
+    """The issue's case: the first rows are in silver once the table is published, whoever did it,
+    with no further change to bring it to the ingester's notice."""
+    src = blank_settings.source_dsn or ""
+    env = _env(blank_settings, tmp_path)
+    _table_list_source(blank_settings)
+    assert (ran := medallion("run", env=env)).returncode == 0, ran.stderr
+    log = tmp_path / "follow.log"
+    follower = _follow(env, log)
+    try:
+        _wait(lambda: "following the source" in log.read_text())
+        time.sleep(1.0)
+        _create_new(src, 5)
+        time.sleep(1.0)
+        _publish_new(blank_settings)
+        _wait(lambda: _snapshot_done(blank_settings.warehouse_dsn or ""), 60)
+    finally:
+        _stop(follower)
+    assert "capturing odd Schema.New Thing, new to bronze" in log.read_text()
+    _check_equal(blank_settings, env)

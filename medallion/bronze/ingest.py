@@ -164,7 +164,20 @@ class Ingester:
         jobs = [row for row in online_snapshot.open_jobs(self.wh, self.slot) if self._online.take(row)]
         self.wh.commit()
         self._take_online_jobs(jobs)
-        for captured in self.selection().captured:  # selected, or created unannounced, while no ingester ran
+        self._online.published_changed(self.slot)  # what the publication sends now: the follower watches it
+        self._capture_unrecorded(self.selection().captured)  # selected, or created unannounced, meanwhile
+
+    def _poll_online(self) -> None:
+        """Now and then while streaming: `resync --table` requests, and tables the publication sends
+        now that bronze has not seen yet (published by their owner, with no change since)."""
+        self._take_online_jobs(self._online.requests(self.slot))
+        if self._online.published_changed(self.slot):
+            self._capture_unrecorded(resolve(self.config, read_tables(self.src), dict(self._recorded)).captured)
+
+    def _capture_unrecorded(self, captured_tables: list) -> None:
+        """Selected tables bronze does not have, whose CREATE the stream does not announce: captured
+        from now on, their rows read by an online snapshot."""
+        for captured in captured_tables:
             table = captured.table
             announced = self._ddl_trigger and table.oid not in self._uncaptured  # its CREATE is in the stream
             if table.ident not in self._recorded and table.persistence == "p" and not announced:
@@ -425,7 +438,7 @@ class Ingester:
                     message = stream.read(IDLE_WAIT)
                     if message is None:
                         self._report(writer, stream, on_batch)
-                        self._take_online_jobs(self._online.requests(self.slot))  # `resync --table`, now and then
+                        self._poll_online()
                         if self._online.busy:
                             self._online.tick()  # the next chunk between its watermarks
                         if pending:

@@ -157,6 +157,8 @@ class OnlineSnapshots:
         self._looked = time.monotonic()
         self._taken: set[int] = set()  # warehouse rows (snapshot_id) this run has taken up
         self._finished: set[str] = set()  # bronze tables whose snapshot this run finished
+        self._publication_tables: set[tuple[str, str]] | None = None  # what the publication sent when last looked
+        self._look_at_publication = False
         self.publication = publication
         self.plugin = plugin
         self.notify = notify
@@ -191,6 +193,7 @@ class OnlineSnapshots:
         if time.monotonic() - self._looked < REQUESTS_EVERY:
             return []
         self._looked = time.monotonic()
+        self._look_at_publication = True
         if self._wh is None or self._wh.closed:
             self._wh = connect(self.warehouse_dsn, "warehouse", autocommit=True)
         return [row for row in open_jobs(self._wh, slot) if self.take(row)]
@@ -279,6 +282,18 @@ class OnlineSnapshots:
         elif time.monotonic() - self._said >= PROGRESS_EVERY:
             self._said = time.monotonic()
             self.notify(f"online snapshot of {job.table.qualified}: {job.rows:,} rows in {job.chunks:,} chunks so far")
+
+    def published_changed(self, slot: str) -> bool:
+        """Whether the publication's list of tables changed since the last look (pgoutput; looked
+        at with requests(), or at once the first time)."""
+        if self.plugin != "pgoutput" or not (self._look_at_publication or self._publication_tables is None):
+            return False
+        self._look_at_publication = False
+        now = set(self._source().execute(sql_text("medallion.bronze", "published_tables.sql"),
+                                         {"publication": self.publication}).fetchall())
+        changed = self._publication_tables is not None and now != self._publication_tables
+        self._publication_tables = now
+        return changed
 
     def tick(self) -> None:
         """Start the next chunk when none is between its watermarks."""
