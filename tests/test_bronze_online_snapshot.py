@@ -283,3 +283,42 @@ def test_a_table_published_while_following_with_no_change_after_is_read_whole(bl
         _stop(follower)
     assert "capturing odd Schema.New Thing, new to bronze" in log.read_text()
     _check_equal(blank_settings, env)
+
+
+def test_the_watermarks_and_chunks_need_no_superuser(blank_settings: Settings) -> None:
+    """What an online snapshot does on the source (watermark messages, chunk reads, the publication
+    check) works for a role that may only log in and read the table: no superuser, no REPLICATION,
+    nothing created on the source. pgoutput delivers the watermarks (messages 'true')."""
+    from psycopg.conninfo import make_conninfo
+
+    from medallion.bronze.online_snapshot import PREFIX, OnlineSnapshots, chunk_key
+    from medallion.source.catalog import read_tables
+
+    src = blank_settings.source_dsn or ""
+    _table_list_source(blank_settings)
+    _create_new(src, 4)
+    _publish_new(blank_settings)
+    execute(src, "drop role if exists online_plain")
+    execute(src, "create role online_plain login nosuperuser noreplication")
+    execute(src, sql.SQL("grant usage on schema {} to online_plain").format(sql.Identifier(SCHEMA)))
+    execute(src, sql.SQL("grant select on {} to online_plain").format(sql.Identifier(SCHEMA, NEW)))
+    execute(src, "select pg_create_logical_replication_slot('online_probe', 'pgoutput')")
+    try:
+        with psycopg.connect(src) as conn:
+            table = next(t for t in read_tables(conn) if t.name == NEW)
+        online = OnlineSnapshots(make_conninfo(src, user="online_plain"), "", blank_settings.slot, "pgoutput",
+                                 lambda _: None, chunk_rows=5)
+        online.add("br_new", table, chunk_key(table, None), "published later")
+        online.tick()
+        assert online.window is not None and len(online.window.rows) == 5 and not online.window.final
+        online.close()
+        assert query(src, "select rolsuper or rolreplication from pg_roles where rolname = 'online_plain'") == \
+            [(False,)]
+        messages = query(src, "select count(*) from pg_logical_slot_peek_binary_changes('online_probe', null, null, "
+                              "'proto_version', '1', 'publication_names', %s, 'messages', 'true') "
+                              "where position(%s::bytea in data) > 0", [blank_settings.slot, PREFIX.encode()])
+        assert messages == [(2,)]  # the low and the high watermark
+    finally:
+        execute(src, "select pg_drop_replication_slot('online_probe')")
+        execute(src, sql.SQL("drop owned by online_plain"))
+        execute(src, "drop role online_plain")
