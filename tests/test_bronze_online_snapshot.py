@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -22,7 +23,7 @@ import pytest
 from psycopg import sql
 
 from medallion.settings import Settings
-from support import environment, execute, medallion, query
+from support import environment, execute, medallion, one_error_line, query
 
 SCHEMA = "odd Schema"
 NEW = "New Thing"
@@ -283,6 +284,18 @@ def test_a_table_published_while_following_with_no_change_after_is_read_whole(bl
         _stop(follower)
     assert "capturing odd Schema.New Thing, new to bronze" in log.read_text()
     _check_equal(blank_settings, env)
+    # its history before the snapshot is not known: a question about then says so; --strict refuses
+    hist = _silver_tables(blank_settings.warehouse_dsn or "")[True]
+    whole_from = query(blank_settings.warehouse_dsn or "", "select max(finished_ts) from bronze.online_snapshot")[0][0]
+    statement = sql.SQL("select count(*) from silver.{} for system_time as of '{}'").format(
+        sql.Identifier(hist), sql.SQL(str(whole_from - timedelta(seconds=1)))).as_string()
+    warned = medallion("query", "--format", "csv", statement, env=env)
+    assert warned.returncode == 0 and f"but the history of silver.{hist} is whole only from" in warned.stderr, \
+        warned.stderr
+    line = one_error_line(medallion("query", "--strict", statement, env=env))
+    assert "its earlier rows were read by an online snapshot" in line
+    later = statement.replace(str(whole_from - timedelta(seconds=1)), str(whole_from + timedelta(seconds=1)))
+    assert "is whole only from" not in medallion("query", "--format", "csv", later, env=env).stderr
 
 
 def test_the_watermarks_and_chunks_need_no_superuser(blank_settings: Settings) -> None:
