@@ -154,7 +154,7 @@ def test_a_table_published_later_gets_every_row_once(blank_settings: Settings, t
     src = blank_settings.source_dsn or ""
     env = _env(blank_settings, tmp_path)
     _table_list_source(blank_settings)
-    assert (ran := medallion("run", env=env)).returncode == 0, ran.stderr
+    assert (ran := medallion("ingest", env=env)).returncode == 0, ran.stderr
     follower = _follow(env, tmp_path / "follow.log")
     try:
         _wait(lambda: "following the source" in (tmp_path / "follow.log").read_text())
@@ -186,7 +186,7 @@ def test_sigkill_during_the_online_snapshot_loses_and_doubles_nothing(blank_sett
     env = _env(blank_settings, tmp_path)
     env["MEDALLION_SNAPSHOT_CHUNK_ROWS"] = "3"
     _table_list_source(blank_settings)
-    assert (ran := medallion("run", env=env)).returncode == 0, ran.stderr
+    assert (ran := medallion("ingest", env=env)).returncode == 0, ran.stderr
     _create_new(src, 100)  # 300 rows before the table is published: 100 chunks
     workload = Workload(src, 100, seed=2)
     workload.start()
@@ -270,7 +270,7 @@ def test_a_table_published_while_following_with_no_change_after_is_read_whole(bl
     src = blank_settings.source_dsn or ""
     env = _env(blank_settings, tmp_path)
     _table_list_source(blank_settings)
-    assert (ran := medallion("run", env=env)).returncode == 0, ran.stderr
+    assert (ran := medallion("ingest", env=env)).returncode == 0, ran.stderr
     log = tmp_path / "follow.log"
     follower = _follow(env, log)
     try:
