@@ -305,6 +305,7 @@ def test_the_watermarks_and_chunks_need_no_superuser(blank_settings: Settings) -
     from psycopg.conninfo import make_conninfo
 
     from medallion.bronze.online_snapshot import PREFIX, OnlineSnapshots, chunk_key
+    from medallion.errors import SelectionError
     from medallion.source.catalog import read_tables
 
     src = blank_settings.source_dsn or ""
@@ -325,6 +326,15 @@ def test_the_watermarks_and_chunks_need_no_superuser(blank_settings: Settings) -
         online.tick()
         assert online.window is not None and len(online.window.rows) == 5 and not online.window.final
         online.close()
+        # a table with no key to order chunks by is refused in one line that names the fix
+        execute(src, sql.SQL("create table {} (at timestamptz, kind text)").format(sql.Identifier(SCHEMA, "keyless")))
+        with psycopg.connect(src) as conn:
+            keyless = next(t for t in read_tables(conn) if t.name == "keyless")
+        with pytest.raises(SelectionError) as refused:
+            chunk_key(keyless, None)
+        assert str(refused.value) == ('"odd Schema".keyless has no primary key: an online snapshot reads it in key '
+                                      'order; declare one in medallion.toml ([tables."odd Schema.keyless"] key = [...])')
+        assert chunk_key(keyless, ("at", "kind")) == ("at", "kind")
         assert query(src, "select rolsuper or rolreplication from pg_roles where rolname = 'online_plain'") == \
             [(False,)]
         messages = query(src, "select count(*) from pg_logical_slot_peek_binary_changes('online_probe', null, null, "
