@@ -450,7 +450,7 @@ class Ingester:
                                 if not probe["recorded"]:
                                     writer.submit(("caught_up", probe["at"] - COMMIT_LATENCY_MARGIN))
                                     probe["recorded"] = True
-                                if until_caught_up and not self._online.busy:
+                                if until_caught_up and not self._online.holds_drain:
                                     break
                                 if time.monotonic() - probe["checked"] >= CAUGHT_UP_EVERY:
                                     at, flushed = self.src.execute(

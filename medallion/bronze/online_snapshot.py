@@ -174,6 +174,12 @@ class OnlineSnapshots:
     def busy(self) -> bool:
         return bool(self.jobs)
 
+    @property
+    def holds_drain(self) -> bool:
+        """A drain (`medallion ingest`, `run`) waits for a chunk under way or a table ready to read,
+        not for one the publication does not send yet (the next run takes it up)."""
+        return self.window is not None or any(job.published or job.checked == 0.0 for job in self.jobs)
+
     def close(self) -> None:
         for conn in (self._src, self._wh):
             if conn is not None and not conn.closed:
@@ -311,7 +317,15 @@ class OnlineSnapshots:
                         f"{self.chunk_rows:,} rows while the stream runs")
         self._emit(src, token, "low")
         window = Window(job, token)
-        for key_json, full_row, source_table in src.execute(self._chunk_sql(job)).fetchall():
+        try:
+            chunk = src.execute(self._chunk_sql(job)).fetchall()
+        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
+            # dropped, or its key renamed, since: the next run sees the table as it is then
+            self.jobs.remove(job)
+            self.notify(f"{job.table.qualified} changed under its online snapshot (dropped, or its key renamed): "
+                        "the snapshot stops; run 'medallion resync --table' if the table is still captured")
+            return
+        for key_json, full_row, source_table in chunk:
             row = orjson.loads(full_row)
             window.rows[tuple(row.get(k) for k in job.key)] = (full_row, source_table)
             window.last = key_json
