@@ -520,8 +520,11 @@ def _cannot_tell(message: str, settings: Settings | None, as_json: bool) -> NoRe
 
 
 @cli.command()
+@click.option("--table", "table", metavar="SCHEMA.TABLE", default=None,
+              help="Re-read this one captured table online (chunks between watermarks in the stream, no lock), "
+                   "while capture runs; every other table is left alone.")
 @friendly_errors
-def resync() -> None:
+def resync(table: str | None) -> None:
     """After a lost slot: take a new snapshot into the same bronze, keeping all history.
 
     A slot that was dropped, or invalidated because the source removed WAL it still needed
@@ -535,7 +538,11 @@ def resync() -> None:
     Example:
       medallion status          # says 'slot invalidated ...: run medallion resync'
       medallion resync && medallion run
+      medallion resync --table app.orders   # one table, online, while capture runs
     """
+    if table is not None:
+        out.print(pipeline.resync_table(load_settings(), table, note))
+        return
     rows = pipeline.resync(load_settings(), note, lambda table, n: note(f"re-sync {table}: {n:,} rows"))
     out.print(f"re-synced: a new epoch of {rows:,} rows; history before the gap is kept")
 

@@ -265,6 +265,45 @@ def resync(settings: Settings, notify: Callable[[str], None] = lambda _: None,
         return ingester.resync(on_snapshot_table)
 
 
+def resync_table(settings: Settings, name: str, notify: Callable[[str], None] = lambda _: None) -> str:
+    """`medallion resync --table schema.table`: an online snapshot of one captured table
+    (medallion.bronze.online_snapshot), taken while capture runs; no other table is touched.
+    The request is recorded in the warehouse; a following ingester takes it up within seconds,
+    else this runs the ingester until the snapshot is done. Returns what happened, in words."""
+    from medallion.bronze import online_snapshot
+    from medallion.errors import SelectionError, SlotBusy
+    from medallion.patterns import display, parse_qualified_name
+
+    try:
+        ident = parse_qualified_name(name)
+    except ValueError as exc:
+        raise SelectionError(f"--table {name!r}: {exc}; write schema.table, e.g. public.customer") from None
+    ends = endpoints(settings)
+    with connect(ends.warehouse, "warehouse") as wh, connect(ends.source, "source", autocommit=True) as src:
+        recorded = {(t.schema, t.name): t for t in store.recorded_tables(wh).values()}
+        state = store.read_state(wh, settings.slot) if recorded else None
+        if state is None or ident not in recorded or recorded[ident].event == "drop":
+            raise SelectionError(f"{display(*ident)} is not a table bronze captures: 'medallion tables' lists "
+                                 "them (a table not captured yet is snapshotted when it is)")
+        table = {t.ident: t for t in read_tables(src)}.get(ident)
+        if table is None:
+            raise SelectionError(f"{display(*ident)} is no longer in the source: there is nothing to re-sync")
+        key = online_snapshot.chunk_key(table, settings.config().options(*ident).key)
+        online_snapshot.ensure_schema(wh)
+        asked = wh.execute(sql_text("medallion.bronze", "online_snapshot_request.sql"), {
+            "slot": settings.slot, "bronze": recorded[ident].bronze, "schema": ident[0], "table": ident[1],
+            "key": list(key)}).fetchone()
+        wh.commit()
+    if asked is None:
+        notify(f"an online snapshot of {display(*ident)} is already under way: it goes on")
+    try:
+        ingest(settings, wait=1.0, notify=notify)
+    except SlotBusy:
+        return (f"asked for an online snapshot of {display(*ident)}: the running ingester takes it up within "
+                f"{online_snapshot.REQUESTS_EVERY:.0f}s ('medallion status' shows it)")
+    return f"re-synced {display(*ident)} online (history before it kept)"
+
+
 @dataclass
 class Status:
     slot: dict | None

@@ -92,7 +92,6 @@ def test_capture_and_history_with_the_capture_role_only(managed: ManagedPipeline
             == (False, True)
 
 
-@pytest.mark.xfail(strict=True, reason="online snapshot (issue 20 item 1)")
 def test_a_table_the_owner_creates_while_capture_runs(managed: ManagedPipeline) -> None:
     """Rows inserted before the owner publishes the new table (prepare-source) arrive too."""
     start_capture(managed)

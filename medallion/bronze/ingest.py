@@ -30,7 +30,7 @@ import psycopg2
 from psycopg import sql
 
 from medallion import naming
-from medallion.bronze import checks, ddl, publication, resync, snapshot, store
+from medallion.bronze import checks, ddl, online_snapshot, publication, resync, snapshot, store
 from medallion.bronze import slot as slots
 from medallion.bronze.decoders import RelationRef, decoder_for, int_to_lsn, lsn_to_int
 from medallion.bronze.stream import ReplicationStream
@@ -82,6 +82,7 @@ class Transaction:
     changes: int = 0  # captured, in memory and spilled
     # (bronze table, ordinal, event, the table's schema after it, the bronze table is new)
     schema_events: list[tuple[str, int, str, SourceTable, bool]] = field(default_factory=list)
+    snapshot_marks: list[tuple] = field(default_factory=list)  # online snapshot progress (online_snapshot.py)
 
 
 def resolve_plugin(config: ProjectConfig, environ_plugin: str | None) -> str | None:
@@ -116,6 +117,8 @@ class Ingester:
         self._by_oid: dict[int, SourceTable] = {}
         self._warned: set[object] = set()
         self._ddl_trigger = False  # the source announces DDL itself (medallion.bronze.ddl)
+        self._online = online_snapshot.OnlineSnapshots(endpoints.source, endpoints.warehouse,
+                                                       publication.publication_name(self.slot), self.plugin, notify)
 
     def __enter__(self) -> Ingester:
         self.src = connect(self.endpoints.source, "source", autocommit=True)
@@ -133,6 +136,7 @@ class Ingester:
         self.close()
 
     def close(self) -> None:
+        self._online.close()
         for conn in (getattr(self, "wh", None), getattr(self, "src", None)):
             if conn is not None and not conn.closed:
                 conn.close()  # closing the source session also releases the advisory lock
@@ -151,7 +155,52 @@ class Ingester:
         # a spilled transaction that never committed to bronze: the server sends it again
         self.wh.execute("delete from bronze.ingest_spill where slot_name = %s", [self.slot])
         self.wh.commit()
+        self._resume_online_snapshots()
         return rows
+
+    def _resume_online_snapshots(self) -> None:
+        """Online snapshots a previous run left unfinished (or `resync --table` asked for) go on
+        after the last key bronze holds (medallion.bronze.online_snapshot)."""
+        self._online.plugin = self.plugin
+        jobs = [row for row in online_snapshot.open_jobs(self.wh, self.slot) if self._online.take(row)]
+        self.wh.commit()
+        self._take_online_jobs(jobs)
+        self._online.published_changed(self.slot)  # what the publication sends now: the follower watches it
+        self._capture_unrecorded(self.selection().captured)  # selected, or created unannounced, meanwhile
+
+    def _poll_online(self) -> None:
+        """Now and then while streaming: `resync --table` requests, and tables the publication sends
+        now that bronze has not seen yet (published by their owner, with no change since)."""
+        self._take_online_jobs(self._online.requests(self.slot))
+        if self._online.published_changed(self.slot):
+            self._capture_unrecorded(resolve(self.config, read_tables(self.src), dict(self._recorded)).captured)
+
+    def _capture_unrecorded(self, captured_tables: list) -> None:
+        """Selected tables bronze does not have, whose CREATE the stream does not announce: captured
+        from now on, their rows read by an online snapshot."""
+        for captured in captured_tables:
+            table = captured.table
+            announced = self._ddl_trigger and table.oid not in self._uncaptured  # its CREATE is in the stream
+            if table.ident not in self._recorded and table.persistence == "p" and not announced:
+                self._recorded[table.ident] = captured.bronze
+                self._new[captured.bronze] = table
+                self.notify(f"capturing {display(*table.ident)}, new to bronze, into bronze.{captured.bronze}")
+                self._online.add(captured.bronze, table,
+                                 online_snapshot.chunk_key(table, self.config.options(*table.ident).key),
+                                 "selected later" if table.oid in self._uncaptured else "published later")
+
+    def _take_online_jobs(self, jobs: list[tuple]) -> None:
+        """Open snapshots the warehouse lists (left unfinished, or asked for by `resync --table`)."""
+        for _id, bronze, schema, name, reason, key, last_key, chunks, rows, started in jobs:
+            table = self._refresh_catalog().get((schema, name))
+            if table is None:
+                self.notify(f"{display(schema, name)} is gone from the source: its online snapshot stops")
+                continue
+            if bronze not in self._recorded_tables and table.ident not in self._recorded:
+                self._recorded[table.ident] = bronze  # no row of it is in bronze yet: new to bronze
+                self._new[bronze] = table
+            self._online.add(bronze, table, tuple(key), reason, after=last_key, chunks=chunks, rows=rows,
+                             started=started)
 
     def resync(self, progress: Callable[[str, int], None] = lambda *_: None) -> int:
         """After a lost slot: a new snapshot into the existing bronze as a new epoch (see
@@ -263,12 +312,6 @@ class Ingester:
                 self.notify(excluded_note(self.config, display(table.schema, table.name), why))
         if not self._ddl_trigger:
             self._observe_schemas(selection, recorded)
-        uncaptured = store.uncaptured_oids(self.wh)
-        self.wh.commit()
-        recorded_idents = {(t.schema, t.name) for t in recorded.values()}
-        for captured in selection.captured:
-            if captured.table.ident not in recorded_idents and captured.table.oid in uncaptured:
-                self._warn_existing(captured.table)
 
     def _observe_schemas(self, selection: Selection, recorded: dict[str, store.RecordedTable]) -> None:
         """Without the DDL trigger: a captured table whose catalog differs from bronze's record
@@ -288,13 +331,6 @@ class Ingester:
             self.notify(f"the schema of {', '.join(observed)} changed: recorded now, not at the ALTER's own time "
                         "(install the DDL trigger: 'medallion prepare-source' as a superuser; or, understood, "
                         "[capture] accept_no_ddl_trigger = true in medallion.toml stops this note)")
-
-    def _warn_existing(self, table: SourceTable) -> None:
-        if table.ident in self._warned:
-            return
-        self._warned.add(table.ident)
-        self.notify(f"{display(*table.ident)} is selected now but existed, uncaptured, when capture started: its "
-                    "rows are not in bronze and it is not captured; run 'medallion reset' to snapshot it with the rest")
 
     def _wait_until_inactive(self) -> None:
         deadline = time.monotonic() + self.wait
@@ -355,15 +391,15 @@ class Ingester:
             self._targets[key] = None  # in bronze, excluded since: captured no more (excluded_note)
             return None
         if target is None and root.persistence == "p" and selects(self.config, *root.ident) is None:
-            if root.oid in self._uncaptured:
-                self._warn_existing(root)
-            else:
-                target = naming.bronze_table(*root.ident)
-                if target in set(self._recorded.values()):
-                    target = naming.fit(f"{target}_{naming.short_hash(root.qualified)}")
-                self._recorded[root.ident] = target
-                self._new[target] = root
-                self.notify(f"capturing {display(*root.ident)}, new in the source, into bronze.{target}")
+            target = naming.bronze_table(*root.ident)
+            if target in set(self._recorded.values()):
+                target = naming.fit(f"{target}_{naming.short_hash(root.qualified)}")
+            self._recorded[root.ident] = target
+            self._new[target] = root
+            self.notify(f"capturing {display(*root.ident)}, new in the source, into bronze.{target}")
+            # its rows from before it reached the stream (published or selected later) are read online
+            self._online.add(target, root, online_snapshot.chunk_key(root, self.config.options(*root.ident).key),
+                             "selected later" if root.oid in self._uncaptured else "published later")
         elif target is None:
             self._left_out[root.oid] = root
         if target is not None and source.replica_identity != "f":
@@ -412,6 +448,9 @@ class Ingester:
                     message = stream.read(IDLE_WAIT)
                     if message is None:
                         self._report(writer, stream, on_batch)
+                        self._poll_online()
+                        if self._online.busy:
+                            self._online.tick()  # the next chunk between its watermarks
                         if pending:
                             self._submit_write(writer, pending)
                             pending, pending_bytes, pending_changes = [], 0, 0
@@ -421,7 +460,7 @@ class Ingester:
                                 if not probe["recorded"]:
                                     writer.submit(("caught_up", probe["at"] - COMMIT_LATENCY_MARGIN))
                                     probe["recorded"] = True
-                                if until_caught_up:
+                                if until_caught_up and not self._online.holds_drain:
                                     break
                                 if time.monotonic() - probe["checked"] >= CAUGHT_UP_EVERY:
                                     at, flushed = self.src.execute(
@@ -447,6 +486,8 @@ class Ingester:
                                 continue
                             target_table, source_table = resolved
                             full_row, old_row = event[3], event[4]
+                            if self._online.busy:  # inside a chunk's window, the stream wins
+                                self._online.see(open_txn, target_table, event[2], full_row, old_row)
                             open_txn.rows.setdefault(target_table, []).append(
                                 (open_txn.ordinal, event[5], event[2], full_row, old_row, source_table))
                             open_txn.in_memory += 1
@@ -474,9 +515,13 @@ class Ingester:
                                     or time.monotonic() - pending_since >= MAX_BATCH_DELAY:
                                 self._submit_write(writer, pending)
                                 pending, pending_bytes, pending_changes = [], 0, 0
+                            if self._online.busy:
+                                self._online.tick()
                         elif kind == "M":
                             if open_txn is not None and event[1] == ddl.MESSAGE_PREFIX:
                                 self._on_ddl(open_txn, ddl.parse_message(event[2]))
+                            elif event[1] == online_snapshot.PREFIX:
+                                self._online.message(open_txn, event[2], message.data_start)
                         elif kind == "R" and not self._ddl_trigger and open_txn is not None:
                             self._on_relation(open_txn, event[1])
                 if pending:
@@ -590,6 +635,10 @@ class Ingester:
                 store.record_uncaptured(self.wh, table, txns[-1].commit_lsn)
             if fresh:
                 result.changes = self._copy(fresh, new_tables)
+                for txn in fresh:
+                    if txn.snapshot_marks:  # a chunk's progress, with its rows
+                        online_snapshot.record(self.wh, self.slot, txn.commit_lsn, txn.commit_ts,
+                                               txn.snapshot_marks)
                 result.transactions = len(fresh)
                 last = fresh[-1]
                 result.last_commit_lsn = int_to_lsn(last.commit_lsn)

@@ -135,6 +135,21 @@ def latest_instants(sql_text: str) -> list[str]:
     return latest
 
 
+def earliest_instants(sql_text: str) -> list[tuple[str, str]]:
+    """(table as written, the earliest instant its clause asks about, as SQL), for comparing with
+    where a table's history begins to be whole; instants that read a column are left out."""
+    tree = parse(sql_text)
+    earliest = []
+    for table in tree.find_all(exp.Table):
+        version = table.args.get("version")
+        if not version or version.text("kind").upper() not in FORMS or version.text("kind").upper() == "ALL":
+            continue
+        instants = _instants(table, version)
+        if instants and instants[0].find(exp.Column) is None:
+            earliest.append((table.name, instants[0].sql(dialect=DIALECT)))
+    return earliest
+
+
 def rewrite_tree(tree: exp.Expression, catalog: Catalog, known: exp.Expression | None = None) -> exp.Expression:
     """Replace every versioned table reference in the tree (in place) and return the tree."""
     cte_names = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}

@@ -14,7 +14,8 @@ from sqlglot import exp
 from medallion.db import connect, query_dsn
 from medallion.errors import HorizonExceeded, QueryFailed, QueryParseError
 from medallion.query.catalog import load_catalog
-from medallion.query.rewrite import DIALECT, explain, known_at, latest_instants, not_an_instant, rewrite
+from medallion.query.rewrite import (DIALECT, earliest_instants, explain, known_at, latest_instants, not_an_instant,
+                                     rewrite)
 from medallion.settings import Settings
 
 Params = Mapping[str, Any] | Sequence[Any] | None
@@ -93,7 +94,7 @@ def run_query(settings: Settings, sql_text: str, params: Params = None, known_at
     with _warehouse(settings) as conn:
         _check_instant(conn, known, known_at_text)
         statement = rewrite(sql_text, load_catalog(conn), known)
-        warnings = _beyond_horizon(conn, sql_text, params, strict)
+        warnings = _beyond_horizon(conn, sql_text, params, strict) + _before_whole(conn, sql_text, params, strict)
         try:
             cursor = conn.execute(statement, params)
             rows = cursor.fetchall() if cursor.description else []
@@ -134,6 +135,31 @@ def _beyond_horizon(conn: psycopg.Connection, sql_text: str, params: Params, str
     if strict:
         raise HorizonExceeded(message)
     return [message]
+
+
+def _before_whole(conn: psycopg.Connection, sql_text: str, params: Params, strict: bool) -> list[str]:
+    """One line per table the query asks about before its history is whole: it joined capture later
+    (or was re-synced alone) and was read by an online snapshot (silver.build_watermark.complete_from)."""
+    asked = earliest_instants(sql_text)
+    if not asked or not (params is None or isinstance(params, Mapping)) or not conn.execute("select exists (select from pg_attribute where attrelid = "
+                                     "to_regclass('silver.build_watermark') and attname = 'complete_from')").fetchone()[0]:
+        return []
+    messages = []
+    for table, instant in asked:
+        try:
+            row = conn.execute(f"select w.model, w.complete_from, ({instant})::timestamptz from silver.build_watermark "
+                               "as w where split_part(w.model, '.', 2) = %(medallion_table)s and w.complete_from > "
+                               f"({instant})::timestamptz", {**(params or {}), "medallion_table": table}).fetchone()
+        except psycopg.Error:
+            conn.rollback()  # the query itself will say what is wrong with it
+            return []
+        if row is not None:
+            messages.append(f"the answer may be incomplete: it asks about {row[2].isoformat(sep=' ')}, but the history of "
+                            f"{row[0]} is whole only from {row[1].isoformat(sep=' ')} (the table joined capture then: "
+                            "its earlier rows were read by an online snapshot, their earlier versions are not known)")
+    if strict and messages:
+        raise HorizonExceeded(messages[0])
+    return messages
 
 
 def explain_query(settings: Settings, sql_text: str, known_at_text: str | None = None) -> str:

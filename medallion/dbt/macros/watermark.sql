@@ -13,6 +13,9 @@
     alter table silver.build_watermark add column if not exists complete_to timestamptz;
     -- the model's tests passed for every bronze row up to here (incremental tests start after it)
     alter table silver.build_watermark add column if not exists tested_to bigint;
+    -- the source time from which the model's history is whole: a table that joined capture later
+    -- (or was re-synced alone) was read by an online snapshot that finished then; null: from the start
+    alter table silver.build_watermark add column if not exists complete_from timestamptz;
     -- silver's horizon: the source commit time up to which every table of silver is complete
     -- (the slowest table decides; a build that stopped half-way holds it back)
     create or replace function silver.horizon() returns timestamptz
@@ -50,12 +53,15 @@
 
 
 {% macro medallion_set_watermark_sql(relation, bronze_relation, lsn) %}
-    insert into silver.build_watermark (model, bronze_table, last_commit_lsn, complete_to)
+    {%- set online = medallion_online_snapshot_sql(bronze_relation) %}
+    insert into silver.build_watermark (model, bronze_table, last_commit_lsn, complete_to, complete_from)
     values ({{ medallion_literal(relation.schema ~ '.' ~ relation.identifier) }},
-            {{ medallion_literal(bronze_relation) }}, {{ lsn }}, ({{ medallion_complete_to_sql(bronze_relation, lsn) }}))
+            {{ medallion_literal(bronze_relation) }}, {{ lsn }},
+            least(({{ medallion_complete_to_sql(bronze_relation, lsn) }}), ({{ online.open_since }})),
+            ({{ online.whole_from }}))
     on conflict (model) do update
         set bronze_table = excluded.bronze_table, last_commit_lsn = excluded.last_commit_lsn,
-            complete_to = excluded.complete_to
+            complete_to = excluded.complete_to, complete_from = excluded.complete_from
 {% endmacro %}
 
 
@@ -70,6 +76,24 @@
          where (s.last_commit_lsn - '0/0'::pg_lsn)::bigint = {{ lsn }}
          limit 1),
         (select max(commit_ts) from {{ bronze_relation }} where commit_lsn <= {{ lsn }}))
+{% endmacro %}
+
+
+{% macro medallion_online_snapshot_sql(bronze_relation) %}
+    {#- From bronze.online_snapshot (medallion/bronze/online_snapshot.py), when bronze has it:
+        open_since, the start of a snapshot still under way (the table is not complete after it,
+        so the horizon stays there); whole_from, the end of the latest finished one (the table's
+        history before it is not known). -#}
+    {%- set exists = execute and run_query("select to_regclass('bronze.online_snapshot') is not null")
+                                 .columns[0].values()[0] -%}
+    {%- if not exists -%}
+        {{- return({'open_since': 'null::timestamptz', 'whole_from': 'null::timestamptz'}) -}}
+    {%- endif -%}
+    {%- set name = medallion_literal(bronze_relation.identifier) -%}
+    {{- return({
+        'open_since': "select min(coalesce(started_ts, requested_at)) from bronze.online_snapshot where bronze_table = "
+                      ~ name ~ " and finished_ts is null",
+        'whole_from': "select max(finished_ts) from bronze.online_snapshot where bronze_table = " ~ name}) -}}
 {% endmacro %}
 
 

@@ -246,6 +246,21 @@ events as (
     from key_changes
 ),
 
+significant as (
+    -- an R row of an online snapshot (medallion/bronze/online_snapshot.py) that equals its key's
+    -- state before it changes nothing: the stream had brought that version already
+    select * from (
+        select events.*,
+               lag(_m_op) over by_key as _m_previous_op,
+               lag(row({{ cols }})::text) over by_key as _m_previous_image,
+               row({{ cols }})::text as _m_image
+        from events
+        window by_key as (partition by {{ keys }} order by _m_lsn, _m_ordinal)
+    ) as compared
+    where not (_m_op = 'R' and _m_previous_op is not null and _m_previous_op <> 'D'
+               and _m_previous_image = _m_image)
+),
+
 timed as (
     -- a key's versions start strictly later than the one before, in commit order, even when
     -- the source's clock stepped back: max(commit_ts, previous start + 1 microsecond), computed
@@ -256,8 +271,8 @@ timed as (
             partition by {{ keys }} order by numbered._m_lsn, numbered._m_ordinal rows unbounded preceding)
             + numbered._m_n * interval '1 microsecond' as _m_effective_ts
     from (
-        select events.*, row_number() over (partition by {{ keys }} order by _m_lsn, _m_ordinal) as _m_n
-        from events
+        select significant.*, row_number() over (partition by {{ keys }} order by _m_lsn, _m_ordinal) as _m_n
+        from significant
     ) as numbered
 ),
 
