@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
 import psycopg
@@ -318,7 +318,7 @@ class Ingester:
             self._refresh_catalog()
         return self._catalog.get(ident)
 
-    def _resolve(self, ref: RelationRef) -> tuple[str, str] | None:
+    def _resolve(self, ref: RelationRef, txn: Transaction | None = None) -> tuple[str, str] | None:
         """The bronze table a change to ref lands in, and the relation's qualified name, or None
         when it is not captured.
 
@@ -344,7 +344,12 @@ class Ingester:
         catalog = self._catalog or {}
         root = catalog.get(source.root, source)
         target = self._recorded.get(root.ident)
-        if target is None and root.persistence == "p" and selects(self.config, *root.ident) is None:
+        renamed = self._renamed(root) if target is None and txn is not None else None
+        if renamed is not None:  # a change under its new name is the first bronze hears of a rename
+            target = self._on_rename(txn, renamed, root)
+            if target is None:
+                self._left_out[root.oid] = root
+        elif target is None and root.persistence == "p" and selects(self.config, *root.ident) is None:
             if root.oid in self._uncaptured:
                 self._warn_existing(root)
             else:
@@ -432,7 +437,7 @@ class Ingester:
                                 raise SourceNotReady("a row change outside a transaction: is the slot's plugin "
                                                      f"{self.plugin}?")
                             open_txn.ordinal += 1
-                            resolved = self._resolve(event[1])
+                            resolved = self._resolve(event[1], open_txn)
                             if resolved is None:
                                 continue
                             target_table, source_table = resolved
@@ -505,7 +510,10 @@ class Ingester:
         if table is None or table.is_partition:
             return  # a partition's changes land in its root, whose schema a partition does not change
         bronze = self._recorded.get(table.ident)
-        if bronze is not None:
+        renamed = self._renamed(table) if bronze is None else None
+        if renamed is not None:
+            self._on_rename(txn, renamed, table)
+        elif bronze is not None:
             txn.schema_events.append((bronze, txn.ordinal, event.event, table, False))
             self._recorded_tables[bronze] = _recorded_from(bronze, table)
         elif event.event == "create" and table.persistence == "p" and selects(self.config, *table.ident) is None:
@@ -524,6 +532,14 @@ class Ingester:
         ident = source.root if source is not None else (relation.namespace, relation.name)
         bronze = self._recorded.get(ident)
         recorded = self._recorded_tables.get(bronze) if bronze else None
+        if recorded is not None and recorded.relid == relation.oid \
+                and recorded.ident != (relation.namespace, relation.name):
+            current = read_tables(self.src, relation.oid)
+            if current:  # renamed since (the cached catalog still had the old name)
+                txn.ordinal += 1
+                self._on_rename(txn, bronze, current[0])
+                self._forget(relation.oid, ident)
+            return
         if recorded is None or tuple(c.name for c in recorded.columns) == tuple(relation.columns):
             return
         current = read_tables(self.src, recorded.relid) if recorded.relid else []
@@ -538,6 +554,41 @@ class Ingester:
             self.notify(f"{recorded.qualified} changed its columns; without the DDL trigger (run 'medallion "
                         "prepare-source' as a superuser) bronze records it at its first change after the ALTER, "
                         "not at the ALTER's own time")
+
+    def _renamed(self, table: SourceTable) -> str | None:
+        """The bronze table of a captured table that bronze knows under another name: a table
+        is the same table across ALTER TABLE ... RENAME (and SET SCHEMA) by its relid."""
+        if table.oid is None or table.ident in self._recorded:
+            return None
+        for bronze, recorded in self._recorded_tables.items():
+            if recorded.relid == table.oid and recorded.event != "drop" and recorded.ident != table.ident \
+                    and self._recorded.get(recorded.ident) == bronze:
+                return bronze
+        return None
+
+    def _on_rename(self, txn: Transaction, bronze: str, table: SourceTable) -> str | None:
+        """A captured table renamed: its history continues in the same bronze table under the new
+        name, recorded at this position (silver's names follow the latest record, see
+        medallion.silver.renames). A new name the selection leaves out ends the history here, as
+        a drop would, said in one line. Returns the bronze table changes now land in, or None."""
+        old = self._recorded_tables[bronze]
+        self._recorded.pop(old.ident, None)
+        for key in (table.oid, old.ident, table.ident):
+            self._targets.pop(key, None)
+        why = selects(self.config, *table.ident)
+        if why is not None:
+            txn.schema_events.append((bronze, txn.ordinal, "drop", old.as_source_table(), False))
+            self._recorded_tables[bronze] = replace(old, event="drop")
+            self.notify(f"{old.qualified} was renamed to {table.qualified}, which {self.config.where} does not "
+                        f"select ({why}): its history ends at the rename; to continue it, select "
+                        f"{display(*table.ident)} and run 'medallion reset'")
+            return None
+        self._recorded[table.ident] = bronze
+        self._recorded_tables[bronze] = _recorded_from(bronze, table)
+        txn.schema_events.append((bronze, txn.ordinal, "rename", table, False))
+        self.notify(f"{old.qualified} was renamed to {table.qualified}: its history continues under the new name "
+                    f"(bronze.{bronze}; silver's tables take the new name at the next build)")
+        return bronze
 
     def _submit_write(self, writer: _Writer, txns: list[Transaction]) -> None:
         """Hand committed transactions to the writer, with what it must record beside them."""
