@@ -237,9 +237,11 @@ def prepare_source() -> None:
     Bronze needs FULL on every captured table and partition: deletes then carry the whole old
     row, updates that leave a large (TOASTed) column unchanged can be completed from the old
     row, and a table without a primary key can be updated at all once it is published. The
-    publication (named after MEDALLION_SLOT) is what pgoutput sends: whole schemas when the role
-    may (superuser, PostgreSQL 15+), so tables created later are captured from their first row;
-    else the selected tables. Run it once by the tables' owner, and again after the selection grows.
+    publication (named after MEDALLION_SLOT) is what pgoutput sends: the selected tables that have
+    a replica identity, never whole schemas (a published table without one could not be updated
+    on the source). As a superuser, tables created later join it by themselves (the DDL trigger)
+    and are captured from their first row. Run it once by the tables' owner, and again after the
+    selection grows.
 
     \b
     Example:

@@ -104,6 +104,7 @@ def prepare_source(settings: Settings) -> PreparedSource:
         trigger = ddl.can_install(conn)
         if trigger:
             ddl.install(conn)
+            publication.remember_schemas(conn, settings.slot, chosen)  # new tables join it by themselves
     return PreparedSource(changed, publication.publication_name(settings.slot), published, trigger)
 
 

@@ -89,3 +89,29 @@ def test_a_table_renamed_out_of_the_selection_ends_its_history_and_says_so(blank
         and "does not select" in said[0], ran.stderr
     assert query(wh, "select count(*) from silver.orders") == [(0,)]  # its rows closed at the rename
     assert query(wh, "select count(*) from silver.orders_hist") == [(2,)]
+
+
+def test_a_keyless_table_created_later_never_breaks_the_source(blank_settings: Settings) -> None:
+    src, wh = blank_settings.source_dsn or "", blank_settings.warehouse_dsn or ""
+    env = environment(blank_settings)
+    execute(src, "create table public.first (id int primary key, v text)")
+    execute(src, "insert into public.first values (1, 'a')")
+    assert medallion("prepare-source", env=env).returncode == 0
+    assert medallion("run", env=env).returncode == 0
+
+    # the application creates and uses a table without a key: its UPDATE and DELETE succeed
+    execute(src, "create table public.no_key (a int, b text)")
+    execute(src, "insert into public.no_key values (1, 'x'), (2, 'y')")
+    execute(src, "update public.no_key set b = 'z' where a = 1")
+    execute(src, "delete from public.no_key where a = 2")
+    # a table created with a key in the same schema is still captured from its first row
+    execute(src, "begin; create table public.later (id int primary key, v text); "
+                 "insert into public.later values (1, 'a'); commit")
+    execute(src, "update public.later set v = 'b' where id = 1")
+    ran = medallion("run", env=env)
+    assert ran.returncode == 0, ran.stderr
+    said = [line for line in ran.stderr.splitlines() if "public.no_key" in line]
+    assert len(said) == 1, ran.stderr
+    assert "is not published" in said[0] and "medallion prepare-source" in said[0]
+    assert query(wh, "select id, v from silver.later") == [(1, "b")]
+    assert not query(wh, "select from bronze.table_schema where table_name = 'no_key'")

@@ -7,6 +7,7 @@ from psycopg import sql
 
 from medallion.errors import SourceNotReady
 from medallion.selection import Selection, require_some
+from medallion.source.catalog import SourceTable
 
 
 def check_wal_level(conn: psycopg.Connection) -> None:
@@ -24,21 +25,23 @@ def identity_problems(selection: Selection) -> list[str]:
     FULL is what bronze relies on: a delete then carries the whole old row, an update's
     unchanged TOASTed columns can be filled in from the old row instead of being lost, and a
     table without a primary key can be updated and deleted at all once it is published."""
-    problems = []
-    for captured in selection.captured:
-        for relation in (captured.table, *captured.partitions):
-            if relation.replica_identity == "n" or (relation.replica_identity == "d" and not relation.key):
-                problems.append(
-                    f"table {relation.qualified} has no replica identity (REPLICA IDENTITY "
-                    f"{'NOTHING' if relation.replica_identity == 'n' else 'DEFAULT without a primary key'}), so its "
-                    "updates and deletes cannot be captured: run 'medallion prepare-source' "
-                    f"(ALTER TABLE {relation.qualified} REPLICA IDENTITY FULL)")
-            elif relation.replica_identity != "f":
-                identity = {"d": "DEFAULT", "i": "USING INDEX", "n": "NOTHING"}[relation.replica_identity]
-                problems.append(
-                    f"table {relation.qualified} has REPLICA IDENTITY {identity}; bronze needs FULL so deletes keep "
-                    "the whole row and unchanged TOASTed values survive updates: run 'medallion prepare-source'")
-    return problems
+    return [problem for captured in selection.captured for relation in (captured.table, *captured.partitions)
+            if (problem := identity_problem(relation)) is not None]
+
+
+def identity_problem(relation: SourceTable) -> str | None:
+    """identity_problems' line for one relation, or None when it has REPLICA IDENTITY FULL."""
+    if relation.replica_identity == "n" or (relation.replica_identity == "d" and not relation.key):
+        return (f"table {relation.qualified} has no replica identity (REPLICA IDENTITY "
+                f"{'NOTHING' if relation.replica_identity == 'n' else 'DEFAULT without a primary key'}): it is "
+                "not published (so the source can still update and delete its rows) and not captured until "
+                "it has one: add a primary key, or run 'medallion prepare-source' "
+                f"(ALTER TABLE {relation.qualified} REPLICA IDENTITY FULL)")
+    if relation.replica_identity != "f":
+        identity = {"d": "DEFAULT", "i": "USING INDEX", "n": "NOTHING"}[relation.replica_identity]
+        return (f"table {relation.qualified} has REPLICA IDENTITY {identity}; bronze needs FULL so deletes keep "
+                "the whole row and unchanged TOASTed values survive updates: run 'medallion prepare-source'")
+    return None
 
 
 def check_tables(selection: Selection) -> None:

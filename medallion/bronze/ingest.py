@@ -114,6 +114,7 @@ class Ingester:
         self._catalog: dict[tuple[str, str], SourceTable] | None = None
         self._by_oid: dict[int, SourceTable] = {}
         self._warned: set[object] = set()
+        self._said: set[str] = set()  # lines told once per run
         self._ddl_trigger = False  # the source announces DDL itself (medallion.bronze.ddl)
 
     def __enter__(self) -> Ingester:
@@ -244,7 +245,7 @@ class Ingester:
         """Bronze's tables are still selected, and still capturable; say what the selection adds."""
         selection = self.selection()
         for note in selection.notes + checks.identity_problems(selection):
-            self.notify(note)
+            self._say_once(note)
         if self.plugin == "pgoutput":
             publication.check(self.src, self.slot, selection)
         recorded = store.recorded_tables(self.wh)
@@ -516,7 +517,16 @@ class Ingester:
         elif bronze is not None:
             txn.schema_events.append((bronze, txn.ordinal, event.event, table, False))
             self._recorded_tables[bronze] = _recorded_from(bronze, table)
-        elif event.event == "create" and table.persistence == "p" and selects(self.config, *table.ident) is None:
+        elif (event.event == "create" or event.published) and table.persistence == "p" \
+                and selects(self.config, *table.ident) is None:
+            if not publication.has_identity(table):
+                # not published (medallion.bronze.publication): its rows are not sent until it has
+                # an identity; if it gets one while empty, the trigger publishes it ("published")
+                self._left_out[table.oid] = table
+                self._uncaptured.add(table.oid)
+                self._say_once(checks.identity_problem(table) or "")
+                return
+            self._uncaptured.discard(table.oid)
             bronze = naming.bronze_table(*table.ident)
             if bronze in set(self._recorded.values()):
                 bronze = naming.fit(f"{bronze}_{naming.short_hash(table.qualified)}")
@@ -554,6 +564,11 @@ class Ingester:
             self.notify(f"{recorded.qualified} changed its columns; without the DDL trigger (run 'medallion "
                         "prepare-source' as a superuser) bronze records it at its first change after the ALTER, "
                         "not at the ALTER's own time")
+
+    def _say_once(self, line: str) -> None:
+        if line and line not in self._said:
+            self._said.add(line)
+            self.notify(line)
 
     def _renamed(self, table: SourceTable) -> str | None:
         """The bronze table of a captured table that bronze knows under another name: a table
