@@ -115,3 +115,46 @@ def test_a_keyless_table_created_later_never_breaks_the_source(blank_settings: S
     assert "is not published" in said[0] and "medallion prepare-source" in said[0]
     assert query(wh, "select id, v from silver.later") == [(1, "b")]
     assert not query(wh, "select from bronze.table_schema where table_name = 'no_key'")
+
+
+@pytest.mark.parametrize("plugin_name", ["pgoutput", "wal2json"])
+def test_an_unchanged_large_value_survives_updates_under_the_default_identity(blank_settings: Settings,
+                                                                              plugin_name: str) -> None:
+    src, wh = blank_settings.source_dsn or "", blank_settings.warehouse_dsn or ""
+    env = environment(replace(blank_settings, plugin=plugin_name))
+    execute(src, "create table public.first (id int primary key)")
+    assert medallion("prepare-source", env=env).returncode == 0
+    assert medallion("run", env=env).returncode == 0
+    # created after capture started: PostgreSQL's default identity (the primary key), not FULL
+    big = "(select string_agg(md5(random()::text), '') from generate_series(1, 400))"  # 12,800 characters
+    execute(src, 'create table public."Doc" (id int primary key, body text, note text)')
+    execute(src, f'insert into public."Doc" select g, {big}, \'new\' from generate_series(1, 3) as g')
+    assert query(src, "select relreplident from pg_class where relname = 'Doc'") == [("d",)]
+    assert medallion("run", env=env).returncode == 0  # the previous version is in bronze
+    execute(src, 'update public."Doc" set note = \'one\' where id = 1')
+    # several updates of one row in one transaction, and a row inserted and updated in it
+    execute(src, f"""begin;
+        update public."Doc" set note = 'two' where id = 2;
+        update public."Doc" set note = 'three' where id = 2;
+        insert into public."Doc" select 4, {big}, 'new';
+        update public."Doc" set note = 'four' where id = 4;
+        update public."Doc" set note = 'again' where id = 1;
+        commit""")
+    ran = medallion("run", env=env)
+    assert ran.returncode == 0, ran.stderr
+    source_rows = query(src, 'select id, md5(body), length(body), note from public."Doc" order by id')
+    assert all(length == 12_800 for _, _, length, _ in source_rows)
+    assert query(wh, 'select id, md5(body), length(body), note from silver."Doc" order by id') == source_rows
+    # no version of any row lost its value
+    assert query(wh, 'select count(*) from silver."Doc_hist" where body is null') == [(0,)]
+
+    # after a lost slot and a re-sync, the row's previous version is the epoch's
+    execute(src, "select pg_drop_replication_slot(%s)", [blank_settings.slot])
+    execute(src, f'update public."Doc" set body = {big} where id = 3')  # in the gap
+    resynced = medallion("resync", env=env)
+    assert resynced.returncode == 0, resynced.stderr
+    execute(src, 'update public."Doc" set note = \'after\' where id = 3')
+    ran = medallion("run", env=env)
+    assert ran.returncode == 0, ran.stderr
+    source_rows = query(src, 'select id, md5(body), length(body), note from public."Doc" order by id')
+    assert query(wh, 'select id, md5(body), length(body), note from silver."Doc" order by id') == source_rows

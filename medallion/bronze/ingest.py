@@ -25,12 +25,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
+import orjson
 import psycopg
 import psycopg2
 from psycopg import sql
 
 from medallion import naming
-from medallion.bronze import checks, ddl, publication, resync, snapshot, store
+from medallion.bronze import checks, ddl, publication, resync, snapshot, store, unchanged
 from medallion.bronze import slot as slots
 from medallion.bronze.decoders import RelationRef, decoder_for, int_to_lsn, lsn_to_int
 from medallion.bronze.stream import ReplicationStream
@@ -81,6 +82,7 @@ class Transaction:
     changes: int = 0  # captured, in memory and spilled
     # (bronze table, ordinal, event, the table's schema after it, the bronze table is new)
     schema_events: list[tuple[str, int, str, SourceTable, bool]] = field(default_factory=list)
+    redelivered: bool = False  # already in bronze (known at its commit): no source of earlier versions
 
 
 def resolve_plugin(config: ProjectConfig, environ_plugin: str | None) -> str | None:
@@ -358,6 +360,7 @@ class Ingester:
                 if target in set(self._recorded.values()):
                     target = naming.fit(f"{target}_{naming.short_hash(root.qualified)}")
                 self._recorded[root.ident] = target
+                self._recorded_tables[target] = _recorded_from(target, root)
                 self._new[target] = root
                 self.notify(f"capturing {display(*root.ident)}, new in the source, into bronze.{target}")
         elif target is None:
@@ -443,6 +446,8 @@ class Ingester:
                                 continue
                             target_table, source_table = resolved
                             full_row, old_row = event[3], event[4]
+                            if event[2] == "U" and (len(event) > 6 or self.plugin == "wal2json"):
+                                full_row = self._complete_unchanged(open_txn, pending, writer, target_table, event)
                             open_txn.rows.setdefault(target_table, []).append(
                                 (open_txn.ordinal, event[5], event[2], full_row, old_row, source_table))
                             open_txn.in_memory += 1
@@ -460,6 +465,7 @@ class Ingester:
                                 raise SourceNotReady("a commit without its begin in the stream")
                             open_txn.commit_lsn = event[1]
                             open_txn.commit_ts = event[2] if event[2] is not None else open_txn.commit_ts
+                            open_txn.redelivered = open_txn.commit_lsn <= lsn_to_int(state.last_commit_lsn)
                             if not pending:
                                 pending_since = time.monotonic()
                             pending.append(open_txn)
@@ -564,6 +570,44 @@ class Ingester:
             self.notify(f"{recorded.qualified} changed its columns; without the DDL trigger (run 'medallion "
                         "prepare-source' as a superuser) bronze records it at its first change after the ALTER, "
                         "not at the ALTER's own time")
+
+    def _complete_unchanged(self, txn: Transaction, pending: list[Transaction], writer: _Writer, target: str,
+                            event: tuple) -> str:
+        """An UPDATE's row with its unchanged TOASTed values taken from the row's previous version
+        (medallion.bronze.unchanged): newest first, this transaction, the committed transactions not
+        yet written, then bronze (once the writer has written everything handed to it)."""
+        recorded = self._recorded_tables.get(target)
+        if recorded is None or (len(event) <= 6 and recorded.replica_identity == "f"):
+            return event[3]  # wal2json under FULL: completed from the old row (medallion.bronze.rows)
+        row = orjson.loads(event[3])
+        missing = list(event[6]) if len(event) > 6 else unchanged.missing_columns(
+            row, [c.name for c in recorded.columns])
+        if not missing:
+            return event[3]
+        key = tuple(recorded.key)
+        old_key = orjson.loads(event[4]) if event[4] else None
+        wanted = unchanged.key_of(old_key if old_key and all(k in old_key for k in key) else row, key)
+        previous = None
+        if key:
+            for earlier in [txn, *(t for t in reversed(pending) if not t.redelivered)]:
+                found, previous = unchanged.latest_in(reversed(earlier.rows.get(target, [])), key, wanted)
+                if found:
+                    break
+                if target in earlier.spilled:
+                    writer.finish()
+                    previous = unchanged.in_spill(self.wh, self.slot, earlier.xid, target, key, wanted)
+                    if previous is not None:
+                        break
+            else:
+                writer.finish()
+                previous = unchanged.in_bronze(self.wh, target, key, wanted)
+        if previous is None:
+            raise SourceNotReady(
+                f"an update of {recorded.qualified} left {missing[0]} unchanged (a large value the WAL does not "
+                f"repeat without REPLICA IDENTITY FULL) and bronze has no earlier version of the row "
+                f"({', '.join(key) or 'no key'} = {', '.join(map(str, wanted))}): run 'medallion prepare-source' "
+                "(REPLICA IDENTITY FULL), then 'medallion resync'")
+        return unchanged.complete(row, missing, previous)
 
     def _say_once(self, line: str) -> None:
         if line and line not in self._said:
