@@ -83,6 +83,7 @@ class Transaction:
     # (bronze table, ordinal, event, the table's schema after it, the bronze table is new)
     schema_events: list[tuple[str, int, str, SourceTable, bool]] = field(default_factory=list)
     redelivered: bool = False  # already in bronze (known at its commit): no source of earlier versions
+    versions: unchanged.Versions = field(default_factory=unchanged.Versions)  # for _complete_unchanged
 
 
 def resolve_plugin(config: ProjectConfig, environ_plugin: str | None) -> str | None:
@@ -448,8 +449,10 @@ class Ingester:
                             full_row, old_row = event[3], event[4]
                             if event[2] == "U" and (len(event) > 6 or self.plugin == "wal2json"):
                                 full_row = self._complete_unchanged(open_txn, pending, writer, target_table, event)
-                            open_txn.rows.setdefault(target_table, []).append(
-                                (open_txn.ordinal, event[5], event[2], full_row, old_row, source_table))
+                            target_rows = open_txn.rows.setdefault(target_table, [])
+                            target_rows.append((open_txn.ordinal, event[5], event[2], full_row, old_row, source_table))
+                            if (tracked := self._partial_updates(target_table)) is not None:
+                                open_txn.versions.note(target_table, len(target_rows) - 1, event[2], full_row, tracked)
                             open_txn.in_memory += 1
                             open_txn.changes += 1
                             open_txn.bytes += ROW_OVERHEAD + (len(full_row) if full_row else 0) + \
@@ -457,6 +460,7 @@ class Ingester:
                             if open_txn.bytes >= self.spill_bytes:
                                 writer.submit(("spill", open_txn.xid, open_txn.rows))
                                 open_txn.spilled.update(open_txn.rows)
+                                open_txn.versions.spill()
                                 open_txn.rows, open_txn.in_memory, open_txn.bytes = {}, 0, 0
                         elif kind == "B":
                             open_txn = Transaction(xid=event[1], commit_ts=event[2])
@@ -590,14 +594,13 @@ class Ingester:
         previous = None
         if key:
             for earlier in [txn, *(t for t in reversed(pending) if not t.redelivered)]:
-                found, previous = unchanged.latest_in(reversed(earlier.rows.get(target, [])), key, wanted)
+                found, previous = earlier.versions.find(earlier.rows.get(target, []), target, wanted)
                 if found:
                     break
-                if target in earlier.spilled:
+                if earlier.versions.maybe_spilled(target, wanted):
                     writer.finish()
                     previous = unchanged.in_spill(self.wh, self.slot, earlier.xid, target, key, wanted)
-                    if previous is not None:
-                        break
+                    break
             else:
                 writer.finish()
                 previous = unchanged.in_bronze(self.wh, target, key, wanted)
@@ -608,6 +611,14 @@ class Ingester:
                 f"({', '.join(key) or 'no key'} = {', '.join(map(str, wanted))}): run 'medallion prepare-source' "
                 "(REPLICA IDENTITY FULL), then 'medallion resync'")
         return unchanged.complete(row, missing, previous)
+
+    def _partial_updates(self, target: str) -> tuple[str, ...] | None:
+        """The key of a captured table whose updates may lack unchanged TOASTed values (not
+        REPLICA IDENTITY FULL), or None: only these tables' rows are indexed by key."""
+        recorded = self._recorded_tables.get(target)
+        if recorded is None or recorded.replica_identity == "f" or not recorded.key:
+            return None
+        return tuple(recorded.key)
 
     def _say_once(self, line: str) -> None:
         if line and line not in self._said:

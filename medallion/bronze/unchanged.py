@@ -20,6 +20,7 @@ the source held: each filled value is the value the source had and did not rewri
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import orjson
 import psycopg
@@ -46,32 +47,56 @@ def missing_columns(row: dict, columns: Iterable[str]) -> list[str]:
     return [c for c in columns if c not in row]
 
 
-def latest_in(rows: Iterable[tuple], key: tuple[str, ...], wanted: tuple[str | None, ...]) -> tuple[bool, dict | None]:
-    """Search (newest first) rows laid out as the ingester holds them (ordinal, lsn, op,
-    full_row, old_row, table): (found, the row) — found with None when the row was truncated or
-    deleted there, so the search must stop."""
-    for _ordinal, _lsn, op, full_row, _old, _table in rows:
+@dataclass
+class Versions:
+    """Where each row's latest change is among one transaction's changes, for the tables whose
+    updates may lack values (not REPLICA IDENTITY FULL): a lookup is a dict access, not a scan,
+    so a transaction of many such updates stays linear. Rows moved to bronze.ingest_spill keep
+    only their keys here (memory stays bounded by the spill, as for the rows themselves)."""
+
+    latest: dict[tuple[str, tuple], int] = field(default_factory=dict)  # (target, key) -> index in rows[target]
+    truncated: dict[str, int] = field(default_factory=dict)  # target -> index of its last truncate
+    spilled_keys: set[tuple[str, tuple]] = field(default_factory=set)
+    spilled_truncated: set[str] = field(default_factory=set)
+
+    def note(self, target: str, index: int, op: str, full_row: str | None, key: tuple[str, ...]) -> None:
         if op == "T":
+            self.truncated[target] = index
+        elif full_row is not None:
+            self.latest[(target, key_of(orjson.loads(full_row), key))] = index
+
+    def spill(self) -> None:
+        self.spilled_keys.update(self.latest)
+        self.spilled_truncated.update(self.truncated)
+        self.latest, self.truncated = {}, {}
+
+    def find(self, rows: list[tuple], target: str, wanted: tuple) -> tuple[bool, dict | None]:
+        """(found, the row) among the rows still in memory: found with None when the row was
+        deleted or truncated there (nothing earlier may be used)."""
+        index = self.latest.get((target, wanted))
+        cut = self.truncated.get(target)
+        if cut is not None and (index is None or cut > index):
             return True, None
-        if full_row is None:
-            continue
-        row = orjson.loads(full_row)
-        if key_of(row, key) == wanted:
-            return True, (row if op in ROW_OPS else None)
-    return False, None
+        if index is None:
+            return False, None
+        _ordinal, _lsn, op, full_row, _old, _table = rows[index]
+        return True, (orjson.loads(full_row) if op in ROW_OPS else None)
+
+    def maybe_spilled(self, target: str, wanted: tuple) -> bool:
+        return (target, wanted) in self.spilled_keys or target in self.spilled_truncated
 
 
 def in_spill(conn: psycopg.Connection, slot: str, xid: int | None, target: str, key: tuple[str, ...],
              wanted: tuple[str | None, ...]) -> dict | None:
     """The newest version of the row among a transaction's spilled changes (bronze.ingest_spill)."""
-    match = sql.SQL(" and ").join(sql.SQL("(full_row ->> {}) is not distinct from {}").format(
-        sql.Literal(k), sql.Placeholder()) for k in key)
+    match = sql.SQL(" and ").join(sql.SQL("(full_row ->> {}) = {}").format(sql.Literal(k), sql.Placeholder())
+                                  for k in key)
     found = conn.execute(sql.SQL(
-        "select full_row::text from bronze.ingest_spill where slot_name = %s and xid = %s and target = %s "
-        "and op in ('R', 'I', 'U') and {} order by ordinal desc limit 1").format(match),
+        "select op, full_row::text from bronze.ingest_spill where slot_name = %s and xid = %s and target = %s "
+        "and (op = 'T' or ({})) order by ordinal desc limit 1").format(match),
         [slot, xid, target, *wanted]).fetchone()
     conn.commit()
-    return orjson.loads(found[0]) if found else None
+    return orjson.loads(found[1]) if found and found[0] in ROW_OPS else None
 
 
 def in_bronze(conn: psycopg.Connection, target: str, key: tuple[str, ...],
