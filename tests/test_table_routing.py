@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from medallion import pipeline
+from medallion.bronze.ingest import Ingester
+from medallion.pipeline import endpoints
 from medallion.settings import Settings
 from tests.support import environment, execute, medallion, query
 
@@ -158,3 +161,31 @@ def test_an_unchanged_large_value_survives_updates_under_the_default_identity(bl
     assert ran.returncode == 0, ran.stderr
     source_rows = query(src, 'select id, md5(body), length(body), note from public."Doc" order by id')
     assert query(wh, 'select id, md5(body), length(body), note from silver."Doc" order by id') == source_rows
+
+
+@pytest.mark.parametrize("plugin_name", ["pgoutput", "wal2json"])
+def test_unchanged_values_are_found_in_spilled_and_unwritten_transactions(blank_settings: Settings,
+                                                                          plugin_name: str) -> None:
+    """Tiny spill and batch sizes: a row's previous version is in bronze.ingest_spill, in a
+    transaction not yet written, or in the same transaction; bronze ends up complete."""
+    settings = replace(blank_settings, plugin=plugin_name)
+    src, wh = settings.source_dsn or "", settings.warehouse_dsn or ""
+    execute(src, "create table public.first (id int primary key)")
+    pipeline.prepare_source(settings)
+    pipeline.ingest(settings)
+    big = "(select string_agg(md5(random()::text), '') from generate_series(1, 400))"
+    execute(src, "create table public.doc (id int primary key, body text, note text)")
+    execute(src, f"insert into public.doc select g, {big}, 'new' from generate_series(1, 40) as g")
+    execute(src, "begin; update public.doc set note = 'one'; update public.doc set note = 'two' where id % 2 = 0; "
+                 "commit")
+    for n in range(3):  # small transactions, several to a batch
+        execute(src, f"update public.doc set note = 'small {n}' where id = {n + 1}")
+    with Ingester(endpoints(settings), settings.slot, settings.config(), batch_size=7, spill_bytes=64 * 1024,
+                  plugin=plugin_name) as ingester:
+        ingester.start()
+        ingester.drain()
+    latest = query(wh, "select distinct on ((full_row ->> 'id')::int) (full_row ->> 'id')::int, "
+                       "md5(full_row ->> 'body'), full_row ->> 'note' from bronze.br_doc_cdc "
+                       "order by (full_row ->> 'id')::int, commit_lsn desc, ordinal desc")
+    assert latest == query(src, "select id, md5(body), note from public.doc order by id")
+    assert query(wh, "select count(*) from bronze.br_doc_cdc where not full_row ? 'body'") == [(0,)]
