@@ -37,7 +37,10 @@ DEFAULT_INCLUDE = ("public.*",)
 PLUGINS = ("pgoutput", "wal2json")
 
 _SECTIONS = {"capture", "tables", "transform", "lake"}
-_CAPTURE_KEYS = {"include", "exclude", "plugin"}
+_CAPTURE_KEYS = {"include", "exclude", "plugin", "replica_identity"}
+# prepare-source: "key" leaves a table with a primary key (or identity index) as it is and sets
+# FULL only on a keyless table with a key in [tables]; "full" sets FULL on every captured table
+REPLICA_IDENTITIES = ("key", "full")
 _TABLE_KEYS = {"silver", "key", "partition_by", "column_types"}
 _TRANSFORM_KEYS = {"dbt_project"}
 _LAKE_KEYS = {"warehouse", "catalog_uri", "catalog_name", "spark_profiles_dir"}
@@ -74,6 +77,7 @@ class ProjectConfig:
     tables: dict[tuple[str, str], TableOptions] = field(default_factory=dict)
     dbt_project: Path | None = None
     plugin: str | None = None
+    replica_identity: str = "key"  # what prepare-source sets (REPLICA_IDENTITIES)
     path: Path | None = None  # where it was read from; None for the defaults
     lake: LakeConfig | None = None  # [lake]; None: no Iceberg export, no Spark engine
 
@@ -178,6 +182,10 @@ def parse_config(text: str, path: Path) -> ProjectConfig:
     plugin = capture.get("plugin")
     if plugin is not None and plugin not in PLUGINS:
         raise ConfigError(f"{path}: [capture] plugin must be one of {', '.join(PLUGINS)}, not {plugin!r}")
+    identity = capture.get("replica_identity", "key")
+    if identity not in REPLICA_IDENTITIES:
+        raise ConfigError(f"{path}: [capture] replica_identity must be one of {', '.join(REPLICA_IDENTITIES)}, "
+                          f"not {identity!r}")
 
     dbt_project = None
     if "dbt_project" in transform:
@@ -194,6 +202,7 @@ def parse_config(text: str, path: Path) -> ProjectConfig:
         tables=dict(_table_options(name, options, path) for name, options in tables.items()),
         dbt_project=dbt_project,
         plugin=plugin,
+        replica_identity=identity,
         path=path,
         lake=_lake(raw.get("lake"), path),
     )

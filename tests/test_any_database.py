@@ -311,7 +311,7 @@ def test_selection_errors_are_one_line_each(blank_settings: Settings, tmp_path: 
     assert '[tables."public.gone"] is ignored' in listed.stderr
     # a keyless table: captured, but the build says in one line what its history needs
     execute(blank_settings.source_dsn or "", "create table public.k (a int)")
-    config.write_text('[capture]\ninclude = ["public.*"]\n')
+    config.write_text('[capture]\ninclude = ["public.*"]\nreplica_identity = "full"\n')
     assert medallion("prepare-source", env=env).returncode == 0
     ran = medallion("run", env=env)
     assert ran.returncode == 0, ran.stderr

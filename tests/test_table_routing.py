@@ -189,3 +189,36 @@ def test_unchanged_values_are_found_in_spilled_and_unwritten_transactions(blank_
                        "order by (full_row ->> 'id')::int, commit_lsn desc, ordinal desc")
     assert latest == query(src, "select id, md5(body), note from public.doc order by id")
     assert query(wh, "select count(*) from bronze.br_doc_cdc where not full_row ? 'body'") == [(0,)]
+
+
+def test_prepare_source_leaves_a_keyed_tables_identity_alone_by_default(blank_settings: Settings,
+                                                                        tmp_path: Path) -> None:
+    src = blank_settings.source_dsn or ""
+    env = environment(blank_settings)
+    config = tmp_path / "medallion.toml"
+    env["MEDALLION_CONFIG"] = str(config)
+    execute(src, "create table public.keyed (id int primary key, body text)")
+    execute(src, "create table public.configured (at int, kind text)")
+    execute(src, "create table public.bare (a int)")
+
+    def identities() -> dict[str, str]:
+        return dict(query(src, "select relname::text, relreplident::text from pg_class "
+                               "where relname in ('keyed', 'configured', 'bare')"))
+
+    config.write_text('[tables."public.configured"]\nkey = ["at", "kind"]\n')
+    prepared = medallion("prepare-source", env=env)
+    assert prepared.returncode == 0, prepared.stderr
+    # the keyed table keeps its identity; FULL only where there is no key and one is configured
+    assert identities() == {"keyed": "d", "configured": "f", "bare": "d"}
+    published = {name for (name,) in query(src, "select tablename::text from pg_publication_tables "
+                                                "where pubname = %s", [blank_settings.slot])}
+    assert published == {"keyed", "configured"}
+    # the bare table stops capture from starting, in one line naming it and the fix
+    ran = medallion("run", env=env)
+    assert ran.returncode == 1
+    assert "table public.bare has no replica identity" in ran.stderr and "key = [...]" in ran.stderr
+
+    # the option keeps the old behaviour: FULL on every captured table
+    config.write_text('[capture]\nreplica_identity = "full"\n')
+    assert medallion("prepare-source", env=env).returncode == 0
+    assert identities() == {"keyed": "f", "configured": "f", "bare": "f"}

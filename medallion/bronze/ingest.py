@@ -366,9 +366,8 @@ class Ingester:
                 self.notify(f"capturing {display(*root.ident)}, new in the source, into bronze.{target}")
         elif target is None:
             self._left_out[root.oid] = root
-        if target is not None and source.replica_identity != "f":
-            self.notify(f"{source.qualified} has no REPLICA IDENTITY FULL: its deletes carry only the key; "
-                        "run 'medallion prepare-source'")
+        if target is not None and not publication.has_identity(source):
+            self._say_once(checks.identity_problem(source) or "")
         self._targets[key] = (target, source.qualified) if target is not None else None
         return self._targets[key]
 
