@@ -236,8 +236,8 @@ def prepare_source() -> None:
 
     A table with a primary key keeps its replica identity: deletes carry the key, and an
     update's unchanged large (TOASTed) values are taken from the row's previous version in
-    bronze. REPLICA IDENTITY FULL is set only on a keyless table whose key is configured
-    ([tables] key in medallion.toml), so that it can be published at all; [capture]
+    bronze. REPLICA IDENTITY FULL is set only on a table without a key, so that it can be
+    published at all (its history needs [tables] key in medallion.toml); [capture]
     replica_identity = "full" sets FULL on every captured table, as before. The
     publication (named after MEDALLION_SLOT) is what pgoutput sends: the selected tables that have
     a replica identity, never whole schemas (a published table without one could not be updated

@@ -226,8 +226,7 @@ SHOP_HISTORIES = {
 
 def test_an_order_processing_schema_with_only_an_include_list(blank_settings: Settings, tmp_path: Path) -> None:
     config = tmp_path / "medallion.toml"
-    # FULL everywhere: the keyless shop.audit_log is captured into bronze before it has a key
-    config.write_text('[capture]\ninclude = ["shop.*"]\nreplica_identity = "full"\n')
+    config.write_text('[capture]\ninclude = ["shop.*"]\n')
     settings = replace(blank_settings, config_path=config)
     checkpoints, env = drive(settings, SHOP_SCHEMA, SHOP_STEPS, SHOP_HISTORIES, run_after={1})
 
@@ -312,7 +311,7 @@ def test_selection_errors_are_one_line_each(blank_settings: Settings, tmp_path: 
     assert '[tables."public.gone"] is ignored' in listed.stderr
     # a keyless table: captured, but the build says in one line what its history needs
     execute(blank_settings.source_dsn or "", "create table public.k (a int)")
-    config.write_text('[capture]\ninclude = ["public.*"]\nreplica_identity = "full"\n')
+    config.write_text('[capture]\ninclude = ["public.*"]\n')
     assert medallion("prepare-source", env=env).returncode == 0
     ran = medallion("run", env=env)
     assert ran.returncode == 0, ran.stderr

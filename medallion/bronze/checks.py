@@ -37,8 +37,8 @@ def identity_problem(relation: SourceTable) -> str | None:
         return (f"table {relation.qualified} has no replica identity (REPLICA IDENTITY "
                 f"{'NOTHING' if relation.replica_identity == 'n' else 'DEFAULT without a primary key'}): it is "
                 "not published (so the source can still update and delete its rows) and not captured until "
-                "it has one: add a primary key, or set key = [...] under [tables] in medallion.toml and run "
-                f"'medallion prepare-source' (ALTER TABLE {relation.qualified} REPLICA IDENTITY FULL)")
+                "it has one: add a primary key, or run 'medallion prepare-source' "
+                f"(ALTER TABLE {relation.qualified} REPLICA IDENTITY FULL)")
     return None
 
 
@@ -55,18 +55,18 @@ def prepare_source(conn: psycopg.Connection, selection: Selection, full: bool | 
 
     By default a table with a primary key (or identity index) is left as it is: FULL would make
     the source log the whole old row of every update and delete, for nothing bronze needs. FULL
-    is set on a keyless table whose history key is configured ([tables] key), the only way it
-    can be published. full=True (or [capture] replica_identity = "full") sets it everywhere, as
+    is set on a table without any identity, the only way it can be published: its rows are
+    then in bronze from the start, and its history is built once its key is configured
+    ([tables] key). full=True (or [capture] replica_identity = "full") sets FULL everywhere, as
     medallion did before."""
     require_some(selection)
     everywhere = selection.config.replica_identity == "full" if full is None else full
     changed = []
     for captured in selection.captured:
-        configured = selection.config.options(*captured.table.ident).key is not None
         for relation in (captured.table, *captured.partitions):
             if relation.replica_identity == "f":
                 continue
-            if everywhere or (configured and identity_problem(relation) is not None):
+            if everywhere or identity_problem(relation) is not None:
                 conn.execute(sql.SQL("alter table {} replica identity full").format(sql.Identifier(*relation.ident)))
                 changed.append(relation.qualified)
     conn.commit()
