@@ -233,14 +233,18 @@ def _silver_names(t: Any) -> list[str]:
 @cli.command("prepare-source")
 @friendly_errors
 def prepare_source() -> None:
-    """Prepare the source for capture: REPLICA IDENTITY FULL and the pipeline's publication.
+    """Prepare the source for capture: replica identities and the pipeline's publication.
 
-    Bronze needs FULL on every captured table and partition: deletes then carry the whole old
-    row, updates that leave a large (TOASTed) column unchanged can be completed from the old
-    row, and a table without a primary key can be updated at all once it is published. The
-    publication (named after MEDALLION_SLOT) is what pgoutput sends: whole schemas when the role
-    may (superuser, PostgreSQL 15+), so tables created later are captured from their first row;
-    else the selected tables. Run it once by the tables' owner, and again after the selection grows.
+    A table with a primary key keeps its replica identity: deletes carry the key, and an
+    update's unchanged large (TOASTed) values are taken from the row's previous version in
+    bronze. REPLICA IDENTITY FULL is set only on a table without a key, so that it can be
+    published at all (its history needs [tables] key in medallion.toml); [capture]
+    replica_identity = "full" sets FULL on every captured table, as before. The
+    publication (named after MEDALLION_SLOT) is what pgoutput sends: the selected tables that have
+    a replica identity, never whole schemas (a published table without one could not be updated
+    on the source). As a superuser, tables created later join it by themselves (the DDL trigger)
+    and are captured from their first row. Run it once by the tables' owner, and again after the
+    selection grows.
 
     \b
     Example:
@@ -250,7 +254,7 @@ def prepare_source() -> None:
     prepared = pipeline.prepare_source(settings)
     changed = prepared.identity_changed
     out.print(f"replica identity FULL set on {len(changed)} relations" if changed
-              else "every captured table already has replica identity FULL")
+              else "no replica identity changed (a table with a primary key keeps its own)")
     out.print(f"publication {prepared.publication}: {prepared.published}")
     if prepared.ddl_trigger:
         out.print("DDL trigger medallion_ddl_end/_drop: schema changes are recorded at their own commit")

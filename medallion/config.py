@@ -46,7 +46,10 @@ DEFAULT_INCLUDE = ("public.*",)
 PLUGINS = ("pgoutput", "wal2json")
 
 _SECTIONS = {"capture", "tables", "transform", "lake", "status", "metrics"}
-_CAPTURE_KEYS = {"include", "exclude", "plugin", "accept_no_ddl_trigger"}
+_CAPTURE_KEYS = {"include", "exclude", "plugin", "accept_no_ddl_trigger", "replica_identity"}
+# prepare-source: "key" leaves a table with a primary key (or identity index) as it is and sets
+# FULL only on a keyless table; "full" sets FULL on every captured table
+REPLICA_IDENTITIES = ("key", "full")
 _TABLE_KEYS = {"silver", "key", "partition_by", "column_types", "column_names"}
 _TRANSFORM_KEYS = {"dbt_project"}
 _LAKE_KEYS = {"warehouse", "catalog_uri", "catalog_name", "spark_profiles_dir"}
@@ -111,6 +114,7 @@ class ProjectConfig:
     tables: dict[tuple[str, str], TableOptions] = field(default_factory=dict)
     dbt_project: Path | None = None
     plugin: str | None = None
+    replica_identity: str = "key"  # what prepare-source sets (REPLICA_IDENTITIES)
     path: Path | None = None  # where it was read from; None for the defaults
     lake: LakeConfig | None = None  # [lake]; None: no Iceberg export, no Spark engine
     # [capture] accept_no_ddl_trigger: the user knows that without the source's DDL trigger (it
@@ -262,6 +266,10 @@ def parse_config(text: str, path: Path) -> ProjectConfig:
     plugin = capture.get("plugin")
     if plugin is not None and plugin not in PLUGINS:
         raise ConfigError(f"{path}: [capture] plugin must be one of {', '.join(PLUGINS)}, not {plugin!r}")
+    identity = capture.get("replica_identity", "key")
+    if identity not in REPLICA_IDENTITIES:
+        raise ConfigError(f"{path}: [capture] replica_identity must be one of {', '.join(REPLICA_IDENTITIES)}, "
+                          f"not {identity!r}")
 
     accept = capture.get("accept_no_ddl_trigger", False)
     if not isinstance(accept, bool):
@@ -283,6 +291,7 @@ def parse_config(text: str, path: Path) -> ProjectConfig:
         dbt_project=dbt_project,
         plugin=plugin,
         accept_no_ddl_trigger=accept,
+        replica_identity=identity,
         path=path,
         lake=_lake(raw.get("lake"), path),
         status=_status(raw.get("status"), path),

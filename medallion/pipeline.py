@@ -103,10 +103,13 @@ def prepare_source(settings: Settings) -> PreparedSource:
     chosen = selection(settings)
     with connect(endpoints(settings).source, "source") as conn:
         changed = checks.prepare_source(conn, chosen)
+        if changed:  # the publication lists tables by their identity as it is now
+            chosen = selection(settings)
         published = publication.ensure(conn, settings.slot, chosen)
         trigger = ddl.can_install(conn)
         if trigger:
             ddl.install(conn)
+            publication.remember_schemas(conn, settings.slot, chosen)  # new tables join it by themselves
     return PreparedSource(changed, publication.publication_name(settings.slot), published, trigger)
 
 

@@ -148,7 +148,8 @@ def resolve(config: ProjectConfig, tables: list[SourceTable],
                 f"{seen[table.silver]} and {table.name} would both be silver.{table.silver}_hist: set "
                 f'silver = "..." under [tables."{table.name}"] in {config.where}')
         seen[table.silver] = table.name
-        if table.key is None:
+        if table.key is None and table.table.replica_identity == "f":
+            # without any identity it is not even published: checks.identity_problem says so
             selection.notes.append(no_key_note(config, table.name))
     return selection
 

@@ -140,6 +140,18 @@ def _predicted(settings: Settings, source_dsn: str) -> dict[str, store.RecordedT
             for t in chosen.captured}
 
 
+def _drop_renamed(settings: Settings, project: BuildProject) -> None:
+    """Silver relations under the old name of a table the source renamed: dropped, said in a note
+    (medallion.silver.renames)."""
+    from medallion.silver.renames import drop_retired
+
+    with connect(endpoints(settings).warehouse, "warehouse") as conn:
+        dropped = drop_retired(conn, settings.config(), project.silver)
+    if dropped:
+        project.notes.append(f"dropped {', '.join(dropped)}: the source renamed the table, whose whole history "
+                             "is now under its new name")
+
+
 @contextmanager
 def _engine(settings: Settings, engine: str) -> Iterator[Path | None]:
     """What an engine's dbt run needs around it; yields the profiles folder (None: the project's).
@@ -182,6 +194,8 @@ def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...
     began = time.perf_counter()
     with _engine(settings, engine) as profiles_dir:
         project = prepare_project(settings, engine=engine)
+        if engine == "postgres":
+            _drop_renamed(settings, project)
         fingerprint = None
         reason = "--dbt" if not stored else None if engine == "postgres" else f"the {engine} engine"
         if engine == "postgres":

@@ -47,9 +47,8 @@ def test_table_without_replica_identity_is_refused_before_anything_is_written(
     assert "public.store has no replica identity" in line
     assert "medallion prepare-source" in line
     assert not query(settings.source_dsn, "select 1 from pg_replication_slots where slot_name = %s", [settings.slot])
+    # its primary key as identity (PostgreSQL's default) is enough: captured as it is
     execute(settings.source_dsn, "alter table store replica identity default")
-    assert "REPLICA IDENTITY DEFAULT" in one_error_line(medallion("ingest", env=cli_env))
-    assert medallion("prepare-source", env=cli_env).returncode == 0
     assert medallion("ingest", env=cli_env).returncode == 0
 
 

@@ -32,6 +32,7 @@ class DdlEvent:
     oid: int | None = None  # a drop: which table
     schema: str | None = None
     name: str | None = None
+    published: bool = False  # the trigger added the (empty) table to the publication just now
 
 
 def parse_message(content: bytes | str) -> DdlEvent | None:
@@ -43,7 +44,8 @@ def parse_message(content: bytes | str) -> DdlEvent | None:
     if not data.get("table"):
         return None
     table = table_from_json(data["table"])
-    return DdlEvent(data["event"], data.get("command", ""), table, table.oid, table.schema, table.name)
+    return DdlEvent(data["event"], data.get("command", ""), table, table.oid, table.schema, table.name,
+                    published=bool(data.get("published")))
 
 
 def trigger_sql() -> str:

@@ -1,14 +1,16 @@
 """The two output plugins' messages -> one stream of capture events, in the order they arrive.
 
     ("B", xid, commit_ts)                         a transaction begins
-    ("X", relation, op, full_row, old_row, lsn)   a row change (op I, U, D or T)
+    ("X", relation, op, full_row, old_row, lsn[, missing])   a row change (op I, U, D or T)
     ("C", commit_lsn, commit_ts)                  it commits: commit_lsn is the end of its commit record
     ("R", pgoutput.Relation)                      pgoutput: the columns of a relation (before its changes)
     ("M", prefix, content)                        a transactional logical message (e.g. the DDL trigger's)
 
 relation is a RelationRef: the OID when the plugin sends one (pgoutput) and the name. full_row
 and old_row are bronze's flat JSON objects as text ({"column": value}); for a truncate both are
-None, and a truncate of several tables is one event per table. Both plugins give the same
+None, and a truncate of several tables is one event per table. pgoutput's U events add
+missing: the columns whose unchanged TOASTed value the WAL did not repeat and no old row filled
+(medallion.bronze.unchanged completes them); old_row is then the old key when the key changed. Both plugins give the same
 commit_lsn for a transaction (the end of its commit record, which is also what the slot is
 confirmed to), so a bronze started with one plugin can be read on with the other.
 """
@@ -76,7 +78,15 @@ class PgoutputDecoder:
             old = message[3]
             full_old = message[2] == "O"
             new = self._row(rel.columns, message[4], old if full_old else None)
-            old_row = self._row(rel.columns, old) if full_old else None
+            if full_old:
+                old_row = self._row(rel.columns, old)
+            elif message[2] == "K":  # the key changed: the old key, so the old row can be ended and found
+                old_row = orjson.dumps({c: v for c, v, k in zip(rel.columns, old, rel.key_flags) if k}).decode()
+            else:
+                old_row = None
+            if not full_old and pgoutput.UNCHANGED in message[4]:
+                missing = tuple(c for c, v in zip(rel.columns, message[4]) if v is pgoutput.UNCHANGED)
+                return [("X", ref, "U", new, old_row, lsn, missing)]
             return [("X", ref, "U", new, old_row, lsn)]
         if kind == "D":
             ref, rel = self._ref(message[1])

@@ -22,15 +22,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
+import orjson
 import psycopg
 import psycopg2
 from psycopg import sql
 
 from medallion import naming
-from medallion.bronze import checks, ddl, online_snapshot, publication, resync, snapshot, store
+from medallion.bronze import checks, ddl, online_snapshot, publication, resync, snapshot, store, unchanged
 from medallion.bronze import slot as slots
 from medallion.bronze.decoders import RelationRef, decoder_for, int_to_lsn, lsn_to_int
 from medallion.bronze.stream import ReplicationStream
@@ -83,6 +84,8 @@ class Transaction:
     # (bronze table, ordinal, event, the table's schema after it, the bronze table is new)
     schema_events: list[tuple[str, int, str, SourceTable, bool]] = field(default_factory=list)
     snapshot_marks: list[tuple] = field(default_factory=list)  # online snapshot progress (online_snapshot.py)
+    redelivered: bool = False  # already in bronze (known at its commit): no source of earlier versions
+    versions: unchanged.Versions = field(default_factory=unchanged.Versions)  # for _complete_unchanged
 
 
 def resolve_plugin(config: ProjectConfig, environ_plugin: str | None) -> str | None:
@@ -116,6 +119,7 @@ class Ingester:
         self._catalog: dict[tuple[str, str], SourceTable] | None = None
         self._by_oid: dict[int, SourceTable] = {}
         self._warned: set[object] = set()
+        self._said: set[str] = set()  # lines told once per run
         self._ddl_trigger = False  # the source announces DDL itself (medallion.bronze.ddl)
         self._online = online_snapshot.OnlineSnapshots(endpoints.source, endpoints.warehouse,
                                                        publication.publication_name(self.slot), self.plugin, notify)
@@ -301,7 +305,7 @@ class Ingester:
         """Bronze's tables are still selected, and still capturable; say what the selection adds."""
         selection = self.selection()
         for note in selection.notes + checks.identity_problems(selection):
-            self.notify(note)
+            self._say_once(note)
         if self.plugin == "pgoutput":
             publication.check(self.src, self.slot, selection)
         recorded = store.recorded_tables(self.wh)
@@ -361,7 +365,7 @@ class Ingester:
             self._refresh_catalog()
         return self._catalog.get(ident)
 
-    def _resolve(self, ref: RelationRef) -> tuple[str, str] | None:
+    def _resolve(self, ref: RelationRef, txn: Transaction | None = None) -> tuple[str, str] | None:
         """The bronze table a change to ref lands in, and the relation's qualified name, or None
         when it is not captured.
 
@@ -390,11 +394,17 @@ class Ingester:
         if target is not None and selects(self.config, *root.ident) is not None:
             self._targets[key] = None  # in bronze, excluded since: captured no more (excluded_note)
             return None
-        if target is None and root.persistence == "p" and selects(self.config, *root.ident) is None:
+        renamed = self._renamed(root) if target is None and txn is not None else None
+        if renamed is not None:  # a change under its new name is the first bronze hears of a rename
+            target = self._on_rename(txn, renamed, root)
+            if target is None:
+                self._left_out[root.oid] = root
+        elif target is None and root.persistence == "p" and selects(self.config, *root.ident) is None:
             target = naming.bronze_table(*root.ident)
             if target in set(self._recorded.values()):
                 target = naming.fit(f"{target}_{naming.short_hash(root.qualified)}")
             self._recorded[root.ident] = target
+            self._recorded_tables[target] = _recorded_from(target, root)
             self._new[target] = root
             self.notify(f"capturing {display(*root.ident)}, new in the source, into bronze.{target}")
             # its rows from before it reached the stream (published or selected later) are read online
@@ -402,9 +412,8 @@ class Ingester:
                              "selected later" if root.oid in self._uncaptured else "published later")
         elif target is None:
             self._left_out[root.oid] = root
-        if target is not None and source.replica_identity != "f":
-            self.notify(f"{source.qualified} has no REPLICA IDENTITY FULL: its deletes carry only the key; "
-                        "run 'medallion prepare-source'")
+        if target is not None and not publication.has_identity(source):
+            self._say_once(checks.identity_problem(source) or "")
         self._targets[key] = (target, source.qualified) if target is not None else None
         return self._targets[key]
 
@@ -481,15 +490,19 @@ class Ingester:
                                 raise SourceNotReady("a row change outside a transaction: is the slot's plugin "
                                                      f"{self.plugin}?")
                             open_txn.ordinal += 1
-                            resolved = self._resolve(event[1])
+                            resolved = self._resolve(event[1], open_txn)
                             if resolved is None:
                                 continue
                             target_table, source_table = resolved
                             full_row, old_row = event[3], event[4]
+                            if event[2] == "U" and (len(event) > 6 or self.plugin == "wal2json"):
+                                full_row = self._complete_unchanged(open_txn, pending, writer, target_table, event)
                             if self._online.busy:  # inside a chunk's window, the stream wins
                                 self._online.see(open_txn, target_table, event[2], full_row, old_row)
-                            open_txn.rows.setdefault(target_table, []).append(
-                                (open_txn.ordinal, event[5], event[2], full_row, old_row, source_table))
+                            target_rows = open_txn.rows.setdefault(target_table, [])
+                            target_rows.append((open_txn.ordinal, event[5], event[2], full_row, old_row, source_table))
+                            if (tracked := self._partial_updates(target_table)) is not None:
+                                open_txn.versions.note(target_table, len(target_rows) - 1, event[2], full_row, tracked)
                             open_txn.in_memory += 1
                             open_txn.changes += 1
                             open_txn.bytes += ROW_OVERHEAD + (len(full_row) if full_row else 0) + \
@@ -497,6 +510,7 @@ class Ingester:
                             if open_txn.bytes >= self.spill_bytes:
                                 writer.submit(("spill", open_txn.xid, open_txn.rows))
                                 open_txn.spilled.update(open_txn.rows)
+                                open_txn.versions.spill()
                                 open_txn.rows, open_txn.in_memory, open_txn.bytes = {}, 0, 0
                         elif kind == "B":
                             open_txn = Transaction(xid=event[1], commit_ts=event[2])
@@ -505,6 +519,7 @@ class Ingester:
                                 raise SourceNotReady("a commit without its begin in the stream")
                             open_txn.commit_lsn = event[1]
                             open_txn.commit_ts = event[2] if event[2] is not None else open_txn.commit_ts
+                            open_txn.redelivered = open_txn.commit_lsn <= lsn_to_int(state.last_commit_lsn)
                             if not pending:
                                 pending_since = time.monotonic()
                             pending.append(open_txn)
@@ -560,10 +575,22 @@ class Ingester:
         if table is None or table.is_partition:
             return  # a partition's changes land in its root, whose schema a partition does not change
         bronze = self._recorded.get(table.ident)
-        if bronze is not None:
+        renamed = self._renamed(table) if bronze is None else None
+        if renamed is not None:
+            self._on_rename(txn, renamed, table)
+        elif bronze is not None:
             txn.schema_events.append((bronze, txn.ordinal, event.event, table, False))
             self._recorded_tables[bronze] = _recorded_from(bronze, table)
-        elif event.event == "create" and table.persistence == "p" and selects(self.config, *table.ident) is None:
+        elif (event.event == "create" or event.published) and table.persistence == "p" \
+                and selects(self.config, *table.ident) is None:
+            if not publication.has_identity(table):
+                # not published (medallion.bronze.publication): its rows are not sent until it has
+                # an identity; if it gets one while empty, the trigger publishes it ("published")
+                self._left_out[table.oid] = table
+                self._uncaptured.add(table.oid)
+                self._say_once(checks.identity_problem(table) or "")
+                return
+            self._uncaptured.discard(table.oid)
             bronze = naming.bronze_table(*table.ident)
             if bronze in set(self._recorded.values()):
                 bronze = naming.fit(f"{bronze}_{naming.short_hash(table.qualified)}")
@@ -579,6 +606,14 @@ class Ingester:
         ident = source.root if source is not None else (relation.namespace, relation.name)
         bronze = self._recorded.get(ident)
         recorded = self._recorded_tables.get(bronze) if bronze else None
+        if recorded is not None and recorded.relid == relation.oid \
+                and recorded.ident != (relation.namespace, relation.name):
+            current = read_tables(self.src, relation.oid)
+            if current:  # renamed since (the cached catalog still had the old name)
+                txn.ordinal += 1
+                self._on_rename(txn, bronze, current[0])
+                self._forget(relation.oid, ident)
+            return
         if recorded is None or tuple(c.name for c in recorded.columns) == tuple(relation.columns):
             return
         current = read_tables(self.src, recorded.relid) if recorded.relid else []
@@ -593,6 +628,91 @@ class Ingester:
             self.notify(f"{recorded.qualified} changed its columns; without the DDL trigger (run 'medallion "
                         "prepare-source' as a superuser) bronze records it at its first change after the ALTER, "
                         "not at the ALTER's own time ([capture] accept_no_ddl_trigger = true stops this note)")
+
+    def _complete_unchanged(self, txn: Transaction, pending: list[Transaction], writer: _Writer, target: str,
+                            event: tuple) -> str:
+        """An UPDATE's row with its unchanged TOASTed values taken from the row's previous version
+        (medallion.bronze.unchanged): newest first, this transaction, the committed transactions not
+        yet written, then bronze (once the writer has written everything handed to it)."""
+        recorded = self._recorded_tables.get(target)
+        if recorded is None or (len(event) <= 6 and recorded.replica_identity == "f"):
+            return event[3]  # wal2json under FULL: completed from the old row (medallion.bronze.rows)
+        row = orjson.loads(event[3])
+        missing = list(event[6]) if len(event) > 6 else unchanged.missing_columns(
+            row, [c.name for c in recorded.columns])
+        if not missing:
+            return event[3]
+        key = tuple(recorded.key)
+        old_key = orjson.loads(event[4]) if event[4] else None
+        wanted = unchanged.key_of(old_key if old_key and all(k in old_key for k in key) else row, key)
+        previous = None
+        if key:
+            for earlier in [txn, *(t for t in reversed(pending) if not t.redelivered)]:
+                found, previous = earlier.versions.find(earlier.rows.get(target, []), target, wanted)
+                if found:
+                    break
+                if earlier.versions.maybe_spilled(target, wanted):
+                    writer.finish()
+                    previous = unchanged.in_spill(self.wh, self.slot, earlier.xid, target, key, wanted)
+                    break
+            else:
+                writer.finish()
+                previous = unchanged.in_bronze(self.wh, target, key, wanted)
+        if previous is None:
+            raise SourceNotReady(
+                f"an update of {recorded.qualified} left {missing[0]} unchanged (a large value the WAL does not "
+                f"repeat without REPLICA IDENTITY FULL) and bronze has no earlier version of the row "
+                f"({', '.join(key) or 'no key'} = {', '.join(map(str, wanted))}): run 'medallion prepare-source' "
+                "(REPLICA IDENTITY FULL), then 'medallion resync'")
+        return unchanged.complete(row, missing, previous)
+
+    def _partial_updates(self, target: str) -> tuple[str, ...] | None:
+        """The key of a captured table whose updates may lack unchanged TOASTed values (not
+        REPLICA IDENTITY FULL), or None: only these tables' rows are indexed by key."""
+        recorded = self._recorded_tables.get(target)
+        if recorded is None or recorded.replica_identity == "f" or not recorded.key:
+            return None
+        return tuple(recorded.key)
+
+    def _say_once(self, line: str) -> None:
+        if line and line not in self._said:
+            self._said.add(line)
+            self.notify(line)
+
+    def _renamed(self, table: SourceTable) -> str | None:
+        """The bronze table of a captured table that bronze knows under another name: a table
+        is the same table across ALTER TABLE ... RENAME (and SET SCHEMA) by its relid."""
+        if table.oid is None or table.ident in self._recorded:
+            return None
+        for bronze, recorded in self._recorded_tables.items():
+            if recorded.relid == table.oid and recorded.event != "drop" and recorded.ident != table.ident \
+                    and self._recorded.get(recorded.ident) == bronze:
+                return bronze
+        return None
+
+    def _on_rename(self, txn: Transaction, bronze: str, table: SourceTable) -> str | None:
+        """A captured table renamed: its history continues in the same bronze table under the new
+        name, recorded at this position (silver's names follow the latest record, see
+        medallion.silver.renames). A new name the selection leaves out ends the history here, as
+        a drop would, said in one line. Returns the bronze table changes now land in, or None."""
+        old = self._recorded_tables[bronze]
+        self._recorded.pop(old.ident, None)
+        for key in (table.oid, old.ident, table.ident):
+            self._targets.pop(key, None)
+        why = selects(self.config, *table.ident)
+        if why is not None:
+            txn.schema_events.append((bronze, txn.ordinal, "drop", old.as_source_table(), False))
+            self._recorded_tables[bronze] = replace(old, event="drop")
+            self.notify(f"{old.qualified} was renamed to {table.qualified}, which {self.config.where} does not "
+                        f"select ({why}): its history ends at the rename; to continue it, select "
+                        f"{display(*table.ident)} and run 'medallion reset'")
+            return None
+        self._recorded[table.ident] = bronze
+        self._recorded_tables[bronze] = _recorded_from(bronze, table)
+        txn.schema_events.append((bronze, txn.ordinal, "rename", table, False))
+        self.notify(f"{old.qualified} was renamed to {table.qualified}: its history continues under the new name "
+                    f"(bronze.{bronze}; silver's tables take the new name at the next build)")
+        return bronze
 
     def _submit_write(self, writer: _Writer, txns: list[Transaction]) -> None:
         """Hand committed transactions to the writer, with what it must record beside them."""

@@ -95,7 +95,8 @@ def record_table(conn: psycopg.Connection, bronze: str, table: SourceTable, comm
     latest = recorded_tables(conn, only=bronze).get(bronze)
     columns = tuple(table.columns)
     if event != "drop" and latest is not None and latest.event != "drop" and latest.columns == columns \
-            and latest.key == table.key and latest.replica_identity == table.replica_identity:
+            and latest.key == table.key and latest.replica_identity == table.replica_identity \
+            and latest.ident == table.ident:  # a rename is recorded: silver follows the latest name
         return False
     conn.execute(sql_text("medallion.bronze", "table_schema_insert.sql"), {
         "bronze": bronze, "schema": table.schema, "table": table.name, "qualified": table.qualified,
@@ -117,6 +118,18 @@ def recorded_tables(conn: psycopg.Connection, only: str | None = None) -> dict[s
         bronze=row[0], schema=row[1], name=row[2], qualified=row[3], commit_lsn=row[4],
         columns=tuple(Column.from_json(c) for c in row[5]),
         key=tuple(row[6]), replica_identity=row[7], event=row[8], relid=row[9]) for row in rows}
+
+
+def former_names(conn: psycopg.Connection) -> dict[str, set[tuple[str, str]]]:
+    """Every (schema, table) name bronze recorded for each bronze table: more than one after a
+    rename (the latest is in recorded_tables)."""
+    if conn.execute("select to_regclass('bronze.table_schema') is null").fetchone()[0]:
+        return {}
+    names: dict[str, set[tuple[str, str]]] = {}
+    for bronze, schema, table in conn.execute(
+            "select distinct bronze_table, schema_name, table_name from bronze.table_schema").fetchall():
+        names.setdefault(bronze, set()).add((schema, table))
+    return names
 
 
 def record_uncaptured(conn: psycopg.Connection, table: SourceTable, lsn: int) -> None:
