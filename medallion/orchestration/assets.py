@@ -8,7 +8,6 @@ bronze sources) and one asset per generated silver model and per model of the pr
 # No `from __future__ import annotations`: Dagster reads the context annotation at run time.
 import json
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 from dagster import (AssetExecutionContext, AssetKey, AssetSpec, AssetsDefinition, MaterializeResult, ResourceParam,
@@ -58,10 +57,10 @@ def _relation(props: Mapping[str, Any]) -> str:
     return relation(props.get("schema") or "", name or props["name"])
 
 
-def _bronze_specs(manifest: Path) -> list[AssetSpec]:
+def _bronze_specs(manifest: Mapping[str, Any]) -> list[AssetSpec]:
     """One asset per bronze table: the sources of the dbt project (models/bronze), keyed as the
     translator keys the dbt sources that read them."""
-    sources = json.loads(manifest.read_text())["sources"].values()
+    sources = manifest["sources"].values()
     translator = LayerTranslator()
     return [AssetSpec(key=translator.get_asset_key(s), group_name=BRONZE,
                       description=translator.get_description(s),
@@ -71,7 +70,9 @@ def _bronze_specs(manifest: Path) -> list[AssetSpec]:
 
 def build_assets(project: DbtProject) -> list[AssetsDefinition]:
     """The bronze ingest (one multi-asset, a spec per captured table) and the dbt models."""
-    manifest = project.manifest_path
+    # read here, not handed over as a path: dagster-dbt caches a manifest by its path, and a
+    # process that loads the definitions twice (another project, new tables) must see the new one
+    manifest = json.loads(project.manifest_path.read_text(encoding="utf-8"))
 
     @multi_asset(specs=_bronze_specs(manifest), name="bronze_ingest", can_subset=False)
     def bronze(context: AssetExecutionContext,

@@ -11,6 +11,7 @@ Parsing reads no database, but the profile must render, so its variables get pla
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -34,15 +35,21 @@ class ParsedProject:
     watched: tuple[Path, ...]  # what a change to makes the manifest stale
 
 
-def _newest_file(folders: tuple[Path, ...]) -> float:
-    files = [p for folder in folders if folder.exists() for p in (folder.rglob("*") if folder.is_dir() else [folder])
-             if p.is_file() and "target" not in p.parts and "logs" not in p.parts]
-    return max((p.stat().st_mtime for p in files), default=0.0)
+def fingerprint(watched: tuple[Path, ...]) -> str:
+    """Every watched file's path, size and mtime, hashed: it changes when a file is added, changed
+    or removed (a removed model leaves no newer file behind, so the newest mtime would not do)."""
+    files = sorted(p for folder in watched if folder.exists() for p in (folder.rglob("*") if folder.is_dir() else [folder])
+                   if p.is_file() and "target" not in p.parts and "logs" not in p.parts)
+    listing = "\n".join(f"{p}\t{p.stat().st_size}\t{p.stat().st_mtime_ns}" for p in files)
+    return hashlib.sha256(listing.encode("utf-8")).hexdigest()
 
 
 def parse_when_stale(project_dir: Path, manifest: Path, watched: tuple[Path, ...]) -> None:
-    """`dbt parse` of project_dir into manifest, unless it is newer than every watched file."""
-    if manifest.exists() and manifest.stat().st_mtime >= _newest_file(watched):
+    """`dbt parse` of project_dir into manifest, unless it was parsed from these very files
+    (the fingerprint kept beside the manifest)."""
+    stamp = manifest.with_name(manifest.name + ".fingerprint")
+    current = fingerprint(watched)
+    if manifest.exists() and stamp.exists() and stamp.read_text() == current:
         return
     from dbt.cli.main import dbtRunner  # ~1.5 s import: only when a parse is due
 
@@ -57,6 +64,7 @@ def parse_when_stale(project_dir: Path, manifest: Path, watched: tuple[Path, ...
             raise MedallionError(f"dbt parse of {project_dir} failed: {outcome.exception or 'see dbt.log'}; "
                                  f"details in {work / 'dbt.log'}")
         os.replace(work / "manifest.json", manifest)
+        stamp.write_text(current)
     finally:
         for name in missing:
             os.environ.pop(name, None)
