@@ -747,8 +747,9 @@ def query(sql_text: str, fmt: str, explain: bool, params: tuple[str, ...], known
 def ui(port: int, host: str) -> None:
     """Open the Dagster UI (dagster dev) on the pipeline: assets by layer, jobs, schedules.
 
-    Starts the embedded cluster when it is the one in use. Runs and schedule state are kept in
-    MEDALLION_HOME/dagster. Stop with Ctrl-C. See docs/orchestration.md.
+    Loads the project the command finds (MEDALLION_CONFIG or ./medallion.toml): run it in your
+    project's folder. Starts the embedded cluster when it is the one in use. Runs and schedule
+    state are kept in MEDALLION_HOME/dagster. Ctrl-C (or SIGTERM) stops it. See docs/orchestration.md.
 
     \b
     Examples:
