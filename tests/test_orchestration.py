@@ -3,6 +3,7 @@ asset (bronze ingest, then the dbt models with their tests as asset checks) on a
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -173,25 +174,51 @@ def test_a_dagster_run_honours_the_plugin_and_the_query_role(
                  [blank_settings.slot]) == [("wal2json",)]
 
 
-def test_ui_stops_on_one_sigterm(tmp_path: Path, cli_env: dict[str, str]) -> None:
-    """`medallion ui` (dagster dev underneath) ends within seconds of one SIGTERM, children included."""
+LOCATION_STATUS = """{ workspaceOrError { ... on Workspace { locationEntries { loadStatus
+    locationOrLoadError { __typename ... on PythonError { message causes { message } } } } } } }"""
+
+
+def _location(port: int) -> dict:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": LOCATION_STATUS}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.load(answer)["data"]["workspaceOrError"]["locationEntries"][0]
+
+
+def test_ui_shows_a_definitions_error_and_stops_on_one_sigterm(blank_settings: Settings, tmp_path: Path) -> None:
+    """On a user's project whose dbt does not parse, `medallion ui` prints the error and the page
+    shows it; one SIGTERM ends it (dagster dev underneath, children included) within seconds."""
+    execute(blank_settings.source_dsn or "", 'create schema app; create table app."Order Line" ("Line ID" integer primary key)')
+    folder = _user_project(tmp_path / "my project")
+    (folder / "marts" / "models" / "broken.sql").write_text("select * from {{ ref('no_such_model') }}\n")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = dict(cli_env, DAGSTER_HOME=str(tmp_path))
-    ui = subprocess.Popen([sys.executable, "-m", "medallion.cli", "ui", "--port", str(port)], env=env, cwd=tmp_path,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    env = environment(blank_settings)
+    env.pop("MEDALLION_CONFIG", None)  # ./medallion.toml, as the command finds it
+    log = tmp_path / "ui.log"
+    with log.open("w") as output:
+        ui = subprocess.Popen([sys.executable, "-m", "medallion.cli", "ui", "--port", str(port)], env=env, cwd=folder,
+                              stdout=output, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # up: the webserver answers
+        deadline = time.monotonic() + 180
+        location: dict = {}
+        while time.monotonic() < deadline:  # up, and done loading the code location
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2):
+                location = _location(port)
+                if location["loadStatus"] != "LOADING":
                     break
-            except OSError:
-                assert ui.poll() is None, ui.stdout.read() if ui.stdout else ""
-                time.sleep(0.5)
+            except (OSError, KeyError, IndexError, TypeError, ValueError):
+                assert ui.poll() is None, log.read_text()
+            time.sleep(1)
         else:
-            raise AssertionError("the Dagster UI did not come up in 120 s")
+            raise AssertionError(f"the Dagster UI did not load in 180 s: {log.read_text()}")
+        error = location["locationOrLoadError"]
+        shown = " ".join([error.get("message", "")] + [cause["message"] for cause in error.get("causes") or []])
+        assert error["__typename"] == "PythonError" and "did not load" in shown and "no_such_model" in shown, error
+        printed = [line for line in log.read_text().splitlines() if line.startswith("warning: ")]
+        assert printed and str(folder / "medallion.toml") in printed[0] and "no_such_model" in printed[0], printed
+
         started = time.monotonic()
         ui.send_signal(signal.SIGTERM)
         ui.wait(timeout=15)

@@ -61,8 +61,8 @@ def parse_when_stale(project_dir: Path, manifest: Path, watched: tuple[Path, ...
         outcome = dbtRunner().invoke(["parse", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir),
                                       "--target-path", str(work), "--log-path", str(work), "--quiet"])
         if not outcome.success:
-            raise MedallionError(f"dbt parse of {project_dir} failed: {outcome.exception or 'see dbt.log'}; "
-                                 f"details in {work / 'dbt.log'}")
+            cause = " ".join(str(outcome.exception).split()) if outcome.exception else "see dbt.log"  # one line
+            raise MedallionError(f"dbt parse of {project_dir} failed: {cause}; details in {work / 'dbt.log'}")
         os.replace(work / "manifest.json", manifest)
         stamp.write_text(current)
     finally:

@@ -64,7 +64,7 @@ def definitions_problem(settings: Settings) -> str | None:
 
         build_definitions(settings)
     except Exception as exc:  # noqa: BLE001 - any failure is reported, the UI still starts and shows it
-        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return " ".join(str(exc).split()) or type(exc).__name__  # one line, whatever the cause's layout
     return None
 
 
