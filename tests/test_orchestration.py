@@ -225,7 +225,11 @@ def test_ui_shows_a_definitions_error_and_stops_on_one_sigterm(blank_settings: S
         took = time.monotonic() - started
         assert took < 6, f"{took:.1f} s"
     finally:
-        if ui.poll() is None:
-            os.killpg(ui.pid, signal.SIGKILL)
+        if ui.poll() is None:  # a failed assertion: stop it as a user would, then for sure
+            ui.send_signal(signal.SIGTERM)
+            try:
+                ui.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(ui.pid, signal.SIGKILL)
     with pytest.raises(OSError):  # the webserver is gone with it, not left behind
         urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2)
