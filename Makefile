@@ -16,9 +16,9 @@ system:
 	@bash scripts/install-postgres.sh
 	@bash scripts/install-lake.sh
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt constraints-airflow.txt
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -c constraints-airflow.txt -e '.[dev]'
 	@touch $(STAMP)
 	@echo "Python environment ready: $(VENV)"
 

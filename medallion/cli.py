@@ -5,6 +5,7 @@ Every library error becomes one line on stderr and exit code 1.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -815,8 +816,9 @@ def query(sql_text: str, fmt: str, explain: bool, params: tuple[str, ...], known
 def ui(port: int, host: str) -> None:
     """Open the Dagster UI (dagster dev) on the pipeline: assets by layer, jobs, schedules.
 
-    Starts the embedded cluster when it is the one in use. Runs and schedule state are kept in
-    MEDALLION_HOME/dagster. Stop with Ctrl-C. See docs/orchestration.md.
+    Loads the project the command finds (MEDALLION_CONFIG or ./medallion.toml): run it in your
+    project's folder. Starts the embedded cluster when it is the one in use. Runs and schedule
+    state are kept in MEDALLION_HOME/dagster. Ctrl-C (or SIGTERM) stops it. See docs/orchestration.md.
 
     \b
     Examples:
@@ -825,21 +827,27 @@ def ui(port: int, host: str) -> None:
       medallion ui --host 0.0.0.0    # reachable from other machines
       MEDALLION_HOME=/data/lake medallion ui
     """
-    import os
-
-    from medallion.orchestration.ui import dagster_dev
+    from medallion.orchestration.ui import dagster_dev, definitions_problem, serve
 
     settings = load_settings()
     if settings.embedded:
         note(pipeline.up(settings))
     command = dagster_dev(settings, host, port)
-    note(f"Dagster UI at {command.url} (runs kept in {command.dagster_home}); Ctrl-C stops it")
-    os.chdir(command.cwd)
+    problem = definitions_problem(settings)  # printed here; the page shows it too
+    if problem:
+        err.print(f"[yellow]warning:[/] {escape(problem)}", highlight=False, soft_wrap=True)
+    note(f"Dagster UI at {command.url} on {settings.config_path or 'the default selection'} "
+         f"(runs kept in {command.dagster_home}); Ctrl-C stops it")
     try:
-        os.execve(command.argv[0], command.argv, command.env)
+        code = serve(command, note)
     except OSError as exc:
         raise MedallionError(f"cannot start {command.argv[0]}: {exc.strerror}; run 'make setup' "
                              "(the dagster packages are in the project's dev extra)") from None
+    # the in-process definitions check left Dagster's and dbt's worker threads behind: exit now,
+    # rather than wait for them to wind down (seconds) after the UI is already gone
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @cli.command()

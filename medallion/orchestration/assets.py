@@ -8,13 +8,14 @@ bronze sources) and one asset per generated silver model and per model of the pr
 # No `from __future__ import annotations`: Dagster reads the context annotation at run time.
 import json
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, AssetSpec, AssetsDefinition, MaterializeResult, multi_asset
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+from dagster import (AssetExecutionContext, AssetKey, AssetSpec, AssetsDefinition, MaterializeResult, ResourceParam,
+                     multi_asset)
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from medallion import pipeline
+from medallion.orchestration.keys import key_part, relation
 from medallion.orchestration.resources import MedallionResource
 from medallion.transform import FULL_TESTS_VARS
 
@@ -24,17 +25,25 @@ BRONZE = "bronze"
 class LayerTranslator(DagsterDbtTranslator):
     """dbt nodes as assets keyed and grouped by layer: silver/dim_customer_hist in group silver.
 
-    Sources keep dagster-dbt's key, (source name, table): bronze/br_customer_cdc, which the
-    bronze asset materialises."""
+    Sources are keyed (source name, table), as dagster-dbt does: bronze/br_customer_cdc, which
+    the bronze asset materialises. Every key part goes through key_part (any table name gives a
+    valid key); the relation's real name is the `relation` metadata and opens the description."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
-        if dbt_resource_props["resource_type"] == "source":
-            return super().get_asset_key(dbt_resource_props)
-        return AssetKey([self._layer(dbt_resource_props), dbt_resource_props.get("alias")
-                         or dbt_resource_props["name"]])
+        props = dbt_resource_props
+        if props["resource_type"] == "source":
+            return AssetKey([key_part(props["source_name"]), key_part(props["name"])])
+        return AssetKey([key_part(self._layer(props)), key_part(props.get("alias") or props["name"])])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
-        return self._layer(dbt_resource_props)
+        return key_part(self._layer(dbt_resource_props))
+
+    def get_description(self, dbt_resource_props: Mapping[str, Any]) -> str:
+        own = dbt_resource_props.get("description") or ""
+        return f"{_relation(dbt_resource_props)}" + (f": {own}" if own else "")
+
+    def get_metadata(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {**super().get_metadata(dbt_resource_props), "relation": _relation(dbt_resource_props)}
 
     @staticmethod
     def _layer(props: Mapping[str, Any]) -> str:
@@ -42,39 +51,53 @@ class LayerTranslator(DagsterDbtTranslator):
         return props.get("schema") or "silver"
 
 
-def _bronze_specs(manifest: Path) -> list[AssetSpec]:
-    """One asset per bronze table: the sources of the dbt project (models/bronze)."""
-    sources = json.loads(manifest.read_text())["sources"].values()
-    return [AssetSpec(key=AssetKey([BRONZE, s["name"]]), group_name=BRONZE,
-                      description=s.get("description") or None)
+def _relation(props: Mapping[str, Any]) -> str:
+    """The table or view a dbt node is in the warehouse, as SQL names it: silver."app__Order Line_hist"."""
+    name = props.get("identifier") if props["resource_type"] == "source" else props.get("alias")
+    return relation(props.get("schema") or "", name or props["name"])
+
+
+def _bronze_specs(manifest: Mapping[str, Any]) -> list[AssetSpec]:
+    """One asset per bronze table: the sources of the dbt project (models/bronze), keyed as the
+    translator keys the dbt sources that read them."""
+    sources = manifest["sources"].values()
+    translator = LayerTranslator()
+    return [AssetSpec(key=translator.get_asset_key(s), group_name=BRONZE,
+                      description=translator.get_description(s),
+                      metadata={"relation": _relation(s), "table": s.get("identifier") or s["name"]})
             for s in sorted(sources, key=lambda s: s["name"]) if s["source_name"] == BRONZE]
 
 
-def build_assets(manifest: Path) -> list[AssetsDefinition]:
+def build_assets(project: DbtProject) -> list[AssetsDefinition]:
     """The bronze ingest (one multi-asset, a spec per captured table) and the dbt models."""
+    # read here, not handed over as a path: dagster-dbt caches a manifest by its path, and a
+    # process that loads the definitions twice (another project, new tables) must see the new one
+    manifest = json.loads(project.manifest_path.read_text(encoding="utf-8"))
 
     @multi_asset(specs=_bronze_specs(manifest), name="bronze_ingest", can_subset=False)
-    def bronze(context: AssetExecutionContext, medallion: MedallionResource) -> Iterator[MaterializeResult]:
+    def bronze(context: AssetExecutionContext,
+               medallion: ResourceParam[MedallionResource]) -> Iterator[MaterializeResult]:
         """Bronze: capture the source's committed changes since the last ingest (the first one snapshots)."""
-        settings = medallion.settings()
+        settings = medallion.settings
         report = pipeline.ingest(settings, notify=context.log.info)
         context.log.info(f"ingest: {report.snapshot_rows} snapshot rows, {report.changes} changes "
                          f"in {len(report.batches)} batches")
         counts = pipeline.status(settings).counts
         for spec in context.assets_def.specs:
-            table = spec.key.path[-1]
+            table = str(spec.metadata["table"])
             yield MaterializeResult(asset_key=spec.key, metadata={
                 "rows": counts.get(table, 0), "changes_ingested_this_run": report.changes,
                 "snapshot_rows_this_run": report.snapshot_rows})
 
-    @dbt_assets(manifest=manifest, dagster_dbt_translator=LayerTranslator(), name="silver_and_gold")
-    def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, medallion: MedallionResource) -> Iterator[Any]:
+    @dbt_assets(manifest=manifest, project=project, dagster_dbt_translator=LayerTranslator(), name="silver_and_gold")
+    def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource,
+                   medallion: ResourceParam[MedallionResource]) -> Iterator[Any]:
         """Silver and gold: `dbt build` of the build project (models, then their tests as asset
         checks over whole tables: the nightly full test)."""
-        target = medallion.settings().home / "dbt" / "dagster" / context.run.run_id
+        target = medallion.settings.home / "dbt" / "dagster" / context.run.run_id
         with medallion.dbt_profile():
             yield from dbt.cli(["build", "--vars", FULL_TESTS_VARS], context=context, target_path=target).stream()
-        for line in pipeline.grant_readers(medallion.settings()):  # analysts read what dbt made
+        for line in pipeline.grant_readers(medallion.settings):  # analysts read what dbt made
             context.log.warning(line)
 
     return [bronze, dbt_models]

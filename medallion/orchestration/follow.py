@@ -6,19 +6,19 @@ The nightly `medallion_run` (dbt build with tests) runs beside it; leave `freque
 while it runs: the follower already holds the replication slot.
 """
 
-from dagster import OpExecutionContext, in_process_executor, job, op
+from dagster import OpExecutionContext, ResourceParam, in_process_executor, job, op
 
 from medallion.follow import FollowReport, follow
 from medallion.orchestration.resources import MedallionResource
 
 
 @op(description="Ingest continuously and apply each batch to silver and gold until the run is terminated.")
-def follow_source(context: OpExecutionContext, medallion: MedallionResource) -> None:
+def follow_source(context: OpExecutionContext, medallion: ResourceParam[MedallionResource]) -> None:
     def on_round(report: FollowReport) -> None:
         context.log.debug(f"{report.changes} changes ingested, {report.applied} model refreshes, "
                           f"{report.builds} dbt builds")
 
-    report = follow(medallion.settings(), context.log.info, on_round)
+    report = follow(medallion.settings, context.log.info, on_round)
     context.log.info(f"stopped: {report.changes} changes ingested, {report.applied} model refreshes in "
                      f"{report.passes} rounds, {report.builds} dbt builds")
 
