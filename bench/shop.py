@@ -162,9 +162,12 @@ FROM_SOURCE = {
 CONFIG = '[capture]\ninclude = ["shop.*"]\n[transform]\ndbt_project = "shop_gold"\n'
 
 
-def write_project(folder: Path, extra: dict[str, str] | None = None) -> Path:
+def write_project(folder: Path, extra: dict[str, str] | None = None, gold: bool = True) -> Path:
     """A user's folder: medallion.toml capturing shop.* and the gold project in shop_gold/
-    (extra: more files of that project). Returns the medallion.toml written."""
+    (extra: more files of that project; gold=False: silver only). Returns the medallion.toml."""
+    if not gold:
+        (folder / "medallion.toml").write_text(CONFIG.split("[transform]")[0], encoding="utf-8")
+        return folder / "medallion.toml"
     for name, text in {**PROJECT, **(extra or {})}.items():
         (folder / "shop_gold" / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / "shop_gold" / name).write_text(text, encoding="utf-8")
