@@ -91,7 +91,10 @@ def main() -> None:
         results["total_seconds"] = round(time.perf_counter() - began, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    console.print(summary(results))
+    try:
+        console.print(summary(results))
+    except KeyError as missing:  # --only before any full run: the figures are in --out, the table needs them all
+        console.print(f"[dim]no summary table: {missing} was never measured into {args.out} (run 'make bench')[/]")
     console.print(f"numbers written to {args.out}")
 
 

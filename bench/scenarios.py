@@ -347,7 +347,7 @@ def _engines_agree(lake: Settings) -> dict:
 def nightly_any_database(base_env: dict[str, str], database_dsn: callable, folder: Path,
                          customers: int = 2000) -> dict:
     """The nightly `medallion run` of a user's project that is not Pagila (bench/shop.py: the
-    tests' shop schema, grown, and its own gold project), from the user's folder: the first
+    tests' shop schema, grown; silver only), from the user's folder: the first
     run, then the run after 1% of the rows changed, which must not start dbt (its last line
     says which ran and, when dbt started, why). Databases, slot and folder of its own."""
     source, warehouse = database_dsn("bench_shop_source"), database_dsn("bench_shop_warehouse")

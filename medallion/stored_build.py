@@ -14,8 +14,12 @@ rows (the follow test and the build tests compare with full refreshes).
 Whatever they cannot carry goes to dbt, which stores everything anew: a changed project (any
 file, a new captured table, a new column), a model no step refreshes (a plain table, a seed,
 a snapshot, hooks), a schema change, truncate or re-sync in bronze's new stretch, a gold stretch
-a mart has not seen, a test compiled for a whole table, --full-refresh, --full-tests, a
-selection. `medallion build --dbt` always runs dbt.
+a mart has not seen, a mart built whole, a test compiled for a whole table, --full-refresh,
+--full-tests, a selection. `medallion build --dbt` always runs dbt. Each reason is a phrase a
+user reads after "dbt started: " on the build's last line (the changed file named: the
+fingerprint's parts are recorded with it). The first build's tests are stored too: a model
+never tested compiles them for a stretch that starts before bronze's first row
+(temporal_tests.sql), so the build after a first build or a --full-refresh needs no dbt.
 """
 
 from __future__ import annotations
@@ -262,15 +266,16 @@ def recorded(conn: psycopg.Connection, fingerprint: str, tests: bool) -> Recorde
     if plan["blocked"]:
         return f"{plan['blocked'][0]}; every build of this project starts dbt"
     if tests and recorded_tests is None:
-        return "the last build ran no tests to store (--skip-tests); this build stores them"
+        return ("the last build ran no tests it could store (--skip-tests, or --full-tests on a changed project); "
+                "this build stores them")
     for test in recorded_tests if tests else []:
         if test["store_failures"]:
             return f"{_test_name(test)} stores its failures in a table (store_failures), which only dbt does"
         if test["scope"] == "not compiled":
             return f"the last build did not compile {_test_name(test)}; this build stores it"
         if test["scope"] == "whole table":
-            return (f"the last build checked whole tables (--full-tests, or a truncate, a re-sync or a schema change "
-                    f"in bronze: {_test_name(test)}); this build stores the tests for changed keys again")
+            return (f"the last build checked whole tables after a truncate, a re-sync or a schema change in bronze "
+                    f"({_test_name(test)}); this build stores the tests for changed keys again")
     stored = {s.model: s for s in steps.load_steps(conn)}
     for entry in plan["steps"].values():
         step = stored.get(entry["relation"])
