@@ -10,10 +10,11 @@ import sys
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import psycopg
 
-from bench import dbt_runs
+from bench import dbt_runs, shop
 from medallion import pipeline
 from medallion.bronze import store
 from medallion.bronze.publication import publication_name
@@ -341,3 +342,46 @@ def _engines_agree(lake: Settings) -> dict:
         conn.execute("set timezone = 'UTC'")
         compared, differing = differences(conn, spark_session(lake_target(lake)))
     return {"relations_compared": compared, "relations_differing": differing}
+
+
+def nightly_any_database(base_env: dict[str, str], database_dsn: callable, folder: Path,
+                         customers: int = 2000) -> dict:
+    """The nightly `medallion run` of a user's project that is not Pagila (bench/shop.py: the
+    tests' shop schema, grown; silver only), from the user's folder: the first
+    run, then the run after 1% of the rows changed, which must not start dbt (its last line
+    says which ran and, when dbt started, why). Databases, slot and folder of its own."""
+    source, warehouse = database_dsn("bench_shop_source"), database_dsn("bench_shop_warehouse")
+    slot = "medallion_bench_shop"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    shop.write_project(folder, gold=False)  # a gold_mart stores no step from a full build (its first)
+    env = {name: value for name, value in base_env.items() if name != "MEDALLION_CONFIG"} | {
+        "MEDALLION_SOURCE_DSN": source, "MEDALLION_WAREHOUSE_DSN": warehouse, "MEDALLION_SLOT": slot,
+        "MEDALLION_HOME": str(folder / ".medallion"), "COLUMNS": "1000"}  # COLUMNS: the last line unwrapped
+    with psycopg.connect(source, autocommit=True) as conn:
+        conn.execute(shop.SHOP_SCHEMA)
+        for statement in shop.SHOP_STEPS[0] + shop.grow_sql(customers):
+            conn.execute(statement)
+        total = conn.execute("select (select count(*) from shop.customers) + (select count(*) from shop.orders)"
+                             ).fetchone()[0]
+
+    def medallion(*args: str) -> tuple[str, float]:
+        began = time.perf_counter()
+        ran = subprocess.run([sys.executable, "-m", "medallion.cli", *args], env=env, cwd=folder,
+                             capture_output=True, text=True)
+        if ran.returncode != 0:
+            raise RuntimeError(f"medallion {' '.join(args)}: {(ran.stderr.strip().splitlines() or ['?'])[-1]}")
+        return ran.stdout.strip().splitlines()[-1], time.perf_counter() - began
+
+    try:
+        medallion("prepare-source")
+        first_line, first = medallion("run")
+        with psycopg.connect(source, autocommit=True) as conn:
+            changed = sum(conn.execute(statement).rowcount for statement in shop.change_sql(1))
+        line, seconds = medallion("run")
+    finally:  # no slot left behind to hold the cluster's WAL for the other figures
+        with psycopg.connect(source, autocommit=True) as conn:
+            conn.execute("select pg_drop_replication_slot(slot_name) from pg_replication_slots "
+                         "where slot_name = %s", [slot])
+    return {"rows_changed": changed, "rows_total": total, "first_run_seconds": first, "first_run_line": first_line,
+            "nightly_run_seconds": seconds, "nightly_run_line": line, "started_dbt": "dbt started" in line}

@@ -571,7 +571,7 @@ def reset(yes: bool) -> None:
 def _print_build(report: transform.BuildReport) -> None:
     for line in report.notes:
         note(line)
-    how = f"dbt: {report.dbt_reason}" if report.dbt_reason else \
+    how = f"dbt started: {report.dbt_reason}" if report.dbt_reason else \
         "without starting dbt: the statements its last build stored, the project unchanged"
     out.print(f"built: {report.count('model')} models, {report.count('test')} tests passed "
               f"({report.seconds:.1f}s, {how})")

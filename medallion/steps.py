@@ -62,7 +62,8 @@ def apply_silver(conn: psycopg.Connection, step: Step, idle: bool = True, checke
         hi = conn.execute(fill(step.high_sql or "select -1", lo, lo)).fetchone()[0]
         since = min(lo, checked_from) if checked_from is not None else lo
         if hi > since and conn.execute(fill(step.needs_build_sql or "select false", since, hi)).fetchone()[0]:
-            return False, f"{step.model}: a schema change, truncate or re-sync in bronze"
+            return False, (f"bronze holds a truncate, a re-sync or a schema change for {step.model} since its last "
+                           "build, which only dbt applies")
         if hi > lo:
             conn.execute(fill(step.step_sql or "", lo, hi))
             return True, None
@@ -75,10 +76,11 @@ def apply_gold(conn: psycopg.Connection, step: Step) -> str | None:
     """Recompute what silver's new stretch touched in one mart; the reason a dbt build is needed
     instead, if any."""
     if not step.step_sql:
-        return f"{step.model} stored no step yet"
+        return f"{step.model} has no statements stored yet (it was never built incrementally); dbt stores them"
     with conn.transaction():
         conn.execute(step.lock_sql)
         if step.needs_build_sql and conn.execute(step.needs_build_sql).fetchone()[0]:
-            return f"{step.model}: every line must be compared (a stretch it has not seen)"
+            return (f"the mart {step.model} must be recomputed whole (it reads a silver table it has not seen yet, "
+                    "or a truncate, a re-sync or a schema change)")
         conn.execute(step.step_sql)
     return None

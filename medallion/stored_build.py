@@ -14,8 +14,12 @@ rows (the follow test and the build tests compare with full refreshes).
 Whatever they cannot carry goes to dbt, which stores everything anew: a changed project (any
 file, a new captured table, a new column), a model no step refreshes (a plain table, a seed,
 a snapshot, hooks), a schema change, truncate or re-sync in bronze's new stretch, a gold stretch
-a mart has not seen, a test compiled for a whole table, --full-refresh, --full-tests, a
-selection. `medallion build --dbt` always runs dbt.
+a mart has not seen, a mart built whole, a test compiled for a whole table, --full-refresh,
+--full-tests, a selection. `medallion build --dbt` always runs dbt. Each reason is a phrase a
+user reads after "dbt started: " on the build's last line (the changed file named: the
+fingerprint's parts are recorded with it). The first build's tests are stored too: a model
+never tested compiles them for a stretch that starts before bronze's first row
+(temporal_tests.sql), so the build after a first build or a --full-refresh needs no dbt.
 """
 
 from __future__ import annotations
@@ -54,22 +58,60 @@ def workers() -> int:
     return int(profile["outputs"][profile["target"]].get("threads", 1))
 
 
+GENERATED, ENGINE, OWN = "0", "1", "2"  # the roots of a fingerprint's files (fingerprint_parts)
+_parts_of: dict[str, dict[str, str]] = {}  # fingerprint -> its parts, to say what changed (changed_since)
+
+
 def project_fingerprint(settings: Settings, project: BuildProject) -> str:
     """What decides the statements dbt compiles: every file of the build project (the generated
     silver), of the engine's macros and of the project's own dbt project, the versions of
-    medallion and dbt, and bronze's record of the tables' schemas over time."""
-    digest = hashlib.sha256()
+    medallion and dbt, and bronze's record of the tables' schemas over time. Its parts are kept
+    (and recorded with the build) so that a changed fingerprint can name what changed."""
+    parts = fingerprint_parts(settings, project)
+    fingerprint = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    if len(_parts_of) > 8:  # a long-running follower fingerprints each project it meets
+        _parts_of.clear()
+    _parts_of[fingerprint] = parts
+    return fingerprint
+
+
+def fingerprint_parts(settings: Settings, project: BuildProject) -> dict[str, str]:
+    """{'schemas': digest, 'versions': text, '<root>:<file>': digest} (roots GENERATED, ENGINE, OWN)."""
     with connect(endpoints(settings).warehouse, "warehouse") as conn:
-        digest.update(f"schemas {conn.execute(SQL['schemas']).fetchone()[0]}\n".encode())
-    for package in ("dbt-core", "dbt-postgres"):
-        digest.update(f"{package}=={metadata.version(package)}\n".encode())
-    digest.update(f"medallion=={medallion.__version__}\n".encode())
+        parts = {"schemas": conn.execute(SQL["schemas"]).fetchone()[0]}
+    parts["versions"] = ", ".join([f"{package} {metadata.version(package)}" for package in ("dbt-core", "dbt-postgres")]
+                                  + [f"medallion {medallion.__version__}"])
     roots = [project.path, ENGINE_DIR] + ([Path(project.dbt_project)] if project.dbt_project else [])
     for index, root in enumerate(roots):
         for path in _files(root):
-            digest.update(f"{index}:{path.relative_to(root)}\n".encode())
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
+            parts[f"{index}:{path.relative_to(root).as_posix()}"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return parts
+
+
+def changed_since(then: dict[str, str] | None, fingerprint: str) -> str:
+    """Why the project is not the one the last dbt build ran, in a user's words: which of its
+    files changed (the project's own first), or bronze's tables, or the versions."""
+    now = _parts_of.get(fingerprint)
+    if not then or not now:
+        return "the project changed since the last build (its files, bronze's tables or medallion's version)"
+    files = {root: sorted(k.split(":", 1)[1] for k in then.keys() | now.keys()
+                          if k.startswith(root + ":") and then.get(k) != now.get(k))
+             for root in (OWN, GENERATED, ENGINE)}
+    if files[OWN]:
+        return f"the project's files changed since the last build ({_some(files[OWN])})"
+    if then.get("schemas") != now.get("schemas"):
+        return "bronze captured a new table or a schema change since the last build"
+    if then.get("versions") != now.get("versions"):
+        return f"medallion or dbt was upgraded since the last build (now {now.get('versions')})"
+    if files[GENERATED]:
+        return f"the silver project medallion generates changed since the last build ({_some(files[GENERATED])})"
+    if files[ENGINE]:
+        return f"medallion's dbt macros changed since the last build ({_some(files[ENGINE])})"
+    return "the project changed since the last build"
+
+
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:2]) + (f" and {len(names) - 2} more" if len(names) > 2 else "")
 
 
 def _files(root: Path) -> list[Path]:
@@ -86,7 +128,7 @@ def record(settings: Settings, fingerprint: str, manifest_path: Path, tested: bo
     """After a successful dbt build of every model: what the next build needs to run without dbt
     (tested: the build ran the tests, whose compiled SQL is kept)."""
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    plan = build_plan(manifest)
+    plan = {**build_plan(manifest), "parts": _parts_of.get(fingerprint)}
     tests = test_plan(manifest) if tested else None
     with connect(endpoints(settings).warehouse, "warehouse", autocommit=True) as conn:
         conn.execute(SQL["create"])
@@ -122,13 +164,14 @@ def build_plan(manifest: dict) -> dict:
             if materialized in STEPPED:  # (its hooks are part of its stored step: follow.sql)
                 stepped[uid] = _relation(node)
             elif materialized not in NOTHING_TO_REFRESH:
-                blocked.append(f"{uid} is materialized as {materialized}")
+                blocked.append(f"the model {node['name']} is materialized as {materialized}, which only dbt "
+                               "refreshes (as a view or medallion's gold_mart it would not need dbt)")
         elif kind in ("seed", "snapshot"):
-            blocked.append(f"{uid} is a {kind}")
+            blocked.append(f"the project has a {kind} ({node['name']}), which only dbt builds")
         elif kind == "operation" and node["name"].rsplit("-", 1)[0] not in OWN_HOOKS:
-            blocked.append(f"{uid} is a hook")
+            blocked.append(f"the project has a hook ({node['name']}), which only dbt runs")
     if manifest.get("unit_tests"):
-        blocked.append("the project has unit tests")
+        blocked.append("the project has unit tests, which only dbt runs")
     tests_of = _tests_by_node(nodes)
     plan_steps = {}
     for uid, relation in stepped.items():
@@ -176,10 +219,20 @@ def test_plan(manifest: dict) -> list[dict]:
         sql = (f"select {fail_calc} as failures, {fail_calc} {config.get('warn_if') or '!= 0'} as should_warn, "
                f"{fail_calc} {config.get('error_if') or '!= 0'} as should_error\nfrom (\n{code}{limit}\n) "
                "as dbt_internal_test") if code is not None else None
-        tests.append({"id": uid, "sql": sql, "scope": scope, "severity": str(config.get("severity") or "error"),
+        tests.append({"id": uid, "label": _label(node, covers), "sql": sql, "scope": scope, "severity": str(config.get("severity") or "error"),
                       "store_failures": bool(config.get("store_failures")), "after": sorted(upstream),
                       "covers": sorted(covers), "error_if": config.get("error_if") or "!= 0"})
     return tests
+
+
+def _label(node: dict, covers: set[str]) -> str:
+    """A test as a user knows it: its kind and the tables it checks (its unique id is a hash)."""
+    kind = (node.get("test_metadata") or {}).get("name") or node["name"]
+    return f"the test {kind} of {', '.join(sorted(covers))}" if covers else f"the test {kind}"
+
+
+def _test_name(test: dict) -> str:
+    return test.get("label") or test["id"]
 
 
 # A build from what was recorded
@@ -206,26 +259,32 @@ def recorded(conn: psycopg.Connection, fingerprint: str, tests: bool) -> Recorde
     """What the last dbt build recorded, or why dbt must build instead."""
     if conn.execute("select to_regclass('silver.stored_build') is null").fetchone()[0] \
             or (row := conn.execute(SQL["read"]).fetchone()) is None:
-        return "no dbt build has recorded its statements here yet"
+        return "the first build of this warehouse stores what the next builds run without dbt"
     fingerprint_then, plan, recorded_tests = row
     if fingerprint_then != fingerprint:
-        return "the project changed since the last dbt build"
+        return changed_since(plan.get("parts"), fingerprint)
     if plan["blocked"]:
-        return f"{plan['blocked'][0]}: only dbt builds it"
+        return f"{plan['blocked'][0]}; every build of this project starts dbt"
     if tests and recorded_tests is None:
-        return "the last dbt build ran no tests"
+        return ("the last build ran no tests it could store (--skip-tests, or --full-tests on a changed project); "
+                "this build stores them")
     for test in recorded_tests if tests else []:
         if test["store_failures"]:
-            return f"{test['id']} stores its failures: only dbt runs it"
+            return f"{_test_name(test)} stores its failures in a table (store_failures), which only dbt does"
         if test["scope"] == "not compiled":
-            return f"the last dbt build did not compile {test['id']}"
+            return f"the last build did not compile {_test_name(test)}; this build stores it"
         if test["scope"] == "whole table":
-            return f"{test['id']} was compiled for the whole table at the last dbt build"
+            return (f"the last build checked whole tables after a truncate, a re-sync or a schema change in bronze "
+                    f"({_test_name(test)}); this build stores the tests for changed keys again")
     stored = {s.model: s for s in steps.load_steps(conn)}
-    for uid, entry in plan["steps"].items():
+    for entry in plan["steps"].values():
         step = stored.get(entry["relation"])
+        if step is not None and step.step_sql is None and step.project_fingerprint == fingerprint:
+            return (f"{entry['relation']} was built whole at the last build (its first build or a --full-refresh), "
+                    "which stores no statements for a change; this build stores them")
         if step is None or step.step_sql is None or step.project_fingerprint != fingerprint:
-            return f"{uid} has no step stored by this project"
+            return (f"{entry['relation']} was last built by something other than 'medallion build' (e.g. Dagster), "
+                    "which stores no statements to run without dbt; this build stores them")
     return Recorded(plan, recorded_tests if tests else [], stored)
 
 
@@ -282,6 +341,10 @@ class _Scheduler:
                 self.connections.append(self.local.conn)
         return self.local.conn
 
+    def _name(self, uid: str) -> str:
+        job = self.jobs[uid][1]
+        return _test_name(job) if isinstance(job, dict) else job[0].model
+
     def _one(self, uid: str) -> tuple[str, str, float, str | None]:
         began = time.perf_counter()
         try:
@@ -331,7 +394,9 @@ class _Scheduler:
                         if result[1] == "needs dbt":
                             outcome.dbt_reason = outcome.dbt_reason or result[3]
                         elif result[1] == "error":  # e.g. a table dropped by hand: dbt rebuilds or says why
-                            outcome.dbt_reason = outcome.dbt_reason or f"{uid} failed as stored: {result[3]}"
+                            outcome.dbt_reason = outcome.dbt_reason or (
+                                f"the stored statements of {self._name(uid)} failed ({result[3]}; e.g. a table "
+                                "dropped by hand), so dbt rebuilds it")
                         elif result[1] == "fail":
                             skipped.add(uid)
                         else:

@@ -197,13 +197,15 @@ def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...
         if engine == "postgres":
             _drop_renamed(settings, project)
         fingerprint = None
-        reason = "--dbt" if not stored else None if engine == "postgres" else f"the {engine} engine"
+        reason = "asked for with --dbt" if not stored else None if engine == "postgres" \
+            else f"the {engine} engine always builds with dbt"
         if engine == "postgres":
             from medallion import stored_build
 
             fingerprint = stored_build.project_fingerprint(settings, project)
             if full_refresh or select or full_tests:
-                reason = "--full-refresh" if full_refresh else "--full-tests" if full_tests else "a selection"
+                reason = "--full-refresh rebuilds every table from bronze" if full_refresh \
+                    else "--full-tests checks whole tables" if full_tests else "a selection of models is built by dbt"
             if reason is None:
                 done = stored_build.run(settings, fingerprint, tests)
                 if done.dbt_reason is None:

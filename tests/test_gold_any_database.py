@@ -16,59 +16,7 @@ from pathlib import Path
 
 from medallion.settings import Settings
 from support import environment, execute, medallion, query, schema_dump
-from test_any_database import SHOP_SCHEMA, SHOP_STEPS
-
-PROJECT = {
-    "dbt_project.yml": """
-name: shop_gold
-version: "0.1.0"
-config-version: 2
-model-paths: ["models"]
-models:
-  shop_gold:
-    gold:
-      +schema: gold
-""",
-    "models/gold/int_customer_lines.sql": """
-select
-    customer_code,
-    coalesce(split_part(email, '@', 2), 'no mail') as "Mail Domain",
-    tags as "Tags"
-from {{ ref('shop__customers') }}
-""",
-    "models/gold/int_order_lines.sql": """
-select
-    o.region || '-' || o.order_id as "Order Key",
-    (o.placed_at at time zone 'UTC')::date as "Day",
-    o.total as "Total",
-    o.status as "Status"
-from {{ ref('shop__orders') }} as o
-""",
-    "models/gold/customers_by_domain.sql": """
-{{ config(materialized='gold_mart', grain=['Mail Domain'],
-          inputs=[{'lines': 'int_customer_lines', 'key': 'customer_code', 'fields': ['Tags'],
-                   'changed_by': {'shop__customers': 'customer_code'}}]) }}
-select "Mail Domain", count(*) as "Customers", sum(coalesce(cardinality("Tags"), 0)) as "Tags"
-from {{ gold_input('int_customer_lines') }} as lines
-where {{ gold_in_scope() }}
-group by "Mail Domain"
-""",
-    "models/gold/orders_by_day.sql": """
-{{ config(materialized='gold_mart', grain=['Day'],
-          inputs=[{'lines': 'int_order_lines', 'key': 'Order Key', 'fields': ['Total', 'Status']}]) }}
-select "Day", sum("Total") as "Total", count(*) filter (where "Status" = 'shipped') as "Shipped"
-from {{ gold_input('int_order_lines') }} as lines
-where {{ gold_in_scope() }}
-group by "Day"
-""",
-}
-
-FROM_SOURCE = {
-    "customers_by_domain": "select coalesce(split_part(email, '@', 2), 'no mail'), count(*), "
-                           "sum(coalesce(cardinality(tags), 0)) from shop.customers group by 1 order by 1",
-    "orders_by_day": "select (placed_at at time zone 'UTC')::date, sum(total), "
-                     "count(*) filter (where status = 'shipped') from shop.orders group by 1 order by 1",
-}
+from bench.shop import FROM_SOURCE, PROJECT, SHOP_SCHEMA, SHOP_STEPS
 
 
 def test_marts_of_another_project_follow_the_source_and_equal_a_full_refresh(blank_settings: Settings,

@@ -11,13 +11,14 @@ fails the build, naming it, as dbt build would, and its stretch stays untested.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
+from bench.shop import FROM_SOURCE, SHOP_SCHEMA, SHOP_STEPS, change_sql, grow_sql, write_project
 from medallion.settings import Settings
 from support import environment, execute, medallion, query, schema_dump
-from test_any_database import SHOP_SCHEMA, SHOP_STEPS
-from test_gold_any_database import FROM_SOURCE, PROJECT
 
 STORED = "without starting dbt"
 NO_NEGATIVE_TOTALS = "select * from {{ ref('shop__orders') }} where total < 0\n"
@@ -32,17 +33,12 @@ BURSTS = [
 
 
 def _project(tmp_path: Path, blank_settings: Settings) -> tuple[Settings, Path]:
-    root = tmp_path / "shop_gold"
-    for name, text in {**PROJECT, "tests/no_negative_totals.sql": NO_NEGATIVE_TOTALS}.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(text, encoding="utf-8")
-    config = tmp_path / "medallion.toml"
-    config.write_text('[capture]\ninclude = ["shop.*"]\n[transform]\ndbt_project = "shop_gold"\n', encoding="utf-8")
-    return replace(blank_settings, config_path=config), root
+    config = write_project(tmp_path, {"tests/no_negative_totals.sql": NO_NEGATIVE_TOTALS})
+    return replace(blank_settings, config_path=config), tmp_path / "shop_gold"
 
 
 def _start(settings: Settings) -> dict[str, str]:
-    env = environment(settings)
+    env = {**environment(settings), "COLUMNS": "1000"}  # the build's line unwrapped
     execute(settings.source_dsn or "", SHOP_SCHEMA)
     for statement in SHOP_STEPS[0]:
         execute(settings.source_dsn or "", statement)
@@ -76,24 +72,26 @@ def test_stored_builds_equal_dbt_and_a_full_refresh(blank_settings: Settings, tm
             execute(src, statement)
         hows.append(_build(env))
         _marts_follow_the_source(settings)
-    stored = [how for how in hows if STORED in how]
-    assert len(stored) >= 3, hows  # the first build after the first (whole-table tests) starts dbt
-    assert "tests passed" in stored[-1]
+    assert all(STORED in how for how in hows[1:]), hows  # the first build's tests are stored for the stretch
+    assert "tests passed" in hows[-1]
 
     # a schema change: what dbt compiled no longer fits, so dbt builds (and evolves the table)
     execute(src, "alter table shop.customers add column tier text default 'basic'")
     execute(src, "update shop.customers set tier = 'gold' where customer_code = 'C-5'")
     how = _build(env)
-    assert "dbt:" in how and STORED not in how, how
+    assert "dbt started: bronze captured a new table or a schema change since the last build" in how, how
     assert query(wh, "select tier from silver.shop__customers where customer_code = 'C-5'") == [("gold",)]
-    _build(env)  # its tests covered whole tables; this one compiles them incrementally again
+    how = _build(env)  # its tests covered whole tables; this one compiles them for changed keys again
+    assert "dbt started: the last build checked whole tables after a truncate, a re-sync or a schema change in " \
+           "bronze (the test " in how, how
     execute(src, "update shop.customers set tier = 'silver' where customer_code = 'C-1'")
     assert STORED in _build(env)
     assert query(wh, "select tier from silver.shop__customers where customer_code = 'C-1'") == [("silver",)]
 
     before = {**schema_dump(wh, "silver"), **schema_dump(wh, "gold")}
     rebuilt = medallion("build", "--full-refresh", env=env)  # from the same bronze: no ingest before it
-    assert rebuilt.returncode == 0 and "dbt: --full-refresh" in rebuilt.stdout, rebuilt.stderr
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "dbt started: --full-refresh rebuilds every table from bronze" in rebuilt.stdout
     after = {**schema_dump(wh, "silver"), **schema_dump(wh, "gold")}
     assert after.keys() == before.keys()
     for name in before:
@@ -104,8 +102,10 @@ def test_what_the_stored_statements_cannot_carry_goes_to_dbt(blank_settings: Set
     settings, root = _project(tmp_path, blank_settings)
     env = _start(settings)
     src, wh = settings.source_dsn or "", settings.warehouse_dsn or ""
-    _build(env)
     execute(src, "update shop.orders set total = 3 where region = 'EU'")
+    how = _build(env)  # the tests are stored; a gold_mart's first build stores no step for a change
+    assert "was built whole at the last build (its first build or a --full-refresh)" in how, how
+    execute(src, "update shop.orders set total = 3.5 where region = 'EU'")
     assert STORED in _build(env)
 
     # a failing test fails the build, in one line naming it, and its stretch stays untested
@@ -125,16 +125,74 @@ def test_what_the_stored_statements_cannot_carry_goes_to_dbt(blank_settings: Set
     # any change to the project's files: dbt
     model = root / "models" / "gold" / "orders_by_day.sql"
     model.write_text("-- totals per day\n" + model.read_text(encoding="utf-8"), encoding="utf-8")
-    assert "dbt: the project changed" in _build(env)
+    how = _build(env, "--skip-tests")
+    assert "dbt started: the project's files changed since the last build (models/gold/orders_by_day.sql)" in how
+    how = _build(env)
+    assert "dbt started: the last build ran no tests it could store (--skip-tests" in how, how
     execute(src, "update shop.orders set total = 4 where region = 'EU'")
     assert STORED in _build(env)
+    assert "dbt started: --full-tests checks whole tables" in _build(env, "--full-tests")
+    execute(src, "update shop.orders set total = 4.5 where region = 'EU'")
+    assert STORED in _build(env)  # the tests stored before it are kept
 
     # a mart dropped by hand: its stored step fails, nothing half-applied, and dbt rebuilds it
     execute(wh, "drop table gold.orders_by_day")
     execute(src, "update shop.orders set total = 5 where region = 'EU'")
     how = _build(env)
-    assert "dbt:" in how and "failed as stored" in how, how
+    assert "dbt started: the stored statements of gold.orders_by_day failed (" in how, how
+    assert "so dbt rebuilds it" in how, how
     _marts_follow_the_source(settings)
 
     # --dbt: always dbt
-    assert "dbt: --dbt" in _build(env, "--dbt")
+    assert "dbt started: asked for with --dbt" in _build(env, "--dbt")
+
+    # a model only dbt refreshes: every build starts dbt, and says why
+    (root / "models" / "gold" / "plain.sql").write_text("{{ config(materialized='table') }}\nselect 1 as one\n",
+                                                        encoding="utf-8")
+    assert "(models/gold/plain.sql)" in _build(env)
+    assert "dbt started: the model plain is materialized as table, which only dbt refreshes" in _build(env)
+
+
+def _in_folder(folder: Path, env: dict[str, str], *args: str) -> str:
+    """`medallion ARGS` run from the user's folder (its medallion.toml, no MEDALLION_CONFIG):
+    its last line."""
+    ran = subprocess.run([sys.executable, "-m", "medallion.cli", *args], env={**env, "COLUMNS": "1000"}, cwd=folder,
+                         capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    return ran.stdout.strip().splitlines()[-1]
+
+
+def _silver_equals_the_source(settings: Settings) -> None:
+    for table, columns in {"customers": "customer_code, name, email, tags", "orders": "region, order_id, "
+                           "customer_code, status, placed_at, total", "\"Order Notes\"": '"Note ID", "Body"'}.items():
+        silver = "silver." + ("\"shop__Order Notes\"" if "Notes" in table else f"shop__{table}")
+        assert query(settings.warehouse_dsn or "", f"select {columns} from {silver} order by 1, 2") == \
+            query(settings.source_dsn or "", f"select {columns} from shop.{table} order by 1, 2"), table
+
+
+def test_the_nightly_run_after_a_small_change_starts_no_dbt(blank_settings: Settings, tmp_path: Path) -> None:
+    """The nightly `medallion run` of a project that is not Pagila, from its folder: after the
+    first build (and after a --full-refresh), a small change builds without starting dbt."""
+    write_project(tmp_path, gold=False)  # (a gold_mart stores no step from a full build: see the other tests)
+    env = environment(blank_settings)  # (no MEDALLION_CONFIG: the folder's medallion.toml)
+    src = blank_settings.source_dsn or ""
+    execute(src, SHOP_SCHEMA)
+    for statement in SHOP_STEPS[0] + grow_sql(50):
+        execute(src, statement)
+    _in_folder(tmp_path, env, "prepare-source")
+    first = _in_folder(tmp_path, env, "run")
+    assert "dbt started: the first build of this warehouse stores what the next builds run without dbt" in first
+
+    for statement in change_sql(10) + SHOP_STEPS[1]:
+        execute(src, statement)
+    second = _in_folder(tmp_path, env, "run")
+    assert STORED in second and "tests passed" in second, second
+    _silver_equals_the_source(blank_settings)
+
+    full = _in_folder(tmp_path, env, "build", "--full-refresh")
+    assert "dbt started: --full-refresh rebuilds every table from bronze" in full, full
+    for statement in change_sql(5) + SHOP_STEPS[2]:
+        execute(src, statement)
+    after = _in_folder(tmp_path, env, "run")
+    assert STORED in after and "tests passed" in after, after
+    _silver_equals_the_source(blank_settings)

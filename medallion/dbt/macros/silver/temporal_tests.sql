@@ -4,9 +4,10 @@
 -- Incremental by default: a build tests only the keys that bronze changed since the last build
 -- whose tests all passed (silver.build_watermark.tested_to, moved by medallion_mark_tested at
 -- the end of a passing `dbt build`), so a test costs what the change costs. The whole table is
--- tested when nothing was tested yet (the first build, --full-refresh), when the stretch holds a
--- truncate, a re-sync or a schema change, and whenever var medallion_full_tests is true
--- (`medallion build --full-tests`; the Dagster nightly job).
+-- tested when the stretch holds a truncate, a re-sync or a schema change, and whenever var
+-- medallion_full_tests is true (`medallion build --full-tests`; the Dagster nightly job). When
+-- nothing was tested yet (the first build, --full-refresh) the stretch starts before bronze's
+-- first row: the incremental form then checks every key, and the next build runs it as stored.
 --
 -- An incremental test reads its stretch's bounds from silver.build_watermark when it runs, not
 -- when it compiles: its compiled SQL is the same from build to build, so a build without dbt
@@ -20,11 +21,14 @@
     {%- set row = run_query(
         "select coalesce(max(last_commit_lsn), -1), max(tested_to) from silver.build_watermark where model = "
         ~ medallion_literal(model)).rows[0] -%}
-    {%- set full = var('medallion_full_tests', false) or row[1] is none -%}
-    {%- if not full and (row[0] | int) > (row[1] | int) -%}
+    {#- never tested (the first build, a --full-refresh): the stretch is all of bronze, (-1, hi],
+        so the incremental form covers every key, and its SQL, kept by stored_build.py, tests
+        the next build's stretch -#}
+    {%- set full = var('medallion_full_tests', false) -%}
+    {%- if not full and row[1] is not none and (row[0] | int) > (row[1] | int) -%}
         {%- set full = run_query(medallion_needs_build_sql(bronze, row[1] | int, row[0] | int)).columns[0].values()[0] -%}
     {%- endif -%}
-    {%- set lo = "(select max(tested_to) from silver.build_watermark where model = " ~ medallion_literal(model) ~ ")" -%}
+    {%- set lo = "(select coalesce(max(tested_to), -1) from silver.build_watermark where model = " ~ medallion_literal(model) ~ ")" -%}
     {%- set hi = medallion_watermark_sql(model) -%}
     {%- set key_columns = {} -%}
     {%- for k in key %}{% do key_columns.update({k: columns[k]}) %}{% endfor -%}
