@@ -67,6 +67,7 @@ def main() -> None:
         ("freshness", lambda: scenarios.freshness(settings, env)),
         ("as_of_lookup", lambda: scenarios.as_of_lookup(settings, _database_dsn(cluster))),
         ("engines", lambda: scenarios.engines(settings)),
+        ("wal_per_update", lambda: scenarios.wal_per_update(settings)),
     ]
     if args.only:
         wanted = args.only.split(",")
@@ -152,6 +153,11 @@ def summary(r: dict) -> Table:
             table.add_row("silver relations and gold marts equal on both engines (md5 of rows)",
                           f"{e['relations_compared'] - len(e['relations_differing'])} of {e['relations_compared']}",
                           "all")
+    w = r.get("wal_per_update")
+    if w:
+        table.add_row(f"source WAL per update of a row with a {w['value_chars']:,}-char TOASTed value: "
+                      "replica identity DEFAULT / FULL",
+                      f"{w['default_wal_bytes_per_update']:,.0f} / {w['full_wal_bytes_per_update']:,.0f} bytes", "")
     return table
 
 

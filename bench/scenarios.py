@@ -341,3 +341,40 @@ def _engines_agree(lake: Settings) -> dict:
         conn.execute("set timezone = 'UTC'")
         compared, differing = differences(conn, spark_session(lake_target(lake)))
     return {"relations_compared": compared, "relations_differing": differing}
+
+
+def wal_per_update(settings: Settings, updates: int = 2000, rows: int = 100, value_chars: int = 2400) -> dict:
+    """The source's WAL bytes per update under replica identity DEFAULT (what prepare-source now
+    leaves on a keyed table; bronze completes unchanged TOASTed values from the previous version,
+    medallion/bronze/unchanged.py) and FULL (every update also logs the whole old row, its
+    TOASTed value included). A table with a primary key and a ~2.4 kB text value stored out of
+    line (random hex: pglz cannot shrink it, so it is TOASTed); `updates` single-row updates of
+    another column, one transaction each, spread over `rows` rows; the bytes are
+    pg_current_wal_lsn() differences. Each row is updated once before measuring, so the
+    first-touch full-page images fall outside the measurement (barring a checkpoint)."""
+    result: dict = {"updates": updates, "rows": rows, "value_chars": value_chars}
+    with connect(endpoints(settings).source, "source", autocommit=True) as conn:
+        conn.execute("drop schema if exists bench_wal cascade")
+        conn.execute("create schema bench_wal")
+        try:
+            for identity in ("default", "full"):
+                table = f"bench_wal.wal_{identity}"
+                conn.execute(f"create table {table} (id int primary key, n int not null, body text not null)")
+                conn.execute(f"alter table {table} replica identity {identity}")
+                conn.execute(f"insert into {table} select i, 0, (select string_agg(md5(random()::text || j), '') "
+                             f"from generate_series(1, %s) as j where i > 0) from generate_series(1, %s) as i",
+                             [value_chars // 32 + 1, rows])
+                toasted = conn.execute(f"select pg_relation_size(reltoastrelid) > 0 from pg_class "
+                                       f"where oid = '{table}'::regclass").fetchone()[0]
+                for i in range(1, rows + 1):  # warm-up: each page's first touch (its full-page image)
+                    conn.execute(f"update {table} set n = n + 1 where id = %s", [i])
+                start = conn.execute("select pg_current_wal_lsn()").fetchone()[0]
+                for k in range(updates):
+                    conn.execute(f"update {table} set n = n + 1 where id = %s", [k % rows + 1])
+                wal = conn.execute("select pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", [start]).fetchone()[0]
+                result[f"{identity}_wal_bytes_per_update"] = round(float(wal) / updates, 1)
+                result[f"{identity}_value_toasted"] = bool(toasted)
+        finally:
+            conn.execute("drop schema if exists bench_wal cascade")
+    result["full_over_default"] = round(result["full_wal_bytes_per_update"] / result["default_wal_bytes_per_update"], 2)
+    return result
