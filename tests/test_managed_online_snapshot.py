@@ -18,9 +18,9 @@ import psycopg
 from psycopg import sql
 
 from managed_source import ManagedPipeline, user_environment
+from managed_support import assert_silver_is_the_source, ok, source_rows, start_capture
 from online_workload import Workload, bronze_state, snapshot_done, wait
 from support import query
-from test_managed_source import assert_silver_is_the_source, ok, source_rows, start_capture
 
 LATE = "Late Line"
 TABLE = sql.Identifier("ops", LATE)
