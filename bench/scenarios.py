@@ -12,6 +12,7 @@ import time
 from dataclasses import replace
 
 import psycopg
+from psycopg import sql
 
 from bench import dbt_runs
 from medallion import pipeline
@@ -358,19 +359,21 @@ def wal_per_update(settings: Settings, updates: int = 2000, rows: int = 100, val
         conn.execute("create schema bench_wal")
         try:
             for identity in ("default", "full"):
-                table = f"bench_wal.wal_{identity}"
-                conn.execute(f"create table {table} (id int primary key, n int not null, body text not null)")
-                conn.execute(f"alter table {table} replica identity {identity}")
-                conn.execute(f"insert into {table} select i, 0, (select string_agg(md5(random()::text || j), '') "
-                             f"from generate_series(1, %s) as j where i > 0) from generate_series(1, %s) as i",
-                             [value_chars // 32 + 1, rows])
-                toasted = conn.execute(f"select pg_relation_size(reltoastrelid) > 0 from pg_class "
-                                       f"where oid = '{table}'::regclass").fetchone()[0]
+                table = sql.Identifier("bench_wal", f"wal_{identity}")
+                update = sql.SQL("update {} set n = n + 1 where id = %s").format(table)
+                conn.execute(sql.SQL("create table {} (id int primary key, n int not null, body text not null)")
+                             .format(table))
+                conn.execute(sql.SQL("alter table {} replica identity {}").format(table, sql.SQL(identity.upper())))
+                conn.execute(sql.SQL("insert into {} select i, 0, (select string_agg(md5(random()::text || j), '') "
+                                     "from generate_series(1, %s) as j where i > 0) from generate_series(1, %s) as i")
+                             .format(table), [value_chars // 32 + 1, rows])
+                toasted = conn.execute("select pg_relation_size(reltoastrelid) > 0 from pg_class "
+                                       "where oid = %s::regclass", [table.as_string(conn)]).fetchone()[0]
                 for i in range(1, rows + 1):  # warm-up: each page's first touch (its full-page image)
-                    conn.execute(f"update {table} set n = n + 1 where id = %s", [i])
+                    conn.execute(update, [i])
                 start = conn.execute("select pg_current_wal_lsn()").fetchone()[0]
                 for k in range(updates):
-                    conn.execute(f"update {table} set n = n + 1 where id = %s", [k % rows + 1])
+                    conn.execute(update, [k % rows + 1])
                 wal = conn.execute("select pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", [start]).fetchone()[0]
                 result[f"{identity}_wal_bytes_per_update"] = round(float(wal) / updates, 1)
                 result[f"{identity}_value_toasted"] = bool(toasted)
