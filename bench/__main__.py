@@ -69,6 +69,7 @@ def main() -> None:
         ("engines", lambda: scenarios.engines(settings)),
         ("nightly_any_database", lambda: scenarios.nightly_any_database(env, _database_dsn(cluster),
                                                                         settings.home / "shop_project")),
+        ("wal_per_update", lambda: scenarios.wal_per_update(settings)),
     ]
     if args.only:
         wanted = args.only.split(",")
@@ -163,6 +164,11 @@ def summary(r: dict) -> Table:
                       "the tests' non-Pagila shop schema, from its folder",
                       f"{n['nightly_run_seconds']:.1f} s, " + ("dbt started" if n["started_dbt"] else "no dbt start"),
                       "no dbt start")
+    w = r.get("wal_per_update")
+    if w:
+        table.add_row(f"source WAL per update of a row with a {w['value_chars']:,}-char TOASTed value: "
+                      "replica identity DEFAULT / FULL",
+                      f"{w['default_wal_bytes_per_update']:,.0f} / {w['full_wal_bytes_per_update']:,.0f} bytes", "")
     return table
 
 

@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from bench import dbt_runs, shop
 from medallion import pipeline
@@ -385,3 +386,40 @@ def nightly_any_database(base_env: dict[str, str], database_dsn: callable, folde
                          "where slot_name = %s", [slot])
     return {"rows_changed": changed, "rows_total": total, "first_run_seconds": first, "first_run_line": first_line,
             "nightly_run_seconds": seconds, "nightly_run_line": line, "started_dbt": "dbt started" in line}
+def wal_per_update(settings: Settings, updates: int = 2000, rows: int = 100, value_chars: int = 2400) -> dict:
+    """The source's WAL bytes per update under replica identity DEFAULT (what prepare-source now
+    leaves on a keyed table; bronze completes unchanged TOASTed values from the previous version,
+    medallion/bronze/unchanged.py) and FULL (every update also logs the whole old row, its
+    TOASTed value included). A table with a primary key and a ~2.4 kB text value stored out of
+    line (random hex: pglz cannot shrink it, so it is TOASTed); `updates` single-row updates of
+    another column, one transaction each, spread over `rows` rows; the bytes are
+    pg_current_wal_lsn() differences. Each row is updated once before measuring, so the
+    first-touch full-page images fall outside the measurement (barring a checkpoint)."""
+    result: dict = {"updates": updates, "rows": rows, "value_chars": value_chars}
+    with connect(endpoints(settings).source, "source", autocommit=True) as conn:
+        conn.execute("drop schema if exists bench_wal cascade")
+        conn.execute("create schema bench_wal")
+        try:
+            for identity in ("default", "full"):
+                table = sql.Identifier("bench_wal", f"wal_{identity}")
+                update = sql.SQL("update {} set n = n + 1 where id = %s").format(table)
+                conn.execute(sql.SQL("create table {} (id int primary key, n int not null, body text not null)")
+                             .format(table))
+                conn.execute(sql.SQL("alter table {} replica identity {}").format(table, sql.SQL(identity.upper())))
+                conn.execute(sql.SQL("insert into {} select i, 0, (select string_agg(md5(random()::text || j), '') "
+                                     "from generate_series(1, %s) as j where i > 0) from generate_series(1, %s) as i")
+                             .format(table), [value_chars // 32 + 1, rows])
+                toasted = conn.execute("select pg_relation_size(reltoastrelid) > 0 from pg_class "
+                                       "where oid = %s::regclass", [table.as_string(conn)]).fetchone()[0]
+                for i in range(1, rows + 1):  # warm-up: each page's first touch (its full-page image)
+                    conn.execute(update, [i])
+                start = conn.execute("select pg_current_wal_lsn()").fetchone()[0]
+                for k in range(updates):
+                    conn.execute(update, [k % rows + 1])
+                wal = conn.execute("select pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", [start]).fetchone()[0]
+                result[f"{identity}_wal_bytes_per_update"] = round(float(wal) / updates, 1)
+                result[f"{identity}_value_toasted"] = bool(toasted)
+        finally:
+            conn.execute("drop schema if exists bench_wal cascade")
+    result["full_over_default"] = round(result["full_wal_bytes_per_update"] / result["default_wal_bytes_per_update"], 2)
+    return result

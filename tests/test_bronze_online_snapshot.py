@@ -7,13 +7,11 @@ it: a table created later is not in it until its owner adds it."""
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +21,7 @@ import pytest
 from psycopg import sql
 
 from medallion.settings import Settings
+from online_workload import Workload, bronze_state as _bronze_state, snapshot_done as _snapshot_done, wait as _wait
 from support import environment, execute, medallion, one_error_line, query
 
 SCHEMA = "odd Schema"
@@ -64,51 +63,8 @@ def _publish_new(settings: Settings) -> None:
         sql.Identifier(settings.slot), sql.Identifier(SCHEMA, NEW)))
 
 
-class Workload(threading.Thread):
-    """Updates, deletes and inserts of random keys of the new table, one small transaction each."""
-
-    def __init__(self, dsn: str, rows: int, seed: int) -> None:
-        super().__init__(daemon=True)
-        self.dsn, self.rows, self.random = dsn, rows, random.Random(seed)
-        self.stop = threading.Event()
-        self.done = 0
-
-    def run(self) -> None:
-        table = sql.Identifier(SCHEMA, NEW)
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
-            while not self.stop.is_set():
-                region = self.random.choice(["north", "South", "éast", "west"])
-                n = self.random.randint(1, self.rows + 20)
-                action = self.random.random()
-                if action < 0.5:
-                    conn.execute(sql.SQL("update {} set v = %s where region = %s and seq = %s").format(table),
-                                 [f"u{self.done}", region, n])
-                elif action < 0.75:
-                    conn.execute(sql.SQL("delete from {} where region = %s and seq = %s").format(table), [region, n])
-                else:
-                    conn.execute(sql.SQL("insert into {} values (%s, %s, %s) on conflict do nothing").format(table),
-                                 [region, n, f"i{self.done}"])
-                self.done += 1
-                time.sleep(0.002)
-
-
 def _source_rows(src: str) -> list[tuple]:
     return query(src, sql.SQL("select region, seq, v from {} order by 1, 2").format(sql.Identifier(SCHEMA, NEW)))
-
-
-def _snapshot_done(wh: str) -> bool:
-    try:
-        return bool(query(wh, "select count(*) > 0 and bool_and(finished_ts is not null) from bronze.online_snapshot")
-                    [0][0])
-    except psycopg.errors.UndefinedTable:
-        return False
-
-
-def _wait(condition, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
 
 
 def _follow(env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -119,15 +75,6 @@ def _follow(env: dict[str, str], log: Path) -> subprocess.Popen:
 def _stop(follower: subprocess.Popen) -> None:
     follower.send_signal(signal.SIGINT)
     follower.wait(timeout=60)
-
-
-def _bronze_state(wh: str, bronze: str) -> list[tuple]:
-    """The new table as bronze's rows say it is now: each key's latest row, unless a delete."""
-    rows = query(wh, sql.SQL(
-        "select distinct on (full_row->>'region', (full_row->>'seq')::int) full_row->>'region', "
-        "(full_row->>'seq')::int, full_row->>'v', op from {} order by 1, 2, commit_lsn desc, ordinal desc").format(
-        sql.Identifier("bronze", bronze)))
-    return [row[:3] for row in rows if row[3] != "D"]
 
 
 def _check_equal(settings: Settings, env: dict[str, str]) -> None:
@@ -160,7 +107,7 @@ def test_a_table_published_later_gets_every_row_once(blank_settings: Settings, t
         _wait(lambda: "following the source" in (tmp_path / "follow.log").read_text())
         time.sleep(1.0)
         _create_new(src, 60)  # 180 rows, written before the table is published
-        workload = Workload(src, 60, seed=1)
+        workload = Workload(src, sql.Identifier(SCHEMA, NEW), 60, seed=1)
         workload.start()
         time.sleep(0.5)
         _publish_new(blank_settings)
@@ -188,7 +135,7 @@ def test_sigkill_during_the_online_snapshot_loses_and_doubles_nothing(blank_sett
     _table_list_source(blank_settings)
     assert (ran := medallion("ingest", env=env)).returncode == 0, ran.stderr
     _create_new(src, 100)  # 300 rows before the table is published: 100 chunks
-    workload = Workload(src, 100, seed=2)
+    workload = Workload(src, sql.Identifier(SCHEMA, NEW), 100, seed=2)
     workload.start()
     _publish_new(blank_settings)
     chance = random.Random(3)
@@ -241,7 +188,7 @@ def test_resync_of_one_table_repairs_it_under_load_and_leaves_the_others_alone(b
     first_hist = sql.SQL("select * from silver.{}").format(
         sql.Identifier(_silver_tables(wh, "first")[True]))
     before = (_dump(wh, first_bronze), _dump(wh, first_hist))
-    workload = Workload(src, 40, seed=4)
+    workload = Workload(src, sql.Identifier(SCHEMA, NEW), 40, seed=4)
     workload.start()
     try:
         resynced = medallion("resync", "--table", f'"{SCHEMA}"."{NEW}"', env=env)
