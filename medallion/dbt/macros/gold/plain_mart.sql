@@ -37,9 +37,11 @@
         {%- elif kind == 'current_state' -%}
             {%- set found = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model')
                             | selectattr('config.materialized', 'equalto', 'system_versioned') | list -%}
+            {%- set histories = [] -%}
             {%- for candidate in found if candidate.config.get('source_table') == node.config.get('source_table') -%}
-                {%- set history = candidate -%}
+                {%- do histories.append(candidate) -%}
             {%- endfor -%}
+            {%- set history = histories[0] if histories else none -%}
             {%- set reader = node -%}
         {%- endif -%}
         {%- if kind == 'system_versioned' -%}
