@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from medallion.query import run_query
 from medallion.settings import Settings
 from support import environment, execute, medallion, one_error_line, query
 
@@ -124,6 +125,16 @@ def test_a_plain_sql_mart_follows_the_source_and_travels_in_time(blank_settings:
     for at, expected in built:
         got = query(wh, f"select * from gold.sales_by_region_month_as_of(now(), known => '{at}') order by 1, 2")
         assert got == expected, at
+
+    # FOR SYSTEM_TIME on the mart, answered from its as-of function (and --known-at)
+    at, expected = seen[-2]
+    asked = run_query(settings, f"select * from gold.sales_by_region_month for system_time as of '{at}' as m "
+                                "order by 1, 2")
+    assert [tuple(map(str, row)) for row in asked.rows] == [tuple(map(str, row)) for row in expected]
+    k, then = built[-2]
+    asked = run_query(settings, "select * from gold.sales_by_region_month for system_time as of now() order by 1, 2",
+                      known_at_text=k)
+    assert [tuple(map(str, row)) for row in asked.rows] == [tuple(map(str, row)) for row in then]
 
     before = query(wh, mart)
     rebuilt = medallion("build", "--full-refresh", env=env)
