@@ -160,6 +160,12 @@ where ({{ g }}) in (select {{ g }} from gold_scope);
     {%- set full_sql = ("-- medallion note: " ~ plan.note ~ "\n" if plan.note else "") ~ "delete from " ~ target_relation ~ ";\ninsert into " ~ target_relation
                        ~ " select * from (" ~ sql ~ ") as mart;\n" -%}
 
+    {%- if deps -%}
+        {%- set capture = lock_sql ~ gold_capture_stretch_sql(seen_relation, deps) -%}
+        {%- set step = gold_plain_changes_sql(deps) ~ gold_plain_apply_sql(target_relation, grain, plan)
+                       ~ gold_seen_sql(seen_relation) -%}
+    {%- endif %}
+
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
     {%- if not incremental %}
@@ -180,13 +186,13 @@ where ({{ g }}) in (select {{ g }} from gold_scope);
         {%- if plan.full %}
             {% do medallion_store_follow_step(target_relation, 2, lock_sql=lock_sql, step_sql=full_sql) %}
         {%- else %}
-            {% do medallion_store_follow_step(target_relation, 2, lock_sql="select 1", step_sql=none) %}
+            {#- the step depends on the SQL only: stored now, the follower and builds without dbt
+                refresh the mart from its first build on -#}
+            {% do medallion_store_follow_step(target_relation, 2, lock_sql=capture, step_sql=step,
+                                              needs_build_sql=gold_needs_full_sql(deps)) %}
         {%- endif %}
     {%- else %}
-        {%- set capture = lock_sql ~ gold_capture_stretch_sql(seen_relation, deps) -%}
         {% do run_query(capture) %}
-        {%- set step = gold_plain_changes_sql(deps) ~ gold_plain_apply_sql(target_relation, grain, plan)
-                       ~ gold_seen_sql(seen_relation) -%}
         {%- set needs_full = run_query(gold_needs_full_sql(deps)).columns[0].values()[0] -%}
         {% call statement('main') -%}
             {%- if needs_full %}
