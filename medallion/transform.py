@@ -209,8 +209,11 @@ def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...
             if reason is None:
                 done = stored_build.run(settings, fingerprint, tests)
                 if done.dbt_reason is None:
+                    from medallion.gold.plan import stored_notes
+
                     return BuildReport(nodes=[NodeResult(*r) for r in done.results],
-                                       seconds=time.perf_counter() - began, notes=list(project.notes))
+                                       seconds=time.perf_counter() - began,
+                                       notes=list(project.notes) + stored_notes(endpoints(settings).warehouse))
                 reason = done.dbt_reason
         report = _dbt_build(settings, project, full_refresh, select, tests, engine, full_tests, profiles_dir,
                             fingerprint)
@@ -226,8 +229,12 @@ def _dbt_build(settings: Settings, project: BuildProject, full_refresh: bool, se
 
     args = dbt_args(settings, "build" if tests else "run", project.path, full_refresh, select, engine,
                     profiles_dir, full_tests, fingerprint)
+    from medallion.gold import plan as gold_plan
+
+    gold_plan.patch_dbt_context()  # the gold_mart materialization reads its SQL with sqlglot
+    gold_plan.NOTES.clear()
     outcome = dbtRunner().invoke(args)
-    report = BuildReport(notes=list(project.notes))
+    report = BuildReport(notes=list(project.notes) + gold_plan.NOTES)
     run = outcome.result
     for result in getattr(run, "results", None) or []:
         report.nodes.append(NodeResult(result.node.unique_id, str(result.status), float(result.execution_time or 0),

@@ -43,6 +43,12 @@ class Catalog:
     versioned: frozenset[QualifiedName]
     relations: frozenset[QualifiedName] | None = None
     search_path: tuple[str, ...] = ("public",)
+    # gold marts answered FOR SYSTEM_TIME AS OF by their as-of function: mart -> function (same schema)
+    marts: tuple[tuple[QualifiedName, str], ...] = ()
+
+    def mart_function(self, name: QualifiedName) -> str | None:
+        """The as-of function of a gold mart (gold.vw_monthly_revenue -> monthly_revenue_as_of)."""
+        return dict(self.marts).get(name)
 
     @classmethod
     def of(cls, *versioned: str, relations: Iterable[str] | None = None,
@@ -82,6 +88,8 @@ def _names(conn: psycopg.Connection, file: str) -> frozenset[QualifiedName]:
 def load_catalog(conn: psycopg.Connection) -> Catalog:
     """Read the catalog in the caller's transaction, so it matches the data the query sees."""
     search_path = tuple(row[0] for row in conn.execute(sql_text("medallion.query", "search_path.sql")))
+    marts = tuple(((schema, mart), function) for schema, mart, function
+                  in conn.execute(sql_text("medallion.query", "mart_functions.sql")).fetchall())
     return Catalog(versioned=_names(conn, "versioned_tables.sql"),
                    relations=_names(conn, "relations.sql"),
-                   search_path=search_path)
+                   search_path=search_path, marts=marts)

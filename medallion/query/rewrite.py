@@ -158,7 +158,7 @@ def rewrite_tree(tree: exp.Expression, catalog: Catalog, known: exp.Expression |
     # must already be rewritten when the outer reference copies it.
     for table in reversed(versioned):
         resolved = _resolve(table, catalog, cte_names)
-        _replace(tree, table, resolved, known)
+        _replace(tree, table, resolved, known, catalog)
     return tree
 
 
@@ -191,16 +191,20 @@ def _resolve(table: exp.Table, catalog: Catalog, cte_names: set[str]) -> Qualifi
     resolved = catalog.resolve(schema, name)
     if resolved is None:
         raise UnknownTable(_written_name(table))
-    if resolved not in catalog.versioned:
+    if resolved not in catalog.versioned and catalog.mart_function(resolved) is None:
         suggestion = catalog.history_table_for(resolved)
         raise NotSystemVersioned(display_name(resolved), display_name(suggestion) if suggestion else None)
     return resolved
 
 
 def _replace(tree: exp.Expression, table: exp.Table, resolved: QualifiedName,
-             known: exp.Expression | None = None) -> None:
+             known: exp.Expression | None = None, catalog: Catalog | None = None) -> None:
     version: exp.Version = table.args["version"]
     instants = _instants(table, version)
+    function = catalog.mart_function(resolved) if catalog is not None and resolved not in catalog.versioned else None
+    if function is not None:
+        _replace_mart(tree, table, resolved, function, version.text("kind").upper(), instants, known)
+        return
     predicate = period_predicate(version.text("kind").upper(), instants, known)
     if predicate is None:  # ALL: every version, so the history table is read as it is
         table.set("version", None)
@@ -216,6 +220,26 @@ def _replace(tree: exp.Expression, table: exp.Table, resolved: QualifiedName,
         table.replace(exp.Lateral(this=exp.Subquery(this=select), alias=alias))
     else:
         table.replace(exp.Subquery(this=select, alias=alias))
+    if table.args.get("db") is not None and table.args.get("alias") is None:
+        _drop_schema_qualifiers(tree, resolved)
+
+
+def _replace_mart(tree: exp.Expression, table: exp.Table, resolved: QualifiedName, function: str, form: str,
+                  instants: list[exp.Expression], known: exp.Expression | None) -> None:
+    """A gold mart AS OF t: its as-of function, gold.<mart>_as_of(t[, known]) (docs/gold.md)."""
+    if form != "AS OF":
+        raise UnsupportedTemporalClause(
+            f"{display_name(resolved)}: a mart answers FOR SYSTEM_TIME AS OF only (from its as-of function "
+            f"{resolved[0]}.{function}), not {form}")
+    arguments = [instants[0].copy()] + ([known.copy()] if known is not None else [])
+    # a plain name, unquoted: sqlglot upper-cases function names, which PostgreSQL folds back
+    call = exp.Anonymous(this=function, expressions=arguments)
+    alias = table.args.get("alias") or exp.TableAlias(this=table.this.copy())
+    replacement = exp.Table(this=call, db=exp.to_identifier(resolved[0], quoted=True), alias=alias)
+    if instants[0].find(exp.Column) is not None:
+        table.replace(exp.Lateral(this=exp.Subquery(this=exp.select("*").from_(replacement.copy())), alias=alias))
+    else:
+        table.replace(replacement)
     if table.args.get("db") is not None and table.args.get("alias") is None:
         _drop_schema_qualifiers(tree, resolved)
 

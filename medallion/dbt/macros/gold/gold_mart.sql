@@ -381,6 +381,8 @@ analyze gold_scope;
 
 
 {% materialization gold_mart, adapter='postgres' %}
+    {#- a mart that names no inputs is one plain SQL file (plain_mart.sql) -#}
+    {%- if config.get('inputs') is none -%}{{ return(gold_plain_build()) }}{%- endif -%}
     {%- set grain = config.require('grain') -%}
     {%- set inputs = config.require('inputs') -%}
     {%- set g = medallion_column_list(grain) -%}

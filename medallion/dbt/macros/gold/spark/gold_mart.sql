@@ -67,6 +67,19 @@ select {{ spark_column_list(old) }} from differences where {{ spark_quote(old[0]
 
 
 {% materialization gold_mart, adapter='spark' %}
+    {#- a plain-SQL mart (no inputs): Spark computes it in full at every build (the incremental
+        plan of plain_mart.sql is PostgreSQL's) -#}
+    {%- if config.get('inputs') is none -%}
+        {%- set target_relation = this.incorporate(type='table') -%}
+        {{ run_hooks(pre_hooks) }}
+        {% call statement('main') -%}
+            create or replace table {{ target_relation }} using iceberg tblproperties ({{ spark_write_properties() }}) as
+            select * from ({{ sql }}) as mart
+        {%- endcall %}
+        {% do spark_set_watermark(target_relation, -1) %}
+        {{ run_hooks(post_hooks) }}
+        {{ return({'relations': [target_relation]}) }}
+    {%- endif -%}
     {%- set grain = config.require('grain') -%}
     {%- set inputs = config.require('inputs') -%}
     {%- set target_relation = this.incorporate(type='table') -%}

@@ -1,0 +1,215 @@
+{#-
+    A mart written as one plain SQL file: `{{ config(materialized='gold_mart') }}` over silver's
+    current relations (through ref). medallion/gold/plan.py reads the compiled SQL with sqlglot
+    and derives the grain (the GROUP BY), the silver relations read and their keys, the SQL that
+    finds the groups a change reaches and the SQL that recomputes only those groups; this file
+    runs them. An incremental build, in one transaction per mart:
+
+      1. the keys bronze changed, per silver relation read, since the mart's last build
+         (<mart>__seen: the silver watermarks it saw; an index range scan per bronze table);
+      2. gold_scope: every group an aggregating block of the SQL puts a row holding such a key
+         in, on silver now and on silver as the last build saw it (the history as known at the
+         load time of the last change that build applied: <name>_as_of('infinity', known)). So
+         a line moved to another group touches both, a deleted one the group it was in, a
+         change in a dimension only the groups its join reaches;
+      3. deletes those groups from the mart and inserts them recomputed by the same SQL with
+         every aggregating block filtered to gold_scope.
+
+    Bookkeeping: <mart>__seen only (one row per silver relation). A SQL the plan cannot maintain
+    (plan.full names the construct) is computed in full at every build, and the build says so.
+    gold.<mart>_as_of(ts[, known]) is the same SQL over the histories' as-of functions, with the
+    built mart's columns.
+-#}
+
+{% macro gold_plain_relations() %}
+    {#- {schema.identifier: what silver knows of it} for every model or source the mart refs -#}
+    {%- set relations = {} -%}
+    {%- set position = [0] -%}
+    {%- for uid in model.depends_on.nodes -%}
+        {%- set node = graph.nodes.get(uid) or graph.sources.get(uid) -%}
+        {%- set name = node.schema ~ '.' ~ (node.alias or node.identifier or node.name) -%}
+        {%- set kind = node.config.materialized if node.resource_type == 'model' else node.resource_type -%}
+        {%- set history = none -%}
+        {%- if kind == 'current_view' -%}
+            {%- set parents = node.depends_on.nodes | select('in', graph.nodes) | list -%}
+            {%- set history = graph.nodes[parents[0]] -%}
+            {%- set reader = history -%}
+        {%- elif kind == 'current_state' -%}
+            {%- set found = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model')
+                            | selectattr('config.materialized', 'equalto', 'system_versioned') | list -%}
+            {%- set histories = [] -%}
+            {%- for candidate in found if candidate.config.get('source_table') == node.config.get('source_table') -%}
+                {%- do histories.append(candidate) -%}
+            {%- endfor -%}
+            {%- set history = histories[0] if histories else none -%}
+            {%- set reader = node -%}
+        {%- endif -%}
+        {%- if kind == 'system_versioned' -%}
+            {%- do relations.update({name: {'dep': position[0], 'key': node.config.key, 'types': [],
+                                            'full': 'a silver history (' ~ node.name ~ ') read whole'}}) -%}
+        {%- elif history is none -%}
+            {%- do relations.update({name: {'dep': position[0], 'key': [], 'types': [],
+                'untraceable': node.resource_type ~ ' ' ~ node.name ~ (' (materialized ' ~ kind ~ ', not a silver relation)' if node.resource_type == 'model' else '')}}) -%}
+        {%- else -%}
+            {%- set key = reader.config.key -%}
+            {%- set columns = {} -%}
+            {%- for c in adapter.get_columns_in_relation(api.Relation.create(database=target.database, schema=node.schema,
+                                                                             identifier=node.alias or node.name)) -%}
+                {%- do columns.update({c.name: c.data_type}) -%}
+            {%- endfor -%}
+            {%- do relations.update({name: {
+                'dep': position[0], 'model': node.name, 'key': key,
+                'types': gold_plain_types(key, columns),
+                'as_of': medallion_quote(history.schema) ~ '.' ~ medallion_quote(history.config.get('as_of') or (history.alias or history.name) ~ '_as_of'),
+                'bronze': (medallion_bronze_of_node(reader) | string),
+                'watermark': reader.schema ~ '.' ~ (reader.alias or reader.name)}}) -%}
+        {%- endif -%}
+        {%- do position.append(position.pop() + 1) -%}
+    {%- endfor -%}
+    {{- return(relations) -}}
+{% endmacro %}
+
+
+{% macro gold_plain_types(key, columns) %}
+    {%- set types = [] -%}
+    {%- for k in key %}{% do types.append(columns.get(k, 'text')) %}{% endfor -%}
+    {{- return(types) -}}
+{% endmacro %}
+
+
+{% macro gold_plain_deps(relations, plan) %}
+    {#- the relations the plan follows, as gold_capture_stretch_sql / gold_needs_full_sql read them -#}
+    {%- set deps = [] -%}
+    {%- for name, info in relations.items() if info.dep in plan.deps -%}
+        {%- set bronze = info.bronze.split('.') | map('replace', '"', '') | list -%}
+        {%- do deps.append({'dep': info.dep, 'key': info.key, 'watermark': info.watermark,
+                            'bronze': api.Relation.create(database=bronze[0], schema=bronze[1], identifier=bronze[2])}) -%}
+    {%- endfor -%}
+    {{- return(deps) -}}
+{% endmacro %}
+
+
+{% macro gold_plain_changes_sql(deps) %}
+{#- gold_changed_keys(dep, key): the keys bronze changed in the stretch the mart has not seen,
+    before and after each change; and, per relation, the load time of the last change the last
+    build applied (the history as known then is silver as that build saw it) -#}
+drop table if exists gold_changed_keys, gold_scope;
+create temporary table gold_changed_keys on commit drop as
+{%- for dep in deps %}
+select distinct {{ dep.dep }} as dep, jsonb_build_object(
+    {%- for k in dep.key %}{{ medallion_literal(k) }}, image -> {{ medallion_literal(k) }}{{ ", " if not loop.last }}{% endfor %}) as key
+from (
+    select full_row as image from {{ dep.bronze }} where {{ gold_stretch_sql(dep) }}
+    union all
+    select old_row from {{ dep.bronze }} where {{ gold_stretch_sql(dep) }} and old_row is not null
+) as changes
+{{- "\nunion all" if not loop.last }}
+{%- endfor %};
+analyze gold_changed_keys;
+{%- for dep in deps %}
+select set_config('medallion.gold_known_{{ dep.dep }}', coalesce(
+    (select load_ts::text from {{ dep.bronze }}
+     where commit_lsn <= (select lo from gold_stretch where model = {{ medallion_literal(dep.watermark) }})
+     order by commit_lsn desc, ordinal desc limit 1), '-infinity'), true);
+{%- endfor %}
+{% endmacro %}
+
+
+{% macro gold_plain_apply_sql(target_relation, grain, plan) %}
+{%- set g = medallion_column_list(grain) -%}
+set local jit = off;
+create temporary table gold_scope on commit drop as
+{{ plan.touched_sql }};
+analyze gold_scope;
+delete from {{ target_relation }} where ({{ g }}) in (select {{ g }} from gold_scope);
+insert into {{ target_relation }}
+select * from ({{ plan.scoped_sql }}) as mart
+where ({{ g }}) in (select {{ g }} from gold_scope);
+{% endmacro %}
+
+
+{% macro gold_plain_as_of(target_relation, plan) %}
+    {#- gold.<mart>_as_of(ts[, known]): the same SQL over the histories, the built mart's columns -#}
+    {%- if plan.as_of_sql is none -%}{{ return('') }}{%- endif -%}
+    {%- set returns = [] -%}
+    {%- for c in adapter.get_columns_in_relation(target_relation) -%}
+        {%- do returns.append(medallion_quote(c.name) ~ ' ' ~ c.data_type) -%}
+    {%- endfor -%}
+    {{- return(gold_create_as_of_function(config.get('as_of') or this.identifier ~ '_as_of', returns | join(', '),
+                                          plan.as_of_sql, plan.as_of_known_sql)) -}}
+{% endmacro %}
+
+
+{% macro gold_plain_build() %}
+    {%- set target_relation = this.incorporate(type='table') -%}
+    {%- set seen_relation = gold_seen_relation(this) -%}
+    {%- set relations = gold_plain_relations() -%}
+    {%- if modules.medallion is not defined -%}
+        {{ exceptions.raise_compiler_error(this.identifier ~ ": a plain-SQL gold_mart is built by `medallion build` (it reads the SQL with sqlglot)") }}
+    {%- endif -%}
+    {%- set plan = modules.medallion.plan_mart(this.identifier, sql, relations, config.get('grain')) -%}
+    {%- if plan.error -%}{{ exceptions.raise_compiler_error(plan.error) }}{%- endif -%}
+    {%- set grain = plan.grain -%}
+    {%- set deps = gold_plain_deps(relations, plan) if not plan.full else [] -%}
+    {%- set existing_relation = load_cached_relation(this) -%}
+    {%- set incremental = existing_relation is not none and existing_relation.type == 'table'
+                          and not should_full_refresh() and not plan.full
+                          and load_relation(seen_relation) is not none
+                          and load_relation(gold_basis_relation(this)) is none -%}
+    {%- set lock_sql = "lock table " ~ target_relation ~ " in share row exclusive mode;\n" -%}
+    {%- set full_sql = ("-- medallion note: " ~ plan.note ~ "\n" if plan.note else "") ~ "delete from " ~ target_relation ~ ";\ninsert into " ~ target_relation
+                       ~ " select * from (" ~ sql ~ ") as mart;\n" -%}
+
+    {%- if deps -%}
+        {%- set capture = lock_sql ~ gold_capture_stretch_sql(seen_relation, deps) -%}
+        {%- set step = gold_plain_changes_sql(deps) ~ gold_plain_apply_sql(target_relation, grain, plan)
+                       ~ gold_seen_sql(seen_relation) -%}
+    {%- endif %}
+
+    {{ run_hooks(pre_hooks, inside_transaction=False) }}
+    {{ run_hooks(pre_hooks, inside_transaction=True) }}
+    {%- if not incremental %}
+        {%- if existing_relation is not none %}{{ adapter.drop_relation(existing_relation) }}{% endif %}
+        {% do run_query("drop table if exists " ~ gold_basis_relation(this) ~ "; drop table if exists " ~ seen_relation) %}
+        {%- if deps %}{% do run_query(gold_capture_stretch_sql(none, deps)) %}{% endif %}
+        {% call statement('main') -%}
+            create table {{ target_relation }} as
+            select * from ({{ sql }}) as mart
+            {%- if grain %} order by {{ medallion_column_list(grain) }}{% endif %};
+            {%- if grain and not plan.full %}
+            alter table {{ target_relation }} add primary key ({{ medallion_column_list(grain) }});
+            {%- endif %}
+            {%- if deps %}
+            {{ gold_seen_sql(seen_relation) }}
+            {%- endif %}
+        {%- endcall %}
+        {%- if plan.full %}
+            {% do medallion_store_follow_step(target_relation, 2, lock_sql=lock_sql, step_sql=full_sql) %}
+        {%- else %}
+            {#- the step depends on the SQL only: stored now, the follower and builds without dbt
+                refresh the mart from its first build on -#}
+            {% do medallion_store_follow_step(target_relation, 2, lock_sql=capture, step_sql=step,
+                                              needs_build_sql=gold_needs_full_sql(deps)) %}
+        {%- endif %}
+    {%- else %}
+        {% do run_query(capture) %}
+        {%- set needs_full = run_query(gold_needs_full_sql(deps)).columns[0].values()[0] -%}
+        {% call statement('main') -%}
+            {%- if needs_full %}
+            {{ full_sql }}
+            {{ gold_seen_sql(seen_relation) }}
+            {%- else %}
+            {{ step }}
+            {%- endif %}
+        {%- endcall %}
+        {% do medallion_store_follow_step(target_relation, 2, lock_sql=capture, step_sql=step,
+                                          needs_build_sql=gold_needs_full_sql(deps)) %}
+    {%- endif %}
+    {% do run_query(gold_plain_as_of(target_relation, plan)) %}
+
+    {{ run_hooks(post_hooks, inside_transaction=True) }}
+    {% do persist_docs(target_relation, model) %}
+    {{ adapter.commit() }}
+    {{ run_hooks(post_hooks, inside_transaction=False) }}
+    {{ return({'relations': [target_relation]}) }}
+{% endmacro %}

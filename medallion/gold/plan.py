@@ -1,0 +1,287 @@
+"""What a gold mart's plain SQL needs to be refreshed incrementally, read with sqlglot.
+
+A mart is one SELECT over silver relations (through `ref`). The gold_mart materialization
+(medallion/dbt/macros/gold/gold_mart.sql) hands this module the compiled SQL and, for every
+relation the model refs, what silver knows of it (its key, its key's types, its history's as-of
+function), and gets back the statements of an incremental build:
+
+- the grain: the GROUP BY columns of the aggregating blocks (every SELECT with a GROUP BY),
+  which all group by the mart's key under the same output names;
+- touched_sql: the groups a change reaches. For every aggregating block and every silver
+  relation under it, the block's group keys over the rows whose key changed since the last
+  build, on silver now and on silver as the last build saw it (each relation swapped for its
+  history as known at that build: `<name>_as_of('infinity', known)`). A line that moved
+  between groups is found in both; a deleted one in the old state; a change in a dimension only
+  through the join;
+- scoped_sql: the same SQL with every aggregating block filtered to the groups in gold_scope,
+  so only touched groups are recomputed;
+- as_of_sql / as_of_known_sql: the same SQL over the histories' as-of functions, for
+  gold.<mart>_as_of(ts[, known]).
+
+What it cannot maintain that way (a window function, LIMIT, a subquery outside FROM, a
+relation joined after the aggregation, a volatile function, no GROUP BY...) makes `full` name
+the construct: the mart is then computed in full at every build, and the build says so.
+A relation that is not a traceable silver relation is an `error` naming it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.optimizer.scope import Scope, traverse_scope
+
+NOTES: list[str] = []  # one line per mart built in full, for the build's report (transform.py)
+VOLATILE = {"now", "random", "clock_timestamp", "current_timestamp", "statement_timestamp", "timeofday",
+            "gen_random_uuid", "txid_current", "nextval"}
+
+
+class Untraceable(Exception):
+    """A construct the incremental plan cannot follow: the mart is built in full."""
+
+
+def _relation_name(table: exp.Table) -> str:
+    return f"{table.db}.{table.name}" if table.db else table.name
+
+
+def _parse(sql: str) -> exp.Expression:
+    return sqlglot.parse_one(sql, read="postgres")
+
+
+def _scopes(tree: exp.Expression) -> list[Scope]:
+    return list(traverse_scope(tree))
+
+
+def _reach(scope: Scope) -> list[Scope]:
+    """Every scope whose rows reach this one's FROM: derived tables, CTEs read, union branches."""
+    seen: list[Scope] = []
+    todo = [scope]
+    while todo:
+        current = todo.pop()
+        if any(current is s for s in seen):
+            continue
+        seen.append(current)
+        # the sources its FROM and JOINs name (scope.sources also lists every CTE in sight)
+        todo += [source for _, source in current.selected_sources.values() if isinstance(source, Scope)]
+        todo += list(current.set_operation_scopes)
+    return seen
+
+
+def _tables(scope: Scope) -> list[exp.Table]:
+    return [source for _, source in scope.selected_sources.values() if isinstance(source, exp.Table)]
+
+
+def _group_map(select: exp.Select, grain: list[str] | None) -> dict[str, exp.Expression]:
+    """{grain column: its expression} of an aggregating block; Untraceable if it groups otherwise."""
+    items = {e.alias_or_name: (e.this if isinstance(e, exp.Alias) else e) for e in select.expressions}
+    positions = list(items)
+    names: list[str] = []
+    for group in select.args["group"].expressions:
+        if isinstance(group, exp.Literal) and group.is_int:
+            names.append(positions[int(group.this) - 1])
+        elif isinstance(group, exp.Column) and not group.table and group.name in items:
+            names.append(group.name)
+        else:
+            match = [name for name, e in items.items() if e == group]
+            if not match:
+                raise Untraceable(f"GROUP BY {group.sql('postgres', normalize_functions=False)} that is not a selected column")
+            names.append(match[0])
+    if grain is not None and sorted(names) != sorted(grain):
+        raise Untraceable(f"an aggregate grouped by ({', '.join(names)}), not by the mart's grain "
+                          f"({', '.join(grain)})")
+    return {name: items[name] for name in names}
+
+
+def _check(tree: exp.Expression) -> None:
+    """Constructs whose result a recompute of touched groups would not reproduce."""
+    if tree.find(exp.Window):
+        raise Untraceable("a window function")
+    for select in tree.find_all(exp.Select):
+        if select.args.get("limit") or select.args.get("offset"):
+            raise Untraceable("LIMIT/OFFSET")
+    for function in tree.find_all(exp.Anonymous, exp.CurrentTimestamp, exp.Rand):
+        name = function.name.lower() if isinstance(function, exp.Anonymous) else type(function).__name__.lower()
+        if name in VOLATILE or isinstance(function, (exp.CurrentTimestamp, exp.Rand)):
+            raise Untraceable(f"the volatile function {function.sql('postgres', normalize_functions=False)}")
+    for subquery in tree.find_all(exp.Subquery, exp.Exists):
+        if isinstance(subquery, exp.Exists) or not isinstance(subquery.parent, (exp.From, exp.Join)):
+            if not (isinstance(subquery, exp.Subquery) and isinstance(subquery.parent, (exp.Union,))):
+                raise Untraceable("a subquery outside FROM")
+    for node in tree.find_all(exp.In):
+        if node.args.get("query"):
+            raise Untraceable("a subquery outside FROM")
+
+
+def _key_filter(alias: str, info: dict) -> exp.Expression:
+    columns = ", ".join(exp.column(k, table=alias, quoted=True).sql("postgres", normalize_functions=False) for k in info["key"])
+    casts = ", ".join(f"(key ->> {exp.Literal.string(k).sql('postgres', normalize_functions=False)})::{t}"
+                      for k, t in zip(info["key"], info["types"]))
+    return sqlglot.condition(f"({columns}) in (select {casts} from gold_changed_keys where dep = {info['dep']})",
+                             dialect="postgres")
+
+
+def _swap(tree: exp.Expression, relations: dict, args: str) -> None:
+    """Every silver relation read becomes its history's as-of function, keeping its alias."""
+    for table in list(tree.find_all(exp.Table)):
+        info = relations.get(_relation_name(table))
+        if info is None or not info.get("as_of") or not isinstance(table.parent, (exp.From, exp.Join)):
+            continue
+        alias = table.alias_or_name
+        call = _parse(f"select * from {info['as_of']}({args(info) if callable(args) else args}) "
+                      f"as {exp.to_identifier(alias).sql('postgres', normalize_functions=False)}").args["from_"].this
+        table.replace(call)
+
+
+def plan_mart(mart: str, sql: str, relations: dict[str, dict], grain: list[str] | None = None) -> dict[str, Any]:
+    """The incremental plan of one mart (see the module's docstring); plain data for Jinja."""
+    plan: dict[str, Any] = {"error": None, "full": None, "grain": None, "touched_sql": None,
+                            "scoped_sql": None, "as_of_sql": None, "as_of_known_sql": None, "deps": [], "note": None}
+    try:
+        tree = _parse(sql)
+    except sqlglot.errors.ParseError as error:
+        plan["error"] = f"{mart}: its SQL cannot be read ({str(error).splitlines()[0]})"
+        return plan
+    for table in tree.find_all(exp.Table):
+        if isinstance(table.parent, (exp.From, exp.Join)) and _relation_name(table) not in relations \
+                and not any(cte.alias_or_name == table.name for cte in tree.find_all(exp.CTE)):
+            plan["error"] = (f"{mart} reads {table.sql('postgres', normalize_functions=False)}, which is not a silver relation the engine can "
+                             "trace (read silver through ref('<silver model>'))")
+            return plan
+    for name, info in relations.items():
+        if info.get("untraceable"):
+            plan["error"] = f"{mart} reads {info['untraceable']}: the engine cannot trace its changes to silver keys"
+            return plan
+    try:
+        as_of = tree.copy()
+        _swap(as_of, relations, "ts")
+        as_of_known = tree.copy()
+        _swap(as_of_known, relations, "ts, known")
+        plan["as_of_sql"] = as_of.sql("postgres", normalize_functions=False)
+        plan["as_of_known_sql"] = as_of_known.sql("postgres", normalize_functions=False)
+    except (KeyError, TypeError):
+        pass
+    try:
+        _plan_incremental(tree, sql, relations, grain, plan)
+    except Untraceable as reason:
+        plan["full"] = str(reason)
+        plan["grain"] = plan["grain"] or grain
+        note = f"{mart} is built in full at every build: its SQL has {reason}"
+        plan["note"] = note
+        if note not in NOTES:
+            NOTES.append(note)
+    return plan
+
+
+def _plan_incremental(tree: exp.Expression, sql: str, relations: dict, grain: list[str] | None,
+                      plan: dict) -> None:
+    if not isinstance(tree, exp.Select):
+        raise Untraceable(f"a {type(tree).__name__.upper()} at the top")
+    _check(tree)
+    for name, info in relations.items():
+        if info.get("full"):
+            raise Untraceable(info["full"])
+    scopes = _scopes(tree)
+    blocks = [i for i, s in enumerate(scopes) if isinstance(s.expression, exp.Select) and s.expression.args.get("group")]
+    if not blocks:
+        raise Untraceable("no GROUP BY (a mart is an aggregate by its grain)")
+    root = scopes[-1]
+    if root.expression is not tree:
+        raise Untraceable("a top-level statement the engine cannot read")
+    if grain is None:
+        grain = list(_group_map(scopes[blocks[0]].expression, None))
+    outputs = [e.alias_or_name for e in tree.expressions]
+    missing = [g for g in grain if g not in outputs]
+    if missing:
+        raise Untraceable(f"no output column {missing[0]} of the grain")
+    plan["grain"] = grain
+    under_blocks: set[int] = set()
+    for b in blocks:
+        _group_map(scopes[b].expression, grain)
+        under_blocks |= {i for i, s in enumerate(scopes) for r in _reach(scopes[b]) if r is s}
+    for i, scope in enumerate(scopes):
+        if _tables(scope) and i not in under_blocks:
+            raise Untraceable(f"{_tables(scope)[0].sql('postgres', normalize_functions=False)} joined outside the aggregation")
+
+    touched: list[str] = []
+    deps: set[int] = set()
+    for b in blocks:
+        reached = [i for i, s in enumerate(scopes) for r in _reach(scopes[b]) if r is s]
+        for u in reached:
+            for t_index, table in enumerate(_tables(scopes[u])):
+                info = relations[_relation_name(table)]
+                deps.add(info["dep"])
+                for old in (False, True):
+                    touched.append(_touched_query(sql, b, u, t_index, grain, relations, old))
+    plan["deps"] = sorted(deps)
+    plan["touched_sql"] = "\nunion\n".join(f"select * from ({q}) as touched_{i}" for i, q in enumerate(touched))
+
+    scoped = _parse(sql)
+    scoped_scopes = _scopes(scoped)
+    g = ", ".join(exp.to_identifier(c, quoted=True).sql("postgres", normalize_functions=False) for c in grain)
+    for b in blocks:
+        select = scoped_scopes[b].expression
+        groups = _group_map(select, grain)
+        exprs = ", ".join(groups[c].sql("postgres", normalize_functions=False) for c in grain)
+        # `(...) is true` keeps the filter a hashed subplan on the block's rows: as a semi join the
+        # planner may join gold_scope with one table first and multiply rows (measured: 67M rows)
+        select.where(sqlglot.condition(f"(({exprs}) in (select {g} from gold_scope)) is true", dialect="postgres"),
+                     copy=False)
+    plan["scoped_sql"] = scoped.sql("postgres", normalize_functions=False)
+
+
+def _touched_query(sql: str, block: int, scope: int, table_index: int, grain: list[str], relations: dict,
+                   old: bool) -> str:
+    """The groups of one aggregating block reached by the changed keys of one relation it reads,
+    now (old=False) or as the last build saw silver (old=True)."""
+    tree = _parse(sql)
+    scopes = _scopes(tree)
+    table = _tables(scopes[scope])[table_index]
+    info = relations[_relation_name(table)]
+    scopes[scope].expression.where(_key_filter(table.alias_or_name, info), copy=False)
+    if old:
+        _swap(tree, relations, lambda i: f"'infinity', current_setting('medallion.gold_known_{i['dep']}')::timestamptz")
+    select = scopes[block].expression
+    groups = _group_map(select, grain)
+    query = select.copy()
+    query.set("expressions", [exp.alias_(groups[c].copy(), c, quoted=True) for c in grain])
+    for part in ("having", "order", "limit", "offset", "distinct"):
+        query.set(part, None)
+    query.set("group", None)
+    if select is not tree and tree.args.get("with_"):
+        query.set("with_", tree.args["with_"].copy())
+    return query.sql("postgres", normalize_functions=False)
+
+
+def patch_dbt_context() -> None:
+    """Make plan_mart callable from dbt's Jinja as modules.medallion.plan_mart (dbt runs in this
+    process: transform.py); idempotent."""
+    import dbt.context.base as base
+
+    if getattr(base.get_context_modules, "medallion", False):
+        return
+    original = base.get_context_modules
+
+    def modules() -> dict:
+        found = original()
+        found["medallion"] = {"plan_mart": plan_mart}
+        return found
+
+    modules.medallion = True  # type: ignore[attr-defined]
+    base.get_context_modules = modules
+
+
+NOTE_MARK = "-- medallion note: "  # how a stored full-build step carries its note (plain_mart.sql)
+
+
+def stored_notes(warehouse_dsn: str) -> list[str]:
+    """The notes of the marts a build without dbt computed in full (their stored steps say so)."""
+    from medallion.db import connect
+
+    with connect(warehouse_dsn, "warehouse") as conn:
+        if conn.execute("select to_regclass('silver.follow_step') is null").fetchone()[0]:
+            return []
+        rows = conn.execute("select split_part(substr(step_sql, length(%s) + 1), E'\\n', 1) from silver.follow_step "
+                            "where layer = 2 and starts_with(step_sql, %s) order by model",
+                            [NOTE_MARK, NOTE_MARK]).fetchall()
+    return [row[0] for row in rows]

@@ -1,0 +1,161 @@
+"""Marts written as one plain SQL file each (`{{ config(materialized='gold_mart') }}` over
+`ref('<silver name>')`), in the simplest project: a folder with dbt_project.yml and model files.
+
+On a schema made here (a text key, a composite key, a dimension), after each burst of inserts,
+updates (one moving a sale to another group, one in the dimension only) and deletes, built
+incrementally by `medallion run`, the mart equals the same SQL run on the source; a full refresh
+gives the same; `<mart>_as_of(t)` equals the source's answer at t and `_as_of(now(), known => k)`
+the mart as built at k. A construct the engine cannot maintain is named in the build's output;
+a mart reading silver through a relation it cannot trace fails in one line naming it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from medallion.query import run_query
+from medallion.settings import Settings
+from support import environment, execute, medallion, one_error_line, query
+
+SCHEMA = """
+create schema sales;
+create table sales.store (store_id integer primary key, region_code text not null, city text);
+create table sales.sale (sale_id bigint primary key, store_id integer not null, customer text not null,
+                         amount numeric(10,2) not null, sold_at timestamptz not null, status text not null);
+create table sales.refund (region char(2), refund_no integer, sale_id bigint not null, amount numeric(10,2),
+                           primary key (region, refund_no));
+insert into sales.store values (1, 'north', 'Oslo'), (2, 'north', 'Bergen'), (3, 'south', 'Rome');
+insert into sales.sale values
+    (1, 1, 'ann', 10.00, '2026-01-05 10:00+00', 'ok'), (2, 2, 'bob', 20.00, '2026-01-06 10:00+00', 'ok'),
+    (3, 3, 'ann', 30.00, '2026-01-07 10:00+00', 'ok'), (4, 3, 'cy', 5.50, '2026-02-01 10:00+00', 'void'),
+    (5, 1, 'bob', 7.25, '2026-02-02 10:00+00', 'ok');
+insert into sales.refund values ('EU', 1, 2, 5.00);
+"""
+
+MART = """select
+    st.region_code as "Region",
+    (date_trunc('month', s.sold_at at time zone 'UTC'))::date as month,
+    sum(s.amount) as revenue,
+    count(*) as sales,
+    avg(s.amount) as avg_amount,
+    min(s.amount) as smallest,
+    max(s.amount) as largest,
+    count(distinct s.customer) as customers,
+    count(r.refund_no) as refunds,
+    sum(r.amount) as refunded
+from {sale} as s
+join {store} as st on st.store_id = s.store_id
+left join {refund} as r on r.sale_id = s.sale_id
+where s.status <> 'void'
+group by st.region_code, (date_trunc('month', s.sold_at at time zone 'UTC'))::date
+"""
+
+FULL_MART = """{{ config(materialized='gold_mart') }}
+select store_id, sum(amount) over (partition by store_id) as running from {{ ref('sales__sale') }}
+"""
+
+STEPS = [
+    ["insert into sales.sale values (6, 2, 'dee', 12.00, '2026-02-03 10:00+00', 'ok'), "
+     "(7, 3, 'ann', 1.00, '2026-03-01 10:00+00', 'ok')",
+     "insert into sales.refund values ('US', 1, 6, 2.00)"],
+    # a sale moved to another month and store (another group), a dimension-only change (a store
+    # moves region), a void that filters a sale out, an update to a refund
+    ["update sales.sale set sold_at = '2026-03-09 10:00+00', store_id = 3 where sale_id = 1",
+     "update sales.store set region_code = 'south' where store_id = 2",
+     "update sales.sale set status = 'void' where sale_id = 5",
+     "update sales.refund set amount = 4.00 where region = 'EU' and refund_no = 1"],
+    # deletes: the only sale of a group, a refund, a store's key change
+    ["delete from sales.sale where sale_id = 7",
+     "delete from sales.refund where region = 'US'",
+     "update sales.sale set amount = amount + 1 where store_id = 3",
+     "insert into sales.store values (4, 'east', null)",
+     "update sales.sale set store_id = 4 where sale_id = 3"],
+]
+
+
+def _project(root: Path, extra: dict[str, str] | None = None) -> None:
+    files = {
+        "dbt_project.yml": 'name: plain_gold\nversion: "0.1.0"\nconfig-version: 2\n'
+                           'models:\n  plain_gold:\n    +schema: gold\n',
+        "models/sales_by_region_month.sql": "{{ config(materialized='gold_mart') }}\n" + MART.format(
+            sale="{{ ref('sales__sale') }}", store="{{ ref('sales__store') }}", refund="{{ ref('sales__refund') }}"),
+        "models/running_by_store.sql": FULL_MART,
+    }
+    files.update(extra or {})
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text, encoding="utf-8")
+
+
+def test_a_plain_sql_mart_follows_the_source_and_travels_in_time(blank_settings: Settings, tmp_path: Path) -> None:
+    _project(tmp_path / "plain_gold")
+    config = tmp_path / "medallion.toml"
+    config.write_text('[capture]\ninclude = ["sales.*"]\n[transform]\ndbt_project = "plain_gold"\n', encoding="utf-8")
+    settings = replace(blank_settings, config_path=config)
+    env = environment(settings)
+    src, wh = settings.source_dsn or "", settings.warehouse_dsn or ""
+    execute(src, SCHEMA)
+    assert medallion("prepare-source", env=env).returncode == 0
+    on_source = MART.format(sale="sales.sale", store="sales.store", refund="sales.refund") + " order by 1, 2"
+    mart = 'select * from gold.sales_by_region_month order by 1, 2'
+
+    seen: list[tuple[str, list]] = []  # (source time after the step, the source's answer)
+    built: list[tuple[str, list]] = []  # (warehouse time after the build, the mart)
+    for number, step in enumerate([[]] + STEPS):
+        for statement in step:
+            execute(src, statement)
+        ran = medallion("run", env=env)
+        assert ran.returncode == 0, ran.stderr
+        # (after the run: the first one takes the initial snapshot, before which silver knows nothing)
+        seen.append((str(query(src, "select now()")[0][0]), query(src, on_source)))
+        assert query(wh, mart) == query(src, on_source), f"after step {number}"
+        built.append((str(query(wh, "select now()")[0][0]), query(wh, mart)))
+    # the construct that forces a full build is named in the build's output
+    assert "running_by_store is built in full at every build: its SQL has a window function" in ran.stdout + ran.stderr
+
+    step_sql = dict(query(wh, "select model, step_sql from silver.follow_step where layer = 2"))
+    assert "gold_changed_keys" in step_sql["gold.sales_by_region_month"]
+    # gold keeps no per-line bookkeeping: only the watermarks it saw
+    assert query(wh, "select count(*) from pg_tables where schemaname = 'gold' and tablename like '%basis'") == [(0,)]
+
+    for at, expected in seen:
+        got = query(wh, f"select * from gold.sales_by_region_month_as_of('{at}') order by 1, 2")
+        assert got == expected, at
+    for at, expected in built:
+        got = query(wh, f"select * from gold.sales_by_region_month_as_of(now(), known => '{at}') order by 1, 2")
+        assert got == expected, at
+
+    # FOR SYSTEM_TIME on the mart, answered from its as-of function (and --known-at)
+    at, expected = seen[-2]
+    asked = run_query(settings, f"select * from gold.sales_by_region_month for system_time as of '{at}' as m "
+                                "order by 1, 2")
+    assert [tuple(map(str, row)) for row in asked.rows] == [tuple(map(str, row)) for row in expected]
+    k, then = built[-2]
+    asked = run_query(settings, "select * from gold.sales_by_region_month for system_time as of now() order by 1, 2",
+                      known_at_text=k)
+    assert [tuple(map(str, row)) for row in asked.rows] == [tuple(map(str, row)) for row in then]
+
+    before = query(wh, mart)
+    rebuilt = medallion("build", "--full-refresh", env=env)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert query(wh, mart) == before
+
+
+def test_a_mart_over_a_relation_the_engine_cannot_trace_fails_in_one_line(blank_settings: Settings,
+                                                                         tmp_path: Path) -> None:
+    _project(tmp_path / "plain_gold", {
+        "models/sale_copy.sql": "{{ config(materialized='table') }}\nselect * from {{ ref('sales__sale') }}\n",
+        "models/from_copy.sql": "{{ config(materialized='gold_mart') }}\n"
+                                "select store_id, count(*) as n from {{ ref('sale_copy') }} group by store_id\n",
+    })
+    config = tmp_path / "medallion.toml"
+    config.write_text('[capture]\ninclude = ["sales.*"]\n[transform]\ndbt_project = "plain_gold"\n', encoding="utf-8")
+    settings = replace(blank_settings, config_path=config)
+    env = environment(settings)
+    execute(settings.source_dsn or "", SCHEMA)
+    assert medallion("prepare-source", env=env).returncode == 0
+    ran = medallion("run", env=env)
+    assert ran.returncode != 0
+    line = one_error_line(ran)
+    assert "from_copy reads model sale_copy" in line and "cannot trace" in line, line
