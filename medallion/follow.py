@@ -32,7 +32,7 @@ import psycopg
 from medallion import locks, pipeline, steps
 from medallion.bronze.ingest import connection_lost
 from medallion.db import connect, endpoints
-from medallion.errors import BuildFailed, ConnectionFailed, ConnectionLost, MedallionError
+from medallion.errors import BuildFailed, BuildInterrupted, ConnectionFailed, ConnectionLost, MedallionError
 from medallion.health import PublicationWatch
 from medallion.settings import Settings
 
@@ -277,7 +277,7 @@ class Follower:
             if self.stop():
                 raise KeyboardInterrupt
             pipeline.build(self.settings, tests=False, stored=False)
-        except (KeyboardInterrupt, BuildFailed) as exc:
+        except (KeyboardInterrupt, BuildInterrupted, BuildFailed) as exc:  # dbt hands a Ctrl-C back as BuildInterrupted
             if self.stop():
                 raise Stopped(f"dbt build ({reason})") from None
             if isinstance(exc, BuildFailed) and (lost := self._cut_by_outage(exc, started)) is not None:

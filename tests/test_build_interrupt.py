@@ -23,9 +23,10 @@ def test_ctrl_c_in_a_full_refresh_says_the_next_build_continues(settings: Settin
     database = psycopg.conninfo.conninfo_to_dict(settings.warehouse_dsn or "")["dbname"]
     with psycopg.connect(settings.warehouse_dsn or "", autocommit=True) as conn:
         deadline = time.monotonic() + 120
-        # dbt is building once it holds a connection that runs a statement on the warehouse
+        # dbt is building once one of its connections (application_name 'dbt') runs a statement
         while not conn.execute("select count(*) from pg_stat_activity where datname = %s and pid <> "
-                               "pg_backend_pid() and state = 'active'", [database]).fetchone()[0]:
+                               "pg_backend_pid() and state = 'active' and application_name = 'dbt'",
+                               [database]).fetchone()[0]:
             assert process.poll() is None and time.monotonic() < deadline, "the build never started"
             time.sleep(0.05)
     time.sleep(1.0)

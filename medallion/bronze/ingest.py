@@ -185,7 +185,8 @@ class Ingester:
         for captured in captured_tables:
             table = captured.table
             announced = self._ddl_trigger and table.oid not in self._uncaptured  # its CREATE is in the stream
-            if table.ident not in self._recorded and table.persistence == "p" and not announced:
+            renamed = self._renamed(table) is not None  # known by its relid: its next change records the rename
+            if table.ident not in self._recorded and table.persistence == "p" and not announced and not renamed:
                 self._recorded[table.ident] = captured.bronze
                 self._new[captured.bronze] = table
                 self.notify(f"capturing {display(*table.ident)}, new to bronze, into bronze.{captured.bronze}")
