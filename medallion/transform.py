@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -222,6 +224,30 @@ def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...
     return report
 
 
+@contextmanager
+def _interrupts_noticed() -> Iterator[threading.Event]:
+    """Ctrl-C (SIGINT) during dbt, noticed by medallion itself: dbt hands back a KeyboardInterrupt
+    raised while its nodes run, but one that lands while it starts up was seen to vanish (the
+    build went on and exited 0). The previous handler still runs (it raises KeyboardInterrupt,
+    or is run --follow's stop)."""
+    noticed = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield noticed  # only the main thread receives signals
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: object) -> None:
+        noticed.set()
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield noticed
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _dbt_build(settings: Settings, project: BuildProject, full_refresh: bool, select: tuple[str, ...],
                tests: bool, engine: str, full_tests: bool, profiles_dir: Path | None,
                fingerprint: str | None) -> BuildReport:
@@ -233,13 +259,14 @@ def _dbt_build(settings: Settings, project: BuildProject, full_refresh: bool, se
 
     gold_plan.patch_dbt_context()  # the gold_mart materialization reads its SQL with sqlglot
     gold_plan.NOTES.clear()
-    outcome = dbtRunner().invoke(args)
+    with _interrupts_noticed() as interrupted:
+        outcome = dbtRunner().invoke(args)
     report = BuildReport(notes=list(project.notes) + gold_plan.NOTES)
     run = outcome.result
     for result in getattr(run, "results", None) or []:
         report.nodes.append(NodeResult(result.node.unique_id, str(result.status), float(result.execution_time or 0),
                                        result.message))
-    if isinstance(outcome.exception, KeyboardInterrupt):  # dbt catches it and hands it back, without a message
+    if isinstance(outcome.exception, KeyboardInterrupt) or interrupted.is_set():  # dbt hands it back without a message
         raise BuildInterrupted(f"interrupted (Ctrl-C) during the dbt build of {project.path}: every model keeps "
                                "what its last finished statement committed; the next 'medallion build' continues "
                                "from there")
