@@ -134,7 +134,7 @@ def test_sigkill_during_the_online_snapshot_loses_and_doubles_nothing(blank_sett
     env["MEDALLION_SNAPSHOT_CHUNK_ROWS"] = "3"
     _table_list_source(blank_settings)
     assert (ran := medallion("ingest", env=env)).returncode == 0, ran.stderr
-    _create_new(src, 100)  # 300 rows before the table is published: 100 chunks
+    _create_new(src, 400)  # 1,200 rows before the table is published: 400 chunks (a quiet machine reads 100 in 2 s)
     workload = Workload(src, sql.Identifier(SCHEMA, NEW), 100, seed=2)
     workload.start()
     _publish_new(blank_settings)
@@ -143,7 +143,7 @@ def test_sigkill_during_the_online_snapshot_loses_and_doubles_nothing(blank_sett
     try:
         for _ in range(6):
             follower = _follow(env, tmp_path / f"follow{kills}.log")
-            time.sleep(chance.uniform(1.0, 3.0))
+            time.sleep(chance.uniform(0.7, 2.5))
             follower.send_signal(signal.SIGKILL)
             follower.wait(timeout=30)
             kills += 1

@@ -56,8 +56,9 @@ def grant_readers() -> list[str]:
 
 
 def _dbt_executable() -> Path:
-    beside = Path(sys.executable).parent / "dbt"
-    return beside if beside.exists() else Path("dbt")
+    """medallion-dbt: dbt with the gold planner that plain marts need."""
+    beside = Path(sys.executable).parent / "medallion-dbt"
+    return beside if beside.exists() else Path("medallion-dbt")
 
 
 def silver_and_gold(settings: Settings) -> DbtTaskGroup:

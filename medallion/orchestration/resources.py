@@ -38,9 +38,10 @@ class MedallionResource:
 
 
 def dbt_executable() -> str:
-    """The dbt beside this interpreter (the venv's), which need not be on PATH."""
-    beside = Path(sys.executable).parent / "dbt"
-    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
+    """medallion-dbt beside this interpreter (the venv's; dbt with the gold planner that plain
+    marts need), which need not be on PATH."""
+    beside = Path(sys.executable).parent / "medallion-dbt"
+    return str(beside) if beside.exists() else (shutil.which("medallion-dbt") or "medallion-dbt")
 
 
 def dbt_resource(project: DbtProject) -> DbtCliResource:

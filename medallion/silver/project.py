@@ -324,7 +324,10 @@ def write_project(home: Path, config: ProjectConfig, recorded: dict[str, Recorde
         history_sql = f"-- {table.table.qualified}: every version, built by the system_versioned materialization\n" \
                       f"select * from {source}\n"
         if table.partition_by:
+            # built after its history: a gold mart that reads the current rows has its as-of
+            # function read the history's (gold/plain_mart.sql), which must exist by then
             current_sql = f"-- {table.table.qualified}: the current rows, built by the current_state materialization\n" \
+                          f"-- depends_on: {{{{ ref('{table.history_model}') }}}}\n" \
                           f"select * from {source}\n"
         else:
             current_sql = f"-- {table.table.qualified}: the current versions of its history (current_view materialization)\n" \
