@@ -189,12 +189,19 @@ def _table_options(name: str, raw: Any, path: Path) -> tuple[tuple[str, str], Ta
                                    column_types=dict(column_types), column_names=dict(column_names))
 
 
-def _lake(raw: Any, path: Path) -> LakeConfig | None:
+def _section(raw: Any, name: str, keys: set[str], path: Path) -> dict | None:
+    """An optional [name] table of known keys, or None when the file has none."""
     if raw is None:
         return None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: [lake] must be a table")
-    _unknown(set(raw), _LAKE_KEYS, "[lake]", path)
+        raise ConfigError(f"{path}: [{name}] must be a table")
+    _unknown(set(raw), keys, f"[{name}]", path)
+    return raw
+
+
+def _lake(raw: Any, path: Path) -> LakeConfig | None:
+    if (raw := _section(raw, "lake", _LAKE_KEYS, path)) is None:
+        return None
     for key in _LAKE_KEYS:
         if key in raw and (not isinstance(raw[key], str) or not raw[key].strip()):
             raise ConfigError(f'{path}: [lake] {key} must be a non-empty string, e.g. {key} = "..."')
@@ -219,22 +226,16 @@ def _size(value: Any, where: str, path: Path) -> int:
 
 
 def _status(raw: Any, path: Path) -> StatusThresholds:
-    if raw is None:
+    if (raw := _section(raw, "status", _STATUS_KEYS, path)) is None:
         return StatusThresholds()
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: [status] must be a table")
-    _unknown(set(raw), _STATUS_KEYS, "[status]", path)
     defaults = StatusThresholds()
     return StatusThresholds(**{key: _size(raw[key], f"[status] {key}", path) if key in raw else getattr(defaults, key)
                                for key in sorted(_STATUS_KEYS)})
 
 
 def _metrics(raw: Any, path: Path) -> MetricsConfig:
-    if raw is None:
+    if (raw := _section(raw, "metrics", _METRICS_KEYS, path)) is None:
         return MetricsConfig()
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: [metrics] must be a table")
-    _unknown(set(raw), _METRICS_KEYS, "[metrics]", path)
     port = raw.get("port")
     if port is not None and (not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535):
         raise ConfigError(f"{path}: [metrics] port must be a TCP port (1-65535), e.g. port = 9187")
