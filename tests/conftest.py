@@ -35,6 +35,30 @@ TEMPLATE_DB = "pagila_template"
 _counter = itertools.count(1)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "file_seconds(n): the whole file takes about n seconds in `make test` "
+                                       "(2 cores); the longest files are handed out first")
+    # xdist hands out files with the most tests first (--loadscope-reorder): the one-test files,
+    # which include the longest, came last and one worker ran them alone while the other idled
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test`: --dist loadfile), files in the order the workers get them:
+    those marked file_seconds, longest first, then the others with the most tests first (xdist's
+    own order). Longest first keeps the two workers' last files short, so they finish together."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    declared: dict[Path, float] = {}
+    tests: dict[Path, int] = {}
+    for item in items:
+        marker = item.get_closest_marker("file_seconds")
+        declared[item.path] = float(marker.args[0]) if marker else 0.0
+        tests[item.path] = tests.get(item.path, 0) + 1
+    items.sort(key=lambda item: (-declared[item.path], -tests[item.path]))  # stable: a file's order kept
+
+
 def _pagila_dir() -> Path:
     configured = os.environ.get("PAGILA_DIR")
     path = Path(configured) if configured else REPO_ROOT.parent / "shared" / "pagila"

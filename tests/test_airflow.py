@@ -25,6 +25,8 @@ ORDER_LINE = "\n".join(line for line in APP_SCHEMA.splitlines() if "Kunde" not i
 pytest.importorskip("cosmos", reason="the airflow extra: pip install -c constraints.txt -c constraints-airflow.txt "
                                      "-e '.[airflow]'")
 
+pytestmark = pytest.mark.file_seconds(50)
+
 # the DAG file a user puts in Airflow's DAGs folder (docs/orchestration.md)
 DAG_FILE = """from medallion.orchestration.airflow_dags import build_dags
 

@@ -17,11 +17,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from medallion import pipeline
 from medallion.settings import Settings
 from medallion.source.cluster import EmbeddedCluster
 from support import execute, medallion, one_error_line, query
 from test_follow import warehouse_dump, wait_for
+
+pytestmark = pytest.mark.file_seconds(80)
 
 DBT_CONNECTED = ("select exists (select from pg_stat_activity where datname = current_database() "
                  "and application_name = 'dbt')")

@@ -32,6 +32,7 @@ from support import execute
 from test_any_database import SHOP_SCHEMA, SHOP_STEPS
 
 pytest.importorskip("pyspark")
+pytestmark = pytest.mark.file_seconds(110)
 
 # Pagila's tables that gold reads (the other ten build the same way; a full run is make bench's),
 # with the rentals and payments of its first months only: small data, for CI's time

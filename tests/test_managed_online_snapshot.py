@@ -15,12 +15,15 @@ import time
 from pathlib import Path
 
 import psycopg
+import pytest
 from psycopg import sql
 
 from managed_source import ManagedPipeline, user_environment
 from managed_support import assert_silver_is_the_source, ok, source_rows, start_capture
 from online_workload import Workload, bronze_state, snapshot_done, wait
 from support import query
+
+pytestmark = pytest.mark.file_seconds(110)  # both servers
 
 LATE = "Late Line"
 TABLE = sql.Identifier("ops", LATE)

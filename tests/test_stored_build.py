@@ -5,8 +5,10 @@ On a schema that is not Pagila (text and composite keys, a partitioned table, qu
 arrays, enums) with its own gold marts and a singular test: builds that ran the stored
 statements must give what dbt gives (each mart equals the source's aggregate, and a
 --full-refresh gives the same silver and gold), and whatever the stored statements cannot carry
-must go to dbt: a schema change, a changed project file, a table dropped by hand. A failing test
-fails the build, naming it, as dbt build would, and its stretch stays untested.
+must go to dbt: a schema change here; a changed project file, a table dropped by hand and a
+failing test (it fails the build, naming it, as dbt build would, and its stretch stays untested)
+in tests/test_stored_build_fallback.py, a file of its own so that `make test`'s two workers
+share these tests.
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from bench.shop import FROM_SOURCE, SHOP_SCHEMA, SHOP_STEPS, change_sql, grow_sql, write_project
 from medallion.settings import Settings
 from support import environment, execute, medallion, query, schema_dump
+
+pytestmark = pytest.mark.file_seconds(140)
 
 STORED = "without starting dbt"
 NO_NEGATIVE_TOTALS = "select * from {{ ref('shop__orders') }} where total < 0\n"
@@ -96,61 +102,6 @@ def test_stored_builds_equal_dbt_and_a_full_refresh(blank_settings: Settings, tm
     assert after.keys() == before.keys()
     for name in before:
         assert set(after[name]) ^ set(before[name]) == set(), name
-
-
-def test_what_the_stored_statements_cannot_carry_goes_to_dbt(blank_settings: Settings, tmp_path: Path) -> None:
-    settings, root = _project(tmp_path, blank_settings)
-    env = _start(settings)
-    src, wh = settings.source_dsn or "", settings.warehouse_dsn or ""
-    execute(src, "update shop.orders set total = 3 where region = 'EU'")
-    how = _build(env)  # the tests are stored; a gold_mart's first build stores no step for a change
-    assert "was built whole at the last build (its first build or a --full-refresh)" in how, how
-    execute(src, "update shop.orders set total = 3.5 where region = 'EU'")
-    assert STORED in _build(env)
-
-    # a failing test fails the build, in one line naming it, and its stretch stays untested
-    execute(src, "insert into shop.orders values ('EU', 8, 'C-1', 'new', '2026-01-09 09:00+00', -1)")
-    assert medallion("ingest", env=env).returncode == 0
-    failed = medallion("build", env=env)
-    assert failed.returncode == 1 and "no_negative_totals" in failed.stderr, failed.stderr
-    assert len(failed.stderr.strip().splitlines()) == 1 and "Traceback" not in failed.stderr
-    untested = query(wh, "select model from silver.build_watermark where model like '%orders%' "
-                         "and tested_to is distinct from last_commit_lsn")
-    assert untested, "the failing stretch must be tested again by the next build"
-    execute(src, "update shop.orders set total = 1 where region = 'EU' and order_id = 8")
-    assert STORED in _build(env)
-    assert not query(wh, "select model from silver.build_watermark where tested_to is distinct from last_commit_lsn")
-    _marts_follow_the_source(settings)
-
-    # any change to the project's files: dbt
-    model = root / "models" / "gold" / "orders_by_day.sql"
-    model.write_text("-- totals per day\n" + model.read_text(encoding="utf-8"), encoding="utf-8")
-    how = _build(env, "--skip-tests")
-    assert "dbt started: the project's files changed since the last build (models/gold/orders_by_day.sql)" in how
-    how = _build(env)
-    assert "dbt started: the last build ran no tests it could store (--skip-tests" in how, how
-    execute(src, "update shop.orders set total = 4 where region = 'EU'")
-    assert STORED in _build(env)
-    assert "dbt started: --full-tests checks whole tables" in _build(env, "--full-tests")
-    execute(src, "update shop.orders set total = 4.5 where region = 'EU'")
-    assert STORED in _build(env)  # the tests stored before it are kept
-
-    # a mart dropped by hand: its stored step fails, nothing half-applied, and dbt rebuilds it
-    execute(wh, "drop table gold.orders_by_day")
-    execute(src, "update shop.orders set total = 5 where region = 'EU'")
-    how = _build(env)
-    assert "dbt started: the stored statements of gold.orders_by_day failed (" in how, how
-    assert "so dbt rebuilds it" in how, how
-    _marts_follow_the_source(settings)
-
-    # --dbt: always dbt
-    assert "dbt started: asked for with --dbt" in _build(env, "--dbt")
-
-    # a model only dbt refreshes: every build starts dbt, and says why
-    (root / "models" / "gold" / "plain.sql").write_text("{{ config(materialized='table') }}\nselect 1 as one\n",
-                                                        encoding="utf-8")
-    assert "(models/gold/plain.sql)" in _build(env)
-    assert "dbt started: the model plain is materialized as table, which only dbt refreshes" in _build(env)
 
 
 def _in_folder(folder: Path, env: dict[str, str], *args: str) -> str:
