@@ -22,8 +22,9 @@ import psycopg
 from medallion import pipeline
 from medallion.settings import Settings
 from medallion.source.cluster import EmbeddedCluster
-from support import execute
+from support import execute, query
 from test_bronze_exactly_once import bronze_stream_changes, witness_changes
+from test_follow import wait_for
 
 
 def resilient_workload(dsn: str, stop: threading.Event, done: list[int]) -> None:
@@ -49,6 +50,15 @@ def resilient_workload(dsn: str, stop: threading.Event, done: list[int]) -> None
             time.sleep(0.2)  # the server is restarting
 
 
+def streaming(settings: Settings) -> bool:
+    """The follower holds its slot: a restart now cuts its connection (one it must say and ride out)."""
+    try:
+        return query(settings.source_dsn or "", "select active from pg_replication_slots where slot_name = %s",
+                     [settings.slot]) == [(True,)]
+    except psycopg.OperationalError:  # the server is restarting
+        return False
+
+
 def test_follow_survives_fast_and_immediate_restarts_exactly_once(settings: Settings, cli_env: dict[str, str],
                                                                  cluster: EmbeddedCluster) -> None:
     pipeline.ingest(settings)  # the initial snapshot
@@ -60,8 +70,9 @@ def test_follow_survives_fast_and_immediate_restarts_exactly_once(settings: Sett
     source = threading.Thread(target=resilient_workload, args=(settings.source_dsn, stop, done))
     source.start()
     try:
-        time.sleep(2)
         for mode in ("fast", "immediate"):
+            # not a fixed 2 s: a follower still starting on a busy machine met no outage to say
+            wait_for(lambda: streaming(settings), f"the follower streaming before the {mode} restart")
             cluster.restart(mode)
             time.sleep(3)
         time.sleep(2)
