@@ -102,7 +102,10 @@ def test_a_late_table_survives_kills_and_resyncs_alone(managed: ManagedPipeline)
         workload.join()
         managed.owner(sql.SQL("insert into {} values ('after', 1, 'last'); "
                               "update ops.customer set note = 'late' where code = 'c-1'").format(TABLE))
-        time.sleep(2.0)
+        # the follower, not only the `run` below, takes that last transaction (one, so its row is enough)
+        last = sql.SQL("select count(*) from {} where full_row->>'region' = 'after'").format(
+            sql.Identifier("bronze", _bronze_of(wh, LATE)))
+        wait(lambda: query(wh, last)[0][0] > 0, 60)
     finally:
         workload.stop.set()
         follower.send_signal(signal.SIGINT)
