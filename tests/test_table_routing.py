@@ -222,14 +222,16 @@ def test_prepare_source_leaves_a_keyed_tables_identity_alone_by_default(blank_se
     assert identities() == {"keyed": "f", "configured": "f", "bare": "f"}
 
 
-@pytest.mark.parametrize("trigger", [True, False], ids=["ddl-trigger", "no-trigger"])
-def test_two_quoted_names_that_collide_in_bronze_get_one_name_everywhere(blank_settings: Settings, trigger: bool,
-                                                                         tmp_path: Path) -> None:
+@pytest.mark.parametrize(("plugin_name", "trigger"), [("pgoutput", True), ("wal2json", False)],
+                         ids=["ddl-trigger", "wal2json-no-trigger"])
+def test_two_quoted_names_that_collide_in_bronze_get_one_name_everywhere(blank_settings: Settings, plugin_name: str,
+                                                                         trigger: bool, tmp_path: Path) -> None:
     """"Q S".a_b and "Q S"."a""b" both make bronze."br_Q S__a_b_cdc" (a quote becomes '_'): the one
     created under capture gets a hashed name, and `tables` (before and after), bronze's record and
-    silver agree on it, for a table announced by the DDL trigger and for one first seen in the stream."""
+    silver agree on it, for a table announced by the DDL trigger and for one first seen in the stream
+    (wal2json: no publication to add it to)."""
     src, wh = blank_settings.source_dsn or "", blank_settings.warehouse_dsn or ""
-    env = environment(blank_settings)
+    env = environment(replace(blank_settings, plugin=plugin_name))
     config = tmp_path / "medallion.toml"
     config.write_text('[capture]\ninclude = ["Q S.*"]\n[tables.\'Q S."a""b"\']\nsilver = "Q S ab"\n')
     env["MEDALLION_CONFIG"] = str(config)
