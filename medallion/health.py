@@ -23,9 +23,8 @@ from medallion.bronze import slot as slots
 from medallion.config import ProjectConfig
 from medallion.db import connect, endpoints, sql_text
 from medallion.errors import MedallionError
-from medallion.selection import resolve
+from medallion.selection import read_plan
 from medallion.settings import Settings
-from medallion.source.catalog import read_tables
 
 HEALTHY, AT_RISK, UNKNOWN = 0, 1, 2  # `medallion status` exit codes
 CHECKS = ("slot", "resync", "lag", "retained_wal", "publication")  # Finding.check: what `status` looks at
@@ -106,9 +105,7 @@ def evaluate(src: psycopg.Connection, wh: psycopg.Connection, slot: str, config:
 def unpublished_line(src: psycopg.Connection, wh: psycopg.Connection, slot: str, config: ProjectConfig) -> str | None:
     """The line naming the selected tables the publication does not send, or None when it sends
     them all (shared by `status` and `run --follow`'s periodic check)."""
-    recorded = {t.ident: t.bronze for t in store.recorded_tables(wh).values()}
-    wh.commit()
-    missing = publication.unpublished(src, slot, resolve(config, read_tables(src), recorded))
+    missing = publication.unpublished(src, slot, read_plan(config, src, wh).selection)
     if missing is None:
         return publication.unpublished_message(slot, None)
     if not missing:

@@ -27,7 +27,7 @@ from medallion.errors import (CaptureReset, ConnectionLost, IngesterRunning, Med
 from medallion.health import CaptureHealth
 from medallion.health import evaluate as evaluate_health
 from medallion.metrics import batch_written, counting_snapshot, records_build
-from medallion.selection import Selection, resolve
+from medallion.selection import Selection, read_plan
 from medallion.settings import Settings
 from medallion.silver.project import BuildProject
 from medallion.source.catalog import read_tables
@@ -81,12 +81,8 @@ def selection(settings: Settings) -> Selection:
     """medallion.toml's selection resolved against the source's catalog now; tables that
     bronze has already captured keep their recorded bronze names."""
     ends = endpoints(settings)
-    config = settings.config()
-    recorded: dict[tuple[str, str], str] = {}
-    with connect(ends.warehouse, "warehouse") as wh:
-        recorded = {t.ident: t.bronze for t in store.recorded_tables(wh).values()}
-    with connect(ends.source, "source") as src:
-        return resolve(config, read_tables(src), recorded)
+    with connect(ends.warehouse, "warehouse") as wh, connect(ends.source, "source") as src:
+        return read_plan(settings.config(), src, wh).selection
 
 
 @dataclass

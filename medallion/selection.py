@@ -1,19 +1,28 @@
-"""The selection: medallion.toml's include/exclude and table options, resolved against the source.
+"""The capture plan: medallion.toml's include/exclude and table options, resolved against the
+source's catalog and bronze's record of the tables it holds.
 
 This is the one place that decides which source tables are captured, under which bronze and
-silver names, and with which history key. Ingest, prepare-source, build, status and
-`medallion tables` all read it from here.
+silver names, and with which history key and partition column. Ingest (its routing of tables
+new to bronze too), prepare-source, grant, build (silver's plan), status, orchestration and
+`medallion tables` all read it from here: bronze_name() is the only function that names a
+bronze table, history_key(), partition_column() and silver_clash() the only ones that decide a
+table's key, partitions and silver name.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
+import psycopg
+
 from medallion import naming
+from medallion.bronze import store
+from medallion.bronze.store import RecordedTable
 from medallion.config import ProjectConfig, TableOptions
 from medallion.errors import SelectionError
 from medallion.patterns import display
-from medallion.source.catalog import SourceTable
+from medallion.source.catalog import SourceTable, read_tables
 
 PARTITION_TYPES = ("timestamp with time zone", "timestamp without time zone", "date")
 
@@ -60,7 +69,59 @@ def selects(config: ProjectConfig, schema: str, table: str) -> str | None:
     return None
 
 
-def _key(config_path: str, table: SourceTable, options: TableOptions) -> tuple[tuple[str, ...] | None, str | None]:
+@dataclass(frozen=True)
+class CapturePlan:
+    """What every consumer of the capture reads: the selection resolved against the source's
+    catalog, with bronze's record of the tables it holds (by bronze table)."""
+
+    selection: Selection
+    catalog: list[SourceTable]
+    recorded: dict[str, RecordedTable]
+
+    def predicted_records(self) -> dict[str, RecordedTable]:
+        """Bronze's record as the first ingest will write it (for a build planned before it)."""
+        return {t.bronze: recorded_from(t.bronze, t.table) for t in self.selection.captured}
+
+
+def read_plan(config: ProjectConfig, src: psycopg.Connection, wh: psycopg.Connection | None = None) -> CapturePlan:
+    """The capture plan now: the source's catalog, and bronze's record when a warehouse is given
+    (tables bronze has captured keep their recorded bronze names)."""
+    recorded = store.recorded_tables(wh) if wh is not None else {}
+    if wh is not None:
+        wh.commit()
+    catalog = read_tables(src)
+    return CapturePlan(resolve(config, catalog, bronze_names(recorded)), catalog, recorded)
+
+
+def bronze_names(recorded: dict[str, RecordedTable]) -> dict[tuple[str, str], str]:
+    """(schema, table) -> the bronze table bronze recorded it under."""
+    return {t.ident: t.bronze for t in recorded.values()}
+
+
+def recorded_from(bronze: str, table: SourceTable) -> RecordedTable:
+    """A source table as bronze records it, before the record is written."""
+    return RecordedTable(bronze=bronze, schema=table.schema, name=table.name, qualified=table.qualified,
+                         commit_lsn=0, columns=table.columns, key=table.key,
+                         replica_identity=table.replica_identity, relid=table.oid)
+
+
+def bronze_name(ident: tuple[str, str], taken: Collection[str]) -> str:
+    """The bronze table of a source table new to bronze: br_<stem>_cdc, or, when another table
+    already has that name, the same with a hash of the table's displayed name.
+
+    The only place a bronze table is named: the snapshot, `tables`, silver and the tables the
+    stream finds later all agree, also for names that need quoting."""
+    bronze = naming.bronze_table(*ident)
+    if bronze in taken:
+        bronze = naming.fit(f"{bronze}_{naming.short_hash(display(*ident))}")
+    return bronze
+
+
+def history_key(config_path: str, table: SourceTable,
+                options: TableOptions) -> tuple[tuple[str, ...] | None, str | None]:
+    """(the history key, where it comes from): medallion.toml's key when it names other columns
+    than the source's ("declared"), else the primary key or replica identity index; (None, None)
+    when there is none. A declared column the table lacks is a SelectionError."""
     columns = {c.name for c in table.columns}
     if options.key is not None:
         missing = [k for k in options.key if k not in columns]
@@ -75,7 +136,9 @@ def _key(config_path: str, table: SourceTable, options: TableOptions) -> tuple[t
     return None, None
 
 
-def _partition_by(config_path: str, table: SourceTable, options: TableOptions) -> str | None:
+def partition_column(config_path: str, table: SourceTable, options: TableOptions) -> str | None:
+    """medallion.toml's partition_by for the table, checked: a date or timestamp column of it
+    (a SelectionError otherwise), or None when none is set."""
     if options.partition_by is None:
         return None
     types = {c.name: c.warehouse_type for c in table.columns}
@@ -121,17 +184,14 @@ def resolve(config: ProjectConfig, tables: list[SourceTable],
                 if table.persistence == "u" else "temporary"))
             continue
         options = config.options(*table.ident)
-        key, origin = _key(config.where, table, options)
+        key, origin = history_key(config.where, table, options)
         partitions = tuple(t for t in tables if t.is_partition and t.root == table.ident)
-        taken = set(bronze_names.values())
-        bronze = bronze_names.get(table.ident) or naming.bronze_table(*table.ident)
-        if table.ident not in bronze_names and bronze in taken:
-            bronze = naming.fit(f"{bronze}_{naming.short_hash(name)}")
+        bronze = bronze_names.get(table.ident) or bronze_name(table.ident, set(bronze_names.values()))
         bronze_names[table.ident] = bronze
         selection.captured.append(CapturedTable(
             table=table, partitions=partitions, bronze=bronze,
             silver=naming.silver_base(*table.ident, options.silver), key=key, key_origin=origin,
-            partition_by=_partition_by(config.where, table, options)))
+            partition_by=partition_column(config.where, table, options)))
 
     for pattern in config.include:
         if pattern.text not in matched_patterns:
@@ -143,15 +203,23 @@ def resolve(config: ProjectConfig, tables: list[SourceTable],
                                    f"{display(*ident)} is not a captured table of the source")
     seen: dict[str, str] = {}
     for table in selection.captured:
-        if table.silver in seen:
-            raise SelectionError(
-                f"{seen[table.silver]} and {table.name} would both be silver.{table.silver}_hist: set "
-                f'silver = "..." under [tables."{table.name}"] in {config.where}')
-        seen[table.silver] = table.name
+        clash = silver_clash(config, seen, table.silver, table.name)
+        if clash is not None:
+            raise SelectionError(clash)
         if table.key is None and table.table.replica_identity == "f":
             # without any identity it is not even published: checks.identity_problem says so
             selection.notes.append(no_key_note(config, table.name))
     return selection
+
+
+def silver_clash(config: ProjectConfig, seen: dict[str, str], base: str, name: str) -> str | None:
+    """Why table name cannot have silver base name base, which seen (base -> table) already holds,
+    or None (then it is added to seen)."""
+    if base in seen:
+        return (f"{seen[base]} and {name} would both be silver.{base}_hist: set "
+                f'silver = "..." under [tables."{name}"] in {config.where}')
+    seen[base] = name
+    return None
 
 
 def excluded_note(config: ProjectConfig, name: str, why: str) -> str:

@@ -131,15 +131,10 @@ def prepare_project(settings: Settings, predict: bool = False, engine: str = "po
 
 
 def _predicted(settings: Settings, source_dsn: str) -> dict[str, store.RecordedTable]:
-    from medallion.selection import resolve
-    from medallion.source.catalog import read_tables
+    from medallion.selection import read_plan
 
     with connect(source_dsn, "source") as conn:
-        chosen = resolve(settings.config(), read_tables(conn))
-    return {t.bronze: store.RecordedTable(bronze=t.bronze, schema=t.table.schema, name=t.table.name,
-                                          qualified=t.table.qualified, commit_lsn=0, columns=t.table.columns,
-                                          key=t.table.key, replica_identity=t.table.replica_identity)
-            for t in chosen.captured}
+        return read_plan(settings.config(), conn).predicted_records()
 
 
 def _drop_renamed(settings: Settings, project: BuildProject) -> None:

@@ -22,6 +22,7 @@ import psycopg
 
 from medallion import pipeline
 from medallion.bronze.decoders import Wal2jsonDecoder
+from medallion.bronze.events import Begin, Change, Commit
 from medallion.naming import bronze_table
 from medallion.source.pagila import TABLES as PAGILA_TABLES
 from medallion.settings import Settings
@@ -78,17 +79,17 @@ def witness_changes(settings: Settings, witness: str) -> Counter:
     ordinal = 0
     for lsn, data in rows:
         for event in decoder.feed(data, lsn):
-            if event[0] == "B":
+            if isinstance(event, Begin):
                 changes, ordinal = [], 0
-            elif event[0] == "X":
+            elif isinstance(event, Change):
                 ordinal += 1
-                ref = event[1]
+                ref = event.relation
                 table = "payment" if ref.table.startswith("payment_p") else ref.table
                 if ref.schema == "public" and table in PAGILA_TABLES:
-                    changes.append((ordinal, bronze_table("public", table), event[2]))
-            elif event[0] == "C":
+                    changes.append((ordinal, bronze_table("public", table), event.op))
+            elif isinstance(event, Commit):
                 for ordinal_, target, op in changes:
-                    expected[(event[1], ordinal_, target, op)] += 1
+                    expected[(event.commit_lsn, ordinal_, target, op)] += 1
     return expected
 
 

@@ -8,6 +8,7 @@ names, on an empty source database.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -219,3 +220,46 @@ def test_prepare_source_leaves_a_keyed_tables_identity_alone_by_default(blank_se
     config.write_text('[capture]\nreplica_identity = "full"\n')
     assert medallion("prepare-source", env=env).returncode == 0
     assert identities() == {"keyed": "f", "configured": "f", "bare": "f"}
+
+
+@pytest.mark.parametrize(("plugin_name", "trigger"), [("pgoutput", True), ("wal2json", False)],
+                         ids=["ddl-trigger", "wal2json-no-trigger"])
+def test_two_quoted_names_that_collide_in_bronze_get_one_name_everywhere(blank_settings: Settings, plugin_name: str,
+                                                                         trigger: bool, tmp_path: Path) -> None:
+    """"Q S".a_b and "Q S"."a""b" both make bronze."br_Q S__a_b_cdc" (a quote becomes '_'): the one
+    created under capture gets a hashed name, and `tables` (before and after), bronze's record and
+    silver agree on it, for a table announced by the DDL trigger and for one first seen in the stream
+    (wal2json: no publication to add it to)."""
+    src, wh = blank_settings.source_dsn or "", blank_settings.warehouse_dsn or ""
+    env = environment(replace(blank_settings, plugin=plugin_name))
+    config = tmp_path / "medallion.toml"
+    config.write_text('[capture]\ninclude = ["Q S.*"]\n[tables.\'Q S."a""b"\']\nsilver = "Q S ab"\n')
+    env["MEDALLION_CONFIG"] = str(config)
+    execute(src, 'create schema "Q S"')
+    execute(src, 'create table "Q S".a_b (id int primary key, v text)')
+    execute(src, """insert into "Q S".a_b values (1, 'plain')""")
+    assert medallion("prepare-source", env=env).returncode == 0
+    if not trigger:
+        _drop_ddl_trigger(src)
+    assert medallion("run", env=env).returncode == 0
+
+    execute(src, 'create table "Q S"."a""b" (id int primary key, v text)')
+    execute(src, """insert into "Q S"."a""b" values (1, 'quoted'), (2, 'quoted')""")
+
+    def shown() -> dict[str, str]:
+        listed = medallion("tables", "--format", "json", env=env)
+        assert listed.returncode == 0, listed.stderr
+        return {t["table"]: t["bronze"] for t in json.loads(listed.stdout)["captured"]}
+
+    before = shown()
+    assert before['Q S.a_b'] == 'bronze.br_Q S__a_b_cdc'
+    hashed = before['Q S."a""b"']
+    assert hashed.startswith('bronze.br_Q S__a_b_cdc_') and hashed != before['Q S.a_b']
+    ran = medallion("run", env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert f"into {hashed}" in ran.stderr  # the ingest's own line names it so
+    assert shown() == before
+    assert query(wh, "select distinct 'bronze.' || bronze_table from bronze.table_schema "
+                     "where table_name = 'a\"b'") == [(hashed,)]
+    assert query(wh, 'select id, v from silver."Q S ab" order by id') == [(1, "quoted"), (2, "quoted")]
+    assert query(wh, 'select id, v from silver."Q S__a_b" order by id') == [(1, "plain")]

@@ -1,16 +1,7 @@
-"""The two output plugins' messages -> one stream of capture events, in the order they arrive.
+"""The two output plugins' messages -> one stream of capture events (medallion.bronze.events).
 
-    ("B", xid, commit_ts)                         a transaction begins
-    ("X", relation, op, full_row, old_row, lsn[, missing])   a row change (op I, U, D or T)
-    ("C", commit_lsn, commit_ts)                  it commits: commit_lsn is the end of its commit record
-    ("R", pgoutput.Relation)                      pgoutput: the columns of a relation (before its changes)
-    ("M", prefix, content)                        a transactional logical message (e.g. the DDL trigger's)
-
-relation is a RelationRef: the OID when the plugin sends one (pgoutput) and the name. full_row
-and old_row are bronze's flat JSON objects as text ({"column": value}); for a truncate both are
-None, and a truncate of several tables is one event per table. pgoutput's U events add
-missing: the columns whose unchanged TOASTed value the WAL did not repeat and no old row filled
-(medallion.bronze.unchanged completes them); old_row is then the old key when the key changed. Both plugins give the same
+Begin, Change (a row change), Commit, RelationSeen (pgoutput's columns of a relation) and
+Message (a transactional logical message), in the order they arrive. Both plugins give the same
 commit_lsn for a transaction (the end of its commit record, which is also what the slot is
 confirmed to), so a bronze started with one plugin can be read on with the other.
 """
@@ -19,21 +10,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-
 import orjson
 
 from medallion.bronze import pgoutput
+from medallion.bronze.events import Begin, Change, Commit, Event, Message, RelationRef, RelationSeen
 from medallion.bronze.rows import bronze_row
-
-Event = tuple
-
-
-@dataclass(frozen=True)
-class RelationRef:
-    oid: int | None
-    schema: str
-    table: str
 
 
 class PgoutputDecoder:
@@ -72,7 +53,7 @@ class PgoutputDecoder:
         kind = message[0]
         if kind == "I":
             ref, rel = self._ref(message[1])
-            return [("X", ref, "I", self._row(rel.columns, message[2]), None, lsn)]
+            return [Change(ref, "I", self._row(rel.columns, message[2]), None, lsn)]
         if kind == "U":
             ref, rel = self._ref(message[1])
             old = message[3]
@@ -86,24 +67,24 @@ class PgoutputDecoder:
                 old_row = None
             if not full_old and pgoutput.UNCHANGED in message[4]:
                 missing = tuple(c for c, v in zip(rel.columns, message[4]) if v is pgoutput.UNCHANGED)
-                return [("X", ref, "U", new, old_row, lsn, missing)]
-            return [("X", ref, "U", new, old_row, lsn)]
+                return [Change(ref, "U", new, old_row, lsn, missing)]
+            return [Change(ref, "U", new, old_row, lsn)]
         if kind == "D":
             ref, rel = self._ref(message[1])
-            return [("X", ref, "D", self._row(rel.columns, message[2]), None, lsn)]
+            return [Change(ref, "D", self._row(rel.columns, message[2]), None, lsn)]
         if kind == "B":
-            return [("B", message[3], pgoutput.timestamp(message[2]))]
+            return [Begin(message[3], pgoutput.timestamp(message[2]))]
         if kind == "C":
-            return [("C", message[1], pgoutput.timestamp(message[2]))]
+            return [Commit(message[1], pgoutput.timestamp(message[2]))]
         if kind == "R":
             rel = message[1]
             self.relations[rel.oid] = rel
             self._refs[rel.oid] = RelationRef(rel.oid, rel.namespace, rel.name)
-            return [("R", rel)]
+            return [RelationSeen(rel)]
         if kind == "T":
-            return [("X", self._ref(oid)[0], "T", None, None, lsn) for oid in message[1]]
+            return [Change(self._ref(oid)[0], "T", None, None, lsn) for oid in message[1]]
         if kind == "M" and message[1]:
-            return [("M", message[2], message[3])]
+            return [Message(message[2], message[3])]
         return []  # Type, Origin, non-transactional messages: nothing for bronze
 
 
@@ -147,20 +128,20 @@ class Wal2jsonDecoder:
                 raise ValueError(f"change without schema/table at LSN {int_to_lsn(lsn)}")
             ref = RelationRef(None, _unescape(match.group(1)), _unescape(match.group(2)))
             full_row, old_row = bronze_row(data, action)
-            return [("X", ref, action, full_row, old_row, lsn)]
+            return [Change(ref, action, full_row, old_row, lsn)]
         if action == "B":
             xid = json.loads(data).get("xid")
-            return [("B", xid, None)]
+            return [Begin(xid, None)]
         if action == "C":
             stamp = _TIMESTAMP.search(data)
             nextlsn = _NEXTLSN.search(data)
             if stamp is None:
                 raise ValueError(f"commit without timestamp at LSN {int_to_lsn(lsn)}: enable include-timestamp")
-            return [("C", lsn_to_int(nextlsn.group(1)) if nextlsn else lsn, stamp.group(1))]
+            return [Commit(lsn_to_int(nextlsn.group(1)) if nextlsn else lsn, stamp.group(1))]
         if action == "M":
             message = json.loads(data)
             if message.get("transactional"):
-                return [("M", message.get("prefix"), message.get("content"))]
+                return [Message(message.get("prefix"), message.get("content"))]
         return []
 
 

@@ -29,10 +29,11 @@ from psycopg import sql
 from medallion.bronze import slot as slots
 from medallion.bronze import snapshot, store
 from medallion.bronze.decoders import int_to_lsn, lsn_to_int
+from medallion.bronze.destination import Destination
 from medallion.config import ProjectConfig
 from medallion.db import connect, sql_text
 from medallion.errors import BronzeMismatch
-from medallion.selection import require_some, resolve
+from medallion.selection import bronze_names, require_some, resolve
 from medallion.source.catalog import read_tables
 
 
@@ -93,8 +94,8 @@ def _drop_when_idle(src: psycopg.Connection, slot: str, wait: float = 30.0) -> N
         time.sleep(0.25)
 
 
-def resync(source_dsn: str, src: psycopg.Connection, wh: psycopg.Connection, slot: str, config: ProjectConfig,
-           plugin: str, identity: dict, progress: Callable[[str, int], None] = lambda *_: None) -> int:
+def resync(source_dsn: str, src: psycopg.Connection, wh: psycopg.Connection, destination: Destination, slot: str,
+           config: ProjectConfig, plugin: str, identity: dict, progress: Callable[[str, int], None] = lambda *_: None) -> int:
     """Take the new epoch (see the module docstring); returns the number of R rows written."""
     state = store.read_state(wh, slot)
     wh.commit()
@@ -110,7 +111,7 @@ def resync(source_dsn: str, src: psycopg.Connection, wh: psycopg.Connection, slo
     wh.commit()  # the intent is durable before the slot is touched
     _drop_when_idle(src, slot)  # invalidated, or left by an interrupted re-sync
     snapshot_ts = identity["now"]
-    recorded = {t.ident: t.bronze for t in store.recorded_tables(wh).values()}
+    recorded = bronze_names(store.recorded_tables(wh))
     with slots.ExportedSnapshotSlot(source_dsn, slot, plugin) as created:
         lsn = lsn_to_int(created.consistent_lsn)
         if lsn <= lsn_to_int(state.last_commit_lsn):
@@ -131,7 +132,7 @@ def resync(source_dsn: str, src: psycopg.Connection, wh: psycopg.Connection, slo
                 wh.execute(sql.SQL(sql_text("medallion.bronze", "epoch_insert.sql")).format(
                     table=sql.Identifier(store.BRONZE_SCHEMA, captured.bronze)),
                     {"lsn": lsn, "source_table": captured.table.qualified, "ts": snapshot_ts})
-                rows = snapshot.copy_table(snap, wh, captured, lsn, 1, snapshot_ts, plugin)
+                rows = snapshot.copy_table(snap, destination, captured, lsn, 1, snapshot_ts, plugin)
                 total += rows
                 progress(captured.name, rows)
         wh.execute(sql_text("medallion.bronze", "gap_insert.sql"), {

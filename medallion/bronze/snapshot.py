@@ -18,6 +18,7 @@ from psycopg import sql
 from medallion.bronze import slot as slots
 from medallion.bronze import store
 from medallion.bronze.decoders import lsn_to_int
+from medallion.bronze.destination import Destination
 from medallion.config import ProjectConfig
 from medallion.db import connect, sql_text
 from medallion.selection import CapturedTable, Selection, require_some, resolve
@@ -58,31 +59,25 @@ def row_json_expr(columns: list[tuple[str, str]], plugin: str) -> sql.Composable
     return sql.SQL(" || ").join(calls) if calls else sql.SQL("'{}'::jsonb")
 
 
-def copy_table(src: psycopg.Connection, wh: psycopg.Connection, captured: CapturedTable, lsn: int,
+def copy_table(src: psycopg.Connection, destination: Destination, captured: CapturedTable, lsn: int,
                first_ordinal: int, ts: object, plugin: str) -> int:
     """Stream one table's rows from the source snapshot into its bronze table; returns rows."""
     table = captured.table
     # the declared type decides the JSON form, as in wal2json (a domain over integer is text)
     columns = [(c.name, c.type) for c in table.columns]
-    select = sql.SQL(
+    select = sql.SQL(  # destination.SNAPSHOT_COLUMNS, in order
         "select {lsn}::bigint, {first} + row_number() over (), {lsn}::bigint, null::bigint, 'R', "
         "{row}, format('%I.%I', n.nspname, c.relname), {ts}::timestamptz "
         "from {source} as t join pg_class as c on c.oid = t.tableoid "
         "join pg_namespace as n on n.oid = c.relnamespace"
     ).format(lsn=sql.Literal(lsn), first=sql.Literal(first_ordinal - 1), row=row_json_expr(columns, plugin),
              ts=sql.Literal(ts), source=sql.Identifier(*table.ident))
-    copy_in = sql.SQL(
-        "copy {} (commit_lsn, ordinal, lsn, xid, op, full_row, source_table, commit_ts) from stdin"
-    ).format(sql.Identifier(store.BRONZE_SCHEMA, captured.bronze))
-    with src.cursor() as scur, wh.cursor() as wcur:
-        with scur.copy(sql.SQL("copy ({}) to stdout").format(select)) as out, wcur.copy(copy_in) as inp:
-            for block in out:
-                inp.write(block)
-        return wcur.rowcount
+    with src.cursor() as scur, scur.copy(sql.SQL("copy ({}) to stdout").format(select)) as out:
+        return destination.snapshot_rows(captured.bronze, out)
 
 
-def take(source_dsn: str, wh: psycopg.Connection, slot: str, identity: dict, config: ProjectConfig,
-         plugin: str, progress: Callable[[str, int], None] = lambda *_: None) -> tuple[int, Selection]:
+def take(source_dsn: str, wh: psycopg.Connection, destination: Destination, slot: str, identity: dict,
+         config: ProjectConfig, plugin: str, progress: Callable[[str, int], None] = lambda *_: None) -> tuple[int, Selection]:
     """Create the slot, copy every selected table as of its consistent point, record the state.
 
     Returns the number of snapshot rows and the selection as resolved in the snapshot. Nothing
@@ -103,7 +98,7 @@ def take(source_dsn: str, wh: psycopg.Connection, slot: str, identity: dict, con
             for captured in selection.captured:
                 store.create_bronze_table(wh, captured.bronze)
                 store.record_table(wh, captured.bronze, captured.table, lsn, snapshot_ts)
-                rows = copy_table(src, wh, captured, lsn, total + 1, snapshot_ts, plugin)
+                rows = copy_table(src, destination, captured, lsn, total + 1, snapshot_ts, plugin)
                 total += rows
                 progress(captured.name, rows)
             captured_roots = {c.table.ident for c in selection.captured}

@@ -32,7 +32,8 @@ from medallion import naming
 from medallion.bronze.store import RecordedTable
 from medallion.config import ProjectConfig
 from medallion.patterns import display
-from medallion.selection import PARTITION_TYPES, excluded_note, no_key_note, selects
+from medallion.errors import SelectionError
+from medallion.selection import excluded_note, history_key, no_key_note, partition_column, selects, silver_clash
 
 ENGINE_DIR = Path(__file__).resolve().parents[1] / "dbt"
 PROJECT_NAME = "medallion"
@@ -127,19 +128,19 @@ def plan(config: ProjectConfig, recorded: dict[str, RecordedTable]) -> tuple[lis
             continue
         options = config.options(*table.ident)
         columns = {c.name: c.warehouse_type for c in table.columns}
-        key = options.key if options.key is not None else (table.key or None)
-        if options.key is not None and any(k not in columns for k in options.key):
-            missing = next(k for k in options.key if k not in columns)
-            notes.append(f'{config.where}: [tables."{name}"] key column {missing!r} is not a column of {name}: '
-                         "no history is built for it")
+        try:  # decided by the capture plan (medallion.selection); here a note, not a refusal
+            key, origin = history_key(config.where, table.as_source_table(), options)
+        except SelectionError as exc:
+            notes.append(f"{exc}: no history is built for it")
             continue
         if key is None:
             notes.append(no_key_note(config, name))
             continue
-        partition_by = options.partition_by
-        if partition_by is not None and columns.get(partition_by) not in PARTITION_TYPES:
-            notes.append(f'{config.where}: [tables."{name}"] partition_by {partition_by!r} is not a date or '
-                         f"timestamp column of {name}: silver.{options.silver or table.name} is a view instead")
+        base = naming.silver_base(*table.ident, options.silver)
+        try:
+            partition_by = partition_column(config.where, table.as_source_table(), options)
+        except SelectionError as exc:
+            notes.append(f"{exc}: silver.{base} is a view instead")
             partition_by = None
         renames = {c: s for c, s in options.column_names.items() if c in columns and c != s}
         silver_columns = [renames.get(c, c) for c in columns]
@@ -147,21 +148,18 @@ def plan(config: ProjectConfig, recorded: dict[str, RecordedTable]) -> tuple[lis
         if clash is not None:
             notes.append(_collision_note(config, name, clash, partition_by is not None))
             continue
-        declared = tuple(key) != tuple(table.key or ())  # medallion.toml's, not the source's key
         key = [renames.get(k, k) for k in key]
         partition_by = renames.get(partition_by, partition_by) if partition_by else None
-        base = naming.silver_base(*table.ident, options.silver)
-        if base in bases:
-            notes.append(f"{bases[base]} and {name} would both be silver.{base}_hist: set silver = \"...\" under "
-                         f'[tables."{name}"] in {config.where}; {name} has no history until then')
+        clash = silver_clash(config, bases, base, name)
+        if clash is not None:
+            notes.append(f"{clash}; {name} has no history until then")
             continue
-        bases[base] = name
         history_model = naming.model_name(f"{base}_hist", taken)
         taken.add(history_model)
         current_model = naming.model_name(base, taken)
         taken.add(current_model)
         silver.append(SilverTable(table, source, base, tuple(key), partition_by, history_model, current_model,
-                                  options.column_types, declared_key=declared,
+                                  options.column_types, declared_key=origin == "declared",
                                   column_names=renames))
     recorded_idents = {t.ident for t in recorded.values()}
     for ident in config.tables:

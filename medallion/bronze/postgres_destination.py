@@ -1,0 +1,150 @@
+"""Bronze in PostgreSQL: the first destination (medallion.bronze.destination).
+
+Each bronze table is append-only, keyed (commit_lsn, ordinal): a slip that would write a change
+twice is a loud error, never a duplicate. A batch's changes, the tables new to bronze (their
+change table and schema record) and the new position are ONE warehouse transaction. Spilled
+changes wait in bronze.ingest_spill, each spill its own warehouse transaction, and are moved into
+their bronze tables by the batch that holds their transaction's commit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from datetime import datetime, timezone
+
+import psycopg
+from psycopg import sql
+
+from medallion.bronze import online_snapshot, store, unchanged
+from medallion.bronze.decoders import int_to_lsn, lsn_to_int
+from medallion.bronze.destination import SNAPSHOT_COLUMNS, Batch, BatchResult, CapturedRow, Transaction
+from medallion.db import sql_text
+
+BRONZE_COLUMNS = "commit_lsn, ordinal, lsn, xid, op, full_row, old_row, source_table, commit_ts"
+SPILL_COLUMNS = "slot_name, xid, target, ordinal, lsn, op, full_row, old_row, source_table"
+
+
+class PostgresDestination:
+    """Bronze's tables in the warehouse database, written through one connection."""
+
+    def __init__(self, wh: psycopg.Connection, slot: str) -> None:
+        self.wh = wh
+        self.slot = slot
+
+    def snapshot_rows(self, bronze: str, blocks: Iterable[bytes]) -> int:
+        copy_in = sql.SQL("copy {} ({}) from stdin").format(
+            sql.Identifier(store.BRONZE_SCHEMA, bronze), sql.SQL(", ").join(map(sql.Identifier, SNAPSHOT_COLUMNS)))
+        with self.wh.cursor() as cur:
+            with cur.copy(copy_in) as inp:
+                for block in blocks:
+                    inp.write(block)
+            return cur.rowcount
+
+    def discard_spill(self) -> None:
+        self.wh.execute("delete from bronze.ingest_spill where slot_name = %s", [self.slot])
+        self.wh.commit()
+
+    def spill(self, xid: int | None, rows: dict[str, list[CapturedRow]]) -> None:
+        """Park an open transaction's changes in bronze.ingest_spill (its own warehouse transaction)."""
+        copy = sql.SQL("copy bronze.ingest_spill ({}) from stdin").format(sql.SQL(SPILL_COLUMNS))
+        with self.wh.transaction(), self.wh.cursor().copy(copy) as out:
+            for target, target_rows in rows.items():
+                for ordinal, lsn, op, full_row, old_row, source_table in target_rows:
+                    out.write_row((self.slot, xid, target, ordinal, lsn, op, full_row, old_row, source_table))
+
+    def caught_up(self, at: datetime) -> None:
+        with self.wh.transaction():
+            self.wh.execute(sql_text("medallion.bronze", "state_caught_up.sql"), {"at": at, "slot": self.slot})
+
+    def spilled_version(self, xid: int | None, bronze: str, key: tuple[str, ...],
+                        wanted: tuple[str | None, ...]) -> dict | None:
+        return unchanged.in_spill(self.wh, self.slot, xid, bronze, key, wanted)
+
+    def stored_version(self, bronze: str, key: tuple[str, ...], wanted: tuple[str | None, ...]) -> dict | None:
+        return unchanged.in_bronze(self.wh, bronze, key, wanted)
+
+    def write(self, batch: Batch) -> BatchResult:
+        """Write committed transactions and the new position in one warehouse transaction."""
+        began = time.perf_counter()
+        result = BatchResult()
+        txns = batch.transactions
+        with self.wh.transaction():
+            state = store.read_state(self.wh, self.slot, lock=True)
+            assert state is not None, "start() records the state before any batch"
+            done = lsn_to_int(state.last_commit_lsn)
+            fresh = [t for t in txns if t.commit_lsn > done]
+            result.skipped_transactions = len(txns) - len(fresh)
+            for table in batch.left_out.values():
+                store.record_uncaptured(self.wh, table, txns[-1].commit_lsn)
+            if fresh:
+                result.changes, result.tables = self._copy(fresh, batch)
+                for txn in fresh:
+                    if txn.snapshot_marks:  # a chunk's progress, with its rows
+                        online_snapshot.record(self.wh, self.slot, txn.commit_lsn, txn.commit_ts,
+                                               txn.snapshot_marks)
+                result.transactions = len(fresh)
+                last = fresh[-1]
+                result.last_commit_lsn = int_to_lsn(last.commit_lsn)
+                result.last_commit_ts = str(last.commit_ts)
+                self.wh.execute(sql_text("medallion.bronze", "state_advance.sql"), {
+                    "slot": self.slot, "lsn": result.last_commit_lsn, "ts": last.commit_ts,
+                    "changes": result.changes})
+                self.wh.execute(sql_text("medallion.bronze", "log_insert.sql"), {
+                    "slot": self.slot, "kind": "stream", "first_lsn": int_to_lsn(fresh[0].commit_lsn),
+                    "last_lsn": result.last_commit_lsn, "transactions": len(fresh),
+                    "changes": result.changes, "started_at": datetime.now(timezone.utc)})
+            for txn in txns:
+                if txn.spilled:
+                    self.wh.execute("delete from bronze.ingest_spill where slot_name = %s and xid = %s",
+                                    [self.slot, txn.xid])
+        result.seconds = time.perf_counter() - began
+        return result
+
+    def _copy(self, txns: list[Transaction], batch: Batch) -> tuple[int, dict[str, int]]:
+        """COPY the transactions' changes into their bronze tables, in commit order. Returns the
+        changes written and the rows written by bronze table.
+
+        A table new to bronze gets its change table and its schema record in this same
+        transaction, positioned at the first transaction that changed it."""
+        counts: dict[str, int] = {}
+        by_target: dict[str, list[tuple]] = {}
+        spilled: list[tuple[Transaction, str]] = []
+        registered: set[str] = set()
+        total = 0
+        for txn in txns:
+            for bronze, ordinal, event, table, is_new in txn.schema_events:
+                if is_new:
+                    store.create_bronze_table(self.wh, bronze)
+                    registered.add(bronze)
+                store.record_table(self.wh, bronze, table, txn.commit_lsn, txn.commit_ts, ordinal, event)
+            for target in sorted(txn.targets):
+                if target in batch.new_tables and target not in registered:
+                    # idempotent: a run that crashed after committing it left the same record
+                    store.create_bronze_table(self.wh, target)
+                    store.record_table(self.wh, target, batch.new_tables[target], txn.commit_lsn, txn.commit_ts)
+                    registered.add(target)
+                if target in txn.spilled:
+                    spilled.append((txn, target))
+                bucket = by_target.setdefault(target, [])
+                for ordinal, lsn, op, full_row, old_row, source_table in txn.rows.get(target, ()):
+                    bucket.append((txn.commit_lsn, ordinal, lsn, txn.xid, op, full_row, old_row, source_table,
+                                   txn.commit_ts))
+            total += txn.changes
+        # spilled rows first: within a transaction they precede those still in memory
+        for txn, target in spilled:
+            moved = self.wh.execute(sql.SQL(sql_text("medallion.bronze", "spill_move.sql")).format(
+                target=sql.Identifier(target)),
+                {"commit_lsn": txn.commit_lsn, "commit_ts": txn.commit_ts, "slot": self.slot, "xid": txn.xid,
+                 "target_name": target})
+            counts[target] = counts.get(target, 0) + max(moved.rowcount, 0)
+        for target, rows in sorted(by_target.items()):
+            if not rows:
+                continue
+            counts[target] = counts.get(target, 0) + len(rows)
+            copy = sql.SQL("copy {} ({}) from stdin").format(
+                sql.Identifier(store.BRONZE_SCHEMA, target), sql.SQL(BRONZE_COLUMNS))
+            with self.wh.cursor().copy(copy) as out:
+                for row in rows:
+                    out.write_row(row)
+        return total, counts
