@@ -16,11 +16,11 @@ SNAPSHOT_PROJECT = Path(__file__).resolve().parent / "snapshot_project"
 
 def invoke(settings: Settings, args: list[str]) -> float:
     """Run one dbt command in-process against the warehouse; returns seconds."""
-    from dbt.cli.main import dbtRunner
+    from medallion import dbt_run
 
     began = time.perf_counter()
     with transform.dbt_profile(endpoints(settings).warehouse):
-        outcome = dbtRunner().invoke(args)
+        outcome = dbt_run.invoke(args)
     if not outcome.success:
         raise BuildFailed(f"dbt {' '.join(args[:3])} failed: {outcome.exception}", node=None, failed=[])
     return time.perf_counter() - began

@@ -22,6 +22,9 @@ from rich.table import Table
 from medallion import errorlog, pipeline, status_json, transform
 from medallion.access.roles import DEFAULT_CAPTURE_ROLE, DEFAULT_PIPELINE_ROLE
 from medallion.bronze.ingest import DEFAULT_BATCH, BatchResult
+from medallion.context import Context, resolve
+from medallion.engines import ENGINES as ENGINE_NAMES
+from medallion.engines import engine_named
 from medallion.errors import MedallionError
 from medallion.health import UNKNOWN
 from medallion.demo import DemoReport, run_demo
@@ -33,6 +36,7 @@ if TYPE_CHECKING:  # the query module (sqlglot) loads only when `medallion query
 
 out = Console()
 err = Console(stderr=True)
+ENGINES = click.Choice(list(ENGINE_NAMES))
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -117,9 +121,9 @@ def up() -> None:
       medallion up
       eval "$(medallion env)" && psql "$MEDALLION_SOURCE_DSN"
     """
-    settings = load_settings()
-    what = pipeline.up(settings)
-    out.print(f"embedded cluster {what}: {settings.home}")
+    ctx = resolve()
+    what = pipeline.up(ctx)
+    out.print(f"embedded cluster {what}: {ctx.home}")
 
 
 @cli.command()
@@ -131,7 +135,7 @@ def down() -> None:
     Example:
       medallion down
     """
-    stopped = pipeline.down(load_settings())
+    stopped = pipeline.down(resolve())
     out.print("embedded cluster stopped" if stopped else "embedded cluster was not running")
 
 
@@ -145,7 +149,7 @@ def env() -> None:
       eval "$(medallion env)"
       psql "$MEDALLION_WAREHOUSE_DSN" -c 'select count(*) from bronze.br_rental_cdc'
     """
-    for line in pipeline.env_lines(load_settings()):
+    for line in pipeline.env_lines(resolve()):
         click.echo(line)
 
 
@@ -162,7 +166,7 @@ def load_pagila() -> None:
     Example:
       PAGILA_DIR=../shared/pagila medallion load-pagila
     """
-    counts = pipeline.load_pagila(load_settings(), note)
+    counts = pipeline.load_pagila(resolve(), note)
     out.print(f"Pagila loaded: {counts['rental']} rentals, {counts['payment']} payments, "
               f"{counts['customer']} customers, {counts['film']} films")
 
@@ -188,7 +192,7 @@ def tables(fmt: str) -> None:
     """
     import json as json_module
 
-    chosen = pipeline.selection(load_settings())
+    chosen = pipeline.selection(resolve())
     if fmt == "json":
         click.echo(json_module.dumps({
             "config": str(chosen.config.path) if chosen.config.path else None,
@@ -251,15 +255,15 @@ def prepare_source() -> None:
     Example:
       MEDALLION_SOURCE_DSN=... MEDALLION_WAREHOUSE_DSN=... medallion prepare-source
     """
-    settings = load_settings()
-    prepared = pipeline.prepare_source(settings)
+    ctx = resolve()
+    prepared = pipeline.prepare_source(ctx)
     changed = prepared.identity_changed
     out.print(f"replica identity FULL set on {len(changed)} relations" if changed
               else "no replica identity changed (a table with a primary key keeps its own)")
     out.print(f"publication {prepared.publication}: {prepared.published}")
     if prepared.ddl_trigger:
         out.print("DDL trigger medallion_ddl_end/_drop: schema changes are recorded at their own commit")
-    elif not settings.config().accept_no_ddl_trigger:
+    elif not ctx.config.accept_no_ddl_trigger:
         note("no DDL trigger (it needs a superuser): schema changes are recorded when bronze first sees them, "
              "not at the ALTER's own time; run 'medallion prepare-source' as a superuser to install it, "
              "or set [capture] accept_no_ddl_trigger = true in medallion.toml to stop this note")
@@ -306,12 +310,12 @@ def grant(capture_role: str, pipeline_role: str, print_sql: bool) -> None:
       export MEDALLION_SOURCE_DSN='host=oltp dbname=shop user=medallion_capture'
       export MEDALLION_WAREHOUSE_DSN='host=dwh dbname=lake user=medallion_pipeline'
     """
-    settings = load_settings()
+    ctx = resolve()
     if print_sql:
-        for line in pipeline.grant_sql(settings, capture_role, pipeline_role):
+        for line in pipeline.grant_sql(ctx, capture_role, pipeline_role):
             out.print(escape(line), highlight=False, soft_wrap=True)
         return
-    for line in pipeline.grant(settings, capture_role, pipeline_role):
+    for line in pipeline.grant(ctx, capture_role, pipeline_role):
         out.print(escape(line), highlight=False, soft_wrap=True)
 
 
@@ -342,7 +346,7 @@ def simulate(seed: int, transactions: int | None, seconds: float | None, rate: f
     with Progress(TextColumn("simulate"), BarColumn(), MofNCompleteColumn() if total else TextColumn(""),
                   TimeElapsedColumn(), console=err, transient=True) as bar:
         task = bar.add_task("simulate", total=total)
-        report = pipeline.simulate(load_settings(), seed, transactions, seconds, rate or None,
+        report = pipeline.simulate(resolve(), seed, transactions, seconds, rate or None,
                                    lambda done: bar.update(task, completed=done))
     kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(report.kinds.items()))
     out.print(f"simulated {report.transactions} transactions in {report.seconds:.1f}s ({kinds})")
@@ -365,7 +369,7 @@ def scale(factor: int) -> None:
     """
     with Progress(TextColumn("scale"), BarColumn(), MofNCompleteColumn(), console=err, transient=True) as bar:
         task = bar.add_task("scale", total=max(factor - 1, 1))
-        report = pipeline.scale(load_settings(), factor, lambda done, _: bar.update(task, completed=done))
+        report = pipeline.scale(resolve(), factor, lambda done, _: bar.update(task, completed=done))
     out.print(f"source at factor {factor}: {report.rentals:,} rentals, {report.payments:,} payments "
               f"({report.copies_added} copies added)")
 
@@ -380,13 +384,13 @@ def metrics_options(command: Callable[..., Any]) -> Callable[..., Any]:
                              "[metrics] port in medallion.toml; neither: none).")(command)
 
 
-def _serving_metrics(settings: Settings, follow: bool, port: int | None, address: str | None) -> Any:
+def _serving_metrics(ctx: Context, follow: bool, port: int | None, address: str | None) -> Any:
     """The metrics endpoint for a --follow run (a context manager; a null one when none is asked)."""
     from contextlib import nullcontext
 
     if port is not None and not follow:
         raise click.UsageError("--metrics-port is for a process that stays up: use it with --follow")
-    asked = settings.config().metrics
+    asked = ctx.config.metrics
     port = port if port is not None else asked.port
     if not follow or port is None:
         return nullcontext()
@@ -394,7 +398,7 @@ def _serving_metrics(settings: Settings, follow: bool, port: int | None, address
 
     address = address or asked.address
     note(f"metrics at http://{address}:{port}/metrics")
-    return metrics.serving(settings, port, address)
+    return metrics.serving(ctx, port, address)
 
 
 def _rate(changes: int, seconds: float) -> str:
@@ -424,7 +428,7 @@ def ingest(follow: bool, batch_size: int, wait: float, give_up_after: float, met
       medallion ingest                  # drain what is pending, then exit
       medallion ingest --follow         # stream until Ctrl-C
     """
-    settings = load_settings()
+    ctx = resolve()
     last_print = [0.0]
     window = {"changes": 0, "since": time.monotonic()}
 
@@ -446,10 +450,10 @@ def ingest(follow: bool, batch_size: int, wait: float, give_up_after: float, met
             note(f"batch: {result.transactions:,} transactions, {result.changes:,} changes "
                  f"({_rate(result.changes, result.seconds)})")
 
-    with _serving_metrics(settings, follow, metrics_port, metrics_address):
+    with _serving_metrics(ctx, follow, metrics_port, metrics_address):
         if follow:
             note("following the source; Ctrl-C stops after the current batch")
-        report = pipeline.ingest(settings, follow, batch_size, wait, note, on_table, on_batch, give_up_after)
+        report = pipeline.ingest(ctx, follow, batch_size, wait, note, on_table, on_batch, give_up_after)
     if report.snapshot_rows:
         out.print(f"initial snapshot: {report.snapshot_rows:,} rows in {report.snapshot_seconds:.2f}s "
                   f"({_rate(report.snapshot_rows, report.snapshot_seconds)})")
@@ -477,30 +481,30 @@ def status(as_json: bool) -> None:
       medallion status || alert "capture at risk"
       medallion status --json | jq '.findings[].message'
     """
-    settings: Settings | None = None
+    ctx: Context | None = None
     try:
-        settings = load_settings()
-        st = pipeline.status(settings)
+        ctx = resolve()
+        st = pipeline.status(ctx)
     except MedallionError as exc:
-        _cannot_tell(str(exc), settings, as_json)
+        _cannot_tell(str(exc), ctx, as_json)
     except Exception as exc:  # noqa: BLE001 - a bug: status cannot tell
-        _cannot_tell(errorlog.describe(exc, errorlog.write_traceback(exc)), settings, as_json)
+        _cannot_tell(errorlog.describe(exc, errorlog.write_traceback(exc)), ctx, as_json)
     if as_json:
-        click.echo(status_json.dumps(status_json.document(st, settings.slot)))
+        click.echo(status_json.dumps(status_json.document(st, ctx.slot)))
         sys.exit(st.capture.exit_code)
     for finding in st.capture.findings:
         err.print(f"[bold red]{escape(finding.title)}:[/] {escape(finding.message)}", highlight=False,
                   soft_wrap=True)
     if st.slot:
         lag, retained = st.slot["lag_bytes"], st.slot["retained_wal_bytes"]
-        out.print(f"slot {settings.slot}: lag {lag or 0:,} bytes, retained WAL {retained or 0:,} bytes (from "
+        out.print(f"slot {ctx.slot}: lag {lag or 0:,} bytes, retained WAL {retained or 0:,} bytes (from "
                   f"restart_lsn {st.slot['restart_lsn']}), WAL {st.slot['wal_status']}, confirmed "
                   f"{st.slot['confirmed_flush_lsn']}", highlight=False, soft_wrap=True)
         if st.capture.shared_cluster:
             out.print("  (source and warehouse are one cluster: its WAL, and so lag and retained WAL, include the "
                       "warehouse's own writes)", highlight=False, soft_wrap=True)
     elif st.state is None:
-        out.print(f"slot {settings.slot}: not created yet (run 'medallion ingest')")
+        out.print(f"slot {ctx.slot}: not created yet (run 'medallion ingest')")
     for reason, since, resynced in st.gaps:
         out.print(f"gap: slot {reason} after {since}; re-synced at {resynced} (changes in between are not known)")
     if st.state:
@@ -516,10 +520,10 @@ def status(as_json: bool) -> None:
     sys.exit(st.capture.exit_code)
 
 
-def _cannot_tell(message: str, settings: Settings | None, as_json: bool) -> NoReturn:
+def _cannot_tell(message: str, ctx: Context | None, as_json: bool) -> NoReturn:
     """`status` could not evaluate: exit 2, with the document too under --json."""
     if as_json:
-        slot = settings.slot if settings is not None else None
+        slot = ctx.slot if ctx is not None else None
         click.echo(status_json.dumps(status_json.cannot_tell(slot, " ".join(message.split()))))
     fail(message, UNKNOWN)
 
@@ -546,9 +550,9 @@ def resync(table: str | None) -> None:
       medallion resync --table app.orders   # one table, online, while capture runs
     """
     if table is not None:
-        out.print(pipeline.resync_table(load_settings(), table, note))
+        out.print(pipeline.resync_table(resolve(), table, note))
         return
-    rows = pipeline.resync(load_settings(), note, lambda table, n: note(f"re-sync {table}: {n:,} rows"))
+    rows = pipeline.resync(resolve(), note, lambda table, n: note(f"re-sync {table}: {n:,} rows"))
     out.print(f"re-synced: a new epoch of {rows:,} rows; history before the gap is kept")
 
 
@@ -564,7 +568,7 @@ def reset(yes: bool) -> None:
     """
     if not yes:
         click.confirm("Drop the replication slot and all warehouse layers?", abort=True)
-    pipeline.reset(load_settings())
+    pipeline.reset(resolve())
     out.print("reset: slot dropped, bronze/silver/gold dropped")
 
 
@@ -583,7 +587,7 @@ def _print_build(report: transform.BuildReport) -> None:
               help="Models only, no dbt tests: for frequent refreshes between tested builds.")
 @click.option("--full-tests", is_flag=True,
               help="Test whole tables, not only the keys bronze changed since the last passing build (nightly).")
-@click.option("--engine", type=click.Choice(["postgres", "spark"]), default="postgres", show_default=True,
+@click.option("--engine", type=ENGINES, default="postgres", show_default=True,
               help="postgres: in the warehouse; spark: Iceberg tables from the lake's bronze ('medallion export').")
 @click.option("--dbt", "force_dbt", is_flag=True,
               help="Start dbt even when the statements its last build stored could do it (they are the same SQL).")
@@ -611,11 +615,10 @@ def build(full_refresh: bool, skip_tests: bool, full_tests: bool, engine: str, f
     """
     if skip_tests and full_tests:
         raise click.UsageError("--skip-tests and --full-tests exclude each other")
-    _print_build(pipeline.build(load_settings(), full_refresh, tests=not skip_tests, engine=engine,
+    _print_build(pipeline.build(resolve(), full_refresh, tests=not skip_tests, engine=engine,
                                 full_tests=full_tests, stored=not force_dbt))
 
 
-ENGINES = click.Choice(["postgres", "spark"])
 
 
 @cli.command()
@@ -650,7 +653,7 @@ def run(follow: bool, give_up_after: float, full_tests: bool, engine: str, metri
       medallion run --engine spark     # silver and gold as Iceberg tables, built by Spark
     """
     if follow:
-        if engine != "postgres":
+        if not engine_named(engine).stored_steps:  # a follow applies the steps dbt stored
             raise click.UsageError("--follow applies bronze to the warehouse's silver and gold: use it with "
                                    "--engine postgres")
         from medallion import metrics
@@ -665,15 +668,15 @@ def run(follow: bool, give_up_after: float, full_tests: bool, engine: str, metri
                           f"{report.applied:,} model refreshes, {report.builds} dbt builds[/]", highlight=False)
                 last[0] = time.monotonic()
 
-        settings = load_settings()
-        with _serving_metrics(settings, follow, metrics_port, metrics_address):
-            followed = follow_source(settings, note, on_round, give_up_after=give_up_after)
+        ctx = resolve()
+        with _serving_metrics(ctx, follow, metrics_port, metrics_address):
+            followed = follow_source(ctx, note, on_round, give_up_after=give_up_after)
         out.print(f"stopped: {followed.changes:,} changes ingested, {followed.applied:,} model refreshes in "
                   f"{followed.passes:,} rounds, {followed.builds} dbt builds; 'medallion build' continues from here")
         return
-    settings = load_settings()
-    with _serving_metrics(settings, follow, metrics_port, metrics_address):  # none without --follow
-        report = pipeline.run(settings, note, engine, full_tests)
+    ctx = resolve()
+    with _serving_metrics(ctx, follow, metrics_port, metrics_address):  # none without --follow
+        report = pipeline.run(ctx, note, engine, full_tests)
     out.print(f"ingested: {report.ingest.snapshot_rows:,} snapshot rows, {report.ingest.changes:,} changes")
     if report.export is not None:
         out.print(f"exported to the lake: {report.export.rows:,} bronze rows ({report.export.seconds:.1f}s)")
@@ -695,7 +698,7 @@ def export(chunk_rows: int | None) -> None:
       medallion export
       medallion export --chunk-rows 50000
     """
-    report = pipeline.export(load_settings(), chunk_rows)
+    report = pipeline.export(resolve(), chunk_rows)
     commits = sum(t.commits for t in report.tables)
     out.print(f"exported: {report.rows:,} bronze rows to {len(report.tables)} Iceberg tables in {commits} commits "
               f"({report.seconds:.1f}s)")
@@ -738,7 +741,7 @@ def _print_result_table(result: QueryResult) -> None:
                    "published): versions loaded later are left out.")
 @click.option("--strict", is_flag=True,
               help="Refuse (instead of warning) a question about a time past silver's horizon.")
-@click.option("--engine", type=click.Choice(["postgres", "spark"]), default="postgres", show_default=True,
+@click.option("--engine", type=ENGINES, default="postgres", show_default=True,
               help="postgres: the warehouse; spark: the Iceberg lake (the statement transpiled for Spark).")
 @friendly_errors
 def query(sql_text: str, fmt: str, explain: bool, params: tuple[str, ...], known_at: str | None,
@@ -790,12 +793,12 @@ def query(sql_text: str, fmt: str, explain: bool, params: tuple[str, ...], known
     --known-at is the warehouse's (what had been loaded by k). A question about a time later
     than silver's horizon (see 'medallion status') prints a warning; --strict refuses it.
     """
-    settings = load_settings()
+    ctx = resolve()
     text = sys.stdin.read() if sql_text == "-" else sql_text
     if explain:
-        click.echo(pipeline.explain_query(settings, text, known_at, engine))
+        click.echo(pipeline.explain_query(ctx, text, known_at, engine))
         return
-    result = pipeline.query(settings, text, _parse_params(params) or None, known_at, strict, engine)
+    result = pipeline.query(ctx, text, _parse_params(params) or None, known_at, strict, engine)
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     from medallion.query import to_csv, to_json

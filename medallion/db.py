@@ -43,15 +43,16 @@ def endpoints(settings: Settings) -> Endpoints:
     return Endpoints(cluster.dsn(SOURCE_DB), cluster.dsn(WAREHOUSE_DB))
 
 
-def query_dsn(settings: Settings) -> str:
+def query_dsn(settings: Settings, warehouse: str | None = None) -> str:
     """Where `medallion query` connects: MEDALLION_QUERY_DSN, else the warehouse as the read-only role.
 
     Analysts' SQL never runs with the pipeline's privileges: without MEDALLION_QUERY_DSN the
     warehouse DSN is reused with its user replaced by the analyst role (MEDALLION_ANALYST_ROLE)
-    and its password left out (libpq then looks in ~/.pgpass, or PGPASSFILE, for that role)."""
+    and its password left out (libpq then looks in ~/.pgpass, or PGPASSFILE, for that role).
+    warehouse: the warehouse DSN when already resolved (medallion.context)."""
     if settings.query_dsn:
         return check_dsn(settings.query_dsn, "MEDALLION_QUERY_DSN")
-    params = conninfo_to_dict(endpoints(settings).warehouse)
+    params = conninfo_to_dict(warehouse or endpoints(settings).warehouse)
     params.pop("password", None)
     params["user"] = settings.analyst_role
     return make_conninfo(**params)

@@ -31,9 +31,10 @@ import psycopg
 
 from medallion import locks, pipeline, steps
 from medallion.bronze.ingest import connection_lost
-from medallion.db import connect, endpoints
+from medallion.db import connect
 from medallion.errors import BuildFailed, BuildInterrupted, ConnectionFailed, ConnectionLost, MedallionError
 from medallion.health import PublicationWatch
+from medallion.context import Context
 from medallion.settings import Settings
 
 T = TypeVar("T")
@@ -128,8 +129,8 @@ class Stopped(Exception):
 class Applier:
     """Runs the stored steps of one layer against the warehouse, on a connection of its own."""
 
-    def __init__(self, settings: Settings, layer: int) -> None:
-        self.dsn = endpoints(settings).warehouse
+    def __init__(self, ctx: Context, layer: int) -> None:
+        self.dsn = ctx.endpoints.warehouse
         self.conn: psycopg.Connection | None = None
         self.epoch = -1
         self.layer = layer
@@ -204,16 +205,16 @@ class Follower:
     is ridden out: each applier reconnects and goes on from the watermarks; a dbt build it cut
     runs again."""
 
-    def __init__(self, settings: Settings, report: FollowReport, notify: Callable[[str], None],
+    def __init__(self, ctx: Context, report: FollowReport, notify: Callable[[str], None],
                  on_round: Callable[[FollowReport], None], outage: Outage, stop: Stop) -> None:
-        self.settings = settings
+        self.ctx = ctx
         self.report = report
         self.notify = notify
         self.on_round = on_round
         self.outage = outage
         self.stop = stop
-        self.silver = Applier(settings, 1)
-        self.gold = Applier(settings, 2)
+        self.silver = Applier(ctx, 1)
+        self.gold = Applier(ctx, 2)
         self.paused = threading.Lock()  # held by a gold round and by a dbt build
         self.silver_moved = threading.Event()
         self.stop_gold = threading.Event()
@@ -276,7 +277,7 @@ class Follower:
         try:
             if self.stop():
                 raise KeyboardInterrupt
-            pipeline.build(self.settings, tests=False, stored=False)
+            pipeline.build(self.ctx, tests=False, stored=False)
         except (KeyboardInterrupt, BuildInterrupted, BuildFailed) as exc:  # dbt hands a Ctrl-C back as BuildInterrupted
             if self.stop():
                 raise Stopped(f"dbt build ({reason})") from None
@@ -300,7 +301,7 @@ class Follower:
         if any(sign in message for sign in LOST_IN_DBT):
             return ConnectionLost(f"lost a connection during a dbt build ({message})")
         try:
-            with connect(endpoints(self.settings).warehouse, "warehouse") as conn:
+            with connect(self.ctx.endpoints.warehouse, "warehouse") as conn:
                 now = conn.execute("select pg_postmaster_start_time()").fetchone()[0]
         except ConnectionFailed as failed:
             return ConnectionLost(str(failed))
@@ -366,16 +367,17 @@ class Follower:
             self.gold_failure.append(exc)
 
 
-def follow(settings: Settings, notify: Callable[[str], None] = lambda _: None,
+def follow(settings: Settings | Context, notify: Callable[[str], None] = lambda _: None,
            on_round: Callable[[FollowReport], None] = lambda _: None, batch_size: int | None = None,
            give_up_after: float = 300.0) -> FollowReport:
     """Ingest and apply until SIGINT/SIGTERM; see the module's docstring."""
+    ctx = Context.of(settings)
     stop = Stop()
     report = FollowReport()
     with stop.installed():
-        in_use = locks.InUse(settings)
+        in_use = locks.InUse(ctx)
         try:
-            _follow(settings, report, notify, on_round, batch_size, give_up_after, stop, in_use)
+            _follow(ctx, report, notify, on_round, batch_size, give_up_after, stop, in_use)
         except Stopped as stopped:
             notify(f"stopping: the {stopped} was interrupted; the models it committed are kept, and the next "
                    "'medallion run --follow' or 'medallion build' continues from there")
@@ -389,15 +391,15 @@ def follow(settings: Settings, notify: Callable[[str], None] = lambda _: None,
     return report
 
 
-def _follow(settings: Settings, report: FollowReport, notify: Callable[[str], None],
+def _follow(ctx: Context, report: FollowReport, notify: Callable[[str], None],
             on_round: Callable[[FollowReport], None], batch_size: int | None, give_up_after: float, stop: Stop,
             in_use: locks.InUse) -> None:
     outage = Outage(notify, give_up_after, stop)
-    follower = Follower(settings, report, notify, on_round, outage, stop)
+    follower = Follower(ctx, report, notify, on_round, outage, stop)
     follower.riding_out(in_use.ensure)  # no reset while this runs, from the start
     held_since = outage.epoch
     # the snapshot and what is pending, then the first build
-    first = follower.riding_out(lambda: pipeline.ingest(settings, notify=notify))
+    first = follower.riding_out(lambda: pipeline.ingest(ctx, notify=notify))
     report.changes += first.changes if first is not None else 0
     halt = threading.Event()
     wake = threading.Event()
@@ -410,7 +412,7 @@ def _follow(settings: Settings, report: FollowReport, notify: Callable[[str], No
     def ingest() -> None:
         try:
             kwargs = {"batch_size": batch_size} if batch_size else {}
-            pipeline.ingest(settings, follow=True, notify=notify, on_batch=on_batch, should_stop=halt.is_set,
+            pipeline.ingest(ctx, follow=True, notify=notify, on_batch=on_batch, should_stop=halt.is_set,
                             give_up_after=give_up_after, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it
             failure.append(exc)
@@ -424,7 +426,7 @@ def _follow(settings: Settings, report: FollowReport, notify: Callable[[str], No
         follower.start()
         ingester.start()
         notify("following the source; Ctrl-C stops after the current batch")
-        watch = PublicationWatch(settings, notify)  # a selected table the publication does not send
+        watch = PublicationWatch(ctx, notify)  # a selected table the publication does not send
         while not stop() and ingester.is_alive():
             wake.wait(POLL_SECONDS)
             wake.clear()

@@ -21,7 +21,8 @@ import psycopg
 from medallion.bronze import publication, resync, store
 from medallion.bronze import slot as slots
 from medallion.config import ProjectConfig
-from medallion.db import connect, endpoints, sql_text
+from medallion.context import Context
+from medallion.db import connect, sql_text
 from medallion.errors import MedallionError
 from medallion.selection import read_plan
 from medallion.settings import Settings
@@ -149,8 +150,8 @@ class PublicationWatch:
     CHECK_SECONDS = 5.0
     REMIND_SECONDS = 300.0
 
-    def __init__(self, settings: Settings, notify: Callable[[str], None]) -> None:
-        self.settings = settings
+    def __init__(self, ctx: Settings | Context, notify: Callable[[str], None]) -> None:
+        self.ctx = Context.of(ctx)
         self.notify = notify
         self.next_check = 0.0
         self.last: tuple[str | None, float] = (None, 0.0)  # the line last said, and when
@@ -172,9 +173,9 @@ class PublicationWatch:
             self.last = (None, 0.0)
 
     def _look(self) -> str | None:
-        ends = endpoints(self.settings)
+        ends = self.ctx.endpoints
         with connect(ends.source, "source", autocommit=True) as src, connect(ends.warehouse, "warehouse") as wh:
-            state = store.read_state(wh, self.settings.slot)
+            state = store.read_state(wh, self.ctx.slot)
             if state is None or state.plugin != "pgoutput":
                 return None
-            return unpublished_line(src, wh, self.settings.slot, self.settings.config())
+            return unpublished_line(src, wh, self.ctx.slot, self.ctx.config)

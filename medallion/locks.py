@@ -21,7 +21,8 @@ from contextlib import contextmanager
 
 import psycopg
 
-from medallion.db import connect, endpoints, sql_text
+from medallion.context import Context
+from medallion.db import connect, sql_text
 from medallion.errors import WarehouseInUse
 from medallion.settings import Settings
 
@@ -36,8 +37,8 @@ def _key(conn: psycopg.Connection, statement: str, key: str) -> object:
 class InUse:
     """IN_USE held shared on a connection of its own, taken again after the warehouse restarted."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.dsn = endpoints(settings).warehouse
+    def __init__(self, ctx: Settings | Context) -> None:
+        self.dsn = Context.of(ctx).endpoints.warehouse
         self.conn: psycopg.Connection | None = None
 
     def ensure(self) -> None:
@@ -60,10 +61,10 @@ class InUse:
 
 
 @contextmanager
-def building(settings: Settings) -> Iterator[None]:
+def building(ctx: Settings | Context) -> Iterator[None]:
     """Around a build: IN_USE shared (no reset meanwhile) and LAYERS exclusive (no follower
     round meanwhile; waits for the one in progress, a fraction of a second)."""
-    with connect(endpoints(settings).warehouse, "warehouse", autocommit=True) as conn:
+    with connect(Context.of(ctx).endpoints.warehouse, "warehouse", autocommit=True) as conn:
         _key(conn, "pg_advisory_lock_shared", IN_USE)
         _key(conn, "pg_advisory_lock", LAYERS)
         yield

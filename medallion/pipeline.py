@@ -21,7 +21,9 @@ from medallion.bronze import checks, ddl, publication, store
 from medallion.bronze import slot as slots
 from medallion.bronze.ingest import DEFAULT_BATCH, BatchResult, Ingester, connection_lost, stop_on_interrupt
 from medallion.bronze.resync import SlotHealth, slot_health
-from medallion.db import Endpoints, connect, endpoints, sql_text
+from medallion.context import Context
+from medallion.db import Endpoints, connect, sql_text
+from medallion.engines import Engine, engine_named
 from medallion.errors import (CaptureReset, ConnectionLost, IngesterRunning, MedallionError, RoleSetupFailed,
                               SlotBusy)
 from medallion.health import CaptureHealth
@@ -45,7 +47,7 @@ if TYPE_CHECKING:  # sqlglot costs ~0.2 s to import: only `query` needs it
 WAREHOUSE_SCHEMAS = ("gold", "silver", "bronze")
 
 
-def up(settings: Settings) -> str:
+def up(settings: Settings | Context) -> str:
     """Start the embedded cluster (creating it the first time). Returns what was done."""
     if not settings.embedded:
         raise MedallionError("MEDALLION_SOURCE_DSN/MEDALLION_WAREHOUSE_DSN are set: the embedded cluster is not used; "
@@ -53,36 +55,37 @@ def up(settings: Settings) -> str:
     return EmbeddedCluster(settings.home, analyst_role=settings.analyst_role).up()
 
 
-def down(settings: Settings) -> bool:
+def down(settings: Settings | Context) -> bool:
     return EmbeddedCluster(settings.home).down()
 
 
-def env_lines(settings: Settings) -> list[str]:
+def env_lines(settings: Settings | Context) -> list[str]:
     """`export` lines for the two DSNs, ready for eval in a shell."""
-    ends = endpoints(settings)
+    ends = Context.of(settings).endpoints
     return [f"export MEDALLION_SOURCE_DSN={shlex.quote(ends.source)}",
             f"export MEDALLION_WAREHOUSE_DSN={shlex.quote(ends.warehouse)}"]
 
 
-def load_pagila(settings: Settings, log: Callable[[str], None] = lambda _: None) -> dict[str, int]:
+def load_pagila(settings: Settings | Context, log: Callable[[str], None] = lambda _: None) -> dict[str, int]:
     """(Re)create the source database from Pagila and make its tables capturable.
 
     Bronze captured from the old database no longer matches it: the slot goes with the
     database, and the warehouse's bronze/silver/gold are reset too."""
-    ends = endpoints(settings)
-    files = pagila.locate_files(settings.pagila_dir, settings.home / "pagila", log)
-    counts = pagila.load(ends.source, files)
-    reset_warehouse(ends)
-    prepare_source(settings)
+    ctx = Context.of(settings)
+    files = pagila.locate_files(ctx.pagila_dir, ctx.home / "pagila", log)
+    counts = pagila.load(ctx.endpoints.source, files)
+    reset_warehouse(ctx.endpoints)
+    prepare_source(ctx)
     return counts
 
 
-def selection(settings: Settings) -> Selection:
+def selection(settings: Settings | Context) -> Selection:
     """medallion.toml's selection resolved against the source's catalog now; tables that
     bronze has already captured keep their recorded bronze names."""
-    ends = endpoints(settings)
+    ctx = Context.of(settings)
+    ends = ctx.endpoints
     with connect(ends.warehouse, "warehouse") as wh, connect(ends.source, "source") as src:
-        return read_plan(settings.config(), src, wh).selection
+        return read_plan(ctx.config, src, wh).selection
 
 
 @dataclass
@@ -93,31 +96,32 @@ class PreparedSource:
     ddl_trigger: bool  # the source announces its DDL (medallion.bronze.ddl); needs a superuser
 
 
-def prepare_source(settings: Settings) -> PreparedSource:
+def prepare_source(settings: Settings | Context) -> PreparedSource:
     """What capture needs on the source, for the selection: REPLICA IDENTITY FULL on every
     captured table and partition, and the pipeline's publication. Run by the tables' owner."""
-    chosen = selection(settings)
-    with connect(endpoints(settings).source, "source") as conn:
+    ctx = Context.of(settings)
+    chosen = selection(ctx)
+    with connect(ctx.endpoints.source, "source") as conn:
         changed = checks.prepare_source(conn, chosen)
         if changed:  # the publication lists tables by their identity as it is now
-            chosen = selection(settings)
-        published = publication.ensure(conn, settings.slot, chosen)
+            chosen = selection(ctx)
+        published = publication.ensure(conn, ctx.slot, chosen)
         trigger = ddl.can_install(conn)
         if trigger:
             ddl.install(conn)
-            publication.remember_schemas(conn, settings.slot, chosen)  # new tables join it by themselves
-    return PreparedSource(changed, publication.publication_name(settings.slot), published, trigger)
+            publication.remember_schemas(conn, ctx.slot, chosen)  # new tables join it by themselves
+    return PreparedSource(changed, publication.publication_name(ctx.slot), published, trigger)
 
 
-def simulate(settings: Settings, seed: int = 42, transactions: int | None = 100, seconds: float | None = None,
+def simulate(settings: Settings | Context, seed: int = 42, transactions: int | None = 100, seconds: float | None = None,
              rate: float | None = 50.0, progress: Callable[[int], None] = lambda _: None) -> SimulationReport:
     """Seeded OLTP activity on the source (see medallion.source.simulate)."""
-    return run_simulation(endpoints(settings).source, seed, transactions, seconds, rate, progress)
+    return run_simulation(Context.of(settings).endpoints.source, seed, transactions, seconds, rate, progress)
 
 
-def scale(settings: Settings, factor: int, progress: Callable[[int, int], None] = lambda *_: None) -> ScaleReport:
+def scale(settings: Settings | Context, factor: int, progress: Callable[[int, int], None] = lambda *_: None) -> ScaleReport:
     """Grow the source to `factor` times Pagila's rentals and payments (see medallion.source.scale)."""
-    return scale_source(endpoints(settings).source, factor, progress)
+    return scale_source(Context.of(settings).endpoints.source, factor, progress)
 
 
 def reset_warehouse(ends: Endpoints) -> None:
@@ -127,12 +131,12 @@ def reset_warehouse(ends: Endpoints) -> None:
         conn.commit()
 
 
-def reset(settings: Settings) -> None:
+def reset(settings: Settings | Context) -> None:
     """Drop the slot and every warehouse layer: the next ingest starts with a new snapshot.
 
     Refused while an ingester runs on the slot: it would fail half-way, or recreate bronze.
     The ingester's lock is held (this session's) until the reset is done."""
-    ends = endpoints(settings)
+    ends = Context.of(settings).endpoints
     with connect(ends.warehouse, "warehouse", autocommit=True) as wh, \
             connect(ends.source, "source", autocommit=True) as conn:
         locks.refuse_while_in_use(wh, "'medallion reset'")  # held until the reset is done
@@ -170,7 +174,7 @@ class IngestReport:
         return sum(b.changes for b in self.batches)
 
 
-def ingest(settings: Settings, follow: bool = False, batch_size: int = DEFAULT_BATCH, wait: float = 30.0,
+def ingest(settings: Settings | Context, follow: bool = False, batch_size: int = DEFAULT_BATCH, wait: float = 30.0,
            notify: Callable[[str], None] = lambda _: None,
            on_snapshot_table: Callable[[str, int], None] = lambda *_: None,
            on_batch: Callable[[BatchResult, Callable[[], int | None]], None] = lambda *_: None,
@@ -182,6 +186,7 @@ def ingest(settings: Settings, follow: bool = False, batch_size: int = DEFAULT_B
     network drops), it reconnects with backoff and resumes from bronze's recorded position,
     giving up after give_up_after seconds without a connection. should_stop replaces the signal
     handlers (an ingester in a thread of a process that handles its signals itself)."""
+    ctx = Context.of(settings)
     report = IngestReport()
     outage = {"since": None, "delay": 1.0}
 
@@ -195,13 +200,13 @@ def ingest(settings: Settings, follow: bool = False, batch_size: int = DEFAULT_B
     with stopper as should_stop:
         while True:
             try:
-                _ingest_once(settings, report, follow, batch_size, wait, notify, on_snapshot_table, on_batch,
+                _ingest_once(ctx, report, follow, batch_size, wait, notify, on_snapshot_table, on_batch,
                              should_stop, connected)
                 return report
             except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedObject) as exc:
                 # bronze's tables or the slot vanished under a running ingester: a reset, load-pagila
                 # or a hand-made drop in the meantime. What was committed before is intact.
-                raise CaptureReset(f"{exc.diag.message_primary} while ingesting on slot {settings.slot} (was bronze "
+                raise CaptureReset(f"{exc.diag.message_primary} while ingesting on slot {ctx.slot} (was bronze "
                                    "or the slot dropped meanwhile, by 'medallion reset' or 'load-pagila'?): run "
                                    "'medallion ingest' again to start over") from None
             except Exception as exc:  # noqa: BLE001 - only a lost connection is retried; the rest is raised
@@ -224,12 +229,11 @@ def ingest(settings: Settings, follow: bool = False, batch_size: int = DEFAULT_B
                 outage["delay"] = min(outage["delay"] * 2, 10.0)
 
 
-def _ingest_once(settings: Settings, report: IngestReport, follow: bool, batch_size: int, wait: float,
+def _ingest_once(ctx: Context, report: IngestReport, follow: bool, batch_size: int, wait: float,
                  notify: Callable[[str], None], on_snapshot_table: Callable[[str, int], None],
                  on_batch: Callable[[BatchResult, Callable[[], int | None]], None], should_stop: Callable[[], bool],
                  connected: Callable[[], None]) -> None:
-    with Ingester(endpoints(settings), settings.slot, settings.config(), batch_size, wait, notify,
-                  plugin=settings.asked_plugin()) as ingester:
+    with Ingester(ctx.endpoints, ctx.slot, ctx.config, batch_size, wait, notify, plugin=ctx.plugin) as ingester:
         began = time.perf_counter()
         rows = ingester.start(counting_snapshot(on_snapshot_table))
         if rows:
@@ -254,17 +258,17 @@ def _ingest_once(settings: Settings, report: IngestReport, follow: bool, batch_s
             report.stream_seconds += time.perf_counter() - began
 
 
-def resync(settings: Settings, notify: Callable[[str], None] = lambda _: None,
+def resync(settings: Settings | Context, notify: Callable[[str], None] = lambda _: None,
            on_snapshot_table: Callable[[str, int], None] = lambda *_: None) -> int:
     """After a lost slot (dropped, or invalidated by max_slot_wal_keep_size): a new snapshot into
     the existing bronze as a new epoch; history up to the gap is kept and the gap recorded.
     Returns the rows of the new epoch."""
-    with Ingester(endpoints(settings), settings.slot, settings.config(), notify=notify,
-                  plugin=settings.asked_plugin()) as ingester:
+    ctx = Context.of(settings)
+    with Ingester(ctx.endpoints, ctx.slot, ctx.config, notify=notify, plugin=ctx.plugin) as ingester:
         return ingester.resync(on_snapshot_table)
 
 
-def resync_table(settings: Settings, name: str, notify: Callable[[str], None] = lambda _: None) -> str:
+def resync_table(settings: Settings | Context, name: str, notify: Callable[[str], None] = lambda _: None) -> str:
     """`medallion resync --table schema.table`: an online snapshot of one captured table
     (medallion.bronze.online_snapshot), taken while capture runs; no other table is touched.
     The request is recorded in the warehouse; a following ingester takes it up within seconds,
@@ -277,26 +281,27 @@ def resync_table(settings: Settings, name: str, notify: Callable[[str], None] = 
         ident = parse_qualified_name(name)
     except ValueError as exc:
         raise SelectionError(f"--table {name!r}: {exc}; write schema.table, e.g. public.customer") from None
-    ends = endpoints(settings)
+    ctx = Context.of(settings)
+    ends = ctx.endpoints
     with connect(ends.warehouse, "warehouse") as wh, connect(ends.source, "source", autocommit=True) as src:
         recorded = {(t.schema, t.name): t for t in store.recorded_tables(wh).values()}
-        state = store.read_state(wh, settings.slot) if recorded else None
+        state = store.read_state(wh, ctx.slot) if recorded else None
         if state is None or ident not in recorded or recorded[ident].event == "drop":
             raise SelectionError(f"{display(*ident)} is not a table bronze captures: 'medallion tables' lists "
                                  "them (a table not captured yet is snapshotted when it is)")
         table = {t.ident: t for t in read_tables(src)}.get(ident)
         if table is None:
             raise SelectionError(f"{display(*ident)} is no longer in the source: there is nothing to re-sync")
-        key = online_snapshot.chunk_key(table, settings.config().options(*ident).key)
+        key = online_snapshot.chunk_key(table, ctx.config.options(*ident).key)
         online_snapshot.ensure_schema(wh)
         asked = wh.execute(sql_text("medallion.bronze", "online_snapshot_request.sql"), {
-            "slot": settings.slot, "bronze": recorded[ident].bronze, "schema": ident[0], "table": ident[1],
+            "slot": ctx.slot, "bronze": recorded[ident].bronze, "schema": ident[0], "table": ident[1],
             "key": list(key)}).fetchone()
         wh.commit()
     if asked is None:
         notify(f"an online snapshot of {display(*ident)} is already under way: it goes on")
     try:
-        ingest(settings, wait=1.0, notify=notify)
+        ingest(ctx, wait=1.0, notify=notify)
     except SlotBusy:
         return (f"asked for an online snapshot of {display(*ident)}: the running ingester takes it up within "
                 f"{online_snapshot.REQUESTS_EVERY:.0f}s ('medallion status' shows it)")
@@ -314,30 +319,31 @@ class Status:
     capture: CaptureHealth = field(default_factory=CaptureHealth)  # what puts capture at risk (exit code)
 
 
-def status(settings: Settings, counts: bool = True) -> Status:
+def status(settings: Settings | Context, counts: bool = True) -> Status:
     """What `medallion status` shows; counts=False leaves out the bronze row counts (a count(*)
     per table: too slow for every Prometheus scrape)."""
-    ends = endpoints(settings)
+    ctx = Context.of(settings)
+    ends = ctx.endpoints
     with connect(ends.source, "source", autocommit=True) as src:
-        slot_info = slots.status(src, settings.slot)
+        slot_info = slots.status(src, ctx.slot)
         with connect(ends.warehouse, "warehouse") as wh:
             has_bronze = wh.execute("select to_regclass('bronze.ingest_state') is not null").fetchone()[0]
-            state = store.read_state(wh, settings.slot) if has_bronze else None
+            state = store.read_state(wh, ctx.slot) if has_bronze else None
             rows = store.row_counts(wh) if has_bronze and counts else {}
             has_gaps = has_bronze and wh.execute("select to_regclass('bronze.capture_gap') is not null").fetchone()[0]
             gaps = wh.execute("select reason, last_commit_ts, resync_ts from bronze.capture_gap where slot_name = %s "
-                              "order by gap_id", [settings.slot]).fetchall() if has_gaps else []
+                              "order by gap_id", [ctx.slot]).fetchall() if has_gaps else []
             has_horizon = wh.execute("select to_regprocedure('silver.horizon()') is not null").fetchone()[0]
             horizon = wh.execute("select silver.horizon()").fetchone()[0] if has_horizon else None
-            health = slot_health(src, settings.slot, state.last_commit_lsn) if state is not None else None
-            plugin = state.plugin if state is not None else (settings.asked_plugin() or slots.DEFAULT_PLUGIN)
-            capture = evaluate_health(src, wh, settings.slot, settings.config(), state, plugin)
+            health = slot_health(src, ctx.slot, state.last_commit_lsn) if state is not None else None
+            plugin = state.plugin if state is not None else (ctx.plugin or slots.DEFAULT_PLUGIN)
+            capture = evaluate_health(src, wh, ctx.slot, ctx.config, state, plugin)
     return Status(slot_info, state, rows, health, gaps, horizon, capture)
 
 
 @records_build
-def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...] = (),
-          tests: bool = True, engine: str = "postgres", full_tests: bool = False,
+def build(settings: Settings | Context, full_refresh: bool = False, select: tuple[str, ...] = (),
+          tests: bool = True, engine: str | Engine = "postgres", full_tests: bool = False,
           stored: bool = True) -> transform.BuildReport:
     """Build silver (and gold) from bronze with dbt: models and their tests.
 
@@ -356,21 +362,23 @@ def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...
     Afterwards the analyst role may read what a PostgreSQL build made (grant_readers). A
     PostgreSQL build holds medallion.locks' locks: no reset meanwhile, and `run --follow`'s
     rounds wait for it (its tests see one state of silver and gold)."""
-    with locks.building(settings) if engine == "postgres" else nullcontext():
-        report = transform.build(settings, full_refresh, select, tests, engine, full_tests, stored)
-    if engine == "postgres":
-        report.notes.extend(grant_readers(settings))
+    ctx, chosen = Context.of(settings), engine_named(engine)
+    with chosen.building(ctx):
+        report = transform.build(ctx, full_refresh, select, tests, chosen, full_tests, stored)
+    if chosen.in_warehouse:
+        report.notes.extend(grant_readers(ctx))
     return report
 
 
-def grant_readers(settings: Settings) -> list[str]:
+def grant_readers(settings: Settings | Context) -> list[str]:
     """Grant the analyst role (MEDALLION_ANALYST_ROLE) read access to silver and gold, as their
     owner, for what exists and what later builds create. Returns notes: what could not be granted.
 
     Run after every build (and every Dagster dbt run): a build that replaces a table or adds a
     model never leaves `medallion query` unable to read it."""
-    with connect(endpoints(settings).warehouse, "warehouse", autocommit=True) as conn:
-        if not roles.role_exists(conn, settings.analyst_role):
+    ctx = Context.of(settings)
+    with connect(ctx.endpoints.warehouse, "warehouse", autocommit=True) as conn:
+        if not roles.role_exists(conn, ctx.analyst_role):
             return [f"no role {settings.analyst_role} on the warehouse: 'medallion query' cannot read silver and "
                     "gold until an admin runs 'medallion grant' (or set MEDALLION_QUERY_DSN)"]
         try:
@@ -380,7 +388,7 @@ def grant_readers(settings: Settings) -> list[str]:
     return []
 
 
-def grant(settings: Settings, capture_role: str = roles.DEFAULT_CAPTURE_ROLE,
+def grant(settings: Settings | Context, capture_role: str = roles.DEFAULT_CAPTURE_ROLE,
           pipeline_role: str = roles.DEFAULT_PIPELINE_ROLE) -> list[str]:
     """Create the three least-privilege roles and grant them what they need (run as an admin).
 
@@ -388,8 +396,9 @@ def grant(settings: Settings, capture_role: str = roles.DEFAULT_CAPTURE_ROLE,
     the warehouse: the pipeline role, which may create (and so own) bronze, silver and gold,
     and the analyst role (MEDALLION_ANALYST_ROLE), which may read silver and gold. Returns
     what was done, in words. Idempotent: run it again after the selection grows."""
-    ends = endpoints(settings)
-    chosen = selection(settings)
+    ctx = Context.of(settings)
+    ends = ctx.endpoints
+    chosen = selection(ctx)
     done: list[str] = []
     with connect(ends.source, "source", autocommit=True) as src:
         done += roles.ensure_capture(src, capture_role)
@@ -402,31 +411,32 @@ def grant(settings: Settings, capture_role: str = roles.DEFAULT_CAPTURE_ROLE,
     return done
 
 
-def grant_sql(settings: Settings, capture_role: str = roles.DEFAULT_CAPTURE_ROLE,
+def grant_sql(settings: Settings | Context, capture_role: str = roles.DEFAULT_CAPTURE_ROLE,
               pipeline_role: str = roles.DEFAULT_PIPELINE_ROLE) -> list[str]:
     """What `grant` would run, as SQL text grouped by the role that may run it; nothing is run."""
     from medallion.access import plan
 
-    ends = endpoints(settings)
-    tables = [t.table.ident for t in selection(settings).captured]
+    ctx = Context.of(settings)
+    ends = ctx.endpoints
+    tables = [t.table.ident for t in selection(ctx).captured]
     with connect(ends.source, "source", autocommit=True) as src, \
             connect(ends.warehouse, "warehouse", autocommit=True) as wh:
         blocks, existing = plan.grant_plan(src, wh, capture_role, pipeline_role, settings.analyst_role, tables)
         return plan.render(blocks, existing, src, wh)
 
 
-def build_project(settings: Settings, predict: bool = False) -> BuildProject:
+def build_project(settings: Settings | Context, predict: bool = False) -> BuildProject:
     """Write the dbt project that `build` runs (silver generated from bronze's record, the
     project's own dbt as a package); predict plans from the selection before the first ingest."""
-    return transform.prepare_project(settings, predict)
+    return transform.prepare_project(Context.of(settings), predict)
 
 
-def export(settings: Settings, chunk_rows: int | None = None) -> ExportReport:
+def export(settings: Settings | Context, chunk_rows: int | None = None) -> ExportReport:
     """Append bronze's new rows to the Iceberg lake ([lake] in medallion.toml), exactly once."""
     from medallion.lake.export import CHUNK_ROWS
     from medallion.lake.export import export as export_bronze
 
-    return export_bronze(settings, chunk_rows or CHUNK_ROWS)
+    return export_bronze(Context.of(settings), chunk_rows or CHUNK_ROWS)
 
 
 @dataclass
@@ -436,19 +446,20 @@ class RunReport:
     export: ExportReport | None = None
 
 
-def run(settings: Settings, notify: Callable[[str], None] = lambda _: None, engine: str = "postgres",
-        full_tests: bool = False) -> RunReport:
+def run(settings: Settings | Context, notify: Callable[[str], None] = lambda _: None,
+        engine: str | Engine = "postgres", full_tests: bool = False) -> RunReport:
     """The nightly job: bring bronze up to date, export it to the lake when [lake] is configured,
     then build silver and gold from it (on PostgreSQL, or on Spark from the lake)."""
-    ingested = ingest(settings, notify=notify)
-    exported = export(settings) if settings.config().lake is not None else None
-    return RunReport(ingested, build(settings, engine=engine, full_tests=full_tests), exported)
+    ctx = Context.of(settings)
+    ingested = ingest(ctx, notify=notify)
+    exported = export(ctx) if ctx.config.lake is not None else None
+    return RunReport(ingested, build(ctx, engine=engine, full_tests=full_tests), exported)
 
 
 # Time travel: analysts' SQL with SQL:2011 FOR SYSTEM_TIME, read-only on the warehouse.
 
-def query(settings: Settings, sql_text: str, params: dict[str, object] | None = None,
-          known_at: str | None = None, strict: bool = False, engine: str = "postgres") -> QueryResult:
+def query(settings: Settings | Context, sql_text: str, params: dict[str, object] | None = None,
+          known_at: str | None = None, strict: bool = False, engine: str | Engine = "postgres") -> QueryResult:
     """Run one statement on the warehouse, FOR SYSTEM_TIME clauses rewritten (see medallion.query).
 
     Read-only: the statement runs as the analyst role (MEDALLION_QUERY_DSN, else the warehouse as
@@ -456,24 +467,10 @@ def query(settings: Settings, sql_text: str, params: dict[str, object] | None = 
     known_at answers every FOR SYSTEM_TIME as the warehouse knew it then; strict makes a
     question past silver's horizon an error instead of a warning. engine="spark" answers from
     the Iceberg lake with Spark (the statement transpiled by sqlglot)."""
-    if engine == "spark":
-        from medallion.spark.query import run_spark_query
-
-        if params:
-            raise MedallionError("--param is for PostgreSQL: on Spark write the value into the statement")
-        return run_spark_query(settings, sql_text, known_at, strict)
-    from medallion.query import run_query
-
-    return run_query(settings, sql_text, params, known_at, strict)
+    return engine_named(engine).query(Context.of(settings), sql_text, params, known_at, strict)
 
 
-def explain_query(settings: Settings, sql_text: str, known_at: str | None = None,
-                  engine: str = "postgres") -> str:
+def explain_query(settings: Settings | Context, sql_text: str, known_at: str | None = None,
+                  engine: str | Engine = "postgres") -> str:
     """The SQL a query runs as, formatted; its tables are checked but nothing runs."""
-    if engine == "spark":
-        from medallion.spark.query import explain_spark_query
-
-        return explain_spark_query(settings, sql_text, known_at)
-    from medallion.query import explain_query as explain
-
-    return explain(settings, sql_text, known_at)
+    return engine_named(engine).explain(Context.of(settings), sql_text, known_at)

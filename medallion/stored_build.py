@@ -40,9 +40,8 @@ from psycopg.types.json import Jsonb
 
 import medallion
 from medallion import steps
-from medallion.db import connect, endpoints, named_sql
+from medallion.db import connect, named_sql
 from medallion.errors import BuildFailed
-from medallion.settings import Settings
 from medallion.silver.project import ENGINE_DIR, BuildProject
 
 SQL = named_sql("medallion", "stored_build.sql")
@@ -62,12 +61,12 @@ GENERATED, ENGINE, OWN = "0", "1", "2"  # the roots of a fingerprint's files (fi
 _parts_of: dict[str, dict[str, str]] = {}  # fingerprint -> its parts, to say what changed (changed_since)
 
 
-def project_fingerprint(settings: Settings, project: BuildProject) -> str:
+def project_fingerprint(warehouse: str, project: BuildProject) -> str:
     """What decides the statements dbt compiles: every file of the build project (the generated
     silver), of the engine's macros and of the project's own dbt project, the versions of
     medallion and dbt, and bronze's record of the tables' schemas over time. Its parts are kept
     (and recorded with the build) so that a changed fingerprint can name what changed."""
-    parts = fingerprint_parts(settings, project)
+    parts = fingerprint_parts(warehouse, project)
     fingerprint = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
     if len(_parts_of) > 8:  # a long-running follower fingerprints each project it meets
         _parts_of.clear()
@@ -75,9 +74,9 @@ def project_fingerprint(settings: Settings, project: BuildProject) -> str:
     return fingerprint
 
 
-def fingerprint_parts(settings: Settings, project: BuildProject) -> dict[str, str]:
+def fingerprint_parts(warehouse: str, project: BuildProject) -> dict[str, str]:
     """{'schemas': digest, 'versions': text, '<root>:<file>': digest} (roots GENERATED, ENGINE, OWN)."""
-    with connect(endpoints(settings).warehouse, "warehouse") as conn:
+    with connect(warehouse, "warehouse") as conn:
         parts = {"schemas": conn.execute(SQL["schemas"]).fetchone()[0]}
     parts["versions"] = ", ".join([f"{package} {metadata.version(package)}" for package in ("dbt-core", "dbt-postgres")]
                                   + [f"medallion {medallion.__version__}"])
@@ -124,13 +123,13 @@ def _files(root: Path) -> list[Path]:
 
 # What a dbt build records
 
-def record(settings: Settings, fingerprint: str, manifest_path: Path, tested: bool) -> None:
+def record(warehouse: str, fingerprint: str, manifest_path: Path, tested: bool) -> None:
     """After a successful dbt build of every model: what the next build needs to run without dbt
     (tested: the build ran the tests, whose compiled SQL is kept)."""
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     plan = {**build_plan(manifest), "parts": _parts_of.get(fingerprint)}
     tests = test_plan(manifest) if tested else None
-    with connect(endpoints(settings).warehouse, "warehouse", autocommit=True) as conn:
+    with connect(warehouse, "warehouse", autocommit=True) as conn:
         conn.execute(SQL["create"])
         conn.execute(SQL["save"], {"fingerprint": fingerprint, "plan": Jsonb(plan),
                                    "tests": Jsonb(tests) if tests is not None else None})
@@ -288,11 +287,10 @@ def recorded(conn: psycopg.Connection, fingerprint: str, tests: bool) -> Recorde
     return Recorded(plan, recorded_tests if tests else [], stored)
 
 
-def run(settings: Settings, fingerprint: str, tests: bool) -> StoredRun:
+def run(warehouse: str, fingerprint: str, tests: bool) -> StoredRun:
     """Run the stored steps and tests in the recorded order; StoredRun.dbt_reason says why
     not (nothing applied) or where a step handed over to dbt (the rest continues from the
     watermarks). Raises BuildFailed when a test fails, as dbt build would."""
-    warehouse = endpoints(settings).warehouse
     with connect(warehouse, "warehouse") as conn:
         found = recorded(conn, fingerprint, tests)
         conn.commit()

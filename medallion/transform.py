@@ -23,9 +23,10 @@ from pathlib import Path
 from psycopg.conninfo import conninfo_to_dict
 
 from medallion.bronze import store
-from medallion.db import connect, endpoints, redact
+from medallion.context import Context
+from medallion.db import connect, redact
+from medallion.engines import POSTGRES, Engine
 from medallion.errors import BuildFailed, BuildInterrupted, MedallionError
-from medallion.settings import Settings
 from medallion.silver.project import BuildProject, write_project
 
 FAILED_STATUSES = {"error", "fail", "runtime error"}
@@ -86,14 +87,14 @@ def dbt_profile(warehouse_dsn: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def dbt_args(settings: Settings, command: str, project_dir: Path, full_refresh: bool = False,
-             select: tuple[str, ...] = (), engine: str = "postgres", profiles_dir: Path | None = None,
+def dbt_args(ctx: Context, command: str, project_dir: Path, full_refresh: bool = False,
+             select: tuple[str, ...] = (), engine: Engine = POSTGRES, profiles_dir: Path | None = None,
              full_tests: bool = False, fingerprint: str | None = None) -> list[str]:
     """Arguments for one dbt command; dbt's target/ and logs/ live under MEDALLION_HOME.
 
     dbt writes nothing to the console (the caller reports, and failures become BuildFailed);
     its full debug log stays in the log file that BuildFailed points to."""
-    work = settings.home / "dbt" if engine == "postgres" else settings.home / "dbt" / engine
+    work = engine.work_dir(ctx.home)
     args = [command, "--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir or project_dir),
             "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
             "--log-level", "none", "--log-level-file", "debug"]
@@ -115,66 +116,42 @@ def _first_line(text: str | None) -> str:
     return ": ".join(lines[:2]) if lines else "no message"
 
 
-def prepare_project(settings: Settings, predict: bool = False, engine: str = "postgres") -> BuildProject:
+def prepare_project(ctx: Context, predict: bool = False, engine: Engine = POSTGRES) -> BuildProject:
     """Write the build project for what bronze holds now, the project's own dbt linked in as a package.
 
     predict: before the first ingest, plan for the selection as the source's catalog resolves it
     (what the first ingest will capture), so that Dagster can show the asset graph."""
-    ends = endpoints(settings)
-    with connect(ends.warehouse, "warehouse") as conn:
+    with connect(ctx.endpoints.warehouse, "warehouse") as conn:
         recorded = store.recorded_tables(conn)
     if not recorded and predict:
-        recorded = _predicted(settings, ends.source)
+        recorded = _predicted(ctx)
     if not recorded:
         raise MedallionError("bronze has captured no table yet: run 'medallion ingest' (or 'medallion run') first")
-    return write_project(settings.home, settings.config(), recorded, engine)
+    return write_project(ctx.home, ctx.config, recorded, engine)
 
 
-def _predicted(settings: Settings, source_dsn: str) -> dict[str, store.RecordedTable]:
+def _predicted(ctx: Context) -> dict[str, store.RecordedTable]:
     from medallion.selection import read_plan
 
-    with connect(source_dsn, "source") as conn:
-        return read_plan(settings.config(), conn).predicted_records()
+    with connect(ctx.endpoints.source, "source") as conn:
+        return read_plan(ctx.config, conn).predicted_records()
 
 
-def _drop_renamed(settings: Settings, project: BuildProject) -> None:
+
+def _drop_renamed(ctx: Context, project: BuildProject) -> None:
     """Silver relations under the old name of a table the source renamed: dropped, said in a note
     (medallion.silver.renames)."""
     from medallion.silver.renames import drop_retired
 
-    with connect(endpoints(settings).warehouse, "warehouse") as conn:
-        dropped = drop_retired(conn, settings.config(), project.silver)
+    with connect(ctx.endpoints.warehouse, "warehouse") as conn:
+        dropped = drop_retired(conn, ctx.config, project.silver)
     if dropped:
         project.notes.append(f"dropped {', '.join(dropped)}: the source renamed the table, whose whole history "
                              "is now under its new name")
 
 
-@contextmanager
-def _engine(settings: Settings, engine: str) -> Iterator[Path | None]:
-    """What an engine's dbt run needs around it; yields the profiles folder (None: the project's).
-
-    postgres: profiles.yml's variables from the warehouse DSN. spark: the in-process SparkSession
-    on the lake's catalog, or a real cluster's profiles.yml ([lake] spark_profiles_dir)."""
-    if engine == "postgres":
-        with dbt_profile(endpoints(settings).warehouse):
-            yield None
-        return
-    if engine != "spark":
-        raise MedallionError(f"unknown engine {engine!r}: use postgres or spark")
-    from medallion.lake.dependencies import require
-    from medallion.lake.target import lake_target
-
-    require("dbt.adapters.spark")
-    target = lake_target(settings)
-    if target.spark_profiles_dir is None:
-        from medallion.spark.session import spark_session
-
-        spark_session(target)
-    yield target.spark_profiles_dir
-
-
-def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...] = (),
-          tests: bool = True, engine: str = "postgres", full_tests: bool = False,
+def build(ctx: Context, full_refresh: bool = False, select: tuple[str, ...] = (),
+          tests: bool = True, engine: Engine = POSTGRES, full_tests: bool = False,
           stored: bool = True) -> BuildReport:
     """`dbt build` of silver (generated) and the project's own models: every model, then its
     tests, in DAG order.
@@ -189,33 +166,33 @@ def build(settings: Settings, full_refresh: bool = False, select: tuple[str, ...
     ten); dbt whenever they cannot carry the batch. Raises BuildFailed naming the first failing
     model or test (and how many others failed)."""
     began = time.perf_counter()
-    with _engine(settings, engine) as profiles_dir:
-        project = prepare_project(settings, engine=engine)
-        if engine == "postgres":
-            _drop_renamed(settings, project)
+    with engine.dbt_session(ctx) as profiles_dir:
+        project = prepare_project(ctx, engine=engine)
+        if engine.in_warehouse:
+            _drop_renamed(ctx, project)
         fingerprint = None
-        reason = "asked for with --dbt" if not stored else None if engine == "postgres" \
-            else f"the {engine} engine always builds with dbt"
-        if engine == "postgres":
+        reason = "asked for with --dbt" if not stored else None if engine.stored_steps \
+            else f"the {engine.name} engine always builds with dbt"
+        if engine.stored_steps:
             from medallion import stored_build
 
-            fingerprint = stored_build.project_fingerprint(settings, project)
+            fingerprint = stored_build.project_fingerprint(ctx.endpoints.warehouse, project)
             if full_refresh or select or full_tests:
                 reason = "--full-refresh rebuilds every table from bronze" if full_refresh \
                     else "--full-tests checks whole tables" if full_tests else "a selection of models is built by dbt"
             if reason is None:
-                done = stored_build.run(settings, fingerprint, tests)
+                done = stored_build.run(ctx.endpoints.warehouse, fingerprint, tests)
                 if done.dbt_reason is None:
                     from medallion.gold.plan import stored_notes
 
                     return BuildReport(nodes=[NodeResult(*r) for r in done.results],
                                        seconds=time.perf_counter() - began,
-                                       notes=list(project.notes) + stored_notes(endpoints(settings).warehouse))
+                                       notes=list(project.notes) + stored_notes(ctx.endpoints.warehouse))
                 reason = done.dbt_reason
-        report = _dbt_build(settings, project, full_refresh, select, tests, engine, full_tests, profiles_dir,
+        report = _dbt_build(ctx, project, full_refresh, select, tests, engine, full_tests, profiles_dir,
                             fingerprint)
     report.seconds = time.perf_counter() - began
-    report.dbt_reason = reason or engine
+    report.dbt_reason = reason or engine.name
     return report
 
 
@@ -243,19 +220,17 @@ def _interrupts_noticed() -> Iterator[threading.Event]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _dbt_build(settings: Settings, project: BuildProject, full_refresh: bool, select: tuple[str, ...],
-               tests: bool, engine: str, full_tests: bool, profiles_dir: Path | None,
+def _dbt_build(ctx: Context, project: BuildProject, full_refresh: bool, select: tuple[str, ...],
+               tests: bool, engine: Engine, full_tests: bool, profiles_dir: Path | None,
                fingerprint: str | None) -> BuildReport:
-    from dbt.cli.main import dbtRunner  # ~1.5 s import: only when a build runs
-
-    args = dbt_args(settings, "build" if tests else "run", project.path, full_refresh, select, engine,
+    args = dbt_args(ctx, "build" if tests else "run", project.path, full_refresh, select, engine,
                     profiles_dir, full_tests, fingerprint)
+    from medallion import dbt_run
     from medallion.gold import plan as gold_plan
 
-    gold_plan.patch_dbt_context()  # the gold_mart materialization reads its SQL with sqlglot
     gold_plan.NOTES.clear()
     with _interrupts_noticed() as interrupted:
-        outcome = dbtRunner().invoke(args)
+        outcome = dbt_run.invoke(args)
     report = BuildReport(notes=list(project.notes) + gold_plan.NOTES)
     run = outcome.result
     for result in getattr(run, "results", None) or []:
@@ -279,6 +254,6 @@ def _dbt_build(settings: Settings, project: BuildProject, full_refresh: bool, se
     if fingerprint and not select:
         from medallion import stored_build
 
-        stored_build.record(settings, fingerprint, Path(args[args.index("--target-path") + 1]) / "manifest.json",
+        stored_build.record(ctx.endpoints.warehouse, fingerprint, Path(args[args.index("--target-path") + 1]) / "manifest.json",
                             tested=tests and not full_tests)  # whole-table tests: the next build's are kept
     return report

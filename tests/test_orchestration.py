@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetKey, DagsterInstance, job, op
 
 from medallion import pipeline
 from medallion.orchestration.definitions import build_definitions
@@ -159,11 +159,13 @@ def test_a_users_project_with_quoted_names_materialises_every_asset(
 
 def test_a_dagster_run_honours_the_plugin_and_the_query_role(
         blank_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The resource is the Settings the CLI resolves: MEDALLION_PLUGIN and MEDALLION_QUERY_DSN included."""
+    """The resource is the Context the CLI resolves: MEDALLION_PLUGIN and MEDALLION_QUERY_DSN included."""
     execute(blank_settings.source_dsn or "", 'create table "Item" (id integer primary key); insert into "Item" values (1)')
+    reader = f"reader_{blank_settings.slot}"  # a login of this test's own (roles are the cluster's)
+    execute(blank_settings.warehouse_dsn or "", f'create role "{reader}" login')
     _as_the_cli_finds_it(monkeypatch, blank_settings, tmp_path)
     monkeypatch.setenv("MEDALLION_PLUGIN", "wal2json")
-    monkeypatch.setenv("MEDALLION_QUERY_DSN", (blank_settings.warehouse_dsn or "") + " user=reader")
+    monkeypatch.setenv("MEDALLION_QUERY_DSN", (blank_settings.warehouse_dsn or "") + f" user={reader}")
     defs = build_definitions()
     pipeline.prepare_source(load_settings())
     assert defs.resources["medallion"].settings == load_settings()
@@ -172,6 +174,21 @@ def test_a_dagster_run_honours_the_plugin_and_the_query_role(
     assert result.success
     assert query(blank_settings.source_dsn or "", "select plugin from pg_replication_slots where slot_name = %s",
                  [blank_settings.slot]) == [("wal2json",)]
+
+    @op(required_resource_keys={"medallion"})
+    def who(context):  # an op downstream of gold asks as analysts do: medallion query's role
+        return context.resources.medallion.query("select current_user").rows[0][0]
+
+    @job
+    def ask():
+        who()
+
+    try:
+        asked = ask.execute_in_process(resources={"medallion": defs.resources["medallion"]},
+                                       instance=DagsterInstance.ephemeral())
+        assert asked.output_for_node("who") == reader
+    finally:
+        execute(blank_settings.warehouse_dsn or "", f'drop role "{reader}"')
 
 
 LOCATION_STATUS = """{ workspaceOrError { ... on Workspace { locationEntries { loadStatus

@@ -272,13 +272,10 @@ def patch_dbt_context() -> None:
 
 
 def dbt_main() -> None:
-    """`medallion-dbt`: dbt's own command line, with the planner reachable from Jinja, for the
-    tools that start dbt as a program (dagster-dbt, astronomer-cosmos): a plain mart is planned
-    the same there as in `medallion build`."""
-    patch_dbt_context()
-    from dbt.cli.main import cli
+    """`medallion-dbt` as a venv installed before it moved to medallion.dbt_run starts it."""
+    from medallion.dbt_run import main
 
-    cli()
+    main()
 
 
 NOTE_MARK = "-- medallion note: "  # how a stored full-build step carries its note (plain_mart.sql)

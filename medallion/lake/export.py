@@ -21,7 +21,8 @@ import psycopg
 from psycopg import sql
 
 from medallion.bronze import store
-from medallion.db import connect, endpoints, sql_text
+from medallion.context import Context
+from medallion.db import connect, sql_text
 from medallion.errors import LakeExportFailed, TransientError
 from medallion.lake.dependencies import require
 from medallion.lake.target import BRONZE_NAMESPACE, LakeTarget, lake_target, open_catalog
@@ -99,16 +100,17 @@ def _adbc_uri(dsn: str) -> str:
     return f"postgresql://{auth}{quote(host)}/{quote(db)}" + (f"?{query}" if query else "")
 
 
-def export(settings: Settings, chunk_rows: int = CHUNK_ROWS,
+def export(settings: Settings | Context, chunk_rows: int = CHUNK_ROWS,
            on_commit: Callable[[TableExport], None] = lambda _: None) -> ExportReport:
     """Append every bronze row past each Iceberg table's position; returns what was appended."""
     require("pyiceberg", "adbc_driver_postgresql")
     import adbc_driver_postgresql.dbapi as adbc
 
-    target = lake_target(settings)
+    ctx = Context.of(settings)
+    target = lake_target(ctx)
     report = ExportReport()
     began = time.perf_counter()
-    warehouse = endpoints(settings).warehouse
+    warehouse = ctx.endpoints.warehouse
     with connect(warehouse, "warehouse", autocommit=True) as conn:
         if not conn.execute("select pg_try_advisory_lock(%s)", [LOCK_KEY]).fetchone()[0]:
             raise ExportBusy("another 'medallion export' is running on this warehouse: wait for it to finish")

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from psycopg.conninfo import conninfo_to_dict
 
-from medallion.db import endpoints
+from medallion.context import Context
 from medallion.errors import LakeNotConfigured
 from medallion.settings import Settings
 
@@ -70,14 +70,15 @@ def _sqlalchemy_url(dsn: str) -> tuple[str, str, str | None, str | None]:
     return url, jdbc, user, str(password) if password else None
 
 
-def lake_target(settings: Settings) -> LakeTarget:
+def lake_target(settings: Settings | Context) -> LakeTarget:
     """The configured lake, or LakeNotConfigured naming the section to add."""
-    config = settings.config()
+    ctx = Context.of(settings)
+    config = ctx.config
     lake = config.lake
     if lake is None:
         raise LakeNotConfigured(f"{config.where} has no [lake] section: add one (an empty [lake] uses the "
                                 "warehouse PostgreSQL as catalog and MEDALLION_HOME/lake for files)")
-    warehouse = lake.warehouse or str(settings.home / "lake")
+    warehouse = lake.warehouse or str(ctx.home / "lake")
     local = None if "://" in warehouse else Path(warehouse)
     if local is not None:
         local.mkdir(parents=True, exist_ok=True)
@@ -93,10 +94,10 @@ def lake_target(settings: Settings) -> LakeTarget:
             user, password = parsed.username, parsed.password
         elif uri.startswith("sqlite:///"):
             jdbc_url = "jdbc:sqlite:" + uri[len("sqlite:///"):]
-    elif over_socket(endpoints(settings).warehouse):
-        uri, jdbc_url = _sqlite(local if local is not None else settings.home / "lake")
+    elif over_socket(ctx.endpoints.warehouse):
+        uri, jdbc_url = _sqlite(local if local is not None else ctx.home / "lake")
     else:
-        uri, jdbc_url, user, password = _sqlalchemy_url(endpoints(settings).warehouse)
+        uri, jdbc_url, user, password = _sqlalchemy_url(ctx.endpoints.warehouse)
     return LakeTarget(lake.catalog_name, uri, warehouse, jdbc_url, user, password, lake.spark_profiles_dir)
 
 

@@ -20,7 +20,6 @@ default for new DAGs), without catch-up.
 from __future__ import annotations
 
 import os
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -29,7 +28,8 @@ from airflow.sdk import DAG
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
-from medallion.db import endpoints
+from medallion import dbt_run
+from medallion.context import Context
 from medallion.orchestration.parse import PROFILE_NAME, TARGET_NAME, parsed_build_project
 from medallion.settings import Settings, load_settings
 from medallion.transform import profile_env
@@ -55,18 +55,13 @@ def grant_readers() -> list[str]:
     return notes
 
 
-def _dbt_executable() -> Path:
-    """medallion-dbt: dbt with the gold planner that plain marts need."""
-    beside = Path(sys.executable).parent / "medallion-dbt"
-    return beside if beside.exists() else Path("medallion-dbt")
-
-
-def silver_and_gold(settings: Settings) -> DbtTaskGroup:
+def silver_and_gold(settings: Settings | Context) -> DbtTaskGroup:
     """The build project as cosmos tasks, laid out from its manifest (parsed when stale)."""
-    parsed = parsed_build_project(settings, settings.home / "dbt" / "airflow")
+    ctx = Context.of(settings)
+    parsed = parsed_build_project(ctx, ctx.home / "dbt" / "airflow")
     # profiles.yml reads MEDALLION_DBT_*: the warehouse of these settings, unless the worker's
     # environment gives them (a password then stays out of the DAG's rendered fields)
-    env = {name: value for name, value in profile_env(endpoints(settings).warehouse).items()
+    env = {name: value for name, value in profile_env(ctx.endpoints.warehouse).items()
            if not os.environ.get(name)}
     return DbtTaskGroup(
         group_id="silver_and_gold",
@@ -75,7 +70,7 @@ def silver_and_gold(settings: Settings) -> DbtTaskGroup:
         profile_config=ProfileConfig(profile_name=PROFILE_NAME, target_name=TARGET_NAME,
                                      profiles_yml_filepath=parsed.path / "profiles.yml"),
         execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL, invocation_mode=InvocationMode.DBT_RUNNER,
-                                         dbt_executable_path=_dbt_executable()),
+                                         dbt_executable_path=Path(dbt_run.executable())),
         # dbt in the task's process (dbtRunner), not a subprocess per task: seconds saved per model
         render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.AFTER_EACH,
                                    emit_datasets=False),

@@ -78,11 +78,11 @@ def build_assets(project: DbtProject) -> list[AssetsDefinition]:
     def bronze(context: AssetExecutionContext,
                medallion: ResourceParam[MedallionResource]) -> Iterator[MaterializeResult]:
         """Bronze: capture the source's committed changes since the last ingest (the first one snapshots)."""
-        settings = medallion.settings
-        report = pipeline.ingest(settings, notify=context.log.info)
+        ctx = medallion.context
+        report = pipeline.ingest(ctx, notify=context.log.info)
         context.log.info(f"ingest: {report.snapshot_rows} snapshot rows, {report.changes} changes "
                          f"in {len(report.batches)} batches")
-        counts = pipeline.status(settings).counts
+        counts = pipeline.status(ctx).counts
         for spec in context.assets_def.specs:
             table = str(spec.metadata["table"])
             yield MaterializeResult(asset_key=spec.key, metadata={
@@ -94,10 +94,10 @@ def build_assets(project: DbtProject) -> list[AssetsDefinition]:
                    medallion: ResourceParam[MedallionResource]) -> Iterator[Any]:
         """Silver and gold: `dbt build` of the build project (models, then their tests as asset
         checks over whole tables: the nightly full test)."""
-        target = medallion.settings.home / "dbt" / "dagster" / context.run.run_id
+        target = medallion.context.home / "dbt" / "dagster" / context.run.run_id
         with medallion.dbt_profile():
             yield from dbt.cli(["build", "--vars", FULL_TESTS_VARS], context=context, target_path=target).stream()
-        for line in pipeline.grant_readers(medallion.settings):  # analysts read what dbt made
+        for line in pipeline.grant_readers(medallion.context):  # analysts read what dbt made
             context.log.warning(line)
 
     return [bronze, dbt_models]

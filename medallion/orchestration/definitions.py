@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dagster import Definitions, definitions
 
+from medallion.context import Context
 from medallion.errors import MedallionError
 from medallion.orchestration.assets import build_assets
 from medallion.orchestration.follow import medallion_follow
@@ -25,19 +26,19 @@ class DefinitionsError(MedallionError):
     """The definitions could not be laid out: the message names the project file and the cause."""
 
 
-def build_definitions(settings: Settings | None = None) -> Definitions:
-    settings = settings or load_settings()
+def build_definitions(settings: Settings | Context | None = None) -> Definitions:
+    ctx = Context.of(settings or load_settings())  # resolved once, for the graph and every run
     try:
-        project = dbt_project(settings)
+        project = dbt_project(ctx)
         assets = build_assets(project)
     except Exception as exc:  # one line naming the project, on the page and from `medallion ui`
-        where = settings.config_path or "no medallion.toml (the default selection)"
+        where = ctx.config_path or "no medallion.toml (the default selection)"
         raise DefinitionsError(f"the Dagster definitions of {where} did not load: {exc}") from exc
     return Definitions(
         assets=assets,
         jobs=[run_job, ingest_job, medallion_follow],
         schedules=[nightly_run, frequent_ingest],
-        resources={"medallion": MedallionResource(settings), "dbt": dbt_resource(project)},
+        resources={"medallion": MedallionResource(ctx), "dbt": dbt_resource(project)},
     )
 
 

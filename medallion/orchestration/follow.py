@@ -18,7 +18,7 @@ def follow_source(context: OpExecutionContext, medallion: ResourceParam[Medallio
         context.log.debug(f"{report.changes} changes ingested, {report.applied} model refreshes, "
                           f"{report.builds} dbt builds")
 
-    report = follow(medallion.settings, context.log.info, on_round)
+    report = follow(medallion.context, context.log.info, on_round)
     context.log.info(f"stopped: {report.changes} changes ingested, {report.applied} model refreshes in "
                      f"{report.passes} rounds, {report.builds} dbt builds")
 

@@ -18,8 +18,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from medallion.context import Context
 from medallion.errors import MedallionError
 from medallion.settings import Settings
+from medallion.silver.project import BuildProject
 from medallion.transform import profile_env
 
 # Any DSN will do: parsing renders the profile but never connects.
@@ -51,14 +53,14 @@ def parse_when_stale(project_dir: Path, manifest: Path, watched: tuple[Path, ...
     current = fingerprint(watched)
     if manifest.exists() and stamp.exists() and stamp.read_text() == current:
         return
-    from dbt.cli.main import dbtRunner  # ~1.5 s import: only when a parse is due
+    from medallion import dbt_run
 
     manifest.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="parse-", dir=manifest.parent))
     missing = {name: value for name, value in profile_env(_PLACEHOLDER_DSN).items() if not os.environ.get(name)}
     os.environ.update(missing)
     try:
-        outcome = dbtRunner().invoke(["parse", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir),
+        outcome = dbt_run.invoke(["parse", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir),
                                       "--target-path", str(work), "--log-path", str(work), "--quiet"])
         if not outcome.success:
             cause = " ".join(str(outcome.exception).split()) if outcome.exception else "see dbt.log"  # one line
@@ -71,12 +73,17 @@ def parse_when_stale(project_dir: Path, manifest: Path, watched: tuple[Path, ...
     shutil.rmtree(work, ignore_errors=True)
 
 
-def parsed_build_project(settings: Settings, target: Path) -> ParsedProject:
+def watched_files(built: BuildProject) -> tuple[Path, ...]:
+    """What a change to makes the build project's manifest stale: its models, its dbt_project.yml
+    and the project's own dbt."""
+    return (built.path / "models", built.path / "dbt_project.yml") + ((built.dbt_project,) if built.dbt_project else ())
+
+
+def parsed_build_project(settings: Settings | Context, target: Path) -> ParsedProject:
     """The build project of these settings, generated now, with an up-to-date manifest in target."""
     from medallion.pipeline import build_project
 
     built = build_project(settings, predict=True)
-    watched = (built.path / "models", built.path / "dbt_project.yml") + ((built.dbt_project,) if built.dbt_project else ())
-    parsed = ParsedProject(built.path, target / "manifest.json", watched)
+    parsed = ParsedProject(built.path, target / "manifest.json", watched_files(built))
     parse_when_stale(parsed.path, parsed.manifest, parsed.watched)
     return parsed

@@ -11,7 +11,8 @@ import psycopg
 from psycopg.types.datetime import DateLoader, TimestampLoader, TimestamptzLoader
 from sqlglot import exp
 
-from medallion.db import connect, query_dsn
+from medallion.context import Context
+from medallion.db import connect
 from medallion.errors import HorizonExceeded, QueryFailed, QueryParseError
 from medallion.query.catalog import load_catalog
 from medallion.query.rewrite import (DIALECT, earliest_instants, explain, known_at, latest_instants, not_an_instant,
@@ -64,16 +65,17 @@ class QueryResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _warehouse(settings: Settings) -> psycopg.Connection:
+def _warehouse(settings: Settings | Context) -> psycopg.Connection:
     """A read-only session of the analyst role: analysts' SQL must not change the warehouse, or
     reach beyond it (COPY ... TO PROGRAM, server files), whatever it says.
 
     The role is a login of its own (never SET ROLE in a privileged session, which the statement
     could RESET): its privileges are the boundary; the read-only transaction catches mistakes."""
-    fix = ("check MEDALLION_QUERY_DSN" if settings.query_dsn else
-           f"'medallion query' logs in as the read-only role {settings.analyst_role}: 'medallion up' creates it "
+    ctx = Context.of(settings)
+    fix = ("check MEDALLION_QUERY_DSN" if ctx.settings.query_dsn else
+           f"'medallion query' logs in as the read-only role {ctx.analyst_role}: 'medallion up' creates it "
            "on the embedded cluster, 'medallion grant' (as an admin) on a server; or set MEDALLION_QUERY_DSN")
-    conn = connect(query_dsn(settings), "warehouse", hint=fix)
+    conn = connect(ctx.analyst_dsn, "warehouse", hint=fix)
     conn.read_only = True
     conn.adapters.register_loader("timestamptz", _TimestamptzLoader)
     conn.adapters.register_loader("timestamp", _TimestampLoader)
@@ -81,7 +83,7 @@ def _warehouse(settings: Settings) -> psycopg.Connection:
     return conn
 
 
-def run_query(settings: Settings, sql_text: str, params: Params = None, known_at_text: str | None = None,
+def run_query(settings: Settings | Context, sql_text: str, params: Params = None, known_at_text: str | None = None,
               strict: bool = False) -> QueryResult:
     """Rewrite FOR SYSTEM_TIME clauses and run the statement in one read-only transaction.
 
@@ -162,7 +164,7 @@ def _before_whole(conn: psycopg.Connection, sql_text: str, params: Params, stric
     return messages
 
 
-def explain_query(settings: Settings, sql_text: str, known_at_text: str | None = None) -> str:
+def explain_query(settings: Settings | Context, sql_text: str, known_at_text: str | None = None) -> str:
     """The rewritten statement, formatted; tables are checked against the warehouse but nothing runs."""
     with _warehouse(settings) as conn:
         known = known_at(known_at_text)

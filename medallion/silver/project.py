@@ -31,13 +31,13 @@ import yaml
 from medallion import naming
 from medallion.bronze.store import RecordedTable
 from medallion.config import ProjectConfig
+from medallion.engines import POSTGRES, Engine
 from medallion.patterns import display
 from medallion.errors import SelectionError
 from medallion.selection import excluded_note, history_key, no_key_note, partition_column, selects, silver_clash
 
 ENGINE_DIR = Path(__file__).resolve().parents[1] / "dbt"
 PROJECT_NAME = "medallion"
-ENGINES = ("postgres", "spark")
 
 HISTORY_RULES = (
     "One version per committed source transaction that changed the key, in commit order (commit_lsn, "
@@ -169,13 +169,8 @@ def plan(config: ProjectConfig, recorded: dict[str, RecordedTable]) -> tuple[lis
     return silver, sources, notes
 
 
-def _dbt_project_yml(engine: str = "postgres") -> dict:
-    if engine == "spark":
-        # names are kept as the source spells them (spaces, mixed case): quoted, as on PostgreSQL
-        return {**_dbt_project_yml(), "on-run-start": ["{{ spark_prepare_lake() }}"],
-                "quoting": {"identifier": True},
-                "models": {"+file_format": "iceberg", PROJECT_NAME: {"silver": {"+schema": "silver"}}}}
-    return {
+def _dbt_project_yml(engine: Engine = POSTGRES) -> dict:
+    return engine.project_yml({
         "name": PROJECT_NAME,
         "version": "1.0.0",
         "config-version": 2,
@@ -190,10 +185,10 @@ def _dbt_project_yml(engine: str = "postgres") -> dict:
         "on-run-end": ["{{ medallion_mark_tested(results) }}"],
         "models": {PROJECT_NAME: {"silver": {"+schema": "silver"}}},
         "flags": {"send_anonymous_usage_stats": False, "partial_parse": True},
-    }
+    }, PROJECT_NAME)
 
 
-def _sources_yml(recorded: dict[str, RecordedTable], sources: dict[str, str], engine: str = "postgres") -> dict:
+def _sources_yml(recorded: dict[str, RecordedTable], sources: dict[str, str], engine: Engine = POSTGRES) -> dict:
     tables = []
     for source, bronze in sources.items():
         table = recorded[bronze]
@@ -201,7 +196,7 @@ def _sources_yml(recorded: dict[str, RecordedTable], sources: dict[str, str], en
         if source != bronze:
             entry["identifier"] = bronze
         tables.append(entry)
-    quoting = {"quoting": {"identifier": True}} if engine == "spark" else {}  # Spark quotes nothing by default
+    quoting = engine.source_quoting()
     return {"version": 2, "sources": [{
         "name": "bronze", "schema": "bronze", **quoting,
         "description": ("Every committed source change exactly once, in commit order: commit_lsn (commit "
@@ -211,7 +206,7 @@ def _sources_yml(recorded: dict[str, RecordedTable], sources: dict[str, str], en
         "tables": tables}]}
 
 
-def _model_yml(silver: SilverTable, engine: str = "postgres") -> list[dict]:
+def _model_yml(silver: SilverTable, engine: Engine = POSTGRES) -> list[dict]:
     table = silver.table
     key = list(silver.key)
     prefix = naming.object_prefix(silver.history)
@@ -253,7 +248,7 @@ def _model_yml(silver: SilverTable, engine: str = "postgres") -> list[dict]:
     # (which the view depends on), the current-state table itself otherwise
     reader = silver.current_model if silver.partition_by else silver.history_model
     current["data_tests"] = [{"current_matches_bronze_replay": {"arguments": {"history": reader}}}]
-    if engine == "spark":  # Iceberg has no constraints: the shape test is Spark's guard
+    if not engine.constraints:  # Iceberg has no constraints: the shape test is Spark's guard
         history["data_tests"] = [{"spark_valid_history": {"arguments": {"key": key}}}]
         del current["data_tests"]
     if silver.current_model != silver.base:
@@ -291,21 +286,15 @@ def link_package(project_dir: Path, dbt_project: Path | None) -> None:
             (packages / name).symlink_to(path, target_is_directory=True)
 
 
-def project_path(home: Path, engine: str = "postgres") -> Path:
-    """Where the build project of an engine lives (each has its own target/ and partial parse)."""
-    return home / "dbt" / "project" if engine == "postgres" else home / "dbt" / engine / "project"
-
-
 def write_project(home: Path, config: ProjectConfig, recorded: dict[str, RecordedTable],
-                  engine: str = "postgres") -> BuildProject:
+                  engine: Engine = POSTGRES) -> BuildProject:
     """(Re)write the build project under home/dbt/project (home/dbt/spark/project for Spark)
     for what bronze holds now."""
-    path = project_path(home, engine)
+    path = engine.project_path(home)
     silver, sources, notes = plan(config, recorded)
     project = BuildProject(path=path, silver=silver, sources=sources, notes=notes, dbt_project=config.dbt_project)
     _write(path / "dbt_project.yml", _yaml(_dbt_project_yml(engine)))
-    profiles = "profiles.yml" if engine == "postgres" else f"profiles_{engine}.yml"
-    _write(path / "profiles.yml", (ENGINE_DIR / profiles).read_text(encoding="utf-8"))
+    _write(path / "profiles.yml", (ENGINE_DIR / engine.profiles_file).read_text(encoding="utf-8"))
     packages = [{"local": str(config.dbt_project)}] if config.dbt_project else []
     _write(path / "packages.yml", _yaml({"packages": packages}))
     link_package(path, config.dbt_project)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from medallion.context import Context
 from medallion.errors import SparkQueryFailed
 from medallion.lake.target import lake_target
 from medallion.query.catalog import Catalog
@@ -67,13 +68,13 @@ def _value(value: Any) -> Any:
     return value
 
 
-def _session(settings: Settings):
+def _session(settings: Settings | Context):
     from medallion.spark.session import spark_session
 
     return spark_session(lake_target(settings))
 
 
-def run_spark_query(settings: Settings, sql_text: str, known_at_text: str | None = None,
+def run_spark_query(settings: Settings | Context, sql_text: str, known_at_text: str | None = None,
                     strict: bool = False) -> QueryResult:
     """Run one read-only statement on the lake with Spark.
 
@@ -94,6 +95,6 @@ def run_spark_query(settings: Settings, sql_text: str, known_at_text: str | None
     return QueryResult(list(frame.columns), [tuple(_value(v) for v in row) for row in rows], statement)
 
 
-def explain_spark_query(settings: Settings, sql_text: str, known_at_text: str | None = None) -> str:
+def explain_spark_query(settings: Settings | Context, sql_text: str, known_at_text: str | None = None) -> str:
     """The Spark SQL a query runs as, formatted."""
     return transpile(sql_text, lake_catalog(_session(settings)), pretty=True, known_at_text=known_at_text)
