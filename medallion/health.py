@@ -21,7 +21,8 @@ import psycopg
 from medallion.bronze import publication, resync, store
 from medallion.bronze import slot as slots
 from medallion.config import ProjectConfig
-from medallion.db import connect, endpoints, sql_text
+from medallion.db import connect, endpoints
+from medallion.sqlfiles import sql_text
 from medallion.errors import MedallionError
 from medallion.selection import resolve
 from medallion.settings import Settings

@@ -21,7 +21,8 @@ from contextlib import contextmanager
 
 import psycopg
 
-from medallion.db import connect, endpoints, sql_text
+from medallion.db import connect, endpoints
+from medallion.sqlfiles import sql_text
 from medallion.errors import WarehouseInUse
 from medallion.settings import Settings
 

@@ -21,22 +21,18 @@ from medallion.bronze import checks, ddl, publication, store
 from medallion.bronze import slot as slots
 from medallion.bronze.ingest import DEFAULT_BATCH, BatchResult, Ingester, connection_lost, stop_on_interrupt
 from medallion.bronze.resync import SlotHealth, slot_health
-from medallion.db import Endpoints, connect, endpoints, sql_text
+from medallion.db import Endpoints, connect, endpoints
+from medallion.sqlfiles import sql_text
 from medallion.errors import (CaptureReset, ConnectionLost, IngesterRunning, MedallionError, RoleSetupFailed,
                               SlotBusy)
 from medallion.health import CaptureHealth
 from medallion.health import evaluate as evaluate_health
-from medallion.metrics import batch_written, counting_snapshot, records_build
+from medallion.metric_hooks import batch_written, counting_snapshot, records_build
 from medallion.selection import Selection, resolve
 from medallion.settings import Settings
 from medallion.silver.project import BuildProject
 from medallion.source.catalog import read_tables
-from medallion.source import pagila
 from medallion.source.cluster import EmbeddedCluster
-from medallion.source.scale import ScaleReport
-from medallion.source.scale import scale as scale_source
-from medallion.source.simulate import SimulationReport
-from medallion.source.simulate import simulate as run_simulation
 
 if TYPE_CHECKING:  # sqlglot costs ~0.2 s to import: only `query` needs it
     from medallion.lake.export import ExportReport
@@ -62,19 +58,6 @@ def env_lines(settings: Settings) -> list[str]:
     ends = endpoints(settings)
     return [f"export MEDALLION_SOURCE_DSN={shlex.quote(ends.source)}",
             f"export MEDALLION_WAREHOUSE_DSN={shlex.quote(ends.warehouse)}"]
-
-
-def load_pagila(settings: Settings, log: Callable[[str], None] = lambda _: None) -> dict[str, int]:
-    """(Re)create the source database from Pagila and make its tables capturable.
-
-    Bronze captured from the old database no longer matches it: the slot goes with the
-    database, and the warehouse's bronze/silver/gold are reset too."""
-    ends = endpoints(settings)
-    files = pagila.locate_files(settings.pagila_dir, settings.home / "pagila", log)
-    counts = pagila.load(ends.source, files)
-    reset_warehouse(ends)
-    prepare_source(settings)
-    return counts
 
 
 def selection(settings: Settings) -> Selection:
@@ -111,17 +94,6 @@ def prepare_source(settings: Settings) -> PreparedSource:
             ddl.install(conn)
             publication.remember_schemas(conn, settings.slot, chosen)  # new tables join it by themselves
     return PreparedSource(changed, publication.publication_name(settings.slot), published, trigger)
-
-
-def simulate(settings: Settings, seed: int = 42, transactions: int | None = 100, seconds: float | None = None,
-             rate: float | None = 50.0, progress: Callable[[int], None] = lambda _: None) -> SimulationReport:
-    """Seeded OLTP activity on the source (see medallion.source.simulate)."""
-    return run_simulation(endpoints(settings).source, seed, transactions, seconds, rate, progress)
-
-
-def scale(settings: Settings, factor: int, progress: Callable[[int, int], None] = lambda *_: None) -> ScaleReport:
-    """Grow the source to `factor` times Pagila's rentals and payments (see medallion.source.scale)."""
-    return scale_source(endpoints(settings).source, factor, progress)
 
 
 def reset_warehouse(ends: Endpoints) -> None:

@@ -40,7 +40,8 @@ from psycopg.types.json import Jsonb
 
 import medallion
 from medallion import steps
-from medallion.db import connect, endpoints, named_sql
+from medallion.db import connect, endpoints
+from medallion.sqlfiles import named_sql
 from medallion.errors import BuildFailed
 from medallion.settings import Settings
 from medallion.silver.project import ENGINE_DIR, BuildProject

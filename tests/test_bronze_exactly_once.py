@@ -23,7 +23,7 @@ import psycopg
 from medallion import pipeline
 from medallion.bronze.decoders import Wal2jsonDecoder
 from medallion.naming import bronze_table
-from medallion.source.pagila import TABLES as PAGILA_TABLES
+from pagila_example.pagila import TABLES as PAGILA_TABLES
 from medallion.settings import Settings
 from support import execute, query
 

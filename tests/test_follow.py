@@ -19,6 +19,7 @@ import psycopg
 
 from medallion import pipeline
 from medallion.settings import Settings
+from pagila_example import api as example
 from support import execute, query, schema_dump
 
 BOOKKEEPING = {"follow_step", "stored_build"}
@@ -72,10 +73,10 @@ def test_follow_under_simulate_then_stop_equals_a_full_refresh(settings: Setting
                  "the payment's new amount in gold")
 
         # traffic, and a schema change in the middle of it (a dbt build carries that stretch)
-        pipeline.simulate(settings, seed=7, transactions=60, rate=20)
+        example.simulate(settings, seed=7, transactions=60, rate=20)
         execute(src, "alter table staff add column nickname text")
         execute(src, "update staff set nickname = 'Mikey' where staff_id = 1")
-        pipeline.simulate(settings, seed=8, transactions=60, rate=20)
+        example.simulate(settings, seed=8, transactions=60, rate=20)
         execute(src, "update customer set email = 'last@example.org' where customer_id = 8")
         wait_for(lambda: query(wh, "select email from silver.dim_customer where customer_id = 8")
                  == [("last@example.org",)], "the last change in silver")

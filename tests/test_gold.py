@@ -15,6 +15,7 @@ import psycopg
 
 from medallion import pipeline
 from medallion.settings import Settings
+from pagila_example import api as example
 from support import execute, query, schema_dump
 
 MARCH = date(2022, 3, 1)
@@ -166,7 +167,7 @@ def test_incremental_gold_equals_a_full_rebuild_and_travels_back(settings: Setti
     snapshots = []
     for seed, burst in enumerate(bursts):
         snapshots.append((source_now(settings), {mart: mart_rows(settings, mart) for mart in MARTS}))
-        pipeline.simulate(settings, seed=seed, transactions=40, rate=None)
+        example.simulate(settings, seed=seed, transactions=40, rate=None)
         for statement, params in burst:
             execute(src, statement, params)
         pipeline.run(settings)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from medallion.db import named_sql
+from medallion.sqlfiles import named_sql
 from medallion.errors import RoleSetupFailed
 
 DEFAULT_CAPTURE_ROLE = "medallion_capture"

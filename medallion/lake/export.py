@@ -21,7 +21,8 @@ import psycopg
 from psycopg import sql
 
 from medallion.bronze import store
-from medallion.db import connect, endpoints, sql_text
+from medallion.db import connect, endpoints
+from medallion.sqlfiles import sql_text
 from medallion.errors import LakeExportFailed, TransientError
 from medallion.lake.dependencies import require
 from medallion.lake.target import BRONZE_NAMESPACE, LakeTarget, lake_target, open_catalog
