@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from medallion.bronze.ingest import BatchResult
-    from medallion.metrics import Metrics
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-active: Metrics | None = None  # the one a serving process records into (None: nothing is recorded)
+active: Any = None  # the metrics.Metrics a serving process records into (None: nothing is recorded)
 
 
 # The hooks: one line each where the work happens; nothing when no metrics are served.

@@ -1,7 +1,7 @@
 """The import graph of the engine (medallion/) and the example (pagila_example/): no cycle, and
 the engine never imports the example (docs/architecture.md). Read from the real source files with
-ast (imports inside functions count: a lazy import hides a cycle, it does not break it; only
-`if TYPE_CHECKING:` blocks, never run, are left out) and checked by importing every module."""
+ast (every import statement counts, inside functions and `if TYPE_CHECKING:` too: a lazy import
+hides a cycle, it does not break it) and checked by importing every module."""
 
 from __future__ import annotations
 
@@ -26,31 +26,20 @@ def _modules() -> dict[str, Path]:
     return found
 
 
-def _type_checking_only(node: ast.AST) -> bool:
-    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-
-
 def _imported(tree: ast.AST, name: str, is_package: bool, modules: dict[str, Path]) -> set[str]:
     """The modules of both packages that a module's code imports (wherever the import statement is)."""
     targets: set[str] = set()
-    pending = [tree]
-    while pending:
-        node = pending.pop()
-        for child in ast.iter_child_nodes(node):
-            if _type_checking_only(child):
-                pending.extend(child.orelse)  # the else branch does run
-                continue
-            pending.append(child)
-            if isinstance(child, ast.Import):
-                targets.update(alias.name for alias in child.names)
-            elif isinstance(child, ast.ImportFrom):
-                base = child.module or ""
-                if child.level:
-                    anchor = name.split(".") if is_package else name.split(".")[:-1]
-                    anchor = anchor[:len(anchor) - (child.level - 1)]
-                    base = ".".join(anchor + ([base] if base else []))
-                targets.update(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
-                               for alias in child.names)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = name.split(".") if is_package else name.split(".")[:-1]
+                anchor = anchor[:len(anchor) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            targets.update(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                           for alias in node.names)
     return {t for t in targets if t in modules}
 
 
