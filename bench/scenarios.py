@@ -201,8 +201,8 @@ def freshness(settings: Settings, env: dict[str, str], probes: int = 20, rate: f
     try:
         with connect(ends.source, "source", autocommit=True) as src, \
                 connect(ends.warehouse, "warehouse", autocommit=True) as wh:
-            _wait_until(lambda: wh.execute("select to_regclass('silver.follow_step') is not null and exists "
-                                           "(select from silver.follow_step where layer = 2 and step_sql is not null)"
+            _wait_until(lambda: wh.execute("select to_regclass('medallion.follow_step') is not null and exists "
+                                           "(select from medallion.follow_step where layer = 2 and step_sql is not null)"
                                            ).fetchone()[0], 600, "the follower's first builds")
             simulator.start()
             time.sleep(3)

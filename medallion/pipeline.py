@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # sqlglot costs ~0.2 s to import: only `query` needs it
     from medallion.lake.export import ExportReport
     from medallion.query import QueryResult
 
-WAREHOUSE_SCHEMAS = ("gold", "silver", "bronze")
+WAREHOUSE_SCHEMAS = ("gold", "silver", "bronze", "medallion")  # medallion: the engine's bookkeeping
 
 
 def up(settings: Settings) -> str:

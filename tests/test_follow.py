@@ -34,8 +34,11 @@ def warehouse_dump(settings: Settings) -> dict[str, list[str]]:
     for schema in ("silver", "gold"):
         for name, rows in schema_dump(settings.warehouse_dsn or "", schema).items():
             dump[f"{schema}.{name}"] = rows
-    dump["silver.build_watermark"] = query(settings.warehouse_dsn, "select model, bronze_table, last_commit_lsn "
-                                                                   "from silver.build_watermark order by 1")
+    for name, rows in schema_dump(settings.warehouse_dsn or "", "medallion").items():  # the marts' own state
+        if name not in BOOKKEEPING | {"build_watermark"}:
+            dump[f"medallion.{name}"] = rows
+    dump["medallion.build_watermark"] = query(settings.warehouse_dsn, "select model, bronze_table, last_commit_lsn "
+                                                                      "from medallion.build_watermark order by 1")
     return dump
 
 

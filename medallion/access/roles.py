@@ -20,7 +20,7 @@ DEFAULT_CAPTURE_ROLE = "medallion_capture"
 DEFAULT_PIPELINE_ROLE = "medallion_pipeline"
 # Analysts read these layers; bronze (raw changes, bookkeeping) stays the pipeline's.
 ANALYST_LAYERS = ("silver", "gold")
-PIPELINE_LAYERS = ("bronze", "silver", "gold")
+PIPELINE_LAYERS = ("bronze", "silver", "gold", "medallion")  # medallion: bookkeeping, not for analysts
 
 _PACKAGE = "medallion.access"
 
