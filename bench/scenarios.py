@@ -23,6 +23,7 @@ from medallion.db import connect, endpoints, sql_text
 from medallion.selection import resolve
 from medallion.settings import Settings
 from medallion.source.catalog import read_tables
+from pagila_example import api as example
 
 # What each plugin decodes for the slot, counted on the server: the decoding limit of ingest.
 PEEK = {
@@ -43,7 +44,7 @@ def initial_load(pipelines: dict[str, Settings]) -> dict:
     """Pagila into bronze (the snapshot), then the first full silver+gold build; a second
     pipeline on the same source, with wal2json, takes its snapshot too (for decode_vs_ingest)."""
     main = pipelines["pgoutput"]
-    pipeline.load_pagila(main)
+    example.load_pagila(main)
     report = pipeline.ingest(main)
     for name, other in pipelines.items():
         if other is not main:
@@ -60,7 +61,7 @@ def decode_vs_ingest(pipelines: dict[str, Settings], factor: int) -> dict:
     """Per plugin, side by side on the same changes (Pagila grown to factor): (a) PostgreSQL's
     decoding alone, count(*) over the slot's peek, best of three; (b) `medallion ingest` of
     the same changes, wall clock of the stream (decoding, parsing, writing)."""
-    pipeline.scale(pipelines["pgoutput"], factor)
+    example.scale(pipelines["pgoutput"], factor)
     results: dict = {"factor": factor}
     for plugin, settings in pipelines.items():
         decode_runs = []
@@ -191,7 +192,7 @@ def freshness(settings: Settings, env: dict[str, str], probes: int = 20, rate: f
 
     def simulate() -> None:
         while not traffic.is_set():
-            simulated.append(pipeline.simulate(settings, seed=len(simulated), transactions=None, seconds=5,
+            simulated.append(example.simulate(settings, seed=len(simulated), transactions=None, seconds=5,
                                                rate=rate).transactions)
 
     ends = endpoints(settings)
@@ -200,8 +201,8 @@ def freshness(settings: Settings, env: dict[str, str], probes: int = 20, rate: f
     try:
         with connect(ends.source, "source", autocommit=True) as src, \
                 connect(ends.warehouse, "warehouse", autocommit=True) as wh:
-            _wait_until(lambda: wh.execute("select to_regclass('silver.follow_step') is not null and exists "
-                                           "(select from silver.follow_step where layer = 2 and step_sql is not null)"
+            _wait_until(lambda: wh.execute("select to_regclass('medallion.follow_step') is not null and exists "
+                                           "(select from medallion.follow_step where layer = 2 and step_sql is not null)"
                                            ).fetchone()[0], 600, "the follower's first builds")
             simulator.start()
             time.sleep(3)

@@ -27,8 +27,7 @@ from medallion.engines import ENGINES as ENGINE_NAMES
 from medallion.engines import engine_named
 from medallion.errors import MedallionError
 from medallion.health import UNKNOWN
-from medallion.demo import DemoReport, run_demo
-from medallion.settings import PAGILA_CONFIG, Settings, load_settings
+from medallion.settings import Settings, load_settings
 
 if TYPE_CHECKING:  # the query module (sqlglot) loads only when `medallion query` runs
     from medallion.follow import FollowReport
@@ -85,6 +84,32 @@ class MedallionGroup(click.Group):
             where = context.command_path if context else (prog_name or "medallion")
             fail(f"{exc.format_message().rstrip('.')}: see '{where} --help'")
         sys.exit(code if isinstance(code, int) else 0)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(_plugin_commands()))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        plugins = _plugin_commands() if command is None else {}
+        if cmd_name in plugins:
+            try:
+                command = plugins[cmd_name].load()
+            except Exception as exc:  # an entry point left by an older install: say so, not a traceback
+                fail(f"'medallion {cmd_name}' comes from {plugins[cmd_name].value}, which cannot be loaded "
+                     f"({type(exc).__name__}: {exc}): reinstall the package that provides it ('make setup')")
+        return command
+
+
+PLUGIN_GROUP = "medallion.commands"
+
+
+def _plugin_commands() -> dict[str, Any]:
+    """Commands other packages add to `medallion` (entry points of the group medallion.commands,
+    name -> a click command), loaded only when named: the engine imports none of them (Pagila's
+    load-pagila, simulate, scale and demo come from pagila_example this way)."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP)}
 
 
 def note(message: str) -> None:
@@ -151,24 +176,6 @@ def env() -> None:
     """
     for line in pipeline.env_lines(resolve()):
         click.echo(line)
-
-
-@cli.command("load-pagila")
-@friendly_errors
-def load_pagila() -> None:
-    """(Re)create the source database from the Pagila files.
-
-    Reads pagila-schema.sql and pagila-data.sql from PAGILA_DIR, or downloads the pinned
-    upstream files (sha256-checked) into MEDALLION_HOME/pagila. The slot and the
-    warehouse's bronze/silver/gold of the old source are dropped with it.
-
-    \b
-    Example:
-      PAGILA_DIR=../shared/pagila medallion load-pagila
-    """
-    counts = pipeline.load_pagila(resolve(), note)
-    out.print(f"Pagila loaded: {counts['rental']} rentals, {counts['payment']} payments, "
-              f"{counts['customer']} customers, {counts['film']} films")
 
 
 _IDENTITY = {"d": "DEFAULT", "f": "FULL", "i": "INDEX", "n": "NOTHING"}
@@ -317,61 +324,6 @@ def grant(capture_role: str, pipeline_role: str, print_sql: bool) -> None:
         return
     for line in pipeline.grant(ctx, capture_role, pipeline_role):
         out.print(escape(line), highlight=False, soft_wrap=True)
-
-
-@cli.command()
-@click.option("--seed", default=42, show_default=True, help="Same seed, same statements (on the same source).")
-@click.option("--transactions", "-n", type=click.IntRange(min=1), default=None,
-              help="Stop after this many transactions.")
-@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after this long.")
-@click.option("--rate", type=click.FloatRange(min=0), default=50.0, show_default=True,
-              help="Target transactions per second; 0 runs as fast as the source allows.")
-@friendly_errors
-def simulate(seed: int, transactions: int | None, seconds: float | None, rate: float) -> None:
-    """Run realistic OLTP activity on the source.
-
-    New rentals with their payments (creating the monthly payment partitions the source
-    lacks), returns, late fees, customer changes (email, address, active), film rate and
-    rating changes, new customers, occasional payment deletes; several rows per statement
-    too. Business timestamps follow a simulated clock, so a seed reproduces the same history.
-
-    \b
-    Examples:
-      medallion simulate -n 500 --rate 0          # 500 transactions, as fast as possible
-      medallion simulate --seconds 60 --rate 20   # a minute of traffic at ~20 tps
-    """
-    if transactions is None and seconds is None:
-        transactions = 100
-    total = transactions
-    with Progress(TextColumn("simulate"), BarColumn(), MofNCompleteColumn() if total else TextColumn(""),
-                  TimeElapsedColumn(), console=err, transient=True) as bar:
-        task = bar.add_task("simulate", total=total)
-        report = pipeline.simulate(resolve(), seed, transactions, seconds, rate or None,
-                                   lambda done: bar.update(task, completed=done))
-    kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(report.kinds.items()))
-    out.print(f"simulated {report.transactions} transactions in {report.seconds:.1f}s ({kinds})")
-    if report.partitions_created:
-        out.print(f"created partitions: {', '.join(report.partitions_created)}")
-
-
-@cli.command()
-@click.option("--factor", type=click.IntRange(min=1), required=True, help="Target multiple of Pagila's rentals.")
-@friendly_errors
-def scale(factor: int) -> None:
-    """Grow the source to N times Pagila's rentals and payments, for benchmarks.
-
-    Adds copies of the original rentals and payments with their own customers and inventory
-    (ids shifted, foreign keys valid, same months) by COPY. Copies already there are kept.
-
-    \b
-    Example:
-      medallion load-pagila && medallion scale --factor 10
-    """
-    with Progress(TextColumn("scale"), BarColumn(), MofNCompleteColumn(), console=err, transient=True) as bar:
-        task = bar.add_task("scale", total=max(factor - 1, 1))
-        report = pipeline.scale(resolve(), factor, lambda done, _: bar.update(task, completed=done))
-    out.print(f"source at factor {factor}: {report.rentals:,} rentals, {report.payments:,} payments "
-              f"({report.copies_added} copies added)")
 
 
 def metrics_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -851,63 +803,6 @@ def ui(port: int, host: str) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
-
-
-@cli.command()
-@friendly_errors
-def demo() -> None:
-    """From nothing to a report on the embedded default, in about a minute.
-
-    Starts the embedded PostgreSQL, loads Pagila, captures it into bronze, builds silver and
-    gold, makes a burst of source changes (a rental and its payment, a return, an email change,
-    a price change), runs again, and reports: rows per layer, top months, and time travel.
-
-    \b
-    Example:
-      make demo      # the same, after installing everything
-      medallion demo
-    """
-    settings = replace(load_settings(), config_path=PAGILA_CONFIG)  # the demo is the Pagila project
-    if not settings.embedded:
-        raise MedallionError("the demo recreates its source and warehouse: unset MEDALLION_SOURCE_DSN and "
-                             "MEDALLION_WAREHOUSE_DSN to run it on the embedded default")
-    report = run_demo(settings, lambda what: out.rule(what, align="left"))
-    _print_demo(settings, report)
-
-
-def _print_demo(settings: Settings, report: DemoReport) -> None:
-    out.rule("report", align="left")
-    out.print(f"bronze initial load: {report.snapshot_rows:,} rows at {report.snapshot_rows_per_s:,.0f} changes/s; "
-              f"the burst: {report.burst_changes} changes")
-    layers = Table("layer", "table", "rows", title="rows per layer")
-    for layer, tables in report.layers.items():
-        if layer == "bronze":  # one line for the 15 change tables
-            layers.add_row(layer, f"{len(tables)} tables br_<table>_cdc", f"{sum(c for _, c in tables):,}")
-            continue
-        for name, count in tables:
-            layers.add_row(layer, name, f"{count:,}")
-    out.print(layers)
-    months = Table("month", "revenue", "payments", title="top revenue months (gold.vw_monthly_revenue)")
-    for month, revenue, payments in report.top_months:
-        months.add_row(str(month), f"{revenue:,.2f}", f"{payments:,}")
-    out.print(months)
-    travel = Table("as of", "customer 1 email (silver)", "store 1, 2022-07 revenue (gold)", title="time travel")
-    def mart(row: tuple | None) -> str:
-        return f"{row[2]:,.2f} ({row[3]} payments)" if row else "-"
-    travel.add_row(f"before the burst ({report.before:%H:%M:%S})", str(report.email_before), mart(report.mart_before))
-    travel.add_row("now", str(report.email_now), mart(report.mart_now))
-    out.print(travel)
-    steps = " · ".join(f"{name} {seconds:.1f}s" for name, seconds in report.steps)
-    out.print(f"done in {report.seconds:.0f}s: {steps}")
-    before = report.before.isoformat(sep=" ", timespec="seconds") if report.before else "..."
-    out.print(f"""
-Try next:
-  . .venv/bin/activate && eval "$(medallion env)"
-  medallion query "select customer_id, email, sys_start, sys_end from silver.dim_customer_hist for system_time all where customer_id = 1"
-  medallion query "select * from gold.monthly_revenue_as_of('{before}') order by month, store_id"
-  medallion simulate -n 200 && medallion run     # more history, then look again
-  psql "$MEDALLION_WAREHOUSE_DSN"                # bronze, silver, gold; 'medallion down' stops the cluster
-Data lives in {settings.home}.""", highlight=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -10,6 +10,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from medallion.errors import ConnectionFailed, InvalidDsn, MedallionError
 from medallion.settings import SOURCE_DB, WAREHOUSE_DB, Settings
+# .sql files are read by medallion.sqlfiles (a leaf); still importable from here for code written against db.py.
+from medallion.sqlfiles import named_sql, sql_text  # noqa: F401
 
 # Text forms of values must not depend on the server's or the user's defaults:
 # the same source change must always land as the same bronze row.
@@ -122,17 +124,3 @@ def connect(dsn: str, role: str, autocommit: bool = False, *, hint: str | None =
             f"cannot reach the {role} database ({redact(dsn)}): {redact(connection_reason(exc))}; {fix}"
         ) from None
 
-
-def sql_text(package: str, name: str) -> str:
-    """The text of a .sql file shipped in a package's sql/ folder (SQL lives in .sql files)."""
-    from importlib.resources import files
-
-    return files(package).joinpath("sql", name).read_text(encoding="utf-8")
-
-
-def named_sql(package: str, name: str) -> dict[str, str]:
-    """The '-- name: X' sections of a .sql file, in file order (one statement each)."""
-    import re
-
-    parts = re.split(r"^-- name: (.+)\n", sql_text(package, name), flags=re.M)
-    return {parts[i].strip(): parts[i + 1].strip().rstrip(";") for i in range(1, len(parts), 2)}

@@ -3,7 +3,7 @@
 One process: an ingester thread streams the slot into bronze; the main thread applies each
 new stretch of bronze to silver and then gold as soon as it is committed, without starting
 dbt for it. dbt remains the single definition of every model: each incremental build stores,
-per model, the statements of its next batch in silver.follow_step (macros/follow.sql), with
+per model, the statements of its next batch in medallion.follow_step (macros/follow.sql), with
 the batch's bronze bounds left as placeholders. A step here fills in the bounds and runs them
 in one transaction with the model's lock and watermark, exactly what the next `medallion
 build` would have run. A stretch a stored step cannot carry (a schema change, a truncate, a

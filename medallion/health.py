@@ -22,7 +22,8 @@ from medallion.bronze import publication, resync, store
 from medallion.bronze import slot as slots
 from medallion.config import ProjectConfig
 from medallion.context import Context
-from medallion.db import connect, sql_text
+from medallion.db import connect
+from medallion.sqlfiles import sql_text
 from medallion.errors import MedallionError
 from medallion.selection import read_plan
 from medallion.settings import Settings

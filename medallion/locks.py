@@ -22,7 +22,8 @@ from contextlib import contextmanager
 import psycopg
 
 from medallion.context import Context
-from medallion.db import connect, sql_text
+from medallion.db import connect
+from medallion.sqlfiles import sql_text
 from medallion.errors import WarehouseInUse
 from medallion.settings import Settings
 

@@ -11,7 +11,7 @@ Two kinds of numbers, one source of truth each:
   counts), so an alert and `status` never disagree. A scrape that cannot reach the source or
   the warehouse says so: medallion_status_code 2, as `status` exits 2.
 - What this process did (changes and snapshot rows written per table, builds done and failed)
-  is counted where it happens, through the hooks below; they do nothing in a process that
+  is counted where it happens, through the hooks in metric_hooks.py; they do nothing in a process that
   serves no metrics (every other command).
 
 Each Metrics has a registry of its own (never prometheus_client's global one), so that two in
@@ -20,25 +20,21 @@ one process (tests) never collide.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import wraps
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from medallion import errorlog
+from medallion import errorlog, metric_hooks
 from medallion.errors import MedallionError
 from medallion.health import CHECKS, UNKNOWN, freshness_seconds
+# The hooks live in metric_hooks (pipeline calls them; this module calls pipeline.status).
+from medallion.metric_hooks import batch_written, counting_snapshot, records_build, refreshed  # noqa: F401
 
 if TYPE_CHECKING:  # prometheus_client loads only in a process that serves metrics
-    from medallion.bronze.ingest import BatchResult
     from medallion.settings import Settings
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-_active: Metrics | None = None  # the one a serving process records into (None: nothing is recorded)
 
 
 class Metrics:
@@ -80,7 +76,7 @@ class _HealthCollector:
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
-        from medallion import pipeline  # pipeline imports this module for its hooks
+        from medallion import pipeline
 
         lag = GaugeMetricFamily("medallion_slot_lag_bytes", "Source WAL written since the slot's confirmed "
                                 "position (what bronze has yet to read), as `medallion status` says.")
@@ -117,7 +113,6 @@ class _HealthCollector:
 @contextmanager
 def serving(settings: Settings, port: int, address: str = "127.0.0.1") -> Iterator[Metrics]:
     """Serve /metrics on address:port while the block runs; the hooks record into it meanwhile."""
-    global _active
     from prometheus_client import start_http_server
 
     metrics = Metrics(settings)
@@ -126,50 +121,11 @@ def serving(settings: Settings, port: int, address: str = "127.0.0.1") -> Iterat
     except OSError as exc:
         raise MedallionError(f"cannot serve metrics on {address}:{port}: {exc.strerror or exc}: choose another "
                              "--metrics-port (or [metrics] port in medallion.toml)") from None
-    _active = metrics
+    metric_hooks.active = metrics
     try:
         yield metrics
     finally:
-        _active = None
+        metric_hooks.active = None
         server.shutdown()
         server.server_close()
         thread.join(5)
-
-
-# The hooks: one line each where the work happens; nothing when no metrics are served.
-
-def batch_written(result: BatchResult) -> None:
-    """An ingest batch committed to bronze."""
-    if _active is not None:
-        for table, changes in result.tables.items():
-            _active.changes.labels(table).inc(changes)
-
-
-def counting_snapshot(progress: Callable[[str, int], None]) -> Callable[[str, int], None]:
-    """progress (a snapshot's per-table callback), counting the rows too."""
-    def counted(table: str, rows: int) -> None:
-        if _active is not None:
-            _active.snapshot_rows.labels(table).inc(rows)
-        progress(table, rows)
-    return counted
-
-
-def refreshed() -> None:
-    """Silver and gold were brought up to date (a build, or a follow round that applied bronze)."""
-    if _active is not None:
-        _active.last_build.set(time.time())
-
-
-def records_build(build: F) -> F:
-    """Decorates the build: a failure counted, a success timed."""
-    @wraps(build)
-    def recorded(*args: Any, **kwargs: Any) -> Any:
-        try:
-            report = build(*args, **kwargs)
-        except Exception:  # a stop (Ctrl-C) is not a failure
-            if _active is not None:
-                _active.build_failures.inc()
-            raise
-        refreshed()
-        return report
-    return recorded  # type: ignore[return-value]

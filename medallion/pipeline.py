@@ -22,29 +22,25 @@ from medallion.bronze import slot as slots
 from medallion.bronze.ingest import DEFAULT_BATCH, BatchResult, Ingester, connection_lost, stop_on_interrupt
 from medallion.bronze.resync import SlotHealth, slot_health
 from medallion.context import Context
-from medallion.db import Endpoints, connect, sql_text
+from medallion.db import Endpoints, connect
 from medallion.engines import Engine, engine_named
+from medallion.sqlfiles import sql_text
 from medallion.errors import (CaptureReset, ConnectionLost, IngesterRunning, MedallionError, RoleSetupFailed,
                               SlotBusy)
 from medallion.health import CaptureHealth
 from medallion.health import evaluate as evaluate_health
-from medallion.metrics import batch_written, counting_snapshot, records_build
+from medallion.metric_hooks import batch_written, counting_snapshot, records_build
 from medallion.selection import Selection, read_plan
 from medallion.settings import Settings
 from medallion.silver.project import BuildProject
 from medallion.source.catalog import read_tables
-from medallion.source import pagila
 from medallion.source.cluster import EmbeddedCluster
-from medallion.source.scale import ScaleReport
-from medallion.source.scale import scale as scale_source
-from medallion.source.simulate import SimulationReport
-from medallion.source.simulate import simulate as run_simulation
 
 if TYPE_CHECKING:  # sqlglot costs ~0.2 s to import: only `query` needs it
     from medallion.lake.export import ExportReport
     from medallion.query import QueryResult
 
-WAREHOUSE_SCHEMAS = ("gold", "silver", "bronze")
+WAREHOUSE_SCHEMAS = ("gold", "silver", "bronze", "medallion")  # medallion: the engine's bookkeeping
 
 
 def up(settings: Settings | Context) -> str:
@@ -64,19 +60,6 @@ def env_lines(settings: Settings | Context) -> list[str]:
     ends = Context.of(settings).endpoints
     return [f"export MEDALLION_SOURCE_DSN={shlex.quote(ends.source)}",
             f"export MEDALLION_WAREHOUSE_DSN={shlex.quote(ends.warehouse)}"]
-
-
-def load_pagila(settings: Settings | Context, log: Callable[[str], None] = lambda _: None) -> dict[str, int]:
-    """(Re)create the source database from Pagila and make its tables capturable.
-
-    Bronze captured from the old database no longer matches it: the slot goes with the
-    database, and the warehouse's bronze/silver/gold are reset too."""
-    ctx = Context.of(settings)
-    files = pagila.locate_files(ctx.pagila_dir, ctx.home / "pagila", log)
-    counts = pagila.load(ctx.endpoints.source, files)
-    reset_warehouse(ctx.endpoints)
-    prepare_source(ctx)
-    return counts
 
 
 def selection(settings: Settings | Context) -> Selection:
@@ -111,17 +94,6 @@ def prepare_source(settings: Settings | Context) -> PreparedSource:
             ddl.install(conn)
             publication.remember_schemas(conn, ctx.slot, chosen)  # new tables join it by themselves
     return PreparedSource(changed, publication.publication_name(ctx.slot), published, trigger)
-
-
-def simulate(settings: Settings | Context, seed: int = 42, transactions: int | None = 100, seconds: float | None = None,
-             rate: float | None = 50.0, progress: Callable[[int], None] = lambda _: None) -> SimulationReport:
-    """Seeded OLTP activity on the source (see medallion.source.simulate)."""
-    return run_simulation(Context.of(settings).endpoints.source, seed, transactions, seconds, rate, progress)
-
-
-def scale(settings: Settings | Context, factor: int, progress: Callable[[int, int], None] = lambda *_: None) -> ScaleReport:
-    """Grow the source to `factor` times Pagila's rentals and payments (see medallion.source.scale)."""
-    return scale_source(Context.of(settings).endpoints.source, factor, progress)
 
 
 def reset_warehouse(ends: Endpoints) -> None:

@@ -1,7 +1,7 @@
 """The statements of each model's next incremental batch, as its last dbt build stored them.
 
 Every incremental materialization (silver histories, partitioned current-state tables, gold
-marts) stores in silver.follow_step what its next batch runs, with the batch's bronze bounds
+marts) stores in medallion.follow_step what its next batch runs, with the batch's bronze bounds
 left as placeholders (medallion/dbt/macros/follow.sql). Two callers run them without starting
 dbt: `run --follow` after each bronze commit (follow.py), and `medallion build` when the project
 is the one the storing build ran (stored_build.py). Both apply a step as dbt would have: in one
@@ -22,7 +22,7 @@ SILVER, GOLD = 1, 2  # follow_step.layer
 class Step:
     """What a model's next incremental batch runs, as its last build stored it."""
 
-    model: str  # schema.table, as silver.build_watermark names it
+    model: str  # schema.table, as medallion.build_watermark names it
     layer: int
     lock_sql: str
     high_sql: str | None
@@ -40,10 +40,10 @@ def fill(text: str, lo: int, hi: int) -> str:
 def load_steps(conn: psycopg.Connection) -> list[Step]:
     """Every stored step, silver's before gold's. (Both callers read them after a dbt build of
     this version, whose on-run-start gave the table its project_fingerprint column.)"""
-    if conn.execute("select to_regclass('silver.follow_step') is null").fetchone()[0]:
+    if conn.execute("select to_regclass('medallion.follow_step') is null").fetchone()[0]:
         return []
     rows = conn.execute("select model, layer, lock_sql, high_sql, needs_build_sql, step_sql, idle_sql, "
-                        "project_fingerprint from silver.follow_step order by layer, model").fetchall()
+                        "project_fingerprint from medallion.follow_step order by layer, model").fetchall()
     return [Step(*row) for row in rows]
 
 
@@ -57,7 +57,7 @@ def apply_silver(conn: psycopg.Connection, step: Step, idle: bool = True, checke
     the stretch the build's tests will cover."""
     with conn.transaction():
         conn.execute(step.lock_sql)
-        lo = conn.execute("select coalesce(max(last_commit_lsn), -1) from silver.build_watermark "
+        lo = conn.execute("select coalesce(max(last_commit_lsn), -1) from medallion.build_watermark "
                           "where model = %s", [step.model]).fetchone()[0]
         hi = conn.execute(fill(step.high_sql or "select -1", lo, lo)).fetchone()[0]
         since = min(lo, checked_from) if checked_from is not None else lo

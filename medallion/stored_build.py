@@ -2,7 +2,7 @@
 
 A dbt build costs seconds before it changes a row (its import, parsing, ~70 nodes each with
 catalog lookups), while an incremental batch of a model runs in milliseconds. Each incremental
-materialization already stores the statements of its next batch (silver.follow_step, the ones
+materialization already stores the statements of its next batch (medallion.follow_step, the ones
 `run --follow` runs), and each incremental test compiles to SQL that reads its stretch's bounds
 when it runs (macros/silver/temporal_tests.sql). So after a dbt build of the whole project,
 this module records what that build was: a fingerprint of the project (its files, the engine's
@@ -40,7 +40,8 @@ from psycopg.types.json import Jsonb
 
 import medallion
 from medallion import steps
-from medallion.db import connect, named_sql
+from medallion.db import connect
+from medallion.sqlfiles import named_sql
 from medallion.errors import BuildFailed
 from medallion.silver.project import ENGINE_DIR, BuildProject
 
@@ -256,7 +257,7 @@ class Recorded:
 
 def recorded(conn: psycopg.Connection, fingerprint: str, tests: bool) -> Recorded | str:
     """What the last dbt build recorded, or why dbt must build instead."""
-    if conn.execute("select to_regclass('silver.stored_build') is null").fetchone()[0] \
+    if conn.execute("select to_regclass('medallion.stored_build') is null").fetchone()[0] \
             or (row := conn.execute(SQL["read"]).fetchone()) is None:
         return "the first build of this warehouse stores what the next builds run without dbt"
     fingerprint_then, plan, recorded_tests = row

@@ -25,7 +25,7 @@ from medallion.config import load_config
 from medallion.selection import resolve
 from medallion.settings import PAGILA_CONFIG, REPO_ROOT, Settings
 from medallion.source.catalog import read_tables
-from medallion.source import pagila
+from pagila_example import pagila
 from medallion.source.cluster import EmbeddedCluster
 import managed_source
 from managed_source import ManagedPipeline, ManagedSource

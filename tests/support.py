@@ -78,7 +78,7 @@ def query(dsn: str, statement: str, params: object = None) -> list[tuple]:
 
 def schema_dump(dsn: str, schema: str) -> dict[str, list[str]]:
     """Every table, partition and view of a schema as ordered row texts: two builds are equal
-    row for row when their dumps are. (silver.follow_step and silver.stored_build, the statements
+    row for row when their dumps are. (medallion.follow_step and medallion.stored_build, the statements
     a build stores for the next one, are left out: a full build stores none for gold, an
     incremental one does.)"""
     relations = query(dsn, "select c.relname from pg_class as c join pg_namespace as n on n.oid = c.relnamespace "

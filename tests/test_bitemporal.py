@@ -126,7 +126,7 @@ def test_the_horizon_moves_with_an_idle_source_and_holds_at_the_slowest_table(se
     pipeline.ingest(settings)
     pipeline.build(settings, select=("dim_customer_hist",), tests=False)
     assert query(wh, "select silver.horizon()")[0][0] < committed
-    assert query(wh, "select complete_to >= %s from silver.build_watermark where model = "
+    assert query(wh, "select complete_to >= %s from medallion.build_watermark where model = "
                      "'silver.dim_customer_hist'", [committed]) == [(True,)]
     pipeline.build(settings)
     assert query(wh, "select silver.horizon()")[0][0] >= committed

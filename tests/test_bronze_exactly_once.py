@@ -24,7 +24,7 @@ from medallion import pipeline
 from medallion.bronze.decoders import Wal2jsonDecoder
 from medallion.bronze.events import Begin, Change, Commit
 from medallion.naming import bronze_table
-from medallion.source.pagila import TABLES as PAGILA_TABLES
+from pagila_example.pagila import TABLES as PAGILA_TABLES
 from medallion.settings import Settings
 from support import execute, query
 

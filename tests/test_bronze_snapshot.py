@@ -8,7 +8,7 @@ from psycopg import sql
 
 from medallion import pipeline
 from medallion.naming import bronze_table
-from medallion.source.pagila import TABLES as PAGILA_TABLES
+from pagila_example.pagila import TABLES as PAGILA_TABLES
 from medallion.settings import Settings
 from support import execute, query
 

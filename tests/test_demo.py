@@ -5,8 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from medallion import pipeline
-from medallion.demo import DemoReport, _collect, burst
 from medallion.settings import Settings
+from pagila_example.demo import DemoReport, _collect, burst
 from support import query
 
 

@@ -19,6 +19,7 @@ import psycopg
 
 from medallion import pipeline
 from medallion.settings import Settings
+from pagila_example import api as example
 from support import execute, query, schema_dump
 
 BOOKKEEPING = {"follow_step", "stored_build"}
@@ -33,8 +34,11 @@ def warehouse_dump(settings: Settings) -> dict[str, list[str]]:
     for schema in ("silver", "gold"):
         for name, rows in schema_dump(settings.warehouse_dsn or "", schema).items():
             dump[f"{schema}.{name}"] = rows
-    dump["silver.build_watermark"] = query(settings.warehouse_dsn, "select model, bronze_table, last_commit_lsn "
-                                                                   "from silver.build_watermark order by 1")
+    for name, rows in schema_dump(settings.warehouse_dsn or "", "medallion").items():  # the marts' own state
+        if name not in BOOKKEEPING | {"build_watermark"}:
+            dump[f"medallion.{name}"] = rows
+    dump["medallion.build_watermark"] = query(settings.warehouse_dsn, "select model, bronze_table, last_commit_lsn "
+                                                                      "from medallion.build_watermark order by 1")
     return dump
 
 
@@ -72,10 +76,10 @@ def test_follow_under_simulate_then_stop_equals_a_full_refresh(settings: Setting
                  "the payment's new amount in gold")
 
         # traffic, and a schema change in the middle of it (a dbt build carries that stretch)
-        pipeline.simulate(settings, seed=7, transactions=60, rate=20)
+        example.simulate(settings, seed=7, transactions=60, rate=20)
         execute(src, "alter table staff add column nickname text")
         execute(src, "update staff set nickname = 'Mikey' where staff_id = 1")
-        pipeline.simulate(settings, seed=8, transactions=60, rate=20)
+        example.simulate(settings, seed=8, transactions=60, rate=20)
         execute(src, "update customer set email = 'last@example.org' where customer_id = 8")
         wait_for(lambda: query(wh, "select email from silver.dim_customer where customer_id = 8")
                  == [("last@example.org",)], "the last change in silver")

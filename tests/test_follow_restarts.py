@@ -22,6 +22,7 @@ import pytest
 from medallion import pipeline
 from medallion.settings import Settings
 from medallion.source.cluster import EmbeddedCluster
+from pagila_example import api as example
 from support import execute, medallion, one_error_line, query
 from test_follow import warehouse_dump, wait_for
 
@@ -53,7 +54,7 @@ def traffic(settings: Settings) -> Iterator[None]:
 
     def run() -> None:
         try:
-            pipeline.simulate(settings, seed=11, transactions=None, seconds=600, rate=60, progress=until_done)
+            example.simulate(settings, seed=11, transactions=None, seconds=600, rate=60, progress=until_done)
         except TrafficDone:
             pass
 

@@ -15,6 +15,7 @@ import psycopg
 
 from medallion import pipeline
 from medallion.settings import Settings
+from pagila_example import api as example
 from support import execute, query, schema_dump
 
 MARCH = date(2022, 3, 1)
@@ -56,7 +57,7 @@ def gold_dump(settings: Settings) -> dict[str, list[str]]:
 
 def store_step(settings: Settings, mart: str, column: str) -> str:
     """A statement `run --follow` runs for the mart, as its last build stored it."""
-    return query(settings.warehouse_dsn, f"select {column} from silver.follow_step where model = %s",
+    return query(settings.warehouse_dsn, f"select {column} from medallion.follow_step where model = %s",
                  [f"gold.{mart}"])[0][0]
 
 
@@ -166,7 +167,7 @@ def test_incremental_gold_equals_a_full_rebuild_and_travels_back(settings: Setti
     snapshots = []
     for seed, burst in enumerate(bursts):
         snapshots.append((source_now(settings), {mart: mart_rows(settings, mart) for mart in MARTS}))
-        pipeline.simulate(settings, seed=seed, transactions=40, rate=None)
+        example.simulate(settings, seed=seed, transactions=40, rate=None)
         for statement, params in burst:
             execute(src, statement, params)
         pipeline.run(settings)
@@ -178,7 +179,7 @@ def test_incremental_gold_equals_a_full_rebuild_and_travels_back(settings: Setti
         with psycopg.connect(settings.warehouse_dsn) as conn:
             conn.execute(store_step(settings, mart, "lock_sql"))  # the lock, and silver's positions read once
             assert conn.execute(store_step(settings, mart, "needs_build_sql")).fetchone() == (False,), mart
-    assert query(settings.warehouse_dsn, "select model from gold.vw_top_titles__seen order by 1") == [
+    assert query(settings.warehouse_dsn, "select model from medallion.gold__vw_top_titles__seen order by 1") == [
         ("silver.dim_film_hist",), ("silver.dim_inventory_hist",), ("silver.fact_payment",), ("silver.fact_rental",)]
     incremental = gold_dump(settings)
     assert query(settings.warehouse_dsn, "select distinct title from gold.vw_top_titles where film_id = %s",

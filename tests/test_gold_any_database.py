@@ -43,7 +43,7 @@ def test_marts_of_another_project_follow_the_source_and_equal_a_full_refresh(bla
             assert query(wh, f'select * from gold.{mart} order by 1') == query(src, statement), mart
 
     # the text-keyed mart compared only the lines its changes touched; the other every line
-    steps = dict(query(wh, "select model, step_sql from silver.follow_step where layer = 2"))
+    steps = dict(query(wh, "select model, step_sql from medallion.follow_step where layer = 2"))
     assert "gold_changed_keys" in steps["gold.customers_by_domain"]
     assert "gold_changed_keys" not in steps["gold.orders_by_day"]
 

@@ -114,7 +114,7 @@ def test_a_plain_sql_mart_follows_the_source_and_travels_in_time(blank_settings:
     # the construct that forces a full build is named in the build's output
     assert "running_by_store is built in full at every build: its SQL has a window function" in ran.stdout + ran.stderr
 
-    step_sql = dict(query(wh, "select model, step_sql from silver.follow_step where layer = 2"))
+    step_sql = dict(query(wh, "select model, step_sql from medallion.follow_step where layer = 2"))
     assert "gold_changed_keys" in step_sql["gold.sales_by_region_month"]
     # gold keeps no per-line bookkeeping: only the watermarks it saw
     assert query(wh, "select count(*) from pg_tables where schemaname = 'gold' and tablename like '%basis'") == [(0,)]

@@ -22,6 +22,7 @@ from medallion import pipeline
 from medallion.lake.export import POSITION, exported_position
 from medallion.lake.target import lake_target, open_catalog
 from medallion.settings import Settings
+from pagila_example import api as example
 from lake_support import with_lake
 from support import environment, execute, medallion
 
@@ -37,7 +38,7 @@ def bronze_rows(settings: Settings, table: str) -> list[tuple]:
 def test_export_killed_and_rerun_appends_nothing_twice(settings: Settings, tmp_path: Path) -> None:
     lake = with_lake(settings, tmp_path)
     pipeline.ingest(lake)
-    pipeline.simulate(lake, seed=3, transactions=40, rate=None)
+    example.simulate(lake, seed=3, transactions=40, rate=None)
     pipeline.ingest(lake)
     env = environment(lake)
     command = [sys.executable, "-m", "medallion.cli", "export", "--chunk-rows", "1500"]

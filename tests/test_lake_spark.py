@@ -27,6 +27,7 @@ import pytest
 from medallion import pipeline
 from medallion.settings import Settings
 from medallion.spark.fingerprint import differences
+from pagila_example import api as example
 from lake_support import with_lake
 from support import execute
 from test_any_database import SHOP_SCHEMA, SHOP_STEPS
@@ -107,7 +108,7 @@ def test_same_bronze_same_silver_and_gold_on_both_engines(settings: Settings, tm
     assert assert_engines_agree(lake) >= 20  # 4 + 5 histories, their current relations, 3 marts
     known = datetime.now(timezone.utc).isoformat(sep=" ")
 
-    pipeline.simulate(lake, seed=7, transactions=30, rate=None)
+    example.simulate(lake, seed=7, transactions=30, rate=None)
     for step in SHOP_STEPS[1:]:
         for statement in step:
             execute(src, statement)

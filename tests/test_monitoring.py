@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from medallion import pipeline
 from medallion.metrics import Metrics
 from medallion.settings import Settings
+from pagila_example import api as example
 from support import environment, execute, medallion, one_error_line
 
 METRICS = ("medallion_slot_lag_bytes", "medallion_wal_retained_bytes", "medallion_changes_total",
@@ -133,7 +134,7 @@ def test_run_follow_serves_metrics_that_move_under_simulate(settings: Settings, 
             assert follower.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
         first = samples(_scrape(port))
-        traffic = threading.Thread(target=pipeline.simulate, args=(settings,),
+        traffic = threading.Thread(target=example.simulate, args=(settings,),
                                    kwargs={"seed": 5, "transactions": None, "seconds": 3.0, "rate": 30.0})
         traffic.start()
         seen = []

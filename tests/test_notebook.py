@@ -17,6 +17,7 @@ from nbclient import NotebookClient
 
 from medallion import pipeline
 from medallion.settings import REPO_ROOT, Settings
+from pagila_example import api as example
 from support import query
 
 NOTEBOOK = REPO_ROOT / "notebooks" / "time_travel.ipynb"
@@ -62,7 +63,7 @@ def history(settings: Settings) -> Settings:
     settings_published[settings.warehouse_dsn] = query(settings.warehouse_dsn or "",
                                                        "select sum(revenue) from gold.vw_monthly_revenue")[0][0]
     time.sleep(1)  # the burst's load comes strictly later than the first build's
-    report = pipeline.simulate(settings, seed=7, transactions=150, rate=None)
+    report = example.simulate(settings, seed=7, transactions=150, rate=None)
     assert report.kinds["customer_change"] and (report.kinds["rent"] or report.kinds["payment_delete"])
     pipeline.run(settings)
     return settings

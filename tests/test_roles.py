@@ -31,6 +31,9 @@ def rows(env: dict[str, str], statement: str) -> list[dict]:
     return json.loads(result.stdout)
 
 
+BOOKKEEPING = ("__seen", "__basis", "build_watermark", "follow_step", "stored_build")
+
+
 def test_minimal_roles_capture_build_and_read(settings: Settings, cli_env: dict[str, str],
                                               cluster: EmbeddedCluster) -> None:
     granted = medallion("grant", env=cli_env)  # cli_env's DSNs are the cluster's superuser: an admin
@@ -60,8 +63,8 @@ def test_minimal_roles_capture_build_and_read(settings: Settings, cli_env: dict[
     built = medallion("build", "--skip-tests", env=env)
     assert built.returncode == 0, built.stderr
     owners = query(settings.warehouse_dsn, "select nspname, pg_get_userbyid(nspowner) from pg_namespace "
-                                           "where nspname in ('bronze', 'silver', 'gold') order by 1")
-    assert owners == [("bronze", PIPELINE), ("gold", PIPELINE), ("silver", PIPELINE)]
+                                           "where nspname in ('bronze', 'silver', 'gold', 'medallion') order by 1")
+    assert owners == [("bronze", PIPELINE), ("gold", PIPELINE), ("medallion", PIPELINE), ("silver", PIPELINE)]
 
     # analysts: every relation and every as-of function of silver and gold, after the build
     with psycopg.connect(cluster.dsn(wh, ANALYST), autocommit=True) as conn:
@@ -83,6 +86,13 @@ def test_minimal_roles_capture_build_and_read(settings: Settings, cli_env: dict[
             conn.execute(f"select * from {name}(now()) limit 1")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("select * from bronze.br_customer_cdc limit 1")  # bronze stays the pipeline's
+        # the engine's bookkeeping is in a schema of its own, which analysts need not see; the
+        # horizon and the histories' whole_from answer them all the same
+        assert not [name for (name,) in relations if name.endswith(BOOKKEEPING)], relations
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("select * from medallion.build_watermark limit 1")
+        assert conn.execute("select silver.horizon() is not null").fetchone() == (True,)
+        assert ("silver.dim_customer_hist", None) in conn.execute("select * from silver.whole_from()").fetchall()
 
     analyst_env = dict(env)  # medallion query: the warehouse DSN's server, as the analyst login
     assert rows(analyst_env, "select email from silver.dim_customer_as_of(now()) where customer_id = 1") == \

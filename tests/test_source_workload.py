@@ -5,9 +5,10 @@ from __future__ import annotations
 from psycopg import sql
 
 from medallion import pipeline
-from medallion.source.pagila import TABLES as PAGILA_TABLES
+from pagila_example.pagila import TABLES as PAGILA_TABLES
 from medallion.settings import Settings
 from medallion.source.cluster import EmbeddedCluster
+from pagila_example import api as example
 from support import create_database, drop_database, query
 
 TEMPLATE_DB = "pagila_template"
@@ -30,12 +31,12 @@ def test_same_seed_on_fresh_sources_gives_identical_contents(settings: Settings,
     other = "src_twin"
     other_dsn = create_database(cluster, other, TEMPLATE_DB)
     try:
-        first = pipeline.simulate(settings, seed=3, transactions=150, rate=None)
-        twin = pipeline.simulate(Settings(settings.home, other_dsn, settings.warehouse_dsn, settings.slot,
+        first = example.simulate(settings, seed=3, transactions=150, rate=None)
+        twin = example.simulate(Settings(settings.home, other_dsn, settings.warehouse_dsn, settings.slot,
                                           settings.pagila_dir), seed=3, transactions=150, rate=None)
         assert first.kinds == twin.kinds
         assert contents(settings.source_dsn) == contents(other_dsn)
-        different = pipeline.simulate(Settings(settings.home, other_dsn, settings.warehouse_dsn, settings.slot,
+        different = example.simulate(Settings(settings.home, other_dsn, settings.warehouse_dsn, settings.slot,
                                                settings.pagila_dir), seed=4, transactions=20, rate=None)
         assert different.transactions == 20
         assert contents(settings.source_dsn) != contents(other_dsn)
@@ -45,7 +46,7 @@ def test_same_seed_on_fresh_sources_gives_identical_contents(settings: Settings,
 
 def test_simulate_against_the_spine_creates_partitions_and_reaches_bronze(settings: Settings) -> None:
     pipeline.ingest(settings)
-    report = pipeline.simulate(settings, seed=1, transactions=200, rate=None)
+    report = example.simulate(settings, seed=1, transactions=200, rate=None)
     assert report.transactions == 200
     assert {"rent", "return", "customer_change", "film_change"} <= set(report.kinds)
     assert report.partitions_created == ["payment_p2022_08"]
@@ -59,7 +60,7 @@ def test_simulate_against_the_spine_creates_partitions_and_reaches_bronze(settin
 
 
 def test_scale_factor_two_doubles_rentals_and_payments_with_valid_keys(settings: Settings) -> None:
-    report = pipeline.scale(settings, 2)
+    report = example.scale(settings, 2)
     assert (report.rentals, report.payments) == (2 * 16044, 2 * 16049)
     orphans = query(settings.source_dsn, """
         select (select count(*) from payment p where not exists (select 1 from rental r where r.rental_id = p.rental_id)),
@@ -69,8 +70,8 @@ def test_scale_factor_two_doubles_rentals_and_payments_with_valid_keys(settings:
     """)
     assert orphans == [(0, 0, 0, 0)]
     assert query(settings.source_dsn, "select count(*) from customer")[0][0] == 2 * 599
-    again = pipeline.scale(settings, 2)
+    again = example.scale(settings, 2)
     assert again.copies_added == 0 and again.rentals == 2 * 16044
     revenue = query(settings.source_dsn, "select sum(amount) from payment")[0][0]
     assert str(revenue) == "134833.02"  # 2 x 67416.51, to the cent
-    pipeline.simulate(settings, seed=1, transactions=10, rate=None)  # the application keeps working after it
+    example.simulate(settings, seed=1, transactions=10, rate=None)  # the application keeps working after it

@@ -67,6 +67,27 @@ def _marts_follow_the_source(settings: Settings) -> None:
             query(settings.source_dsn or "", statement), mart
 
 
+def _bookkeeping_tables(wh: str) -> list[str]:
+    return [name for (name,) in query(wh, "select c.relname from pg_class as c join pg_namespace as n "
+                                          "on n.oid = c.relnamespace where n.nspname = 'medallion' "
+                                          "and c.relkind = 'r' order by 1")]
+
+
+def _as_the_previous_version_left_it(wh: str) -> list[str]:
+    """The engine's bookkeeping moved back where the previous version kept it: silver, and each
+    mart's own tables (medallion.gold__<mart>__seen) beside the mart (gold.<mart>__seen)."""
+    kept = _bookkeeping_tables(wh)
+    for name in kept:
+        if name in ("build_watermark", "follow_step", "stored_build"):
+            execute(wh, f"alter table medallion.{name} set schema silver")
+        else:
+            schema, own = name.split("__", 1)
+            execute(wh, f'alter table medallion."{name}" set schema "{schema}"; '
+                        f'alter table "{schema}"."{name}" rename to "{own}"')
+    assert _bookkeeping_tables(wh) == []
+    return kept
+
+
 def test_stored_builds_equal_dbt_and_a_full_refresh(blank_settings: Settings, tmp_path: Path) -> None:
     settings, _ = _project(tmp_path, blank_settings)
     env = _start(settings)
@@ -80,6 +101,20 @@ def test_stored_builds_equal_dbt_and_a_full_refresh(blank_settings: Settings, tm
         _marts_follow_the_source(settings)
     assert all(STORED in how for how in hows[1:]), hows  # the first build's tests are stored for the stretch
     assert "tests passed" in hows[-1]
+
+    # a warehouse the previous version built (bookkeeping in silver and beside each mart) goes on:
+    # the next build moves it into the bookkeeping schema
+    kept = _as_the_previous_version_left_it(wh)
+    assert {"build_watermark", "follow_step", "stored_build"} < set(kept) and any(k.endswith("__seen") for k in kept)
+    execute(src, "update shop.customers set tags = '{moved}' where customer_code = 'C-2'")
+    how = _build(env)
+    assert "dbt started: the first build of this warehouse" in how, how  # its stored build was not where it looks
+    assert _bookkeeping_tables(wh) == sorted(kept)
+    assert query(wh, "select count(*) from pg_class as c join pg_namespace as n on n.oid = c.relnamespace "
+                     "where n.nspname in ('silver', 'gold') and (c.relname ~ '__(seen|basis)$' "
+                     "or c.relname in ('build_watermark', 'follow_step', 'stored_build'))") == [(0,)]
+    _marts_follow_the_source(settings)
+    assert STORED in _build(env)
 
     # a schema change: what dbt compiled no longer fits, so dbt builds (and evolves the table)
     execute(src, "alter table shop.customers add column tier text default 'basic'")

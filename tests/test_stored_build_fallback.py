@@ -36,12 +36,12 @@ def test_what_the_stored_statements_cannot_carry_goes_to_dbt(blank_settings: Set
     failed = medallion("build", env=env)
     assert failed.returncode == 1 and "no_negative_totals" in failed.stderr, failed.stderr
     assert len(failed.stderr.strip().splitlines()) == 1 and "Traceback" not in failed.stderr
-    untested = query(wh, "select model from silver.build_watermark where model like '%orders%' "
+    untested = query(wh, "select model from medallion.build_watermark where model like '%orders%' "
                          "and tested_to is distinct from last_commit_lsn")
     assert untested, "the failing stretch must be tested again by the next build"
     execute(src, "update shop.orders set total = 1 where region = 'EU' and order_id = 8")
     assert STORED in _build(env)
-    assert not query(wh, "select model from silver.build_watermark where tested_to is distinct from last_commit_lsn")
+    assert not query(wh, "select model from medallion.build_watermark where tested_to is distinct from last_commit_lsn")
     _marts_follow_the_source(settings)
 
     # any change to the project's files: dbt

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from medallion.db import named_sql
+from medallion.sqlfiles import named_sql
 from medallion.errors import RoleSetupFailed
 
 DEFAULT_CAPTURE_ROLE = "medallion_capture"
 DEFAULT_PIPELINE_ROLE = "medallion_pipeline"
 # Analysts read these layers; bronze (raw changes, bookkeeping) stays the pipeline's.
 ANALYST_LAYERS = ("silver", "gold")
-PIPELINE_LAYERS = ("bronze", "silver", "gold")
+PIPELINE_LAYERS = ("bronze", "silver", "gold", "medallion")  # medallion: bookkeeping, not for analysts
 
 _PACKAGE = "medallion.access"
 

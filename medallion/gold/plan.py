@@ -286,9 +286,9 @@ def stored_notes(warehouse_dsn: str) -> list[str]:
     from medallion.db import connect
 
     with connect(warehouse_dsn, "warehouse") as conn:
-        if conn.execute("select to_regclass('silver.follow_step') is null").fetchone()[0]:
+        if conn.execute("select to_regclass('medallion.follow_step') is null").fetchone()[0]:
             return []
-        rows = conn.execute("select split_part(substr(step_sql, length(%s) + 1), E'\\n', 1) from silver.follow_step "
+        rows = conn.execute("select split_part(substr(step_sql, length(%s) + 1), E'\\n', 1) from medallion.follow_step "
                             "where layer = 2 and starts_with(step_sql, %s) order by model",
                             [NOTE_MARK, NOTE_MARK]).fetchall()
     return [row[0] for row in rows]

@@ -22,7 +22,8 @@ from psycopg import sql
 
 from medallion.bronze import store
 from medallion.context import Context
-from medallion.db import connect, sql_text
+from medallion.db import connect
+from medallion.sqlfiles import sql_text
 from medallion.errors import LakeExportFailed, TransientError
 from medallion.lake.dependencies import require
 from medallion.lake.target import BRONZE_NAMESPACE, LakeTarget, lake_target, open_catalog

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from medallion.db import sql_text
+from medallion.sqlfiles import sql_text
 
 # (schema, table) exactly as pg_catalog stores them: unquoted SQL names are folded to
 # lower case before they are looked up here.

@@ -141,15 +141,14 @@ def _beyond_horizon(conn: psycopg.Connection, sql_text: str, params: Params, str
 
 def _before_whole(conn: psycopg.Connection, sql_text: str, params: Params, strict: bool) -> list[str]:
     """One line per table the query asks about before its history is whole: it joined capture later
-    (or was re-synced alone) and was read by an online snapshot (silver.build_watermark.complete_from)."""
+    (or was re-synced alone) and was read by an online snapshot (silver.whole_from(), from the engine's watermarks)."""
     asked = earliest_instants(sql_text)
-    if not asked or not (params is None or isinstance(params, Mapping)) or not conn.execute("select exists (select from pg_attribute where attrelid = "
-                                     "to_regclass('silver.build_watermark') and attname = 'complete_from')").fetchone()[0]:
+    if not asked or not (params is None or isinstance(params, Mapping)) or not conn.execute("select to_regprocedure('silver.whole_from()') is not null").fetchone()[0]:
         return []
     messages = []
     for table, instant in asked:
         try:
-            row = conn.execute(f"select w.model, w.complete_from, ({instant})::timestamptz from silver.build_watermark "
+            row = conn.execute(f"select w.model, w.complete_from, ({instant})::timestamptz from silver.whole_from() "
                                "as w where split_part(w.model, '.', 2) = %(medallion_table)s and w.complete_from > "
                                f"({instant})::timestamptz", {**(params or {}), "medallion_table": table}).fetchone()
         except psycopg.Error:

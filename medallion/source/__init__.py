@@ -1,1 +1,1 @@
-"""The source side: the embedded PostgreSQL cluster and the Pagila sample database."""
+"""The source side: the embedded PostgreSQL cluster and the source catalog (what each table is)."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from medallion.db import sql_text
+from medallion.sqlfiles import sql_text
 
 
 @dataclass(frozen=True)

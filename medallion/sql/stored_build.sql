@@ -1,7 +1,7 @@
 -- name: create
 -- what the last dbt build of the whole project left for a build without dbt (stored_build.py):
 -- one row, rewritten after every successful dbt build of every model
-create table if not exists silver.stored_build (
+create table if not exists medallion.stored_build (
     one                 boolean     primary key default true check (one),
     project_fingerprint text        not null,  -- the project's files and versions it ran
     recorded_at         timestamptz not null default now(),
@@ -10,23 +10,23 @@ create table if not exists silver.stored_build (
 );
 
 -- name: read
-select project_fingerprint, plan, tests from silver.stored_build;
+select project_fingerprint, plan, tests from medallion.stored_build;
 
 -- name: save
-insert into silver.stored_build (project_fingerprint, plan, tests)
+insert into medallion.stored_build (project_fingerprint, plan, tests)
 values (%(fingerprint)s, %(plan)s, %(tests)s)
 on conflict (one) do update
     set project_fingerprint = excluded.project_fingerprint, recorded_at = now(), plan = excluded.plan,
         tests = case when excluded.tests is not null then excluded.tests
-                     when silver.stored_build.project_fingerprint = excluded.project_fingerprint
-                         then silver.stored_build.tests
+                     when medallion.stored_build.project_fingerprint = excluded.project_fingerprint
+                         then medallion.stored_build.tests
                 end;
 
 -- name: watermarks
-select model, last_commit_lsn, tested_to from silver.build_watermark where model = any(%(models)s);
+select model, last_commit_lsn, tested_to from medallion.build_watermark where model = any(%(models)s);
 
 -- name: mark_tested
-update silver.build_watermark set tested_to = last_commit_lsn where model = any(%(models)s);
+update medallion.build_watermark set tested_to = last_commit_lsn where model = any(%(models)s);
 
 -- name: schemas
 -- bronze's record of every table's schema over time: a new entry (a schema change, a re-sync)

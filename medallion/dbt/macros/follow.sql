@@ -11,7 +11,7 @@
 -#}
 
 {% macro medallion_prepare_follow() %}
-    create table if not exists silver.follow_step (
+    create table if not exists {{ medallion_follow_step_relation() }} (
         model           text        primary key,  -- schema.table the step refreshes
         layer           smallint    not null,     -- 1 silver, 2 gold: the order steps run in
         lock_sql        text        not null,     -- one refresh at a time per model
@@ -22,7 +22,7 @@
     );
     -- the project (files, versions) the storing build ran: a build without dbt (stored_build.py)
     -- runs a step only if the project is still that one
-    alter table silver.follow_step add column if not exists project_fingerprint text;
+    alter table {{ medallion_follow_step_relation() }} add column if not exists project_fingerprint text;
 {% endmacro %}
 
 
@@ -36,7 +36,7 @@
         {%- set step_sql = medallion_hooks_sql(pre_hooks) ~ step_sql ~ medallion_hooks_sql(post_hooks) -%}
     {%- endif -%}
     {% call statement('medallion_store_follow_step') -%}
-        insert into silver.follow_step (model, layer, lock_sql, high_sql, needs_build_sql, step_sql, idle_sql,
+        insert into {{ medallion_follow_step_relation() }} (model, layer, lock_sql, high_sql, needs_build_sql, step_sql, idle_sql,
                                         project_fingerprint)
         values ({{ model }}, {{ layer }}, {{ medallion_dollar(lock_sql) }}, {{ medallion_dollar(high_sql) }},
                 {{ medallion_dollar(needs_build_sql) }}, {{ medallion_dollar(step_sql) }},

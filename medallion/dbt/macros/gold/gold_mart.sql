@@ -34,8 +34,7 @@
 -#}
 
 {% macro gold_basis_relation(relation) %}
-    {{- return(api.Relation.create(database=relation.database, schema=relation.schema,
-                                   identifier=relation.identifier ~ '__basis', type='table')) -}}
+    {{- return(medallion_state_relation(relation, '__basis')) -}}
 {% endmacro %}
 
 
@@ -166,8 +165,7 @@
 
 
 {% macro gold_seen_relation(relation) %}
-    {{- return(api.Relation.create(database=relation.database, schema=relation.schema,
-                                   identifier=relation.identifier ~ '__seen', type='table')) -}}
+    {{- return(medallion_state_relation(relation, '__seen')) -}}
 {% endmacro %}
 
 
@@ -217,7 +215,7 @@
     drop table if exists gold_stretch;
     create temporary table gold_stretch on commit drop as
     select w.model, {{ 's.last_commit_lsn' if seen is not none else 'null::bigint' }} as lo, w.last_commit_lsn as hi
-    from silver.build_watermark as w
+    from {{ medallion_watermark_relation() }} as w
     {%- if seen is not none %}
     left join {{ seen }} as s on s.model = w.model
     {%- endif %}

@@ -2,14 +2,14 @@
 -- constraints already forbid these failures; the tests make them visible in every build.
 --
 -- Incremental by default: a build tests only the keys that bronze changed since the last build
--- whose tests all passed (silver.build_watermark.tested_to, moved by medallion_mark_tested at
+-- whose tests all passed (medallion.build_watermark.tested_to, moved by medallion_mark_tested at
 -- the end of a passing `dbt build`), so a test costs what the change costs. The whole table is
 -- tested when the stretch holds a truncate, a re-sync or a schema change, and whenever var
 -- medallion_full_tests is true (`medallion build --full-tests`; the Dagster nightly job). When
 -- nothing was tested yet (the first build, --full-refresh) the stretch starts before bronze's
 -- first row: the incremental form then checks every key, and the next build runs it as stored.
 --
--- An incremental test reads its stretch's bounds from silver.build_watermark when it runs, not
+-- An incremental test reads its stretch's bounds from medallion.build_watermark when it runs, not
 -- when it compiles: its compiled SQL is the same from build to build, so a build without dbt
 -- (medallion/stored_build.py) runs the very SQL the last dbt build compiled. Its first line says
 -- which scope it compiled to (stored_build.py runs only incremental ones).
@@ -19,7 +19,7 @@
         'marker': the comment a compiled test starts with} -#}
     {%- set model = node.schema ~ '.' ~ (node.alias or node.name) -%}
     {%- set row = run_query(
-        "select coalesce(max(last_commit_lsn), -1), max(tested_to) from silver.build_watermark where model = "
+        "select coalesce(max(last_commit_lsn), -1), max(tested_to) from " ~ medallion_watermark_relation() ~ " where model = "
         ~ medallion_literal(model)).rows[0] -%}
     {#- never tested (the first build, a --full-refresh): the stretch is all of bronze, (-1, hi],
         so the incremental form covers every key, and its SQL, kept by stored_build.py, tests
@@ -28,7 +28,7 @@
     {%- if not full and row[1] is not none and (row[0] | int) > (row[1] | int) -%}
         {%- set full = run_query(medallion_needs_build_sql(bronze, row[1] | int, row[0] | int)).columns[0].values()[0] -%}
     {%- endif -%}
-    {%- set lo = "(select coalesce(max(tested_to), -1) from silver.build_watermark where model = " ~ medallion_literal(model) ~ ")" -%}
+    {%- set lo = "(select coalesce(max(tested_to), -1) from " ~ medallion_watermark_relation() ~ " where model = " ~ medallion_literal(model) ~ ")" -%}
     {%- set hi = medallion_watermark_sql(model) -%}
     {%- set key_columns = {} -%}
     {%- for k in key %}{% do key_columns.update({k: columns[k]}) %}{% endfor -%}
@@ -44,7 +44,7 @@
 
 {% macro medallion_watermark_sql(model) -%}
     {#- the last bronze position applied to a model, read when the statement runs -#}
-    (select coalesce(max(last_commit_lsn), -1) from silver.build_watermark where model = {{ medallion_literal(model) }})
+    (select coalesce(max(last_commit_lsn), -1) from {{ medallion_watermark_relation() }} where model = {{ medallion_literal(model) }})
 {%- endmacro %}
 
 
@@ -88,7 +88,7 @@
         {%- endfor -%}
     {%- endif -%}
     {%- if models and not failed -%}
-        update silver.build_watermark set tested_to = last_commit_lsn
+        update {{ medallion_watermark_relation() }} set tested_to = last_commit_lsn
         where model in ({% for m in models | unique %}{{ medallion_literal(m) }}{{ ", " if not loop.last }}{% endfor %})
     {%- else -%}
         select 'no tested stretch to record' as nothing_to_do

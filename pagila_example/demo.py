@@ -15,8 +15,10 @@ from datetime import date, datetime
 from psycopg import sql
 
 from medallion import pipeline
-from medallion.db import connect, endpoints, named_sql
+from medallion.db import connect, endpoints
 from medallion.settings import Settings
+from medallion.sqlfiles import named_sql
+from pagila_example import api
 
 DEMO_CUSTOMER = 1
 DEMO_STORE, DEMO_MONTH = 1, date(2022, 7, 1)  # where the burst's new payment lands
@@ -40,7 +42,7 @@ class DemoReport:
 
 def burst(settings: Settings) -> list[str]:
     """The scripted source changes, each step its own transaction; returns the step names."""
-    steps = named_sql("medallion.source", "demo_burst.sql")
+    steps = named_sql("pagila_example", "demo_burst.sql")
     with connect(endpoints(settings).source, "source", autocommit=True) as conn:
         for statement in steps.values():
             with conn.transaction():
@@ -60,7 +62,7 @@ def run_demo(settings: Settings, say: Callable[[str], None] = lambda _: None) ->
         return result
 
     step("source: start the embedded PostgreSQL", "up", lambda: pipeline.up(settings))
-    step("source: load Pagila", "load", lambda: pipeline.load_pagila(settings))
+    step("source: load Pagila", "load", lambda: api.load_pagila(settings))
     ingested = step("bronze: initial snapshot", "snapshot", lambda: pipeline.ingest(settings))
     report.snapshot_rows = ingested.snapshot_rows
     report.snapshot_rows_per_s = ingested.snapshot_rows / ingested.snapshot_seconds if ingested.snapshot_seconds else 0
@@ -77,7 +79,7 @@ def run_demo(settings: Settings, say: Callable[[str], None] = lambda _: None) ->
 
 
 def _collect(settings: Settings, report: DemoReport) -> None:
-    queries = named_sql("medallion", "demo_report.sql")
+    queries = named_sql("pagila_example", "demo_report.sql")
     with connect(endpoints(settings).warehouse, "warehouse") as wh:
         report.top_months = wh.execute(queries["top_months"]).fetchall()
         where = {"store_id": DEMO_STORE, "month": DEMO_MONTH, "at": report.before}

@@ -18,7 +18,8 @@ from datetime import datetime, timedelta
 import psycopg
 from psycopg import sql
 
-from medallion.db import connect, sql_text
+from medallion.db import connect
+from medallion.sqlfiles import sql_text
 
 KINDS = {  # transaction kind -> weight
     "rent": 35,
@@ -31,7 +32,7 @@ KINDS = {  # transaction kind -> weight
 }
 RATES = ("0.99", "2.99", "4.99")
 RATINGS = ("G", "PG", "PG-13", "R", "NC-17")
-_Q = "medallion.source"
+_Q = "pagila_example"
 
 
 @dataclass

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from medallion.db import connect, named_sql, sql_text
+from medallion.db import connect
+from medallion.sqlfiles import named_sql, sql_text
 from medallion.errors import MedallionError
 
 SMALL_STRIDE = 100_000  # customers, inventory: Pagila has < 5,000
 LARGE_STRIDE = 1_000_000  # rentals, payments: Pagila has < 33,000 ids
 TABLES = ("customer", "inventory", "rental", "payment")
-_Q = "medallion.source"
+_Q = "pagila_example"
 
 
 @dataclass

@@ -16,5 +16,5 @@ from pg_class as c
 join pg_namespace as n on n.oid = c.relnamespace
 where c.relkind in ('r', 'p') and not c.relispartition
   and ((n.nspname = 'bronze' and c.relname in (select bronze_table from bronze.table_schema))
-       or (n.nspname in ('silver', 'gold') and c.relname not like '%%\_\_%%' and c.relname <> 'build_watermark'))
+       or n.nspname in ('silver', 'gold'))  -- the engine's bookkeeping is in its own schema
 order by array_position(array['bronze', 'silver', 'gold'], n.nspname::text), c.relname;
