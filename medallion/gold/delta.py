@@ -72,8 +72,8 @@ def _aggregates(tree: exp.Select) -> list[exp.Expression]:
     for place in places:
         for node in place.find_all(exp.AggFunc, exp.Filter):
             if isinstance(node, exp.AggFunc) and isinstance(node.parent, exp.Filter):
-                continue
-            if any(node is f or node.find_ancestor(type(f)) is f for f in found):
+                continue  # the FILTER around it is the call
+            if isinstance(node, exp.Filter) and not isinstance(node.this, exp.AggFunc):
                 continue
             found.append(node)
     return found
@@ -99,7 +99,7 @@ class _Atoms:
             self.args.append(a)
         if c is not None and c not in self.conds:
             self.conds.append(c)
-        name = f"gold_{ {'sum': 'sum', 'count': 'count', 'n': 'n'}[kind] }_{len(self.items) + 1}".replace(" ", "")
+        name = f"gold_{kind}_{len(self.items) + 1}"
         self.items.append({"name": name, "kind": kind, "arg": a, "cond": c})
         return name
 
