@@ -164,9 +164,40 @@ FIXED_CHANGES = [
 ]
 
 
+GOLD_BOOKKEEPING = r"""
+select c.relname, pg_total_relation_size(c.oid)
+from pg_class as c
+join pg_namespace as n on n.oid = c.relnamespace
+where n.nspname = 'medallion' and c.relkind in ('r', 'p') and c.relname ~ '^gold__.*__(seen|state|basis)$'
+"""
+
+
+def gold_bookkeeping(settings: Settings) -> dict:
+    """Gold's own tables besides the marts (<mart>__seen, the delta path's <mart>__state, the
+    older marts' <mart>__basis), bytes with indexes, against the silver relations the marts
+    read (the models their __seen rows name: a current view's history, a current-state table)."""
+    with connect(endpoints(settings).warehouse, "warehouse") as conn:
+        tables = conn.execute(GOLD_BOOKKEEPING).fetchall()
+        read: set[str] = set()
+        for name, _ in tables:
+            if name.endswith("__seen"):
+                read |= {row[0] for row in conn.execute(
+                    sql.SQL("select model from medallion.{}").format(sql.Identifier(name))).fetchall()}
+        silver = conn.execute("select coalesce(sum(pg_total_relation_size(to_regclass(m))), 0)::bigint "
+                              "from unnest(%s::text[]) as m", [sorted(read)]).fetchone()[0]
+        marts = {row[0] for row in conn.execute(
+            "select tablename from pg_tables where schemaname = 'gold' and tablename !~ '__(seen|state|basis)$'")}
+    bookkeeping = sum(size for _, size in tables)
+    return {"gold_bookkeeping_bytes": bookkeeping, "silver_read_bytes": int(silver),
+            "gold_bookkeeping_over_silver_read": bookkeeping / silver if silver else None,
+            "gold_bookkeeping_tables": {name: size for name, size in sorted(tables)},
+            "silver_read": sorted(read), "marts": sorted(marts)}
+
+
 def fixed_change_build(settings: Settings) -> dict:
     """`medallion build` (models and their tests) after the same fixed set of changed rows:
-    called at factor 1 and again at factor 10, its cost should barely grow with the data."""
+    called at factor 1 and again at factor 10, its cost should barely grow with the data.
+    Beside it: the gold marts' share of it, and gold's bookkeeping against the silver it reads."""
     pipeline.build(settings)  # absorb whatever came before
     with connect(endpoints(settings).source, "source", autocommit=True) as conn:
         changed = sum(conn.execute(statement).rowcount for statement in FIXED_CHANGES)
@@ -176,9 +207,13 @@ def fixed_change_build(settings: Settings) -> dict:
     report = pipeline.build(settings)
     seconds = time.perf_counter() - began
     slowest = sorted(report.nodes, key=lambda n: n.seconds, reverse=True)[:5]
+    sizes = gold_bookkeeping(settings)
+    gold = {n.unique_id: round(n.seconds, 3) for n in report.nodes
+            if n.unique_id.startswith("model.") and n.unique_id.rsplit(".", 1)[-1] in sizes["marts"]}
     return {"rows_changed": changed, "rentals": rentals, "build_seconds": seconds,
             "ran": f"dbt ({report.dbt_reason})" if report.dbt_reason else "the stored statements",
-            "slowest_nodes": {n.unique_id: round(n.seconds, 2) for n in slowest}}
+            "slowest_nodes": {n.unique_id: round(n.seconds, 2) for n in slowest},
+            "gold_seconds": sum(gold.values()), "gold_nodes": gold} | sizes
 
 
 def freshness(settings: Settings, env: dict[str, str], probes: int = 20, rate: float = 20.0) -> dict:

@@ -1,7 +1,9 @@
 """Marts written as one plain SQL file each (`{{ config(materialized='gold_mart') }}` over
 `ref('<silver name>')`), in the simplest project: a folder with dbt_project.yml and model files.
 
-On a schema made here (a text key, a composite key, a dimension), after each burst of inserts,
+On a schema made here (a text key, a composite key, a dimension), with marts on the delta path
+(sums and counts kept per group from the changed rows) and on the touched-group recompute path
+(a left join, min/max, count(distinct); a float sum), after each burst of inserts,
 updates (one moving a sale to another group, one in the dimension only) and deletes, built
 incrementally by `medallion run`, the mart equals the same SQL run on the source; a full refresh
 gives the same; `<mart>_as_of(t)` equals the source's answer at t and `_as_of(now(), known => k)`
@@ -51,26 +53,76 @@ where s.status <> 'void'
 group by st.region_code, (date_trunc('month', s.sold_at at time zone 'UTC'))::date
 """
 
+# on the delta path (one aggregating SELECT, inner joins, sum/count/avg/FILTER): kept per group in
+# <mart>__state from the changed rows; HAVING hides a group the state keeps
+DELTA_MART = """select
+    st.region_code as region,
+    s.customer,
+    sum(s.amount) as revenue,
+    count(*) as sales,
+    avg(s.amount) as avg_amount,
+    count(*) filter (where s.amount >= 10) as big_sales,
+    round(sum(s.amount) / count(*), 3) + count(st.city) as mixed
+from {sale} as s
+join {store} as st on st.store_id = s.store_id
+where s.status <> 'void'
+group by st.region_code, s.customer
+having sum(s.amount) > 2
+"""
+
+# three relations, a sum of only NULLs (it stays NULL), a filter on the dimension
+REFUND_MART = """select
+    r.region,
+    sum(r.amount) as refunded,
+    count(*) as refunds,
+    count(r.amount) as with_amount,
+    avg(r.amount) as avg_refund,
+    sum(s.amount) - coalesce(sum(r.amount), 0) as kept
+from {refund} as r
+join {sale} as s on s.sale_id = r.sale_id
+join {store} as st on st.store_id = s.store_id
+where st.city is not null
+group by r.region
+"""
+
+# a sum over a float: not exact under subtraction, so the touched groups are recomputed
+FLOAT_MART = """select st.region_code as region, sum(s.amount::float8) as total, count(*) as sales
+from {sale} as s
+join {store} as st on st.store_id = s.store_id
+group by 1
+"""
+
+PLAIN_MARTS = {"sales_by_region_month": MART, "sales_by_region_customer": DELTA_MART,
+               "refunds_by_region": REFUND_MART, "float_by_region": FLOAT_MART}
+
 FULL_MART = """{{ config(materialized='gold_mart') }}
 select store_id, sum(amount) over (partition by store_id) as running from {{ ref('sales__sale') }}
 """
 
 STEPS = [
     ["insert into sales.sale values (6, 2, 'dee', 12.00, '2026-02-03 10:00+00', 'ok'), "
-     "(7, 3, 'ann', 1.00, '2026-03-01 10:00+00', 'ok')",
-     "insert into sales.refund values ('US', 1, 6, 2.00)"],
+     "(7, 3, 'ann', 1.00, '2026-03-01 10:00+00', 'ok'), (8, 3, 'eve', 2.50, '2026-03-02 10:00+00', 'ok'), "
+     "(10, 1, 'fay', 1.50, '2026-03-03 10:00+00', 'ok')",
+     "insert into sales.refund values ('US', 1, 6, 2.00), ('JP', 1, 1, null)"],
     # a sale moved to another month and store (another group), a dimension-only change (a store
-    # moves region), a void that filters a sale out, an update to a refund
+    # moves region), a void that filters a sale out, an update to a refund; eve's only sale
+    # deleted (her group vanishes), fay's group passes HAVING, JP's refund gets an amount
     ["update sales.sale set sold_at = '2026-03-09 10:00+00', store_id = 3 where sale_id = 1",
      "update sales.store set region_code = 'south' where store_id = 2",
      "update sales.sale set status = 'void' where sale_id = 5",
-     "update sales.refund set amount = 4.00 where region = 'EU' and refund_no = 1"],
-    # deletes: the only sale of a group, a refund, a store's key change
+     "update sales.refund set amount = 4.00 where region = 'EU' and refund_no = 1",
+     "delete from sales.sale where sale_id = 8",
+     "update sales.sale set amount = 4.00 where sale_id = 10",
+     "update sales.refund set amount = 3.00 where region = 'JP'"],
+    # deletes: the only sale of a group, a refund, a store's key change; eve comes back; JP's
+    # only refund has no amount again (its sum is NULL, not 0)
     ["delete from sales.sale where sale_id = 7",
      "delete from sales.refund where region = 'US'",
      "update sales.sale set amount = amount + 1 where store_id = 3",
      "insert into sales.store values (4, 'east', null)",
-     "update sales.sale set store_id = 4 where sale_id = 3"],
+     "update sales.sale set store_id = 4 where sale_id = 3",
+     "insert into sales.sale values (9, 3, 'eve', 3.00, '2026-03-04 10:00+00', 'ok')",
+     "update sales.refund set amount = null where region = 'JP'"],
 ]
 
 
@@ -78,10 +130,11 @@ def _project(root: Path, extra: dict[str, str] | None = None) -> None:
     files = {
         "dbt_project.yml": 'name: plain_gold\nversion: "0.1.0"\nconfig-version: 2\n'
                            'models:\n  plain_gold:\n    +schema: gold\n',
-        "models/sales_by_region_month.sql": "{{ config(materialized='gold_mart') }}\n" + MART.format(
-            sale="{{ ref('sales__sale') }}", store="{{ ref('sales__store') }}", refund="{{ ref('sales__refund') }}"),
         "models/running_by_store.sql": FULL_MART,
     }
+    for name, text in PLAIN_MARTS.items():
+        files[f"models/{name}.sql"] = "{{ config(materialized='gold_mart') }}\n" + text.format(
+            sale="{{ ref('sales__sale') }}", store="{{ ref('sales__store') }}", refund="{{ ref('sales__refund') }}")
     files.update(extra or {})
     for name, text in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -97,49 +150,71 @@ def test_a_plain_sql_mart_follows_the_source_and_travels_in_time(blank_settings:
     src, wh = settings.source_dsn or "", settings.warehouse_dsn or ""
     execute(src, SCHEMA)
     assert medallion("prepare-source", env=env).returncode == 0
-    on_source = MART.format(sale="sales.sale", store="sales.store", refund="sales.refund") + " order by 1, 2"
-    mart = 'select * from gold.sales_by_region_month order by 1, 2'
+    on_source = {name: text.format(sale="sales.sale", store="sales.store", refund="sales.refund") + " order by 1, 2"
+                 for name, text in PLAIN_MARTS.items()}
+    marts = {name: f"select * from gold.{name} order by 1, 2" for name in PLAIN_MARTS}
 
-    seen: list[tuple[str, list]] = []  # (source time after the step, the source's answer)
-    built: list[tuple[str, list]] = []  # (warehouse time after the build, the mart)
+    seen: list[tuple[str, dict]] = []  # (source time after the step, the source's answers)
+    built: list[tuple[str, dict]] = []  # (warehouse time after the build, the marts)
+    outputs = []
     for number, step in enumerate([[]] + STEPS):
         for statement in step:
             execute(src, statement)
         ran = medallion("run", env=env)
         assert ran.returncode == 0, ran.stderr
+        outputs.append(ran.stdout + ran.stderr)
         # (after the run: the first one takes the initial snapshot, before which silver knows nothing)
-        seen.append((str(query(src, "select now()")[0][0]), query(src, on_source)))
-        assert query(wh, mart) == query(src, on_source), f"after step {number}"
-        built.append((str(query(wh, "select now()")[0][0]), query(wh, mart)))
-    # the construct that forces a full build is named in the build's output
-    assert "running_by_store is built in full at every build: its SQL has a window function" in ran.stdout + ran.stderr
+        seen.append((str(query(src, "select now()")[0][0]), {n: query(src, q) for n, q in on_source.items()}))
+        for name in PLAIN_MARTS:
+            assert query(wh, marts[name]) == seen[-1][1][name], f"{name} after step {number}"
+        built.append((str(query(wh, "select now()")[0][0]), {n: query(wh, q) for n, q in marts.items()}))
+    # the construct that forces a full build is named in the build's output; which path each
+    # mart takes, on its full (first) build only
+    assert "running_by_store is built in full at every build: its SQL has a window function" in outputs[-1]
+    assert "sales_by_region_customer follows its changed rows" in outputs[0]
+    assert "refunds_by_region follows its changed rows" in outputs[0]
+    assert "sales_by_region_month recomputes the groups a change touches: its SQL has an outer join" in outputs[0]
+    assert ("float_by_region recomputes the groups a change touches: its SQL has a sum over double precision"
+            in outputs[0])
+    assert not any("follows its changed rows" in out or "recomputes the groups" in out for out in outputs[1:])
+    # the groups that vanished and came back, the sum of only NULLs, the group HAVING hid then showed
+    assert ("south", "eve") in {row[:2] for row in built[-1][1]["sales_by_region_customer"]}
+    assert ("south", "eve") not in {row[:2] for row in built[2][1]["sales_by_region_customer"]}
+    assert ("north", "fay") not in {row[:2] for row in built[1][1]["sales_by_region_customer"]}
+    assert [row[1:3] for row in built[-1][1]["refunds_by_region"] if row[0] == "JP"] == [(None, 1)]
+    assert [row[1] for row in built[2][1]["refunds_by_region"] if row[0] == "JP"] != [None]
 
     step_sql = dict(query(wh, "select model, step_sql from medallion.follow_step where layer = 2"))
     assert "gold_changed_keys" in step_sql["gold.sales_by_region_month"]
-    # gold keeps no per-line bookkeeping: only the watermarks it saw
-    assert query(wh, "select count(*) from pg_tables where schemaname = 'gold' and tablename like '%basis'") == [(0,)]
+    assert "on conflict" in step_sql["gold.sales_by_region_customer"]  # the state moved by the changed rows
+    assert "on conflict" not in step_sql["gold.float_by_region"]
+    # gold keeps no per-line bookkeeping: the watermarks it saw, and per group the delta path's state
+    assert query(wh, "select count(*) from pg_tables where tablename like '%basis'") == [(0,)]
+    assert query(wh, "select tablename from pg_tables where schemaname = 'medallion' and tablename like '%state' "
+                     "order by 1") == [("gold__refunds_by_region__state",), ("gold__sales_by_region_customer__state",)]
 
-    for at, expected in seen:
-        got = query(wh, f"select * from gold.sales_by_region_month_as_of('{at}') order by 1, 2")
-        assert got == expected, at
-    for at, expected in built:
-        got = query(wh, f"select * from gold.sales_by_region_month_as_of(now(), known => '{at}') order by 1, 2")
-        assert got == expected, at
+    for name in ("sales_by_region_month", "sales_by_region_customer"):
+        for at, expected in seen:
+            got = query(wh, f"select * from gold.{name}_as_of('{at}') order by 1, 2")
+            assert got == expected[name], (name, at)
+        for at, expected in built:
+            got = query(wh, f"select * from gold.{name}_as_of(now(), known => '{at}') order by 1, 2")
+            assert got == expected[name], (name, at)
 
     # FOR SYSTEM_TIME on the mart, answered from its as-of function (and --known-at)
     at, expected = seen[-2]
     asked = run_query(settings, f"select * from gold.sales_by_region_month for system_time as of '{at}' as m "
                                 "order by 1, 2")
-    assert [tuple(map(str, row)) for row in asked.rows] == [tuple(map(str, row)) for row in expected]
+    assert [tuple(map(str, row)) for row in asked.rows] == [tuple(map(str, row)) for row in expected["sales_by_region_month"]]
     k, then = built[-2]
     asked = run_query(settings, "select * from gold.sales_by_region_month for system_time as of now() order by 1, 2",
                       known_at_text=k)
-    assert [tuple(map(str, row)) for row in asked.rows] == [tuple(map(str, row)) for row in then]
+    assert [tuple(map(str, row)) for row in asked.rows] == [tuple(map(str, row)) for row in then["sales_by_region_month"]]
 
-    before = query(wh, mart)
+    before = {name: query(wh, q) for name, q in marts.items()}
     rebuilt = medallion("build", "--full-refresh", env=env)
     assert rebuilt.returncode == 0, rebuilt.stderr
-    assert query(wh, mart) == before
+    assert {name: query(wh, q) for name, q in marts.items()} == before
 
 
 def test_a_mart_over_a_relation_the_engine_cannot_trace_fails_in_one_line(blank_settings: Settings,

@@ -16,7 +16,11 @@ function), and gets back the statements of an incremental build:
 - scoped_sql: the same SQL with every aggregating block filtered to the groups in gold_scope,
   so only touched groups are recomputed;
 - as_of_sql / as_of_known_sql: the same SQL over the histories' as-of functions, for
-  gold.<mart>_as_of(ts[, known]).
+  gold.<mart>_as_of(ts[, known]);
+- delta (medallion/gold/delta.py): for a mart of one aggregating SELECT of inner joins whose
+  aggregates are sum/count/avg (with FILTER), the per-group state those aggregates are
+  maintained in from the changed lines' old and new values, without reading a group's other
+  lines; otherwise `recompute` names why the touched groups are recomputed instead.
 
 What it cannot maintain that way (a window function, LIMIT, a subquery outside FROM, a
 relation joined after the aggregation, a volatile function, no GROUP BY...) makes `full` name
@@ -32,13 +36,11 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.optimizer.scope import Scope, traverse_scope
 
+from medallion.gold.errors import Untraceable
+
 NOTES: list[str] = []  # one line per mart built in full, for the build's report (transform.py)
 VOLATILE = {"now", "random", "clock_timestamp", "current_timestamp", "statement_timestamp", "timeofday",
             "gen_random_uuid", "txid_current", "nextval"}
-
-
-class Untraceable(Exception):
-    """A construct the incremental plan cannot follow: the mart is built in full."""
 
 
 def _relation_name(table: exp.Table) -> str:
@@ -136,7 +138,8 @@ def _swap(tree: exp.Expression, relations: dict, args: str) -> None:
 def plan_mart(mart: str, sql: str, relations: dict[str, dict], grain: list[str] | None = None) -> dict[str, Any]:
     """The incremental plan of one mart (see the module's docstring); plain data for Jinja."""
     plan: dict[str, Any] = {"error": None, "full": None, "grain": None, "touched_sql": None,
-                            "scoped_sql": None, "as_of_sql": None, "as_of_known_sql": None, "deps": [], "note": None}
+                            "scoped_sql": None, "as_of_sql": None, "as_of_known_sql": None, "deps": [], "note": None,
+                            "delta": None, "recompute": None}
     try:
         tree = _parse(sql)
     except sqlglot.errors.ParseError as error:
@@ -163,6 +166,12 @@ def plan_mart(mart: str, sql: str, relations: dict[str, dict], grain: list[str] 
         pass
     try:
         _plan_incremental(tree, sql, relations, grain, plan)
+        from medallion.gold.delta import plan_delta  # it reads this module's helpers
+
+        try:
+            plan["delta"] = plan_delta(sql, relations, plan["grain"])
+        except Untraceable as reason:
+            plan["recompute"] = str(reason)
     except Untraceable as reason:
         plan["full"] = str(reason)
         plan["grain"] = plan["grain"] or grain
@@ -253,6 +262,14 @@ def _touched_query(sql: str, block: int, scope: int, table_index: int, grain: li
     return query.sql("postgres", normalize_functions=False)
 
 
+def note(line: str) -> str:
+    """A line for the build's report, from the materialization (which path a mart takes, said
+    on its full builds only); returns '' so Jinja can call it inline."""
+    if line not in NOTES:
+        NOTES.append(line)
+    return ""
+
+
 def patch_dbt_context() -> None:
     """Make plan_mart callable from dbt's Jinja as modules.medallion.plan_mart (dbt runs in this
     process: transform.py); idempotent."""
@@ -264,7 +281,7 @@ def patch_dbt_context() -> None:
 
     def modules() -> dict:
         found = original()
-        found["medallion"] = {"plan_mart": plan_mart}
+        found["medallion"] = {"plan_mart": plan_mart, "note": note}
         return found
 
     modules.medallion = True  # type: ignore[attr-defined]

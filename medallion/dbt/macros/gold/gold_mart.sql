@@ -169,6 +169,13 @@
 {% endmacro %}
 
 
+{% macro gold_state_relation(relation) %}
+    {#- <mart>__state: per group, the sums and counts a delta-maintained mart is derived from
+        (plain_mart.sql, medallion/gold/delta.py) -#}
+    {{- return(medallion_state_relation(relation, '__state')) -}}
+{% endmacro %}
+
+
 {% macro gold_dependencies(inputs) %}
     {#- [{input, column, model, bronze, key, watermark}] for every changed_by entry: the silver
         model that read bronze for it (a current view's history), its bronze table and its one

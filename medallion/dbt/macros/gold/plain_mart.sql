@@ -15,7 +15,16 @@
       3. deletes those groups from the mart and inserts them recomputed by the same SQL with
          every aggregating block filtered to gold_scope.
 
-    Bookkeeping: <mart>__seen only (one row per silver relation). A SQL the plan cannot maintain
+    A mart of one aggregating SELECT over inner joins whose aggregates are sum, count, avg (with
+    FILTER) takes the delta path instead of step 3 (plan.delta, medallion/gold/delta.py): the
+    sums and counts its aggregates are made of are kept per group in <mart>__state and moved by
+    the same aggregates over the changed lines as silver holds them now minus as the last build
+    saw them; the touched groups' mart rows are derived from the state (HAVING applied there).
+    A group's other lines are not read. A sum over a floating type (inexact under subtraction:
+    gold_plain_delta_check) and every other shape recompute the touched groups (step 3).
+
+    Bookkeeping: <mart>__seen (one row per silver relation) and, on the delta path,
+    <mart>__state (one row per group). A SQL the plan cannot maintain
     (plan.full names the construct) is computed in full at every build, and the build says so.
     gold.<mart>_as_of(ts[, known]) is the same SQL over the histories' as-of functions, with the
     built mart's columns.
@@ -128,6 +137,73 @@ where ({{ g }}) in (select {{ g }} from gold_scope);
 {% endmacro %}
 
 
+{% macro gold_plain_delta_check(plan) %}
+    {#- why the mart recomputes its touched groups rather than follow its changed lines, or none:
+        the plan's reason, or a sum whose type subtraction does not undo exactly (float) -#}
+    {%- if plan.full -%}{{ return(plan.full) }}{%- endif -%}
+    {%- if plan.delta is none -%}{{ return(plan.recompute) }}{%- endif -%}
+    {%- if not plan.delta.sums -%}{{ return(none) }}{%- endif -%}
+    {% do run_query("drop table if exists gold_state_probe; create temporary table gold_state_probe as select * from ("
+                    ~ plan.delta.state_sql ~ ") as state limit 0") %}
+    {%- set names = [] -%}
+    {%- for name in plan.delta.sums %}{% do names.append(medallion_literal(name)) %}{% endfor -%}
+    {%- set inexact = run_query(
+        "select string_agg(distinct format_type(atttypid, atttypmod), ', ') from pg_attribute "
+        ~ "where attrelid = 'pg_temp.gold_state_probe'::regclass and attname in (" ~ names | join(', ')
+        ~ ") and atttypid not in ('bigint'::regtype, 'numeric'::regtype, 'integer'::regtype)").columns[0].values()[0] -%}
+    {% do run_query("drop table gold_state_probe") %}
+    {%- if inexact -%}
+        {{ return("a sum over " ~ inexact ~ " (not exact under subtraction)") }}
+    {%- endif -%}
+    {{- return(none) -}}
+{% endmacro %}
+
+
+{% macro gold_plain_state_sql(state_relation, grain, delta) %}
+{#- <mart>__state from every line (a full build), tagged with its definition's fingerprint -#}
+drop table if exists {{ state_relation }};
+create table {{ state_relation }} as
+{{ delta.state_sql }};
+alter table {{ state_relation }} add primary key ({{ medallion_column_list(grain) }});
+comment on table {{ state_relation }} is {{ medallion_literal(gold_plain_state_tag(delta)) }};
+{% endmacro %}
+
+
+{% macro gold_plain_state_tag(delta) %}
+    {{- return('medallion gold state ' ~ local_md5(delta.state_sql)) -}}
+{% endmacro %}
+
+
+{% macro gold_plain_delta_sql(target_relation, state_relation, grain, delta) %}
+{#- the delta path's step 3: the state moved by the changed lines (now minus as last seen), a
+    group whose lines are all gone dropped, the touched groups' mart rows derived from it -#}
+{%- set g = medallion_column_list(grain) -%}
+set local jit = off;
+create temporary table gold_scope on commit drop as
+{{ delta.delta_sql }};
+insert into {{ state_relation }} as state
+select * from gold_scope
+on conflict ({{ g }}) do update set
+    {{ medallion_quote(delta.rows) }} = state.{{ medallion_quote(delta.rows) }} + excluded.{{ medallion_quote(delta.rows) }}
+    {%- for atom in delta.atoms %},
+    {% set c = medallion_quote(atom.name) -%}
+    {%- if atom.kind == 'sum' -%}
+    {{ c }} = coalesce(state.{{ c }}, 0) + coalesce(excluded.{{ c }}, 0)
+    {%- else -%}
+    {{ c }} = state.{{ c }} + excluded.{{ c }}
+    {%- endif -%}
+    {%- endfor %};
+delete from {{ state_relation }}
+where {{ medallion_quote(delta.rows) }} = 0 and ({{ g }}) in (select {{ g }} from gold_scope);
+delete from {{ target_relation }} where ({{ g }}) in (select {{ g }} from gold_scope);
+insert into {{ target_relation }}
+select {{ delta.derived }}
+from {{ state_relation }}
+where ({{ g }}) in (select {{ g }} from gold_scope)
+{%- if delta.having %} and ({{ delta.having }}){% endif %};
+{% endmacro %}
+
+
 {% macro gold_plain_as_of(target_relation, plan) %}
     {#- gold.<mart>_as_of(ts[, known]): the same SQL over the histories, the built mart's columns -#}
     {%- if plan.as_of_sql is none -%}{{ return('') }}{%- endif -%}
@@ -143,6 +219,7 @@ where ({{ g }}) in (select {{ g }} from gold_scope);
 {% macro gold_plain_build() %}
     {%- set target_relation = this.incorporate(type='table') -%}
     {%- set seen_relation = gold_seen_relation(this) -%}
+    {%- set state_relation = gold_state_relation(this) -%}
     {%- set relations = gold_plain_relations() -%}
     {%- if modules.medallion is not defined -%}
         {{ exceptions.raise_compiler_error(this.identifier ~ ": a plain-SQL gold_mart is built by `medallion build` (it reads the SQL with sqlglot)") }}
@@ -151,18 +228,26 @@ where ({{ g }}) in (select {{ g }} from gold_scope);
     {%- if plan.error -%}{{ exceptions.raise_compiler_error(plan.error) }}{%- endif -%}
     {%- set grain = plan.grain -%}
     {%- set deps = gold_plain_deps(relations, plan) if not plan.full else [] -%}
+    {%- set recompute = gold_plain_delta_check(plan) -%}
+    {%- set delta = plan.delta if recompute is none else none -%}
     {%- set existing_relation = load_cached_relation(this) -%}
+    {%- set state_ready = delta is none or run_query(
+            "select obj_description(to_regclass(" ~ medallion_literal(state_relation | string) ~ "), 'pg_class')"
+        ).columns[0].values()[0] == gold_plain_state_tag(delta) -%}
     {%- set incremental = existing_relation is not none and existing_relation.type == 'table'
                           and not should_full_refresh() and not plan.full
                           and load_relation(seen_relation) is not none
-                          and load_relation(gold_basis_relation(this)) is none -%}
+                          and load_relation(gold_basis_relation(this)) is none and state_ready -%}
     {%- set lock_sql = "lock table " ~ target_relation ~ " in share row exclusive mode;\n" -%}
     {%- set full_sql = ("-- medallion note: " ~ plan.note ~ "\n" if plan.note else "") ~ "delete from " ~ target_relation ~ ";\ninsert into " ~ target_relation
-                       ~ " select * from (" ~ sql ~ ") as mart;\n" -%}
+                       ~ " select * from (" ~ sql ~ ") as mart;\n"
+                       ~ (gold_plain_state_sql(state_relation, grain, delta) if delta is not none else "") -%}
 
     {%- if deps -%}
         {%- set capture = lock_sql ~ gold_capture_stretch_sql(seen_relation, deps) -%}
-        {%- set step = gold_plain_changes_sql(deps) ~ gold_plain_apply_sql(target_relation, grain, plan)
+        {%- set step = gold_plain_changes_sql(deps)
+                       ~ (gold_plain_delta_sql(target_relation, state_relation, grain, delta) if delta is not none
+                          else gold_plain_apply_sql(target_relation, grain, plan))
                        ~ gold_seen_sql(seen_relation) -%}
     {%- endif %}
 
@@ -170,7 +255,8 @@ where ({{ g }}) in (select {{ g }} from gold_scope);
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
     {%- if not incremental %}
         {%- if existing_relation is not none %}{{ adapter.drop_relation(existing_relation) }}{% endif %}
-        {% do run_query("drop table if exists " ~ gold_basis_relation(this) ~ "; drop table if exists " ~ seen_relation) %}
+        {% do run_query("drop table if exists " ~ gold_basis_relation(this) ~ "; drop table if exists " ~ seen_relation
+                        ~ "; drop table if exists " ~ state_relation) %}
         {%- if deps %}{% do run_query(gold_capture_stretch_sql(none, deps)) %}{% endif %}
         {% call statement('main') -%}
             create table {{ target_relation }} as
@@ -179,10 +265,20 @@ where ({{ g }}) in (select {{ g }} from gold_scope);
             {%- if grain and not plan.full %}
             alter table {{ target_relation }} add primary key ({{ medallion_column_list(grain) }});
             {%- endif %}
+            {%- if delta is not none %}
+            {{ gold_plain_state_sql(state_relation, grain, delta) }}
+            {%- endif %}
             {%- if deps %}
             {{ gold_seen_sql(seen_relation) }}
             {%- endif %}
         {%- endcall %}
+        {#- which path the mart takes, said on its full builds only (plan.note covers plan.full) -#}
+        {%- if delta is not none %}
+            {%- do modules.medallion.note(this.identifier ~ " follows its changed rows: its sums and counts are kept per group in "
+                                          ~ state_relation.identifier) %}
+        {%- elif not plan.full %}
+            {%- do modules.medallion.note(this.identifier ~ " recomputes the groups a change touches: its SQL has " ~ recompute) %}
+        {%- endif %}
         {%- if plan.full %}
             {% do medallion_store_follow_step(target_relation, 2, lock_sql=lock_sql, step_sql=full_sql) %}
         {%- else %}
@@ -192,6 +288,7 @@ where ({{ g }}) in (select {{ g }} from gold_scope);
                                               needs_build_sql=gold_needs_full_sql(deps)) %}
         {%- endif %}
     {%- else %}
+        {%- if delta is none %}{% do run_query("drop table if exists " ~ state_relation) %}{% endif %}
         {% do run_query(capture) %}
         {%- set needs_full = run_query(gold_needs_full_sql(deps)).columns[0].values()[0] -%}
         {% call statement('main') -%}
