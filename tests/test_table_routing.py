@@ -16,7 +16,7 @@ import pytest
 
 from medallion import pipeline
 from medallion.bronze.ingest import Ingester
-from medallion.pipeline import endpoints
+from medallion.db import endpoints
 from medallion.settings import Settings
 from tests.support import environment, execute, medallion, query
 
