@@ -76,7 +76,7 @@ def parsed_build_project(settings: Settings, target: Path) -> ParsedProject:
     from medallion.pipeline import build_project
 
     built = build_project(settings, predict=True)
-    watched = (built.path / "models", built.path / "dbt_project.yml") + ((built.dbt_project,) if built.dbt_project else ())
+    watched = (built.models, built.path / "dbt_project.yml") + ((built.dbt_project,) if built.dbt_project else ())
     parsed = ParsedProject(built.path, target / "manifest.json", watched)
     parse_when_stale(parsed.path, parsed.manifest, parsed.watched)
     return parsed

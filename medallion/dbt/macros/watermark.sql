@@ -22,7 +22,7 @@
     language sql stable as $horizon$
         select min(complete_to) from silver.build_watermark where model like 'silver.%'
     $horizon$;
-    {{ medallion_prepare_follow() }}
+    {{ medallion.medallion_prepare_follow() }}
 {% endmacro %}
 
 
@@ -30,7 +30,7 @@
     {#- The last bronze commit_lsn applied to relation; -1 before its first build. -#}
     {%- set result = run_query(
         "select coalesce(max(last_commit_lsn), -1) from silver.build_watermark where model = "
-        ~ medallion_literal(relation.schema ~ '.' ~ relation.identifier)) -%}
+        ~ medallion.medallion_literal(relation.schema ~ '.' ~ relation.identifier)) -%}
     {{- return(result.columns[0].values()[0] | int) -}}
 {% endmacro %}
 
@@ -41,7 +41,7 @@
         DDL); a bronze written without the ingester has only its rows' positions. This build
         applies rows up to here and no further, so rows an ingest commits meanwhile wait for the
         next build instead of half-applying. -#}
-    {%- set result = run_query(medallion_bronze_high_sql(bronze_relation, floor)) -%}
+    {%- set result = run_query(medallion.medallion_bronze_high_sql(bronze_relation, floor)) -%}
     {{- return(result.columns[0].values()[0] | int) -}}
 {% endmacro %}
 
@@ -53,11 +53,11 @@
 
 
 {% macro medallion_set_watermark_sql(relation, bronze_relation, lsn) %}
-    {%- set online = medallion_online_snapshot_sql(bronze_relation) %}
+    {%- set online = medallion.medallion_online_snapshot_sql(bronze_relation) %}
     insert into silver.build_watermark (model, bronze_table, last_commit_lsn, complete_to, complete_from)
-    values ({{ medallion_literal(relation.schema ~ '.' ~ relation.identifier) }},
-            {{ medallion_literal(bronze_relation) }}, {{ lsn }},
-            least(({{ medallion_complete_to_sql(bronze_relation, lsn) }}), ({{ online.open_since }})),
+    values ({{ medallion.medallion_literal(relation.schema ~ '.' ~ relation.identifier) }},
+            {{ medallion.medallion_literal(bronze_relation) }}, {{ lsn }},
+            least(({{ medallion.medallion_complete_to_sql(bronze_relation, lsn) }}), ({{ online.open_since }})),
             ({{ online.whole_from }}))
     on conflict (model) do update
         set bronze_table = excluded.bronze_table, last_commit_lsn = excluded.last_commit_lsn,
@@ -89,7 +89,7 @@
     {%- if not exists -%}
         {{- return({'open_since': 'null::timestamptz', 'whole_from': 'null::timestamptz'}) -}}
     {%- endif -%}
-    {%- set name = medallion_literal(bronze_relation.identifier) -%}
+    {%- set name = medallion.medallion_literal(bronze_relation.identifier) -%}
     {{- return({
         'open_since': "select min(coalesce(started_ts, requested_at)) from bronze.online_snapshot where bronze_table = "
                       ~ name ~ " and finished_ts is null",
@@ -99,7 +99,7 @@
 
 {% macro medallion_forget_watermark_sql(relation) %}
     delete from silver.build_watermark
-    where model = {{ medallion_literal(relation.schema ~ '.' ~ relation.identifier) }}
+    where model = {{ medallion.medallion_literal(relation.schema ~ '.' ~ relation.identifier) }}
 {% endmacro %}
 
 

@@ -59,9 +59,9 @@
             {%- endfor -%}
             {%- do relations.update({name: {
                 'dep': position[0], 'model': node.name, 'key': key,
-                'types': gold_plain_types(key, columns),
-                'as_of': medallion_quote(history.schema) ~ '.' ~ medallion_quote(history.config.get('as_of') or (history.alias or history.name) ~ '_as_of'),
-                'bronze': (medallion_bronze_of_node(reader) | string),
+                'types': medallion.gold_plain_types(key, columns),
+                'as_of': medallion.medallion_quote(history.schema) ~ '.' ~ medallion.medallion_quote(history.config.get('as_of') or (history.alias or history.name) ~ '_as_of'),
+                'bronze': (medallion.medallion_bronze_of_node(reader) | string),
                 'watermark': reader.schema ~ '.' ~ (reader.alias or reader.name)}}) -%}
         {%- endif -%}
         {%- do position.append(position.pop() + 1) -%}
@@ -97,11 +97,11 @@ drop table if exists gold_changed_keys, gold_scope;
 create temporary table gold_changed_keys on commit drop as
 {%- for dep in deps %}
 select distinct {{ dep.dep }} as dep, jsonb_build_object(
-    {%- for k in dep.key %}{{ medallion_literal(k) }}, image -> {{ medallion_literal(k) }}{{ ", " if not loop.last }}{% endfor %}) as key
+    {%- for k in dep.key %}{{ medallion.medallion_literal(k) }}, image -> {{ medallion.medallion_literal(k) }}{{ ", " if not loop.last }}{% endfor %}) as key
 from (
-    select full_row as image from {{ dep.bronze }} where {{ gold_stretch_sql(dep) }}
+    select full_row as image from {{ dep.bronze }} where {{ medallion.gold_stretch_sql(dep) }}
     union all
-    select old_row from {{ dep.bronze }} where {{ gold_stretch_sql(dep) }} and old_row is not null
+    select old_row from {{ dep.bronze }} where {{ medallion.gold_stretch_sql(dep) }} and old_row is not null
 ) as changes
 {{- "\nunion all" if not loop.last }}
 {%- endfor %};
@@ -109,14 +109,14 @@ analyze gold_changed_keys;
 {%- for dep in deps %}
 select set_config('medallion.gold_known_{{ dep.dep }}', coalesce(
     (select load_ts::text from {{ dep.bronze }}
-     where commit_lsn <= (select lo from gold_stretch where model = {{ medallion_literal(dep.watermark) }})
+     where commit_lsn <= (select lo from gold_stretch where model = {{ medallion.medallion_literal(dep.watermark) }})
      order by commit_lsn desc, ordinal desc limit 1), '-infinity'), true);
 {%- endfor %}
 {% endmacro %}
 
 
 {% macro gold_plain_apply_sql(target_relation, grain, plan) %}
-{%- set g = medallion_column_list(grain) -%}
+{%- set g = medallion.medallion_column_list(grain) -%}
 set local jit = off;
 create temporary table gold_scope on commit drop as
 {{ plan.touched_sql }};
@@ -133,79 +133,79 @@ where ({{ g }}) in (select {{ g }} from gold_scope);
     {%- if plan.as_of_sql is none -%}{{ return('') }}{%- endif -%}
     {%- set returns = [] -%}
     {%- for c in adapter.get_columns_in_relation(target_relation) -%}
-        {%- do returns.append(medallion_quote(c.name) ~ ' ' ~ c.data_type) -%}
+        {%- do returns.append(medallion.medallion_quote(c.name) ~ ' ' ~ c.data_type) -%}
     {%- endfor -%}
-    {{- return(gold_create_as_of_function(config.get('as_of') or this.identifier ~ '_as_of', returns | join(', '),
+    {{- return(medallion.gold_create_as_of_function(config.get('as_of') or this.identifier ~ '_as_of', returns | join(', '),
                                           plan.as_of_sql, plan.as_of_known_sql)) -}}
 {% endmacro %}
 
 
 {% macro gold_plain_build() %}
     {%- set target_relation = this.incorporate(type='table') -%}
-    {%- set seen_relation = gold_seen_relation(this) -%}
-    {%- set relations = gold_plain_relations() -%}
+    {%- set seen_relation = medallion.gold_seen_relation(this) -%}
+    {%- set relations = medallion.gold_plain_relations() -%}
     {%- if modules.medallion is not defined -%}
         {{ exceptions.raise_compiler_error(this.identifier ~ ": a plain-SQL gold_mart is built by `medallion build` (it reads the SQL with sqlglot)") }}
     {%- endif -%}
     {%- set plan = modules.medallion.plan_mart(this.identifier, sql, relations, config.get('grain')) -%}
     {%- if plan.error -%}{{ exceptions.raise_compiler_error(plan.error) }}{%- endif -%}
     {%- set grain = plan.grain -%}
-    {%- set deps = gold_plain_deps(relations, plan) if not plan.full else [] -%}
+    {%- set deps = medallion.gold_plain_deps(relations, plan) if not plan.full else [] -%}
     {%- set existing_relation = load_cached_relation(this) -%}
     {%- set incremental = existing_relation is not none and existing_relation.type == 'table'
                           and not should_full_refresh() and not plan.full
                           and load_relation(seen_relation) is not none
-                          and load_relation(gold_basis_relation(this)) is none -%}
+                          and load_relation(medallion.gold_basis_relation(this)) is none -%}
     {%- set lock_sql = "lock table " ~ target_relation ~ " in share row exclusive mode;\n" -%}
     {%- set full_sql = ("-- medallion note: " ~ plan.note ~ "\n" if plan.note else "") ~ "delete from " ~ target_relation ~ ";\ninsert into " ~ target_relation
                        ~ " select * from (" ~ sql ~ ") as mart;\n" -%}
 
     {%- if deps -%}
-        {%- set capture = lock_sql ~ gold_capture_stretch_sql(seen_relation, deps) -%}
-        {%- set step = gold_plain_changes_sql(deps) ~ gold_plain_apply_sql(target_relation, grain, plan)
-                       ~ gold_seen_sql(seen_relation) -%}
+        {%- set capture = lock_sql ~ medallion.gold_capture_stretch_sql(seen_relation, deps) -%}
+        {%- set step = medallion.gold_plain_changes_sql(deps) ~ medallion.gold_plain_apply_sql(target_relation, grain, plan)
+                       ~ medallion.gold_seen_sql(seen_relation) -%}
     {%- endif %}
 
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
     {%- if not incremental %}
         {%- if existing_relation is not none %}{{ adapter.drop_relation(existing_relation) }}{% endif %}
-        {% do run_query("drop table if exists " ~ gold_basis_relation(this) ~ "; drop table if exists " ~ seen_relation) %}
-        {%- if deps %}{% do run_query(gold_capture_stretch_sql(none, deps)) %}{% endif %}
+        {% do run_query("drop table if exists " ~ medallion.gold_basis_relation(this) ~ "; drop table if exists " ~ seen_relation) %}
+        {%- if deps %}{% do run_query(medallion.gold_capture_stretch_sql(none, deps)) %}{% endif %}
         {% call statement('main') -%}
             create table {{ target_relation }} as
             select * from ({{ sql }}) as mart
-            {%- if grain %} order by {{ medallion_column_list(grain) }}{% endif %};
+            {%- if grain %} order by {{ medallion.medallion_column_list(grain) }}{% endif %};
             {%- if grain and not plan.full %}
-            alter table {{ target_relation }} add primary key ({{ medallion_column_list(grain) }});
+            alter table {{ target_relation }} add primary key ({{ medallion.medallion_column_list(grain) }});
             {%- endif %}
             {%- if deps %}
-            {{ gold_seen_sql(seen_relation) }}
+            {{ medallion.gold_seen_sql(seen_relation) }}
             {%- endif %}
         {%- endcall %}
         {%- if plan.full %}
-            {% do medallion_store_follow_step(target_relation, 2, lock_sql=lock_sql, step_sql=full_sql) %}
+            {% do medallion.medallion_store_follow_step(target_relation, 2, lock_sql=lock_sql, step_sql=full_sql) %}
         {%- else %}
             {#- the step depends on the SQL only: stored now, the follower and builds without dbt
                 refresh the mart from its first build on -#}
-            {% do medallion_store_follow_step(target_relation, 2, lock_sql=capture, step_sql=step,
-                                              needs_build_sql=gold_needs_full_sql(deps)) %}
+            {% do medallion.medallion_store_follow_step(target_relation, 2, lock_sql=capture, step_sql=step,
+                                              needs_build_sql=medallion.gold_needs_full_sql(deps)) %}
         {%- endif %}
     {%- else %}
         {% do run_query(capture) %}
-        {%- set needs_full = run_query(gold_needs_full_sql(deps)).columns[0].values()[0] -%}
+        {%- set needs_full = run_query(medallion.gold_needs_full_sql(deps)).columns[0].values()[0] -%}
         {% call statement('main') -%}
             {%- if needs_full %}
             {{ full_sql }}
-            {{ gold_seen_sql(seen_relation) }}
+            {{ medallion.gold_seen_sql(seen_relation) }}
             {%- else %}
             {{ step }}
             {%- endif %}
         {%- endcall %}
-        {% do medallion_store_follow_step(target_relation, 2, lock_sql=capture, step_sql=step,
-                                          needs_build_sql=gold_needs_full_sql(deps)) %}
+        {% do medallion.medallion_store_follow_step(target_relation, 2, lock_sql=capture, step_sql=step,
+                                          needs_build_sql=medallion.gold_needs_full_sql(deps)) %}
     {%- endif %}
-    {% do run_query(gold_plain_as_of(target_relation, plan)) %}
+    {% do run_query(medallion.gold_plain_as_of(target_relation, plan)) %}
 
     {{ run_hooks(post_hooks, inside_transaction=True) }}
     {% do persist_docs(target_relation, model) %}
