@@ -57,11 +57,19 @@ def down(settings: Settings) -> bool:
     return EmbeddedCluster(settings.home).down()
 
 
-def env_lines(settings: Settings) -> list[str]:
-    """`export` lines for the two DSNs, ready for eval in a shell."""
+def env_lines(settings: Settings, dbt: bool = False) -> list[str]:
+    """`export` lines for the two DSNs, ready for eval in a shell; dbt: also the profile medallion
+    writes for dbt (its folder, its name and the warehouse it reads from MEDALLION_DBT_*), so
+    that dbt run by hand in your project (`medallion dbt-setup`) builds this warehouse."""
+    from medallion.silver.project import project_path
+
     ends = endpoints(settings)
-    return [f"export MEDALLION_SOURCE_DSN={shlex.quote(ends.source)}",
-            f"export MEDALLION_WAREHOUSE_DSN={shlex.quote(ends.warehouse)}"]
+    if not dbt:
+        return [f"export MEDALLION_SOURCE_DSN={shlex.quote(ends.source)}",
+                f"export MEDALLION_WAREHOUSE_DSN={shlex.quote(ends.warehouse)}"]
+    profile = {"DBT_PROFILES_DIR": str(project_path(settings.home)), "DBT_PROFILE": "medallion",
+               **transform.profile_env(ends.warehouse)}
+    return env_lines(settings) + [f"export {name}={shlex.quote(value)}" for name, value in profile.items()]
 
 
 def load_pagila(settings: Settings, log: Callable[[str], None] = lambda _: None) -> dict[str, int]:
