@@ -1,19 +1,28 @@
 """The dbt project medallion builds: silver generated from bronze, the project's own dbt beside it.
 
 No silver model is written by hand. For every table bronze has captured, this module writes
-tiny dbt models into MEDALLION_HOME/dbt/project/ (the history, its current rows, the bronze
-source) whose configuration comes from medallion.toml and bronze's record of the table
-(bronze.table_schema); the models' SQL is one engine macro each (medallion/dbt/macros), and
-the columns and types are read from bronze when they run. The project's own dbt project
+tiny dbt models into MEDALLION_HOME/dbt/silver/ (the history, its current rows, the bronze
+source), a dbt package of its own (medallion_silver), whose configuration comes from
+medallion.toml and bronze's record of the table (bronze.table_schema); the models' SQL is one
+engine macro each (medallion/dbt/macros, the dbt package `medallion`), and the columns and types
+are read from bronze when they run.
+
+`medallion build` runs dbt on MEDALLION_HOME/dbt/project/, named medallion, whose macros are the
+engine's and whose models/ links to the silver package's; the project's own dbt project
 (medallion.toml [transform] dbt_project, e.g. Pagila's gold marts in transform/) is installed
 as a local dbt package, so its models ref() the generated ones and use the engine's macros.
+`medallion dbt-setup` installs both packages into that project instead, for dbt's own commands
+run there (medallion/dbt_setup.py).
 
-    MEDALLION_HOME/dbt/project/
-        dbt_project.yml         name: medallion; macro-paths: the engine's macros
-        packages.yml            the project's own dbt project, when configured
-        profiles.yml            the warehouse, from MEDALLION_DBT_* (medallion/transform.py)
+    MEDALLION_HOME/dbt/silver/      (package medallion_silver)
+        dbt_project.yml
         models/bronze/_bronze__sources.yml
         models/silver/<base>_hist.sql, <base>.sql, _silver__models.yml
+    MEDALLION_HOME/dbt/project/
+        dbt_project.yml         name: medallion; macro-paths: the engine's macros
+        models -> ../silver/models
+        packages.yml            the project's own dbt project, when configured
+        profiles.yml            the warehouse, from MEDALLION_DBT_* (medallion/transform.py)
 
 The Spark engine builds the very same models from the lake's bronze (engine="spark"):
 MEDALLION_HOME/dbt/spark/project/, with dbt-spark's profile, Iceberg as the file format and
