@@ -58,7 +58,7 @@ class Engine:
     def dbt_session(self, ctx: Context) -> Iterator[Path | None]:
         """What a dbt run on this engine needs around it; yields the profiles folder (None: the
         project's). PostgreSQL: profiles.yml's variables from the warehouse DSN."""
-        from medallion.transform import dbt_profile
+        from medallion.dbt_profile import dbt_profile
 
         with dbt_profile(ctx.endpoints.warehouse):
             yield None

@@ -11,7 +11,6 @@ the last dbt build ran unchanged runs what that build stored instead (stored_bui
 from __future__ import annotations
 
 import json
-import os
 import signal
 import threading
 import time
@@ -20,12 +19,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from psycopg.conninfo import conninfo_to_dict
 
 from medallion.bronze import store
 from medallion.context import Context
-from medallion.db import connect, redact
+from medallion.db import connect
 from medallion.engines import POSTGRES, Engine
+from medallion.dbt_profile import dbt_profile, profile_env  # noqa: F401  (transform.profile_env: callers)
 from medallion.errors import BuildFailed, BuildInterrupted, MedallionError
 from medallion.silver.project import BuildProject, write_project
 
@@ -52,39 +51,6 @@ class BuildReport:
     def count(self, resource_type: str) -> int:
         """Nodes of one kind (model, test) that dbt built or ran."""
         return sum(1 for n in self.nodes if n.unique_id.startswith(resource_type + "."))
-
-
-def profile_env(warehouse_dsn: str) -> dict[str, str]:
-    """The variables transform/profiles.yml reads, from a libpq DSN (keyword string or URI)."""
-    params = conninfo_to_dict(warehouse_dsn)
-    if not params.get("dbname"):
-        raise MedallionError(f"the warehouse DSN names no database ({redact(warehouse_dsn)}): add dbname=...")
-    return {
-        "MEDALLION_DBT_HOST": str(params.get("host") or "localhost"),
-        "MEDALLION_DBT_PORT": str(params.get("port") or 5432),
-        "MEDALLION_DBT_USER": str(params.get("user") or os.environ.get("PGUSER") or "postgres"),
-        "MEDALLION_DBT_PASSWORD": str(params.get("password") or ""),
-        "MEDALLION_DBT_DBNAME": str(params["dbname"]),
-        "MEDALLION_DBT_SSLMODE": str(params.get("sslmode") or "prefer"),
-    }
-
-
-@contextmanager
-def dbt_profile(warehouse_dsn: str) -> Iterator[None]:
-    """Set profiles.yml's MEDALLION_DBT_* variables for one dbt invocation (in-process
-    or a subprocess that inherits os.environ), then restore them: one build's warehouse never
-    leaks into the next (tests build several warehouses in one process)."""
-    values = profile_env(warehouse_dsn)
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def dbt_args(ctx: Context, command: str, project_dir: Path, full_refresh: bool = False,

@@ -25,7 +25,7 @@ from typing import Any
 from sqlglot import exp
 
 from medallion.gold.errors import Untraceable
-from medallion.gold.plan import _group_map, _key_filter, _parse, _relation_name, _swap, _tables
+from medallion.gold.sqlshape import _group_map, _key_filter, _parse, _relation_name, _swap
 
 ROWS = "gold_rows"  # count(*) of a group's lines in the state
 
