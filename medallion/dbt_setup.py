@@ -30,8 +30,7 @@ from medallion.errors import MedallionError
 from medallion.settings import Settings
 from medallion.silver.project import ENGINE_DIR, SILVER_PACKAGE, project_path, silver_path
 
-ENGINE_PACKAGE = "medallion"
-PACKAGES_DIR = "dbt_packages"
+from medallion.dbt_fingerprint import ENGINE_PACKAGE, PACKAGES_DIR
 
 
 @dataclass(frozen=True)
@@ -99,32 +98,6 @@ def _link(installed: Path, packages: dict[str, Path]) -> None:
 
 
 # What a plain dbt run needs (dbt_medallion.py)
-
-def schemas_sql() -> str:
-    """The digest of bronze's recorded schemas, one of the fingerprint's parts."""
-    from medallion.stored_build import SQL
-
-    return SQL["schemas"]
-
-
-def project_fingerprint(schemas: str) -> str | None:
-    """The fingerprint `medallion build` computes for the project dbt runs now, when it is a
-    project set up by `medallion dbt-setup` (None otherwise: its steps are not medallion build's)."""
-    from dbt.flags import get_flags
-
-    from medallion.stored_build import fingerprint_of, parts_of
-
-    own = Path(getattr(get_flags(), "PROJECT_DIR", None) or os.getcwd()).resolve()
-    try:
-        declared = yaml.safe_load((own / "dbt_project.yml").read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
-        return None
-    installed = own / str(declared.get("packages-install-path") or PACKAGES_DIR)
-    silver, engine = installed / SILVER_PACKAGE, installed / ENGINE_PACKAGE
-    if not silver.is_dir() or not engine.is_dir() or engine.resolve() != ENGINE_DIR.resolve():
-        return None
-    return fingerprint_of(parts_of(str(schemas), [silver.resolve(), ENGINE_DIR, own]))
-
 
 def prepare_dbt() -> None:
     """What medallion's dbt plugin does in every dbt run: the gold planner reachable from Jinja

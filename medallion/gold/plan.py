@@ -223,7 +223,7 @@ def patch_dbt_context() -> None:
     process: transform.py); idempotent."""
     import dbt.context.base as base
 
-    from medallion.dbt_setup import project_fingerprint, schemas_sql
+    from medallion.dbt_fingerprint import project_fingerprint, schemas_sql
 
     if getattr(base.get_context_modules, "medallion", False):
         return
