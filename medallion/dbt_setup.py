@@ -26,6 +26,7 @@ from pathlib import Path
 
 import yaml
 
+from medallion.context import Context
 from medallion.errors import MedallionError
 from medallion.settings import Settings
 from medallion.silver.project import ENGINE_DIR, SILVER_PACKAGE, project_path, silver_path
@@ -42,21 +43,22 @@ class OwnProject:
     profiles_dir: Path
 
 
-def setup(settings: Settings) -> OwnProject:
+def setup(settings: Settings | Context) -> OwnProject:
     """Generate silver's package for what bronze holds and install it, with the engine's, into
     the project's own dbt project (packages.yml, dbt_packages/)."""
     from medallion.transform import prepare_project
 
-    config = settings.config()
+    ctx = Context.of(settings)
+    config = ctx.config
     if config.dbt_project is None:
         raise MedallionError(f"{config.where} names no dbt project of yours ([transform] dbt_project = \"my_dbt\"): "
                              "nothing to set up")
-    prepare_project(settings)
+    prepare_project(ctx)
     own = Path(config.dbt_project)
-    packages = {ENGINE_PACKAGE: ENGINE_DIR, SILVER_PACKAGE: silver_path(settings.home)}
+    packages = {ENGINE_PACKAGE: ENGINE_DIR, SILVER_PACKAGE: silver_path(ctx.home)}
     _packages_yml(own, packages)
     _link(own / PACKAGES_DIR, packages)
-    return OwnProject(own, packages, project_path(settings.home))
+    return OwnProject(own, packages, project_path(ctx.home))
 
 
 def _packages_yml(own: Path, packages: dict[str, Path]) -> None:
