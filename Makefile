@@ -18,7 +18,7 @@ system:
 
 $(STAMP): pyproject.toml constraints.txt constraints-airflow.txt
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -c constraints-airflow.txt -e '.[dev]'
+	@$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -c constraints-airflow.txt --config-settings editable_mode=compat -e '.[dev]'
 	@touch $(STAMP)
 	@echo "Python environment ready: $(VENV)"
 

@@ -165,16 +165,20 @@ def down() -> None:
 
 
 @cli.command()
+@click.option("--dbt", "for_dbt", is_flag=True,
+              help="Also the profile medallion writes for dbt (DBT_PROFILES_DIR, DBT_PROFILE, MEDALLION_DBT_*): "
+                   "dbt run by hand in your project ('medallion dbt-setup') builds this warehouse.")
 @friendly_errors
-def env() -> None:
+def env(for_dbt: bool) -> None:
     """Print `export` lines for the source and warehouse DSNs.
 
     \b
     Example:
       eval "$(medallion env)"
       psql "$MEDALLION_WAREHOUSE_DSN" -c 'select count(*) from bronze.br_rental_cdc'
+      eval "$(medallion env --dbt)" && dbt build --project-dir my_dbt
     """
-    for line in pipeline.env_lines(resolve()):
+    for line in pipeline.env_lines(resolve(), dbt=for_dbt):
         click.echo(line)
 
 
@@ -570,6 +574,30 @@ def build(full_refresh: bool, skip_tests: bool, full_tests: bool, engine: str, f
     _print_build(pipeline.build(resolve(), full_refresh, tests=not skip_tests, engine=engine,
                                 full_tests=full_tests, stored=not force_dbt))
 
+
+@cli.command("dbt-setup")
+@friendly_errors
+def dbt_setup() -> None:
+    """Make your own dbt project ([transform] dbt_project) buildable by dbt's own commands.
+
+    Installs two local packages into it (packages.yml and dbt_packages/, as `dbt deps` would):
+    medallion (the engine's materializations and macros) and medallion_silver (silver's models,
+    generated from bronze under MEDALLION_HOME; run it again after a new table is captured).
+    `medallion build` needs none of this; the next one starts dbt once (packages.yml changed).
+
+    \b
+    Example:
+      medallion dbt-setup
+      eval "$(medallion env --dbt)"     # the warehouse profile medallion writes (DBT_PROFILES_DIR, DBT_PROFILE)
+      dbt build --project-dir my_dbt    # silver and gold; the next 'medallion build' needs no dbt
+      dbt docs generate --project-dir my_dbt
+    """
+    from medallion.dbt_setup import setup
+
+    done = setup(load_settings())
+    for name, folder in done.packages.items():
+        out.print(f"{name}: {folder}")
+    out.print(f"set up {done.path}: eval \"$(medallion env --dbt)\"; dbt build --project-dir {done.path}")
 
 
 

@@ -90,7 +90,7 @@ class SparkEngine(Engine):
 
     def project_yml(self, base: dict[str, Any], project_name: str) -> dict[str, Any]:
         # names are kept as the source spells them (spaces, mixed case): quoted, as on PostgreSQL
-        return {**base, "on-run-start": ["{{ spark_prepare_lake() }}"], "quoting": {"identifier": True},
+        return {**base, "on-run-start": ["{{ medallion.spark_prepare_lake() }}"], "quoting": {"identifier": True},
                 "models": {"+file_format": "iceberg", project_name: {"silver": {"+schema": "silver"}}}}
 
     def source_quoting(self) -> dict[str, Any]:

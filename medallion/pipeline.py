@@ -55,11 +55,20 @@ def down(settings: Settings | Context) -> bool:
     return EmbeddedCluster(settings.home).down()
 
 
-def env_lines(settings: Settings | Context) -> list[str]:
-    """`export` lines for the two DSNs, ready for eval in a shell."""
-    ends = Context.of(settings).endpoints
-    return [f"export MEDALLION_SOURCE_DSN={shlex.quote(ends.source)}",
-            f"export MEDALLION_WAREHOUSE_DSN={shlex.quote(ends.warehouse)}"]
+def env_lines(settings: Settings | Context, dbt: bool = False) -> list[str]:
+    """`export` lines for the two DSNs, ready for eval in a shell; dbt: also the profile medallion
+    writes for dbt (its folder, its name and the warehouse it reads from MEDALLION_DBT_*), so
+    that dbt run by hand in your project (`medallion dbt-setup`) builds this warehouse."""
+    from medallion.silver.project import project_path
+
+    ctx = Context.of(settings)
+    ends = ctx.endpoints
+    if not dbt:
+        return [f"export MEDALLION_SOURCE_DSN={shlex.quote(ends.source)}",
+                f"export MEDALLION_WAREHOUSE_DSN={shlex.quote(ends.warehouse)}"]
+    profile = {"DBT_PROFILES_DIR": str(project_path(ctx.home)), "DBT_PROFILE": "medallion",
+               **transform.profile_env(ends.warehouse)}
+    return env_lines(ctx) + [f"export {name}={shlex.quote(value)}" for name, value in profile.items()]
 
 
 def selection(settings: Settings | Context) -> Selection:

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import psycopg
 import yaml
+from psycopg import sql as pg_sql
 from psycopg.types.json import Jsonb
 
 import medallion
@@ -49,7 +50,7 @@ SQL = named_sql("medallion", "stored_build.sql")
 STEPPED = {"system_versioned", "current_state", "gold_mart"}  # materializations that store their steps
 NOTHING_TO_REFRESH = {"view", "ephemeral", "current_view"}  # their definition is the fingerprinted project
 OWN_HOOKS = {"medallion-on-run-start", "medallion-on-run-end"}  # the warehouse's tables; tested_to (below)
-NOT_PROJECT_FILES = {"target", "logs", "dbt_packages", "__pycache__"}
+NOT_PROJECT_FILES = {"target", "logs", "dbt_packages", "__pycache__", "package-lock.yml"}
 
 
 def workers() -> int:
@@ -67,25 +68,37 @@ def project_fingerprint(warehouse: str, project: BuildProject) -> str:
     silver), of the engine's macros and of the project's own dbt project, the versions of
     medallion and dbt, and bronze's record of the tables' schemas over time. Its parts are kept
     (and recorded with the build) so that a changed fingerprint can name what changed."""
-    parts = fingerprint_parts(warehouse, project)
-    fingerprint = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
-    if len(_parts_of) > 8:  # a long-running follower fingerprints each project it meets
-        _parts_of.clear()
-    _parts_of[fingerprint] = parts
-    return fingerprint
+    return fingerprint_of(fingerprint_parts(warehouse, project))
 
 
 def fingerprint_parts(warehouse: str, project: BuildProject) -> dict[str, str]:
     """{'schemas': digest, 'versions': text, '<root>:<file>': digest} (roots GENERATED, ENGINE, OWN)."""
     with connect(warehouse, "warehouse") as conn:
-        parts = {"schemas": conn.execute(SQL["schemas"]).fetchone()[0]}
+        schemas = conn.execute(SQL["schemas"]).fetchone()[0]
+    own = [Path(project.dbt_project)] if project.dbt_project else []
+    return parts_of(schemas, [project.silver_path or project.path, ENGINE_DIR] + own)
+
+
+def parts_of(schemas: str, roots: list[Path]) -> dict[str, str]:
+    """The fingerprint's parts from bronze's schema digest and the roots (silver's generated
+    package, the engine's macros, your dbt project): the same whether `medallion build` or a
+    plain dbt run in your project computes them (dbt_setup.py)."""
+    parts = {"schemas": schemas}
     parts["versions"] = ", ".join([f"{package} {metadata.version(package)}" for package in ("dbt-core", "dbt-postgres")]
                                   + [f"medallion {medallion.__version__}"])
-    roots = [project.path, ENGINE_DIR] + ([Path(project.dbt_project)] if project.dbt_project else [])
     for index, root in enumerate(roots):
         for path in _files(root):
             parts[f"{index}:{path.relative_to(root).as_posix()}"] = hashlib.sha256(path.read_bytes()).hexdigest()
     return parts
+
+
+def fingerprint_of(parts: dict[str, str]) -> str:
+    """The fingerprint of its parts, which are kept to name what changed (changed_since)."""
+    fingerprint = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    if len(_parts_of) > 8:  # a long-running follower fingerprints each project it meets
+        _parts_of.clear()
+    _parts_of[fingerprint] = parts
+    return fingerprint
 
 
 def changed_since(then: dict[str, str] | None, fingerprint: str) -> str:
@@ -118,7 +131,7 @@ def _files(root: Path) -> list[Path]:
     found = []
     for folder, dirs, names in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d not in NOT_PROJECT_FILES and not d.startswith("."))
-        found += [Path(folder) / n for n in sorted(names) if not n.startswith(".")]
+        found += [Path(folder) / n for n in sorted(names) if not n.startswith(".") and n not in NOT_PROJECT_FILES]
     return found
 
 
@@ -151,34 +164,53 @@ def _ancestors(nodes: dict, uid: str, memo: dict[str, set[str]]) -> set[str]:
 
 
 def build_plan(manifest: dict) -> dict:
-    """{'steps': {uid: {'relation', 'after': [uids]}}, 'blocked': [why dbt must build]}: the
-    models a stored step refreshes, each after the stepped models and the tests upstream of it
-    (as dbt build orders them)."""
+    """{'steps': {uid: {'relation', 'after': [uids]}}, 'tables': {uid: {'relation', 'sql', 'after'}},
+    'blocked': [why dbt must build]}: the models a stored step refreshes, and the plain tables
+    refilled from their compiled SQL, each after the refreshed models and the tests upstream of
+    it (as dbt build orders them)."""
     nodes = manifest["nodes"]
     memo: dict[str, set[str]] = {}
-    blocked, stepped = [], {}
+    blocked, stepped, tables = [], {}, {}
     for uid, node in nodes.items():
         kind = node["resource_type"]
         if kind == "model":
             materialized = node["config"].get("materialized")
             if materialized in STEPPED:  # (its hooks are part of its stored step: follow.sql)
                 stepped[uid] = _relation(node)
+            elif materialized == "table" and _refillable(node):
+                tables[uid] = _relation(node)
             elif materialized not in NOTHING_TO_REFRESH:
-                blocked.append(f"the model {node['name']} is materialized as {materialized}, which only dbt "
-                               "refreshes (as a view or medallion's gold_mart it would not need dbt)")
-        elif kind in ("seed", "snapshot"):
+                how = f"{materialized} with hooks" if materialized == "table" else materialized
+                blocked.append(f"the model {node['name']} is materialized as {how}, which only dbt "
+                               "refreshes (as a table without hooks, a view or medallion's gold_mart it would not "
+                               "need dbt)")
+        elif kind == "snapshot":
             blocked.append(f"the project has a {kind} ({node['name']}), which only dbt builds")
+        # (a seed: its file is part of the fingerprint, so an unchanged project's seeds hold it already)
         elif kind == "operation" and node["name"].rsplit("-", 1)[0] not in OWN_HOOKS:
             blocked.append(f"the project has a hook ({node['name']}), which only dbt runs")
     if manifest.get("unit_tests"):
         blocked.append("the project has unit tests, which only dbt runs")
     tests_of = _tests_by_node(nodes)
-    plan_steps = {}
-    for uid, relation in stepped.items():
+    refreshed = stepped | tables
+    plan_steps, plan_tables = {}, {}
+    for uid, relation in refreshed.items():
         upstream = _ancestors(nodes, uid, memo)
-        after = {u for u in upstream if u in stepped} | {t for u in upstream for t in tests_of.get(u, ())}
-        plan_steps[uid] = {"relation": relation, "after": sorted(after)}
-    return {"steps": plan_steps, "blocked": blocked}
+        after = sorted({u for u in upstream if u in refreshed} | {t for u in upstream for t in tests_of.get(u, ())})
+        if uid in stepped:
+            plan_steps[uid] = {"relation": relation, "after": after}
+        else:
+            plan_tables[uid] = {"relation": relation, "after": after, "sql": nodes[uid]["compiled_code"],
+                                "ident": [nodes[uid]["schema"], nodes[uid].get("alias") or nodes[uid]["name"]]}
+    return {"steps": plan_steps, "tables": plan_tables, "blocked": blocked}
+
+
+def _refillable(node: dict) -> bool:
+    """A table model the stored build refills (delete, insert its compiled SELECT, in one
+    transaction: its columns are the project's, unchanged, and views over it stay): compiled by
+    the build, no hooks of its own to run."""
+    config = node["config"]
+    return bool(node.get("compiled_code")) and not config.get("pre-hook") and not config.get("post-hook")
 
 
 def _tests_by_node(nodes: dict) -> dict[str, list[str]]:
@@ -246,6 +278,15 @@ class StoredRun:
 
 
 @dataclass(frozen=True)
+class Refill:
+    """A plain table model refilled from the SELECT dbt compiled for it."""
+
+    relation: str  # schema.identifier, as a user reads it
+    ident: tuple[str, str]
+    sql: str
+
+
+@dataclass(frozen=True)
 class Recorded:
     """What the last dbt build left for this one: its plan, its tests (those this build runs)
     and the stored steps by model."""
@@ -305,6 +346,8 @@ def run(warehouse: str, fingerprint: str, tests: bool) -> StoredRun:
         for uid, entry in found.plan["steps"].items():
             step = found.steps[entry["relation"]]
             jobs[uid] = (entry["after"], (step, tested_to.get(step.model)))
+        for uid, entry in found.plan.get("tables", {}).items():
+            jobs[uid] = (entry["after"], Refill(entry["relation"], tuple(entry["ident"]), entry["sql"]))
         for test in found.tests:
             jobs[test["id"]] = (test["after"], test)
         outcome = _Scheduler(warehouse, jobs).run()
@@ -342,7 +385,7 @@ class _Scheduler:
 
     def _name(self, uid: str) -> str:
         job = self.jobs[uid][1]
-        return _test_name(job) if isinstance(job, dict) else job[0].model
+        return _test_name(job) if isinstance(job, dict) else job.relation if isinstance(job, Refill) else job[0].model
 
     def _one(self, uid: str) -> tuple[str, str, float, str | None]:
         began = time.perf_counter()
@@ -365,6 +408,12 @@ class _Scheduler:
             else:
                 status, message = "pass", None
             return uid, status, time.perf_counter() - began, message
+        if isinstance(job, Refill):  # a plain table: its compiled SELECT again, in one transaction
+            relation = pg_sql.Identifier(*job.ident)
+            with conn.transaction():
+                conn.execute(pg_sql.SQL(SQL["refill_delete"]).format(relation=relation))
+                conn.execute(pg_sql.SQL(SQL["refill_insert"]).format(relation=relation, select=pg_sql.SQL(job.sql)))
+            return uid, "success", time.perf_counter() - began, None
         step, tested_to = job
         if step.layer == steps.SILVER:
             _, needs_dbt = steps.apply_silver(conn, step, checked_from=tested_to)

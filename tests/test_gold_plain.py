@@ -13,8 +13,12 @@ a mart reading silver through a relation it cannot trace fails in one line namin
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
+
+import yaml
 
 from medallion.query import run_query
 from medallion.settings import Settings
@@ -234,3 +238,56 @@ def test_a_mart_over_a_relation_the_engine_cannot_trace_fails_in_one_line(blank_
     assert ran.returncode != 0
     line = one_error_line(ran)
     assert "from_copy reads model sale_copy" in line and "cannot trace" in line, line
+
+
+VIEW = "{{ config(materialized='view') }}\nselect store_id, count(*) as sales from {{ ref('sales__sale') }} group by 1\n"
+
+
+def test_dbt_build_run_by_hand_in_your_project_builds_silver_and_gold(blank_settings: Settings,
+                                                                    tmp_path: Path) -> None:
+    """Your dbt project is dbt's root: after `medallion dbt-setup`, `dbt build` run there (the
+    venv's dbt, the profile `medallion env --dbt` exports) builds silver and gold, a view beside
+    the marts included, and the next `medallion build` runs what it stored without dbt."""
+    own = tmp_path / "plain_gold"
+    _project(own, {"models/sales_per_store.sql": VIEW})
+    config = tmp_path / "medallion.toml"
+    config.write_text('[capture]\ninclude = ["sales.*"]\n[transform]\ndbt_project = "plain_gold"\n', encoding="utf-8")
+    settings = replace(blank_settings, config_path=config)
+    env = {**environment(settings), "COLUMNS": "1000"}
+    src, wh = settings.source_dsn or "", settings.warehouse_dsn or ""
+    execute(src, SCHEMA)
+    assert medallion("prepare-source", env=env).returncode == 0
+    assert medallion("ingest", env=env).returncode == 0
+    setup = medallion("dbt-setup", env=env)
+    assert setup.returncode == 0, setup.stderr
+    local = [entry["local"] for entry in yaml.safe_load((own / "packages.yml").read_text(encoding="utf-8"))["packages"]]
+    assert len(local) == 2 and all((own / path / "dbt_project.yml").is_file() for path in local), local
+    assert (own / "dbt_packages" / "medallion_silver" / "models" / "silver").is_dir()
+    first = medallion("build", env=env)  # the first build computes the marts whole
+    assert first.returncode == 0, first.stderr
+
+    on_source = MART.format(sale="sales.sale", store="sales.store", refund="sales.refund") + " order by 1, 2"
+    mart = "select * from gold.sales_by_region_month order by 1, 2"
+    per_store = "select store_id, count(*) from {} group by 1 order by 1"
+    for statement in STEPS[0]:
+        execute(src, statement)
+    assert medallion("ingest", env=env).returncode == 0
+    dbt = Path(sys.executable).parent / "dbt"
+    ran = subprocess.run(["bash", "-c", f'eval "$({sys.executable} -m medallion.cli env --dbt)" && '
+                                        f'"{dbt}" build --project-dir "{own}"'],
+                         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr
+    assert "Completed successfully" in ran.stdout, ran.stdout[-2000:]
+    assert query(wh, mart) == query(src, on_source)
+    assert query(wh, "select * from gold.sales_per_store order by 1") == query(src, per_store.format("sales.sale"))
+    # dbt built the silver package's models in silver, the marts in gold (not silver_gold)
+    assert query(wh, "select count(*) from pg_namespace where nspname like 'silver\\_%'") == [(0,)]
+
+    for statement in STEPS[1]:
+        execute(src, statement)
+    assert medallion("ingest", env=env).returncode == 0
+    after = medallion("build", env=env)
+    assert after.returncode == 0, after.stderr
+    assert "without starting dbt" in after.stdout.strip().splitlines()[-1], after.stdout
+    assert query(wh, mart) == query(src, on_source)
+    assert query(wh, "select * from gold.sales_per_store order by 1") == query(src, per_store.format("sales.sale"))

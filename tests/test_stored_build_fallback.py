@@ -68,8 +68,18 @@ def test_what_the_stored_statements_cannot_carry_goes_to_dbt(blank_settings: Set
     # --dbt: always dbt
     assert "dbt started: asked for with --dbt" in _build(env, "--dbt")
 
-    # a model only dbt refreshes: every build starts dbt, and says why
-    (root / "models" / "gold" / "plain.sql").write_text("{{ config(materialized='table') }}\nselect 1 as one\n",
-                                                        encoding="utf-8")
+    # a plain table beside the marts: refilled from its compiled SELECT, without dbt
+    (root / "models" / "gold" / "plain.sql").write_text(
+        "{{ config(materialized='table') }}\nselect region, count(*) as n from {{ ref('shop__orders') }} group by 1\n",
+        encoding="utf-8")
     assert "(models/gold/plain.sql)" in _build(env)
-    assert "dbt started: the model plain is materialized as table, which only dbt refreshes" in _build(env)
+    execute(src, "insert into shop.orders values ('US', 9, 'C-1', 'new', '2026-01-09 09:00+00', 2)")
+    assert STORED in _build(env)
+    assert query(wh, "select * from gold.plain order by 1") == \
+        query(src, "select region, count(*) from shop.orders group by 1 order by 1")
+
+    # a model only dbt refreshes: every build starts dbt, and its last line says which and why
+    (root / "models" / "gold" / "grows.sql").write_text(
+        "{{ config(materialized='incremental') }}\nselect 1 as one\n", encoding="utf-8")
+    assert "(models/gold/grows.sql)" in _build(env)
+    assert "dbt started: the model grows is materialized as incremental, which only dbt refreshes" in _build(env)

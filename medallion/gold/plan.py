@@ -223,13 +223,16 @@ def patch_dbt_context() -> None:
     process: transform.py); idempotent."""
     import dbt.context.base as base
 
+    from medallion.dbt_fingerprint import project_fingerprint, schemas_sql
+
     if getattr(base.get_context_modules, "medallion", False):
         return
     original = base.get_context_modules
 
     def modules() -> dict:
         found = original()
-        found["medallion"] = {"plan_mart": plan_mart, "note": note}
+        found["medallion"] = {"plan_mart": plan_mart, "note": note, "project_fingerprint": project_fingerprint,
+                              "schemas_sql": schemas_sql}
         return found
 
     modules.medallion = True  # type: ignore[attr-defined]

@@ -76,7 +76,7 @@ def parse_when_stale(project_dir: Path, manifest: Path, watched: tuple[Path, ...
 def watched_files(built: BuildProject) -> tuple[Path, ...]:
     """What a change to makes the build project's manifest stale: its models, its dbt_project.yml
     and the project's own dbt."""
-    return (built.path / "models", built.path / "dbt_project.yml") + ((built.dbt_project,) if built.dbt_project else ())
+    return (built.models, built.path / "dbt_project.yml") + ((built.dbt_project,) if built.dbt_project else ())
 
 
 def parsed_build_project(settings: Settings | Context, target: Path) -> ParsedProject:

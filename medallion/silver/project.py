@@ -1,19 +1,28 @@
 """The dbt project medallion builds: silver generated from bronze, the project's own dbt beside it.
 
 No silver model is written by hand. For every table bronze has captured, this module writes
-tiny dbt models into MEDALLION_HOME/dbt/project/ (the history, its current rows, the bronze
-source) whose configuration comes from medallion.toml and bronze's record of the table
-(bronze.table_schema); the models' SQL is one engine macro each (medallion/dbt/macros), and
-the columns and types are read from bronze when they run. The project's own dbt project
+tiny dbt models into MEDALLION_HOME/dbt/silver/ (the history, its current rows, the bronze
+source), a dbt package of its own (medallion_silver), whose configuration comes from
+medallion.toml and bronze's record of the table (bronze.table_schema); the models' SQL is one
+engine macro each (medallion/dbt/macros, the dbt package `medallion`), and the columns and types
+are read from bronze when they run.
+
+`medallion build` runs dbt on MEDALLION_HOME/dbt/project/, named medallion, whose macros are the
+engine's and whose models/ links to the silver package's; the project's own dbt project
 (medallion.toml [transform] dbt_project, e.g. Pagila's gold marts in transform/) is installed
 as a local dbt package, so its models ref() the generated ones and use the engine's macros.
+`medallion dbt-setup` installs both packages into that project instead, for dbt's own commands
+run there (medallion/dbt_setup.py).
 
-    MEDALLION_HOME/dbt/project/
-        dbt_project.yml         name: medallion; macro-paths: the engine's macros
-        packages.yml            the project's own dbt project, when configured
-        profiles.yml            the warehouse, from MEDALLION_DBT_* (medallion/transform.py)
+    MEDALLION_HOME/dbt/silver/      (package medallion_silver)
+        dbt_project.yml
         models/bronze/_bronze__sources.yml
         models/silver/<base>_hist.sql, <base>.sql, _silver__models.yml
+    MEDALLION_HOME/dbt/project/
+        dbt_project.yml         name: medallion; macro-paths: the engine's macros
+        models -> ../silver/models
+        packages.yml            the project's own dbt project, when configured
+        profiles.yml            the warehouse, from MEDALLION_DBT_* (medallion/transform.py)
 
 The Spark engine builds the very same models from the lake's bronze (engine="spark"):
 MEDALLION_HOME/dbt/spark/project/, with dbt-spark's profile, Iceberg as the file format and
@@ -37,6 +46,7 @@ from medallion.errors import SelectionError
 from medallion.selection import excluded_note, history_key, no_key_note, partition_column, selects, silver_clash
 
 ENGINE_DIR = Path(__file__).resolve().parents[1] / "dbt"
+ENGINE_PACKAGE = yaml.safe_load((ENGINE_DIR / "dbt_project.yml").read_text(encoding="utf-8"))
 PROJECT_NAME = "medallion"
 
 HISTORY_RULES = (
@@ -101,6 +111,13 @@ class BuildProject:
     sources: dict[str, str] = field(default_factory=dict)  # dbt source name -> bronze table
     notes: list[str] = field(default_factory=list)
     dbt_project: Path | None = None
+    silver_path: Path | None = None  # the package medallion_silver: silver's generated models
+
+    @property
+    def models(self) -> Path:
+        """The generated models (bronze's sources, silver's models), which the build project reads
+        through its models/ link."""
+        return (self.silver_path or self.path) / "models"
 
 
 def _source_name(bronze: str, taken: set[str]) -> str:
@@ -176,16 +193,25 @@ def _dbt_project_yml(engine: Engine = POSTGRES) -> dict:
         "config-version": 2,
         "profile": PROJECT_NAME,
         "require-dbt-version": [">=1.11.0", "<1.12.0"],
-        "model-paths": ["models"],
+        "model-paths": ["models"],  # a link to silver's package's models (SILVER_PACKAGE)
         "macro-paths": [str(ENGINE_DIR / "macros")],
         "clean-targets": ["target", "dbt_packages"],
-        # btree_gist for the histories' exclusion constraints, the watermark table for every model
-        "on-run-start": ["{{ medallion_prepare_warehouse() }}"],
-        # a passing build's tests cover bronze up to each model's watermark (incremental tests)
-        "on-run-end": ["{{ medallion_mark_tested(results) }}"],
+        # the engine package's hooks (medallion/dbt/dbt_project.yml), this project being the engine's
+        **{hook: ENGINE_PACKAGE[hook] for hook in ("on-run-start", "on-run-end")},
         "models": {PROJECT_NAME: {"silver": {"+schema": "silver"}}},
         "flags": {"send_anonymous_usage_stats": False, "partial_parse": True},
     }, PROJECT_NAME)
+
+
+SILVER_PACKAGE = "medallion_silver"
+
+
+def _silver_package_yml() -> dict:
+    """The generated models as a package of your own dbt project (`medallion dbt-setup`)."""
+    return {"name": SILVER_PACKAGE, "version": "1.0.0", "config-version": 2,
+            "require-dbt-version": [">=1.11.0", "<1.12.0"], "model-paths": ["models"],
+            "macro-paths": [], "seed-paths": [], "test-paths": [], "analysis-paths": [], "snapshot-paths": [],
+            "models": {SILVER_PACKAGE: {"silver": {"+schema": "silver"}}}}
 
 
 def _sources_yml(recorded: dict[str, RecordedTable], sources: dict[str, str], engine: Engine = POSTGRES) -> dict:
@@ -224,7 +250,7 @@ def _model_yml(silver: SilverTable, engine: Engine = POSTGRES) -> list[dict]:
                     for c in table.columns] + [
             {"name": "sys_start", "description": HISTORY_RULES},
             {"name": "sys_end", "description": "End of the version (exclusive); 'infinity' while current."}],
-        "data_tests": [{"valid_history": {"arguments": {"key": key, "history": silver.history_model}}}],
+        "data_tests": [{"medallion.valid_history": {"arguments": {"key": key, "history": silver.history_model}}}],
     }
     if silver.history_model != silver.history:
         history["config"]["alias"] = silver.history
@@ -247,9 +273,9 @@ def _model_yml(silver: SilverTable, engine: Engine = POSTGRES) -> list[dict]:
     # the replay stops at the watermark of the model that read bronze: the history for a view
     # (which the view depends on), the current-state table itself otherwise
     reader = silver.current_model if silver.partition_by else silver.history_model
-    current["data_tests"] = [{"current_matches_bronze_replay": {"arguments": {"history": reader}}}]
+    current["data_tests"] = [{"medallion.current_matches_bronze_replay": {"arguments": {"history": reader}}}]
     if not engine.constraints:  # Iceberg has no constraints: the shape test is Spark's guard
-        history["data_tests"] = [{"spark_valid_history": {"arguments": {"key": key}}}]
+        history["data_tests"] = [{"medallion.spark_valid_history": {"arguments": {"key": key}}}]
         del current["data_tests"]
     if silver.current_model != silver.base:
         current["config"]["alias"] = silver.base
@@ -286,21 +312,49 @@ def link_package(project_dir: Path, dbt_project: Path | None) -> None:
             (packages / name).symlink_to(path, target_is_directory=True)
 
 
+def _link_models(link: Path, models: Path) -> None:
+    """The build project's models/ is a link to the silver package's: one set of generated files
+    (dbt walks a linked top folder; an absolute model path would put its compiled files there)."""
+    models.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() and link.resolve() == models.resolve():
+        return
+    if link.is_symlink() or link.is_file():
+        link.unlink()
+    elif link.exists():  # the folder a build project kept its models in before the silver package
+        shutil.rmtree(link)
+    link.symlink_to(models.resolve(), target_is_directory=True)
+
+
+def project_path(home: Path, engine: Engine = POSTGRES) -> Path:
+    """Where the build project of an engine lives (each has its own target/ and partial parse)."""
+    return engine.project_path(home)
+
+
+def silver_path(home: Path, engine: Engine = POSTGRES) -> Path:
+    """Where silver's generated models live: the package medallion_silver, which the build
+    project reads as its own models and `medallion dbt-setup` installs into your dbt project."""
+    return project_path(home, engine).parent / "silver"
+
+
 def write_project(home: Path, config: ProjectConfig, recorded: dict[str, RecordedTable],
                   engine: Engine = POSTGRES) -> BuildProject:
     """(Re)write the build project under home/dbt/project (home/dbt/spark/project for Spark)
     for what bronze holds now."""
     path = engine.project_path(home)
+    package = silver_path(home, engine)
     silver, sources, notes = plan(config, recorded)
-    project = BuildProject(path=path, silver=silver, sources=sources, notes=notes, dbt_project=config.dbt_project)
+    project = BuildProject(path=path, silver=silver, sources=sources, notes=notes, dbt_project=config.dbt_project,
+                           silver_path=package)
+    _write(package / "dbt_project.yml", _yaml(_silver_package_yml()))
     _write(path / "dbt_project.yml", _yaml(_dbt_project_yml(engine)))
+    _link_models(path / "models", project.models)
     _write(path / "profiles.yml", (ENGINE_DIR / engine.profiles_file).read_text(encoding="utf-8"))
     packages = [{"local": str(config.dbt_project)}] if config.dbt_project else []
     _write(path / "packages.yml", _yaml({"packages": packages}))
     link_package(path, config.dbt_project)
-    _write(path / "models" / "bronze" / "_bronze__sources.yml", _yaml(_sources_yml(recorded, sources, engine)))
+    _write(project.models / "bronze" / "_bronze__sources.yml", _yaml(_sources_yml(recorded, sources, engine)))
 
-    silver_dir = path / "models" / "silver"
+    silver_dir = project.models / "silver"
     wanted = {"_silver__models.yml"}
     models = []
     for table in silver:

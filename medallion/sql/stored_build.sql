@@ -34,3 +34,13 @@ update medallion.build_watermark set tested_to = last_commit_lsn where model = a
 select md5(coalesce(string_agg(bronze_table || ':' || commit_lsn || ':' || ordinal, ','
                                order by bronze_table, commit_lsn, ordinal), ''))
 from bronze.table_schema;
+
+-- name: refill_delete
+-- a plain table model refilled by a build without dbt (stored_build.py Refill): its rows, then
+-- the SELECT dbt compiled for it, in one transaction; views over it and its grants stay
+delete from {relation};
+
+-- name: refill_insert
+insert into {relation} select * from (
+{select}
+) as medallion_refill;

@@ -11,7 +11,7 @@
 -#}
 
 {% macro medallion_prepare_follow() %}
-    create table if not exists {{ medallion_follow_step_relation() }} (
+    create table if not exists {{ medallion.medallion_follow_step_relation() }} (
         model           text        primary key,  -- schema.table the step refreshes
         layer           smallint    not null,     -- 1 silver, 2 gold: the order steps run in
         lock_sql        text        not null,     -- one refresh at a time per model
@@ -22,7 +22,7 @@
     );
     -- the project (files, versions) the storing build ran: a build without dbt (stored_build.py)
     -- runs a step only if the project is still that one
-    alter table {{ medallion_follow_step_relation() }} add column if not exists project_fingerprint text;
+    alter table {{ medallion.medallion_follow_step_relation() }} add column if not exists project_fingerprint text;
 {% endmacro %}
 
 
@@ -31,16 +31,16 @@
     {#- called inside the build's transaction: the stored step and the model it refreshes change
         together. The model's own pre- and post-hooks run with its step, as dbt runs them with
         each build. -#}
-    {%- set model = medallion_literal(relation.schema ~ '.' ~ relation.identifier) -%}
+    {%- set model = medallion.medallion_literal(relation.schema ~ '.' ~ relation.identifier) -%}
     {%- if step_sql is not none and (pre_hooks or post_hooks) -%}
-        {%- set step_sql = medallion_hooks_sql(pre_hooks) ~ step_sql ~ medallion_hooks_sql(post_hooks) -%}
+        {%- set step_sql = medallion.medallion_hooks_sql(pre_hooks) ~ step_sql ~ medallion.medallion_hooks_sql(post_hooks) -%}
     {%- endif -%}
     {% call statement('medallion_store_follow_step') -%}
-        insert into {{ medallion_follow_step_relation() }} (model, layer, lock_sql, high_sql, needs_build_sql, step_sql, idle_sql,
+        insert into {{ medallion.medallion_follow_step_relation() }} (model, layer, lock_sql, high_sql, needs_build_sql, step_sql, idle_sql,
                                         project_fingerprint)
-        values ({{ model }}, {{ layer }}, {{ medallion_dollar(lock_sql) }}, {{ medallion_dollar(high_sql) }},
-                {{ medallion_dollar(needs_build_sql) }}, {{ medallion_dollar(step_sql) }},
-                {{ medallion_dollar(idle_sql) }}, {{ medallion_dollar(var('medallion_project_fingerprint', none)) }})
+        values ({{ model }}, {{ layer }}, {{ medallion.medallion_dollar(lock_sql) }}, {{ medallion.medallion_dollar(high_sql) }},
+                {{ medallion.medallion_dollar(needs_build_sql) }}, {{ medallion.medallion_dollar(step_sql) }},
+                {{ medallion.medallion_dollar(idle_sql) }}, {{ medallion.medallion_dollar(medallion.medallion_project_fingerprint()) }})
         on conflict (model) do update
             set layer = excluded.layer, lock_sql = excluded.lock_sql, high_sql = excluded.high_sql,
                 needs_build_sql = excluded.needs_build_sql, step_sql = excluded.step_sql,
@@ -75,6 +75,18 @@
     select exists (select from {{ bronze_relation }}
                    where commit_lsn > {{ lo }} and commit_lsn <= {{ hi }} and op in ('T', 'E'))
         or exists (select from bronze.table_schema
-                   where bronze_table = {{ medallion_literal(bronze_relation.identifier) }}
+                   where bronze_table = {{ medallion.medallion_literal(bronze_relation.identifier) }}
                      and commit_lsn > {{ lo }} and commit_lsn <= {{ hi }})
+{% endmacro %}
+
+
+{% macro medallion_project_fingerprint() %}
+    {#- the project the stored step belongs to (stored_build.py): `medallion build` passes it in
+        --vars; a plain `dbt build` in your own project (medallion dbt-setup) computes the same from
+        the same files, so the next `medallion build` runs its steps without dbt. Elsewhere (e.g.
+        the build project run by Dagster) none: its steps are not taken for medallion build's. -#}
+    {%- set given = var('medallion_project_fingerprint', none) -%}
+    {%- if given is not none or modules.medallion is not defined or not execute -%}{{ return(given) }}{%- endif -%}
+    {%- set schemas = run_query(modules.medallion.schemas_sql()).columns[0].values()[0] -%}
+    {{- return(modules.medallion.project_fingerprint(schemas)) -}}
 {% endmacro %}

@@ -7,11 +7,11 @@
 
 {% macro medallion_bookkeeping_schema() %}{{ return('medallion') }}{% endmacro %}
 
-{% macro medallion_watermark_relation() %}{{ return(medallion_bookkeeping_schema() ~ '.build_watermark') }}{% endmacro %}
+{% macro medallion_watermark_relation() %}{{ return(medallion.medallion_bookkeeping_schema() ~ '.build_watermark') }}{% endmacro %}
 
-{% macro medallion_follow_step_relation() %}{{ return(medallion_bookkeeping_schema() ~ '.follow_step') }}{% endmacro %}
+{% macro medallion_follow_step_relation() %}{{ return(medallion.medallion_bookkeeping_schema() ~ '.follow_step') }}{% endmacro %}
 
-{% macro medallion_stored_build_relation() %}{{ return(medallion_bookkeeping_schema() ~ '.stored_build') }}{% endmacro %}
+{% macro medallion_stored_build_relation() %}{{ return(medallion.medallion_bookkeeping_schema() ~ '.stored_build') }}{% endmacro %}
 
 {% macro medallion_state_relation(relation, suffix) %}
     {#- A table the engine keeps for one model (a gold mart's __seen, __basis, ...): in the
@@ -21,7 +21,7 @@
         {{- return(api.Relation.create(database=relation.database, schema=relation.schema,
                                        identifier=relation.identifier ~ suffix, type='table')) -}}
     {%- endif -%}
-    {{- return(api.Relation.create(database=relation.database, schema=medallion_bookkeeping_schema(),
+    {{- return(api.Relation.create(database=relation.database, schema=medallion.medallion_bookkeeping_schema(),
                                    identifier=relation.schema ~ '__' ~ relation.identifier ~ suffix, type='table')) -}}
 {% endmacro %}
 
@@ -33,13 +33,13 @@
         A table still in the old place was written by an earlier version after this one moved it
         (this one always moves it away), so it replaces the one in the bookkeeping schema. -#}
     {%- if not execute -%}{{ return('') }}{%- endif -%}
-    {%- set schema = medallion_bookkeeping_schema() -%}
+    {%- set schema = medallion.medallion_bookkeeping_schema() -%}
     {% do run_query("create schema if not exists " ~ schema) %}
     {%- set older = run_query("
         select n.nspname, c.relname, substring(c.relname from '__(?:seen|basis)$')
         from pg_class as c join pg_namespace as n on n.oid = c.relnamespace
         where c.relkind in ('r', 'p') and not c.relispartition and pg_has_role(c.relowner, 'USAGE')
-          and n.nspname not in (" ~ medallion_literal(schema) ~ ", 'bronze', 'pg_catalog', 'information_schema')
+          and n.nspname not in (" ~ medallion.medallion_literal(schema) ~ ", 'bronze', 'pg_catalog', 'information_schema')
           and ((n.nspname = 'silver' and c.relname in ('build_watermark', 'follow_step', 'stored_build'))
                or (c.relname ~ '__(seen|basis)$'
                    and exists (select from pg_class as m where m.relnamespace = c.relnamespace
@@ -47,7 +47,7 @@
     {%- for row in older.rows -%}
         {%- set old = api.Relation.create(database=target.database, schema=row[0], identifier=row[1], type='table') -%}
         {%- if row[2] -%}
-            {%- set new = medallion_state_relation(api.Relation.create(database=target.database, schema=row[0],
+            {%- set new = medallion.medallion_state_relation(api.Relation.create(database=target.database, schema=row[0],
                                                        identifier=row[1][:-(row[2] | length)]), row[2]) -%}
         {%- else -%}
             {%- set new = api.Relation.create(database=target.database, schema=schema, identifier=row[1], type='table') -%}
@@ -64,44 +64,44 @@
 
 
 {% macro medallion_prepare_warehouse() %}
-    {%- do medallion_adopt_older_bookkeeping() %}
+    {%- do medallion.medallion_adopt_older_bookkeeping() %}
     create extension if not exists btree_gist;
     create schema if not exists silver;
-    create schema if not exists {{ medallion_bookkeeping_schema() }};
-    create table if not exists {{ medallion_watermark_relation() }} (
+    create schema if not exists {{ medallion.medallion_bookkeeping_schema() }};
+    create table if not exists {{ medallion.medallion_watermark_relation() }} (
         model           text   primary key,  -- schema.table of the incremental model
         bronze_table    text   not null,     -- the bronze table it reads
         last_commit_lsn bigint not null      -- every bronze row up to here is applied
     );
     -- the source time up to which the model is complete: every source commit before it applied
-    alter table {{ medallion_watermark_relation() }} add column if not exists complete_to timestamptz;
+    alter table {{ medallion.medallion_watermark_relation() }} add column if not exists complete_to timestamptz;
     -- the model's tests passed for every bronze row up to here (incremental tests start after it)
-    alter table {{ medallion_watermark_relation() }} add column if not exists tested_to bigint;
+    alter table {{ medallion.medallion_watermark_relation() }} add column if not exists tested_to bigint;
     -- the source time from which the model's history is whole: a table that joined capture later
     -- (or was re-synced alone) was read by an online snapshot that finished then; null: from the start
-    alter table {{ medallion_watermark_relation() }} add column if not exists complete_from timestamptz;
+    alter table {{ medallion.medallion_watermark_relation() }} add column if not exists complete_from timestamptz;
     -- silver's horizon: the source commit time up to which every table of silver is complete
     -- (the slowest table decides; a build that stopped half-way holds it back). Analysts call it
     -- without seeing the bookkeeping: it runs with its owner's rights (security definer).
     create or replace function silver.horizon() returns timestamptz
     language sql stable security definer set search_path = pg_catalog, pg_temp as $horizon$
-        select min(complete_to) from {{ medallion_watermark_relation() }} where model like 'silver.%'
+        select min(complete_to) from {{ medallion.medallion_watermark_relation() }} where model like 'silver.%'
     $horizon$;
     -- per history, the source time from which it is whole (null: from the start); `medallion
     -- query` warns when asked about earlier times (medallion/query/run.py)
     create or replace function silver.whole_from() returns table (model text, complete_from timestamptz)
     language sql stable security definer set search_path = pg_catalog, pg_temp as $whole_from$
-        select w.model, w.complete_from from {{ medallion_watermark_relation() }} as w where w.model like 'silver.%'
+        select w.model, w.complete_from from {{ medallion.medallion_watermark_relation() }} as w where w.model like 'silver.%'
     $whole_from$;
-    {{ medallion_prepare_follow() }}
+    {{ medallion.medallion_prepare_follow() }}
 {% endmacro %}
 
 
 {% macro medallion_watermark(relation) %}
     {#- The last bronze commit_lsn applied to relation; -1 before its first build. -#}
     {%- set result = run_query(
-        "select coalesce(max(last_commit_lsn), -1) from " ~ medallion_watermark_relation() ~ " where model = "
-        ~ medallion_literal(relation.schema ~ '.' ~ relation.identifier)) -%}
+        "select coalesce(max(last_commit_lsn), -1) from " ~ medallion.medallion_watermark_relation() ~ " where model = "
+        ~ medallion.medallion_literal(relation.schema ~ '.' ~ relation.identifier)) -%}
     {{- return(result.columns[0].values()[0] | int) -}}
 {% endmacro %}
 
@@ -112,7 +112,7 @@
         DDL); a bronze written without the ingester has only its rows' positions. This build
         applies rows up to here and no further, so rows an ingest commits meanwhile wait for the
         next build instead of half-applying. -#}
-    {%- set result = run_query(medallion_bronze_high_sql(bronze_relation, floor)) -%}
+    {%- set result = run_query(medallion.medallion_bronze_high_sql(bronze_relation, floor)) -%}
     {{- return(result.columns[0].values()[0] | int) -}}
 {% endmacro %}
 
@@ -124,11 +124,11 @@
 
 
 {% macro medallion_set_watermark_sql(relation, bronze_relation, lsn) %}
-    {%- set online = medallion_online_snapshot_sql(bronze_relation) %}
-    insert into {{ medallion_watermark_relation() }} (model, bronze_table, last_commit_lsn, complete_to, complete_from)
-    values ({{ medallion_literal(relation.schema ~ '.' ~ relation.identifier) }},
-            {{ medallion_literal(bronze_relation) }}, {{ lsn }},
-            least(({{ medallion_complete_to_sql(bronze_relation, lsn) }}), ({{ online.open_since }})),
+    {%- set online = medallion.medallion_online_snapshot_sql(bronze_relation) %}
+    insert into {{ medallion.medallion_watermark_relation() }} (model, bronze_table, last_commit_lsn, complete_to, complete_from)
+    values ({{ medallion.medallion_literal(relation.schema ~ '.' ~ relation.identifier) }},
+            {{ medallion.medallion_literal(bronze_relation) }}, {{ lsn }},
+            least(({{ medallion.medallion_complete_to_sql(bronze_relation, lsn) }}), ({{ online.open_since }})),
             ({{ online.whole_from }}))
     on conflict (model) do update
         set bronze_table = excluded.bronze_table, last_commit_lsn = excluded.last_commit_lsn,
@@ -160,7 +160,7 @@
     {%- if not exists -%}
         {{- return({'open_since': 'null::timestamptz', 'whole_from': 'null::timestamptz'}) -}}
     {%- endif -%}
-    {%- set name = medallion_literal(bronze_relation.identifier) -%}
+    {%- set name = medallion.medallion_literal(bronze_relation.identifier) -%}
     {{- return({
         'open_since': "select min(coalesce(started_ts, requested_at)) from bronze.online_snapshot where bronze_table = "
                       ~ name ~ " and finished_ts is null",
@@ -169,8 +169,8 @@
 
 
 {% macro medallion_forget_watermark_sql(relation) %}
-    delete from {{ medallion_watermark_relation() }}
-    where model = {{ medallion_literal(relation.schema ~ '.' ~ relation.identifier) }}
+    delete from {{ medallion.medallion_watermark_relation() }}
+    where model = {{ medallion.medallion_literal(relation.schema ~ '.' ~ relation.identifier) }}
 {% endmacro %}
 
 

@@ -4,8 +4,8 @@
 
 select
     inventory.store_id,
-    {{ medallion_utc_month('payments.payment_date') }} as month,
-    {{ medallion_numeric('sum(payments.amount)') }} as revenue,
+    {{ medallion.medallion_utc_month('payments.payment_date') }} as month,
+    {{ medallion.medallion_numeric('sum(payments.amount)') }} as revenue,
     cast(count(*) as bigint) as payments
 from {{ ref('fact_payment') }} as payments
 join {{ ref('fact_rental') }} as rentals on rentals.rental_id = payments.rental_id

@@ -5,13 +5,13 @@
 with rental_stats as (
     select
         inventory.store_id,
-        {{ medallion_utc_date('rentals.rental_date') }} as day,
+        {{ medallion.medallion_utc_date('rentals.rental_date') }} as day,
         count(*) as rentals,
         -- late among the rentals of the day that are back; null when none is back yet
         round(100.0 * count(*) filter (where rentals.return_date
-                                       > {{ medallion_plus_days('rentals.rental_date', 'films.rental_duration') }})
+                                       > {{ medallion.medallion_plus_days('rentals.rental_date', 'films.rental_duration') }})
               / nullif(count(*) filter (where (rentals.return_date
-                                        > {{ medallion_plus_days('rentals.rental_date', 'films.rental_duration') }})
+                                        > {{ medallion.medallion_plus_days('rentals.rental_date', 'films.rental_duration') }})
                                         is not null), 0), 2) as late_return_pct
     from {{ ref('fact_rental') }} as rentals
     join {{ ref('dim_inventory') }} as inventory on inventory.inventory_id = rentals.inventory_id
@@ -22,7 +22,7 @@ with rental_stats as (
 payment_stats as (
     select
         inventory.store_id,
-        {{ medallion_utc_date('payments.payment_date') }} as day,
+        {{ medallion.medallion_utc_date('payments.payment_date') }} as day,
         sum(payments.amount) as revenue
     from {{ ref('fact_payment') }} as payments
     join {{ ref('fact_rental') }} as rentals on rentals.rental_id = payments.rental_id
@@ -35,14 +35,14 @@ customers as (
     from (
         select
             inventory.store_id,
-            {{ medallion_utc_date('rentals.rental_date') }} as day,
+            {{ medallion.medallion_utc_date('rentals.rental_date') }} as day,
             rentals.customer_id
         from {{ ref('fact_rental') }} as rentals
         join {{ ref('dim_inventory') }} as inventory on inventory.inventory_id = rentals.inventory_id
         union all
         select
             inventory.store_id,
-            {{ medallion_utc_date('payments.payment_date') }} as day,
+            {{ medallion.medallion_utc_date('payments.payment_date') }} as day,
             payments.customer_id
         from {{ ref('fact_payment') }} as payments
         join {{ ref('fact_rental') }} as rentals on rentals.rental_id = payments.rental_id
@@ -54,9 +54,9 @@ customers as (
 select
     store_id,
     day,
-    {{ medallion_numeric('coalesce(payment_stats.revenue, 0)') }} as revenue,
+    {{ medallion.medallion_numeric('coalesce(payment_stats.revenue, 0)') }} as revenue,
     cast(coalesce(rental_stats.rentals, 0) as bigint) as rentals,
-    {{ medallion_numeric('rental_stats.late_return_pct') }} as late_return_pct,
+    {{ medallion.medallion_numeric('rental_stats.late_return_pct') }} as late_return_pct,
     cast(customers.active_customers as bigint) as active_customers
 from customers
 left join rental_stats using (store_id, day)

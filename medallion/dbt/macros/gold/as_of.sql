@@ -12,7 +12,7 @@
         at `known` (the function's second parameter) -#}
     {%- set relation = ref(history) -%}
     {%- set base = relation.identifier[:-5] if relation.identifier.endswith('_hist') else relation.identifier -%}
-    {{- return(medallion_quote(relation.schema) ~ '.' ~ medallion_quote(base ~ '_as_of')
+    {{- return(medallion.medallion_quote(relation.schema) ~ '.' ~ medallion.medallion_quote(base ~ '_as_of')
                ~ ('(ts, known)' if known else '(ts)')) -}}
 {% endmacro %}
 
@@ -28,7 +28,7 @@
     <mart>_as_of(ts, known => k): the mart from what the warehouse had loaded by k, which for
     ts = now() is the mart as the build that ran at k left it. Dropped first: create or
     replace cannot change a function's result columns. -#}
-{%- set function = medallion_quote(this.schema) ~ '.' ~ medallion_quote(name) -%}
+{%- set function = medallion.medallion_quote(this.schema) ~ '.' ~ medallion.medallion_quote(name) -%}
 drop function if exists {{ function }}(timestamptz);
 create function {{ function }}(ts timestamptz)
 returns table ({{ returns }})
@@ -37,7 +37,7 @@ as $gold_as_of$
 {{ body }}
 $gold_as_of$;
 comment on function {{ function }}(timestamptz) is
-    {{ medallion_literal(this.identifier ~ ' as computed from the source rows that existed at ts (sys_start <= ts < sys_end); see docs/gold.md') }};
+    {{ medallion.medallion_literal(this.identifier ~ ' as computed from the source rows that existed at ts (sys_start <= ts < sys_end); see docs/gold.md') }};
 {%- if body_known is not none %}
 drop function if exists {{ function }}(timestamptz, timestamptz);
 create function {{ function }}(ts timestamptz, known timestamptz)
@@ -47,6 +47,6 @@ as $gold_as_of_known$
 {{ body_known }}
 $gold_as_of_known$;
 comment on function {{ function }}(timestamptz, timestamptz) is
-    {{ medallion_literal(this.identifier ~ ' as of ts, as the warehouse knew it at known (see docs/time-travel.md)') }};
+    {{ medallion.medallion_literal(this.identifier ~ ' as of ts, as the warehouse knew it at known (see docs/time-travel.md)') }};
 {%- endif %}
 {% endmacro %}

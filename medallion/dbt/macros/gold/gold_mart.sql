@@ -34,7 +34,7 @@
 -#}
 
 {% macro gold_basis_relation(relation) %}
-    {{- return(medallion_state_relation(relation, '__basis')) -}}
+    {{- return(medallion.medallion_state_relation(relation, '__basis')) -}}
 {% endmacro %}
 
 
@@ -42,7 +42,7 @@
     {#- the mart and its basis exist and no full refresh was asked for (compile and run agree) -#}
     {%- if not execute -%}{{ return(false) }}{%- endif -%}
     {%- set existing = load_relation(this) -%}
-    {%- set basis = load_relation(gold_basis_relation(this)) -%}
+    {%- set basis = load_relation(medallion.gold_basis_relation(this)) -%}
     {%- set current_basis = basis is not none and 'line' in (adapter.get_columns_in_relation(basis)
                                                              | map(attribute='name') | list) -%}
     {{- return(existing is not none and existing.type == 'table' and current_basis
@@ -58,8 +58,8 @@
 
 
 {% macro default__gold_in_scope() %}
-    {%- if gold_mart_is_incremental() -%}
-        {%- set grain = medallion_column_list(config.require('grain')) -%}
+    {%- if medallion.gold_mart_is_incremental() -%}
+        {%- set grain = medallion.medallion_column_list(config.require('grain')) -%}
         ({{ grain }}) in (select {{ grain }} from gold_scope)
     {%- else -%}
         true
@@ -85,25 +85,25 @@
     {%- endif -%}
     {%- set position = inputs.index(found[0]) + 1 -%}
     {%- set relation = ref(lines).include(database=False) -%}
-    {%- set kinds = gold_field_kinds(relation) -%}
+    {%- set kinds = medallion.gold_field_kinds(relation) -%}
     (select
-     {%- for column in gold_line_columns(grain, found[0]) %}
+     {%- for column in medallion.gold_line_columns(grain, found[0]) %}
         {% if column == found[0]['key'] -%}
         b.line_key
         {%- elif column in grain -%}
-        b.{{ medallion_quote(column) }}
+        b.{{ medallion.medallion_quote(column) }}
         {%- elif kinds[column][1] == 'scalar' -%}
-        (b.line ->> {{ medallion_literal(column) }})::{{ kinds[column][0] }}
+        (b.line ->> {{ medallion.medallion_literal(column) }})::{{ kinds[column][0] }}
         {%- elif kinds[column][1] == 'json' -%}
-        (b.line -> {{ medallion_literal(column) }})::{{ kinds[column][0] }}
+        (b.line -> {{ medallion.medallion_literal(column) }})::{{ kinds[column][0] }}
         {%- else -%}
-        (jsonb_populate_record(null::{{ relation }}, jsonb_build_object({{ medallion_literal(column) }}, b.line -> {{ medallion_literal(column) }}))).{{ medallion_quote(column) }}
-        {%- endif %} as {{ medallion_quote(column) }}{{ "," if not loop.last }}
+        (jsonb_populate_record(null::{{ relation }}, jsonb_build_object({{ medallion.medallion_literal(column) }}, b.line -> {{ medallion.medallion_literal(column) }}))).{{ medallion.medallion_quote(column) }}
+        {%- endif %} as {{ medallion.medallion_quote(column) }}{{ "," if not loop.last }}
      {%- endfor %}
-     from {{ gold_basis_relation(this) }} as b
+     from {{ medallion.gold_basis_relation(this) }} as b
      where b.input = {{ position }}
-     {%- if gold_mart_is_incremental() %}
-       and ({{ medallion_column_list(grain, 'b.') }}) in (select {{ medallion_column_list(grain) }} from gold_scope)
+     {%- if medallion.gold_mart_is_incremental() %}
+       and ({{ medallion.medallion_column_list(grain, 'b.') }}) in (select {{ medallion.medallion_column_list(grain) }} from gold_scope)
      {%- endif %})
 {%- endmacro %}
 
@@ -119,7 +119,7 @@
         ~ "when t.typtype in ('e', 'r') or (t.typtype = 'b' and t.typcategory <> 'A') then 'scalar' "
         ~ "else 'other' end "
         ~ "from pg_attribute as a join pg_type as t on t.oid = a.atttypid "
-        ~ "where a.attrelid = " ~ medallion_literal(relation | string) ~ "::regclass "
+        ~ "where a.attrelid = " ~ medallion.medallion_literal(relation | string) ~ "::regclass "
         ~ "and a.attnum > 0 and not a.attisdropped").rows -%}
     {%- set kinds = {} -%}
     {%- for row in rows %}{% do kinds.update({row[0]: (row[1], row[2])}) %}{% endfor -%}
@@ -144,15 +144,15 @@
     {%- set deps = (input.get('changed_by') or {}).values() | list %}
     select
         {{ loop.index }}::smallint as input,
-        {{ medallion_quote(input['key']) }} as line_key,
-        {{ medallion_column_list(grain) }},
-        {{ gold_json_sql(deps) }} as deps,
-        md5(row({{ medallion_column_list(grain) }}, {{ medallion_column_list(input['fields']) }},
-                {{ gold_json_sql(deps) }})::text) as fp,
-        {{ gold_json_sql(gold_line_columns(grain, input)) }} as line
+        {{ medallion.medallion_quote(input['key']) }} as line_key,
+        {{ medallion.medallion_column_list(grain) }},
+        {{ medallion.gold_json_sql(deps) }} as deps,
+        md5(row({{ medallion.medallion_column_list(grain) }}, {{ medallion.medallion_column_list(input['fields']) }},
+                {{ medallion.gold_json_sql(deps) }})::text) as fp,
+        {{ medallion.gold_json_sql(medallion.gold_line_columns(grain, input)) }} as line
     from {{ ref(input['lines']) }}
     {%- if touched %}
-    where {{ medallion_quote(input['key']) }} in (select line_key from gold_touched where input = {{ loop.index }})
+    where {{ medallion.medallion_quote(input['key']) }} in (select line_key from gold_touched where input = {{ loop.index }})
     {%- endif %}
     {{- "\n    union all" if not loop.last }}
     {%- endfor %}
@@ -160,19 +160,19 @@
 
 
 {% macro gold_json_sql(columns) -%}
-    jsonb_build_object({% for c in columns %}{{ medallion_literal(c) }}, {{ medallion_quote(c) }}{{ ", " if not loop.last }}{% endfor %})
+    jsonb_build_object({% for c in columns %}{{ medallion.medallion_literal(c) }}, {{ medallion.medallion_quote(c) }}{{ ", " if not loop.last }}{% endfor %})
 {%- endmacro %}
 
 
 {% macro gold_seen_relation(relation) %}
-    {{- return(medallion_state_relation(relation, '__seen')) -}}
+    {{- return(medallion.medallion_state_relation(relation, '__seen')) -}}
 {% endmacro %}
 
 
 {% macro gold_state_relation(relation) %}
     {#- <mart>__state: per group, the sums and counts a delta-maintained mart is derived from
         (plain_mart.sql, medallion/gold/delta.py) -#}
-    {{- return(medallion_state_relation(relation, '__state')) -}}
+    {{- return(medallion.medallion_state_relation(relation, '__state')) -}}
 {% endmacro %}
 
 
@@ -205,7 +205,7 @@
                                                  identifier=node.alias or node.name) -%}
             {%- set typed = adapter.get_columns_in_relation(reader) | selectattr('name', 'equalto', node.config.key[0])
                             | map(attribute='data_type') | list -%}
-            {%- do found.append({'input': position, 'column': column, 'bronze': medallion_bronze_of_node(node),
+            {%- do found.append({'input': position, 'column': column, 'bronze': medallion.medallion_bronze_of_node(node),
                                  'key': node.config.key[0], 'type': typed[0] if typed else 'text',
                                  'watermark': node.schema ~ '.' ~ (node.alias or node.name)}) -%}
         {%- endfor -%}
@@ -222,18 +222,18 @@
     drop table if exists gold_stretch;
     create temporary table gold_stretch on commit drop as
     select w.model, {{ 's.last_commit_lsn' if seen is not none else 'null::bigint' }} as lo, w.last_commit_lsn as hi
-    from {{ medallion_watermark_relation() }} as w
+    from {{ medallion.medallion_watermark_relation() }} as w
     {%- if seen is not none %}
     left join {{ seen }} as s on s.model = w.model
     {%- endif %}
-    where w.model in ({% for m in deps | map(attribute='watermark') | unique %}{{ medallion_literal(m) }}{{ ", " if not loop.last }}{% endfor %});
+    where w.model in ({% for m in deps | map(attribute='watermark') | unique %}{{ medallion.medallion_literal(m) }}{{ ", " if not loop.last }}{% endfor %});
 {% endmacro %}
 
 
 {% macro gold_stretch_sql(dep) -%}
     {#- bronze positions of dep's model that the mart has not seen yet: (lo, hi] of gold_stretch -#}
-    commit_lsn > (select lo from gold_stretch where model = {{ medallion_literal(dep.watermark) }})
-    and commit_lsn <= (select hi from gold_stretch where model = {{ medallion_literal(dep.watermark) }})
+    commit_lsn > (select lo from gold_stretch where model = {{ medallion.medallion_literal(dep.watermark) }})
+    and commit_lsn <= (select hi from gold_stretch where model = {{ medallion.medallion_literal(dep.watermark) }})
 {%- endmacro %}
 
 
@@ -243,9 +243,9 @@
     select exists (select from gold_stretch where lo is null)
         or {{ deps | map(attribute='watermark') | unique | list | length }} > (select count(*) from gold_stretch)
     {%- for dep in deps %}
-        or exists (select from {{ dep.bronze }} where {{ gold_stretch_sql(dep) }} and op in ('T', 'E'))
+        or exists (select from {{ dep.bronze }} where {{ medallion.gold_stretch_sql(dep) }} and op in ('T', 'E'))
         or exists (select from bronze.table_schema
-                   where bronze_table = {{ medallion_literal(dep.bronze.identifier) }} and {{ gold_stretch_sql(dep) }})
+                   where bronze_table = {{ medallion.medallion_literal(dep.bronze.identifier) }} and {{ medallion.gold_stretch_sql(dep) }})
     {%- endfor %}
 {% endmacro %}
 
@@ -256,13 +256,13 @@
 drop table if exists gold_changed_keys, gold_touched;
 create temporary table gold_changed_keys on commit drop as
 {%- for dep in deps %}
-select distinct {{ loop.index0 }} as dep, (image ->> {{ medallion_literal(dep.key) }}) as key_text
+select distinct {{ loop.index0 }} as dep, (image ->> {{ medallion.medallion_literal(dep.key) }}) as key_text
 from (
-    select full_row as image, commit_lsn from {{ dep.bronze }} where {{ gold_stretch_sql(dep) }}
+    select full_row as image, commit_lsn from {{ dep.bronze }} where {{ medallion.gold_stretch_sql(dep) }}
     union all
-    select old_row, commit_lsn from {{ dep.bronze }} where {{ gold_stretch_sql(dep) }} and old_row is not null
+    select old_row, commit_lsn from {{ dep.bronze }} where {{ medallion.gold_stretch_sql(dep) }} and old_row is not null
 ) as changes
-where image ->> {{ medallion_literal(dep.key) }} is not null
+where image ->> {{ medallion.medallion_literal(dep.key) }} is not null
 {{- "\nunion all" if not loop.last }}
 {%- endfor %};
 analyze gold_changed_keys;
@@ -276,14 +276,14 @@ create temporary table gold_touched on commit drop as
 select {{ dep.input + 1 }}::smallint as input, key_text::{{ dep.type }} as line_key
 from gold_changed_keys where dep = {{ loop.index0 }}
 {%- else %}
-select {{ dep.input + 1 }}::smallint as input, {{ medallion_quote(input['key']) }} as line_key
+select {{ dep.input + 1 }}::smallint as input, {{ medallion.medallion_quote(input['key']) }} as line_key
 from {{ ref(input['lines']) }}
 -- typed as the column, so the planner joins the few keys first instead of filtering every line
-where {{ medallion_quote(dep.column) }} in (select key_text::{{ dep.type }} from gold_changed_keys where dep = {{ loop.index0 }})
+where {{ medallion.medallion_quote(dep.column) }} in (select key_text::{{ dep.type }} from gold_changed_keys where dep = {{ loop.index0 }})
 union
 select input, line_key from {{ basis }}
 where input = {{ dep.input + 1 }}
-  and deps ->> {{ medallion_literal(dep.column) }} in (select key_text from gold_changed_keys where dep = {{ loop.index0 }})
+  and deps ->> {{ medallion.medallion_literal(dep.column) }} in (select key_text from gold_changed_keys where dep = {{ loop.index0 }})
 {%- endif %}
 {{- "\nunion" if not loop.last }}
 {%- endfor %};
@@ -294,9 +294,9 @@ analyze gold_touched;
 {% macro gold_basis_indexes_sql(basis, grain, deps) %}
     {#- the basis's lookups: by group (gold_input reads the groups in scope) and, per changed_by
         entry, by the silver key (gold_touched finds the lines that held a changed key) -#}
-    create index on {{ basis }} (input, {{ medallion_column_list(grain) }});
+    create index on {{ basis }} (input, {{ medallion.medallion_column_list(grain) }});
     {%- for dep in deps or [] %}
-    create index on {{ basis }} (input, (deps ->> {{ medallion_literal(dep.column) }}));
+    create index on {{ basis }} (input, (deps ->> {{ medallion.medallion_literal(dep.column) }}));
     {%- endfor %}
 {% endmacro %}
 
@@ -313,7 +313,7 @@ analyze gold_touched;
 {% macro gold_scope_sql(basis, grain, inputs, deps=none) %}
 {#- gold_lines (the current lines compared), gold_changed (the lines that differ from the
     basis) and gold_scope (the groups to recompute); with deps, only the touched lines -#}
-{%- set g = medallion_column_list(grain) -%}
+{%- set g = medallion.medallion_column_list(grain) -%}
 {%- set old = [] -%}
 {%- for column in grain %}{% do old.append('old_' ~ column) %}{% endfor -%}
 -- sorting 2 x 16k Pagila lines spills at the default 4MB; hashing them in memory does not
@@ -323,11 +323,11 @@ set local work_mem = '64MB';
 set local jit = off;
 drop table if exists gold_lines, gold_changed, gold_scope;
 {%- if deps %}
-{{ gold_touched_sql(basis, inputs, deps) }}
+{{ medallion.gold_touched_sql(basis, inputs, deps) }}
 {%- endif %}
 
 create temporary table gold_lines on commit drop as
-{{ gold_lines_sql(grain, inputs, touched=deps is not none and deps) }};
+{{ medallion.gold_lines_sql(grain, inputs, touched=deps is not none and deps) }};
 
 create temporary table gold_changed on commit drop as
 with current_lines as (
@@ -346,9 +346,9 @@ final as (
     select
         coalesce(c.input, b.input) as input,
         coalesce(c.line_key, b.line_key) as line_key,
-        {{ medallion_column_list(grain, 'c.') }},
+        {{ medallion.medallion_column_list(grain, 'c.') }},
         {%- for column in grain %}
-        b.{{ medallion_quote(column) }} as {{ medallion_quote('old_' ~ column) }}{{ "," if not loop.last }}
+        b.{{ medallion.medallion_quote(column) }} as {{ medallion.medallion_quote('old_' ~ column) }}{{ "," if not loop.last }}
         {%- endfor %}
     from current_lines as c
     full join last_build as b on b.input = c.input and b.line_key = c.line_key
@@ -359,9 +359,9 @@ select * from final;
 
 create temporary table gold_scope on commit drop as
 -- the group each such line is in now, and the one it counted in at the last build
-select {{ g }} from gold_changed where {{ medallion_quote(grain[0]) }} is not null
+select {{ g }} from gold_changed where {{ medallion.medallion_quote(grain[0]) }} is not null
 union
-select {{ medallion_column_list(old) }} from gold_changed where {{ medallion_quote(old[0]) }} is not null;
+select {{ medallion.medallion_column_list(old) }} from gold_changed where {{ medallion.medallion_quote(old[0]) }} is not null;
 analyze gold_scope;
 {% endmacro %}
 
@@ -387,15 +387,15 @@ analyze gold_scope;
 
 {% materialization gold_mart, adapter='postgres' %}
     {#- a mart that names no inputs is one plain SQL file (plain_mart.sql) -#}
-    {%- if config.get('inputs') is none -%}{{ return(gold_plain_build()) }}{%- endif -%}
+    {%- if config.get('inputs') is none -%}{{ return(medallion.gold_plain_build()) }}{%- endif -%}
     {%- set grain = config.require('grain') -%}
     {%- set inputs = config.require('inputs') -%}
-    {%- set g = medallion_column_list(grain) -%}
+    {%- set g = medallion.medallion_column_list(grain) -%}
     {%- set target_relation = this.incorporate(type='table') -%}
-    {%- set basis_relation = gold_basis_relation(this) -%}
-    {%- set seen_relation = gold_seen_relation(this) -%}
-    {%- set deps = gold_dependencies(inputs) if execute else none -%}
-    {%- set incremental = gold_mart_is_incremental() -%}
+    {%- set basis_relation = medallion.gold_basis_relation(this) -%}
+    {%- set seen_relation = medallion.gold_seen_relation(this) -%}
+    {%- set deps = medallion.gold_dependencies(inputs) if execute else none -%}
+    {%- set incremental = medallion.gold_mart_is_incremental() -%}
     {%- set existing_relation = load_cached_relation(this) -%}
 
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
@@ -407,54 +407,54 @@ analyze gold_scope;
         {%- endif %}
         {% do run_query("drop table if exists " ~ basis_relation ~ "; drop table if exists " ~ seen_relation) %}
         {%- if deps %}
-            {% do run_query(gold_capture_stretch_sql(none, deps)) %}
+            {% do run_query(medallion.gold_capture_stretch_sql(none, deps)) %}
         {%- endif %}
         {% call statement('main') -%}
             -- the basis first: the mart's SQL reads its lines from it (gold_input)
             create table {{ basis_relation }} as
-            {{ gold_lines_sql(grain, inputs) }};
+            {{ medallion.gold_lines_sql(grain, inputs) }};
             alter table {{ basis_relation }} add primary key (input, line_key);
-            {{ gold_basis_indexes_sql(basis_relation, grain, deps) }}
+            {{ medallion.gold_basis_indexes_sql(basis_relation, grain, deps) }}
             -- the next build joins the basis with the few touched lines: plan it with statistics
             analyze {{ basis_relation }};
             comment on table {{ basis_relation }} is
-                {{ medallion_literal('Bookkeeping of ' ~ this.identifier ~ ': per line, the group it counted in at the last build, the fields the mart reads, the silver keys it was made from and a fingerprint of them.') }};
+                {{ medallion.medallion_literal('Bookkeeping of ' ~ this.identifier ~ ': per line, the group it counted in at the last build, the fields the mart reads, the silver keys it was made from and a fingerprint of them.') }};
 
             create table {{ target_relation }} as
             select * from ({{ sql }}) as mart
             order by {{ g }};
             alter table {{ target_relation }} add primary key ({{ g }});
             {%- if deps %}
-            {{ gold_seen_sql(seen_relation) }}
+            {{ medallion.gold_seen_sql(seen_relation) }}
             {%- endif %}
         {%- endcall %}
         {#- `medallion run --follow` needs an incremental build to store its step (follow.sql) -#}
-        {% do medallion_store_follow_step(target_relation, 2, lock_sql="select 1", step_sql=none) %}
+        {% do medallion.medallion_store_follow_step(target_relation, 2, lock_sql="select 1", step_sql=none) %}
     {%- else %}
         {#- one build at a time per mart; what silver holds now, read once (gold_capture_stretch_sql) -#}
         {%- set seen_exists = deps and load_relation(seen_relation) is not none -%}
         {%- set lock = "lock table " ~ target_relation ~ " in share row exclusive mode;\n"
-                       ~ (gold_capture_stretch_sql(seen_relation if seen_exists else none, deps) if deps else '') -%}
+                       ~ (medallion.gold_capture_stretch_sql(seen_relation if seen_exists else none, deps) if deps else '') -%}
         {% do run_query(lock) %}
         {%- set touched_deps = none -%}
-        {%- if seen_exists and not run_query(gold_needs_full_sql(deps)).columns[0].values()[0] -%}
+        {%- if seen_exists and not run_query(medallion.gold_needs_full_sql(deps)).columns[0].values()[0] -%}
             {%- set touched_deps = deps -%}
         {%- endif %}
         {#- rendered once each: the build runs them, and `medallion run --follow` (follow.sql) runs
             the touched-lines scope and the same apply for its next batches (a stretch that needs
             every line compared goes to a dbt build) -#}
-        {%- set touched_scope = gold_scope_sql(basis_relation, grain, inputs, deps) -%}
-        {%- set apply = gold_apply_sql(target_relation, basis_relation, g, sql)
-                        ~ (gold_seen_sql(seen_relation) if deps else '') -%}
-        {% do run_query(touched_scope if touched_deps or not deps else gold_scope_sql(basis_relation, grain, inputs, none)) %}
+        {%- set touched_scope = medallion.gold_scope_sql(basis_relation, grain, inputs, deps) -%}
+        {%- set apply = medallion.gold_apply_sql(target_relation, basis_relation, g, sql)
+                        ~ (medallion.gold_seen_sql(seen_relation) if deps else '') -%}
+        {% do run_query(touched_scope if touched_deps or not deps else medallion.gold_scope_sql(basis_relation, grain, inputs, none)) %}
         {% call statement('main') -%}
             {{ apply }}
         {%- endcall %}
         {%- set step = touched_scope ~ apply -%}
-        {% do medallion_store_follow_step(target_relation, 2,
+        {% do medallion.medallion_store_follow_step(target_relation, 2,
             lock_sql="lock table " ~ target_relation ~ " in share row exclusive mode;\n"
-                     ~ (gold_capture_stretch_sql(seen_relation, deps) if deps else ''),
-            step_sql=step, needs_build_sql=(gold_needs_full_sql(deps) if deps else none)) %}
+                     ~ (medallion.gold_capture_stretch_sql(seen_relation, deps) if deps else ''),
+            step_sql=step, needs_build_sql=(medallion.gold_needs_full_sql(deps) if deps else none)) %}
     {%- endif %}
 
     {{ run_hooks(post_hooks, inside_transaction=True) }}

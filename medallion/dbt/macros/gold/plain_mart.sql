@@ -68,9 +68,9 @@
             {%- endfor -%}
             {%- do relations.update({name: {
                 'dep': position[0], 'model': node.name, 'key': key,
-                'types': gold_plain_types(key, columns),
-                'as_of': medallion_quote(history.schema) ~ '.' ~ medallion_quote(history.config.get('as_of') or (history.alias or history.name) ~ '_as_of'),
-                'bronze': (medallion_bronze_of_node(reader) | string),
+                'types': medallion.gold_plain_types(key, columns),
+                'as_of': medallion.medallion_quote(history.schema) ~ '.' ~ medallion.medallion_quote(history.config.get('as_of') or (history.alias or history.name) ~ '_as_of'),
+                'bronze': (medallion.medallion_bronze_of_node(reader) | string),
                 'watermark': reader.schema ~ '.' ~ (reader.alias or reader.name)}}) -%}
         {%- endif -%}
         {%- do position.append(position.pop() + 1) -%}
@@ -106,11 +106,11 @@ drop table if exists gold_changed_keys, gold_scope;
 create temporary table gold_changed_keys on commit drop as
 {%- for dep in deps %}
 select distinct {{ dep.dep }} as dep, jsonb_build_object(
-    {%- for k in dep.key %}{{ medallion_literal(k) }}, image -> {{ medallion_literal(k) }}{{ ", " if not loop.last }}{% endfor %}) as key
+    {%- for k in dep.key %}{{ medallion.medallion_literal(k) }}, image -> {{ medallion.medallion_literal(k) }}{{ ", " if not loop.last }}{% endfor %}) as key
 from (
-    select full_row as image from {{ dep.bronze }} where {{ gold_stretch_sql(dep) }}
+    select full_row as image from {{ dep.bronze }} where {{ medallion.gold_stretch_sql(dep) }}
     union all
-    select old_row from {{ dep.bronze }} where {{ gold_stretch_sql(dep) }} and old_row is not null
+    select old_row from {{ dep.bronze }} where {{ medallion.gold_stretch_sql(dep) }} and old_row is not null
 ) as changes
 {{- "\nunion all" if not loop.last }}
 {%- endfor %};
@@ -118,14 +118,14 @@ analyze gold_changed_keys;
 {%- for dep in deps %}
 select set_config('medallion.gold_known_{{ dep.dep }}', coalesce(
     (select load_ts::text from {{ dep.bronze }}
-     where commit_lsn <= (select lo from gold_stretch where model = {{ medallion_literal(dep.watermark) }})
+     where commit_lsn <= (select lo from gold_stretch where model = {{ medallion.medallion_literal(dep.watermark) }})
      order by commit_lsn desc, ordinal desc limit 1), '-infinity'), true);
 {%- endfor %}
 {% endmacro %}
 
 
 {% macro gold_plain_apply_sql(target_relation, grain, plan) %}
-{%- set g = medallion_column_list(grain) -%}
+{%- set g = medallion.medallion_column_list(grain) -%}
 set local jit = off;
 create temporary table gold_scope on commit drop as
 {{ plan.touched_sql }};
@@ -146,7 +146,7 @@ where ({{ g }}) in (select {{ g }} from gold_scope);
     {% do run_query("drop table if exists gold_state_probe; create temporary table gold_state_probe as select * from ("
                     ~ plan.delta.state_sql ~ ") as state limit 0") %}
     {%- set names = [] -%}
-    {%- for name in plan.delta.sums %}{% do names.append(medallion_literal(name)) %}{% endfor -%}
+    {%- for name in plan.delta.sums %}{% do names.append(medallion.medallion_literal(name)) %}{% endfor -%}
     {%- set inexact = run_query(
         "select string_agg(distinct format_type(atttypid, atttypmod), ', ') from pg_attribute "
         ~ "where attrelid = 'pg_temp.gold_state_probe'::regclass and attname in (" ~ names | join(', ')
@@ -164,8 +164,8 @@ where ({{ g }}) in (select {{ g }} from gold_scope);
 drop table if exists {{ state_relation }};
 create table {{ state_relation }} as
 {{ delta.state_sql }};
-alter table {{ state_relation }} add primary key ({{ medallion_column_list(grain) }});
-comment on table {{ state_relation }} is {{ medallion_literal(gold_plain_state_tag(delta)) }};
+alter table {{ state_relation }} add primary key ({{ medallion.medallion_column_list(grain) }});
+comment on table {{ state_relation }} is {{ medallion.medallion_literal(medallion.gold_plain_state_tag(delta)) }};
 {% endmacro %}
 
 
@@ -177,16 +177,16 @@ comment on table {{ state_relation }} is {{ medallion_literal(gold_plain_state_t
 {% macro gold_plain_delta_sql(target_relation, state_relation, grain, delta) %}
 {#- the delta path's step 3: the state moved by the changed lines (now minus as last seen), a
     group whose lines are all gone dropped, the touched groups' mart rows derived from it -#}
-{%- set g = medallion_column_list(grain) -%}
+{%- set g = medallion.medallion_column_list(grain) -%}
 set local jit = off;
 create temporary table gold_scope on commit drop as
 {{ delta.delta_sql }};
 insert into {{ state_relation }} as state
 select * from gold_scope
 on conflict ({{ g }}) do update set
-    {{ medallion_quote(delta.rows) }} = state.{{ medallion_quote(delta.rows) }} + excluded.{{ medallion_quote(delta.rows) }}
+    {{ medallion.medallion_quote(delta.rows) }} = state.{{ medallion.medallion_quote(delta.rows) }} + excluded.{{ medallion.medallion_quote(delta.rows) }}
     {%- for atom in delta.atoms %},
-    {% set c = medallion_quote(atom.name) -%}
+    {% set c = medallion.medallion_quote(atom.name) -%}
     {%- if atom.kind == 'sum' -%}
     {{ c }} = coalesce(state.{{ c }}, 0) + coalesce(excluded.{{ c }}, 0)
     {%- else -%}
@@ -194,7 +194,7 @@ on conflict ({{ g }}) do update set
     {%- endif -%}
     {%- endfor %};
 delete from {{ state_relation }}
-where {{ medallion_quote(delta.rows) }} = 0 and ({{ g }}) in (select {{ g }} from gold_scope);
+where {{ medallion.medallion_quote(delta.rows) }} = 0 and ({{ g }}) in (select {{ g }} from gold_scope);
 delete from {{ target_relation }} where ({{ g }}) in (select {{ g }} from gold_scope);
 insert into {{ target_relation }}
 select {{ delta.derived }}
@@ -209,67 +209,67 @@ where ({{ g }}) in (select {{ g }} from gold_scope)
     {%- if plan.as_of_sql is none -%}{{ return('') }}{%- endif -%}
     {%- set returns = [] -%}
     {%- for c in adapter.get_columns_in_relation(target_relation) -%}
-        {%- do returns.append(medallion_quote(c.name) ~ ' ' ~ c.data_type) -%}
+        {%- do returns.append(medallion.medallion_quote(c.name) ~ ' ' ~ c.data_type) -%}
     {%- endfor -%}
-    {{- return(gold_create_as_of_function(config.get('as_of') or this.identifier ~ '_as_of', returns | join(', '),
+    {{- return(medallion.gold_create_as_of_function(config.get('as_of') or this.identifier ~ '_as_of', returns | join(', '),
                                           plan.as_of_sql, plan.as_of_known_sql)) -}}
 {% endmacro %}
 
 
 {% macro gold_plain_build() %}
     {%- set target_relation = this.incorporate(type='table') -%}
-    {%- set seen_relation = gold_seen_relation(this) -%}
-    {%- set state_relation = gold_state_relation(this) -%}
-    {%- set relations = gold_plain_relations() -%}
+    {%- set seen_relation = medallion.gold_seen_relation(this) -%}
+    {%- set state_relation = medallion.gold_state_relation(this) -%}
+    {%- set relations = medallion.gold_plain_relations() -%}
     {%- if modules.medallion is not defined -%}
         {{ exceptions.raise_compiler_error(this.identifier ~ ": a plain-SQL gold_mart is built by `medallion build` (it reads the SQL with sqlglot)") }}
     {%- endif -%}
     {%- set plan = modules.medallion.plan_mart(this.identifier, sql, relations, config.get('grain')) -%}
     {%- if plan.error -%}{{ exceptions.raise_compiler_error(plan.error) }}{%- endif -%}
     {%- set grain = plan.grain -%}
-    {%- set deps = gold_plain_deps(relations, plan) if not plan.full else [] -%}
-    {%- set recompute = gold_plain_delta_check(plan) -%}
+    {%- set deps = medallion.gold_plain_deps(relations, plan) if not plan.full else [] -%}
+    {%- set recompute = medallion.gold_plain_delta_check(plan) -%}
     {%- set delta = plan.delta if recompute is none else none -%}
     {%- set existing_relation = load_cached_relation(this) -%}
     {%- set state_ready = delta is none or run_query(
-            "select obj_description(to_regclass(" ~ medallion_literal(state_relation | string) ~ "), 'pg_class')"
-        ).columns[0].values()[0] == gold_plain_state_tag(delta) -%}
+            "select obj_description(to_regclass(" ~ medallion.medallion_literal(state_relation | string) ~ "), 'pg_class')"
+        ).columns[0].values()[0] == medallion.gold_plain_state_tag(delta) -%}
     {%- set incremental = existing_relation is not none and existing_relation.type == 'table'
                           and not should_full_refresh() and not plan.full
                           and load_relation(seen_relation) is not none
-                          and load_relation(gold_basis_relation(this)) is none and state_ready -%}
+                          and load_relation(medallion.gold_basis_relation(this)) is none and state_ready -%}
     {%- set lock_sql = "lock table " ~ target_relation ~ " in share row exclusive mode;\n" -%}
     {%- set full_sql = ("-- medallion note: " ~ plan.note ~ "\n" if plan.note else "") ~ "delete from " ~ target_relation ~ ";\ninsert into " ~ target_relation
                        ~ " select * from (" ~ sql ~ ") as mart;\n"
-                       ~ (gold_plain_state_sql(state_relation, grain, delta) if delta is not none else "") -%}
+                       ~ (medallion.gold_plain_state_sql(state_relation, grain, delta) if delta is not none else "") -%}
 
     {%- if deps -%}
-        {%- set capture = lock_sql ~ gold_capture_stretch_sql(seen_relation, deps) -%}
-        {%- set step = gold_plain_changes_sql(deps)
-                       ~ (gold_plain_delta_sql(target_relation, state_relation, grain, delta) if delta is not none
-                          else gold_plain_apply_sql(target_relation, grain, plan))
-                       ~ gold_seen_sql(seen_relation) -%}
+        {%- set capture = lock_sql ~ medallion.gold_capture_stretch_sql(seen_relation, deps) -%}
+        {%- set step = medallion.gold_plain_changes_sql(deps)
+                       ~ (medallion.gold_plain_delta_sql(target_relation, state_relation, grain, delta) if delta is not none
+                          else medallion.gold_plain_apply_sql(target_relation, grain, plan))
+                       ~ medallion.gold_seen_sql(seen_relation) -%}
     {%- endif %}
 
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
     {%- if not incremental %}
         {%- if existing_relation is not none %}{{ adapter.drop_relation(existing_relation) }}{% endif %}
-        {% do run_query("drop table if exists " ~ gold_basis_relation(this) ~ "; drop table if exists " ~ seen_relation
+        {% do run_query("drop table if exists " ~ medallion.gold_basis_relation(this) ~ "; drop table if exists " ~ seen_relation
                         ~ "; drop table if exists " ~ state_relation) %}
-        {%- if deps %}{% do run_query(gold_capture_stretch_sql(none, deps)) %}{% endif %}
+        {%- if deps %}{% do run_query(medallion.gold_capture_stretch_sql(none, deps)) %}{% endif %}
         {% call statement('main') -%}
             create table {{ target_relation }} as
             select * from ({{ sql }}) as mart
-            {%- if grain %} order by {{ medallion_column_list(grain) }}{% endif %};
+            {%- if grain %} order by {{ medallion.medallion_column_list(grain) }}{% endif %};
             {%- if grain and not plan.full %}
-            alter table {{ target_relation }} add primary key ({{ medallion_column_list(grain) }});
+            alter table {{ target_relation }} add primary key ({{ medallion.medallion_column_list(grain) }});
             {%- endif %}
             {%- if delta is not none %}
-            {{ gold_plain_state_sql(state_relation, grain, delta) }}
+            {{ medallion.gold_plain_state_sql(state_relation, grain, delta) }}
             {%- endif %}
             {%- if deps %}
-            {{ gold_seen_sql(seen_relation) }}
+            {{ medallion.gold_seen_sql(seen_relation) }}
             {%- endif %}
         {%- endcall %}
         {#- which path the mart takes, said on its full builds only (plan.note covers plan.full) -#}
@@ -280,29 +280,29 @@ where ({{ g }}) in (select {{ g }} from gold_scope)
             {%- do modules.medallion.note(this.identifier ~ " recomputes the groups a change touches: its SQL has " ~ recompute) %}
         {%- endif %}
         {%- if plan.full %}
-            {% do medallion_store_follow_step(target_relation, 2, lock_sql=lock_sql, step_sql=full_sql) %}
+            {% do medallion.medallion_store_follow_step(target_relation, 2, lock_sql=lock_sql, step_sql=full_sql) %}
         {%- else %}
             {#- the step depends on the SQL only: stored now, the follower and builds without dbt
                 refresh the mart from its first build on -#}
-            {% do medallion_store_follow_step(target_relation, 2, lock_sql=capture, step_sql=step,
-                                              needs_build_sql=gold_needs_full_sql(deps)) %}
+            {% do medallion.medallion_store_follow_step(target_relation, 2, lock_sql=capture, step_sql=step,
+                                              needs_build_sql=medallion.gold_needs_full_sql(deps)) %}
         {%- endif %}
     {%- else %}
         {%- if delta is none %}{% do run_query("drop table if exists " ~ state_relation) %}{% endif %}
         {% do run_query(capture) %}
-        {%- set needs_full = run_query(gold_needs_full_sql(deps)).columns[0].values()[0] -%}
+        {%- set needs_full = run_query(medallion.gold_needs_full_sql(deps)).columns[0].values()[0] -%}
         {% call statement('main') -%}
             {%- if needs_full %}
             {{ full_sql }}
-            {{ gold_seen_sql(seen_relation) }}
+            {{ medallion.gold_seen_sql(seen_relation) }}
             {%- else %}
             {{ step }}
             {%- endif %}
         {%- endcall %}
-        {% do medallion_store_follow_step(target_relation, 2, lock_sql=capture, step_sql=step,
-                                          needs_build_sql=gold_needs_full_sql(deps)) %}
+        {% do medallion.medallion_store_follow_step(target_relation, 2, lock_sql=capture, step_sql=step,
+                                          needs_build_sql=medallion.gold_needs_full_sql(deps)) %}
     {%- endif %}
-    {% do run_query(gold_plain_as_of(target_relation, plan)) %}
+    {% do run_query(medallion.gold_plain_as_of(target_relation, plan)) %}
 
     {{ run_hooks(post_hooks, inside_transaction=True) }}
     {% do persist_docs(target_relation, model) %}

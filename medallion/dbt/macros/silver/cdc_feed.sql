@@ -21,8 +21,8 @@
 {%- set key_image = [] -%}
 {%- set key_old = [] -%}
 {%- for k in key -%}
-    {%- do key_image.append("full_row -> " ~ medallion_literal(source_of.get(k, k))) -%}
-    {%- do key_old.append("old_row -> " ~ medallion_literal(source_of.get(k, k))) -%}
+    {%- do key_image.append("full_row -> " ~ medallion.medallion_literal(source_of.get(k, k))) -%}
+    {%- do key_old.append("old_row -> " ~ medallion.medallion_literal(source_of.get(k, k))) -%}
 {%- endfor %}
 with changes as not materialized (
     -- inlined into both uses, so a filter on commit_lsn reaches the bronze primary key
@@ -58,7 +58,7 @@ final as (
         load_ts as _m_load_ts,  -- when the warehouse learned of the change (bronze's load time)
         source_table as _m_source_table,
         {%- for name, type in columns.items() %}
-        {{ medallion_typed("image ->> " ~ medallion_literal(source_of.get(name, name)), type) }} as {{ medallion_quote(name) }}{{ "," if not loop.last }}
+        {{ medallion.medallion_typed("image ->> " ~ medallion.medallion_literal(source_of.get(name, name)), type) }} as {{ medallion.medallion_quote(name) }}{{ "," if not loop.last }}
         {%- endfor %}
     from images
 )

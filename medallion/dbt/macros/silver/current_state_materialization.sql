@@ -10,11 +10,11 @@
     config: key, partition_by, source_table, object_prefix. -#}
     {%- set key = config.require('key') -%}
     {%- set partition_by = config.require('partition_by') -%}
-    {%- set bronze_relation = medallion_bronze_of(model) -%}
-    {%- set timeline = medallion_timeline(bronze_relation) -%}
-    {%- set history_columns = medallion_history_columns(timeline, this) -%}
-    {%- set columns = medallion_ordered_columns(history_columns) -%}
-    {%- set feed = cdc_feed(bronze_relation, key, columns) -%}
+    {%- set bronze_relation = medallion.medallion_bronze_of(model) -%}
+    {%- set timeline = medallion.medallion_timeline(bronze_relation) -%}
+    {%- set history_columns = medallion.medallion_history_columns(timeline, this) -%}
+    {%- set columns = medallion.medallion_ordered_columns(history_columns) -%}
+    {%- set feed = medallion.cdc_feed(bronze_relation, key, columns) -%}
     {%- set source_root = config.require('source_table') -%}
     {%- set target_relation = this.incorporate(type='table') -%}
     {%- set existing_relation = load_cached_relation(this) -%}
@@ -29,39 +29,39 @@
     {%- if existing_relation is none %}
         {%- set first = {} -%}
         {%- for name in history_columns['first'] %}{% do first.update({name: columns[name]}) %}{% endfor -%}
-        {% do run_query(current_state_create_sql(target_relation, key, first, partition_by)) %}
-        {% do run_query(medallion_forget_watermark_sql(target_relation)) %}
+        {% do run_query(medallion.current_state_create_sql(target_relation, key, first, partition_by)) %}
+        {% do run_query(medallion.medallion_forget_watermark_sql(target_relation)) %}
     {%- endif %}
-    {%- set evolve = medallion_evolve_sql(target_relation, adapter.get_columns_in_relation(target_relation),
+    {%- set evolve = medallion.medallion_evolve_sql(target_relation, adapter.get_columns_in_relation(target_relation),
                                           history_columns) -%}
     {%- if evolve %}{% do run_query(evolve) %}{% endif -%}
 
     {% do run_query("lock table " ~ target_relation ~ " in share row exclusive mode") %}
-    {%- set lo = medallion_watermark(target_relation) -%}
-    {%- set hi = medallion_bronze_high(bronze_relation, lo) -%}
+    {%- set lo = medallion.medallion_watermark(target_relation) -%}
+    {%- set hi = medallion.medallion_bronze_high(bronze_relation, lo) -%}
 
     {%- if hi > lo %}
         {%- set events = [] -%}
-        {%- for event in medallion_schema_events(timeline, columns) -%}
+        {%- for event in medallion.medallion_schema_events(timeline, columns) -%}
             {%- if event.lsn > lo and event.lsn <= hi %}{% do events.append(event) %}{% endif -%}
         {%- endfor -%}
-        {%- set steps = medallion_steps(events, medallion_epochs(bronze_relation, lo, hi)) -%}
+        {%- set steps = medallion.medallion_steps(events, medallion.medallion_epochs(bronze_relation, lo, hi)) -%}
         {%- set position = namespace(after=[lo, 2147483647]) -%}
         {%- for step in steps + [none] -%}
             {%- set before = [step.lsn, step.ordinal] if step else [hi + 1, 0] -%}
-            {% do run_query(current_state_stage_sql(target_relation, feed, key, columns, source_root,
+            {% do run_query(medallion.current_state_stage_sql(target_relation, feed, key, columns, source_root,
                                                     position.after, before)) %}
-            {% do run_query(current_state_partitions_sql(target_relation, partition_by)) %}
-            {% do run_query(current_state_apply_sql(target_relation, key, columns, source_root)) %}
+            {% do run_query(medallion.current_state_partitions_sql(target_relation, partition_by)) %}
+            {% do run_query(medallion.current_state_apply_sql(target_relation, key, columns, source_root)) %}
             {%- if step and step.epoch %}
-                {% do run_query(medallion_epoch_stage_sql(feed, step)
+                {% do run_query(medallion.medallion_epoch_stage_sql(feed, step)
                                 ~ "drop table if exists medallion_rows; create temporary table medallion_rows "
                                 ~ "on commit drop as select * from medallion_epoch;") %}
-                {% do run_query(current_state_partitions_sql(target_relation, partition_by)) %}
-                {% do run_query(current_state_epoch_sql(target_relation, key, columns, step)) %}
+                {% do run_query(medallion.current_state_partitions_sql(target_relation, partition_by)) %}
+                {% do run_query(medallion.current_state_epoch_sql(target_relation, key, columns, step)) %}
                 {%- set position.after = [step.lsn, 2147483647] -%}
             {%- elif step %}
-                {% do run_query(current_state_event_sql(target_relation, step)) %}
+                {% do run_query(medallion.current_state_event_sql(target_relation, step)) %}
                 {%- set position.after = [step.lsn, step.ordinal] -%}
             {%- endif %}
         {%- endfor -%}
@@ -73,26 +73,26 @@
     {%- endif %}
     {% call statement('main') -%}
         {%- if hi > lo %}
-        {{ medallion_set_watermark_sql(target_relation, bronze_relation, hi) }};
+        {{ medallion.medallion_set_watermark_sql(target_relation, bronze_relation, hi) }};
         {%- elif hi >= 0 %}
         -- nothing new; the horizon may still move (the ingester caught up with an idle source)
-        {{ medallion_set_watermark_sql(target_relation, bronze_relation, hi) }};
+        {{ medallion.medallion_set_watermark_sql(target_relation, bronze_relation, hi) }};
         {%- else %}
         select 'bronze is empty' as nothing_to_do;
         {%- endif %}
     {%- endcall %}
     {#- the next batch's statements, for `medallion run --follow` (follow.sql) -#}
     {%- set follow = {'lo': '__lo__', 'hi': '__hi__'} -%}
-    {% do medallion_store_follow_step(target_relation, 1,
+    {% do medallion.medallion_store_follow_step(target_relation, 1,
         lock_sql="lock table " ~ target_relation ~ " in share row exclusive mode",
-        high_sql=medallion_bronze_high_sql(bronze_relation, follow.lo),
-        needs_build_sql=medallion_needs_build_sql(bronze_relation, follow.lo, follow.hi),
-        step_sql=current_state_stage_sql(target_relation, feed, key, columns, source_root,
+        high_sql=medallion.medallion_bronze_high_sql(bronze_relation, follow.lo),
+        needs_build_sql=medallion.medallion_needs_build_sql(bronze_relation, follow.lo, follow.hi),
+        step_sql=medallion.current_state_stage_sql(target_relation, feed, key, columns, source_root,
                                          [follow.lo, 2147483647], [follow.hi ~ ' + 1', 0])
-                 ~ current_state_partitions_sql(target_relation, partition_by)
-                 ~ current_state_apply_sql(target_relation, key, columns, source_root)
-                 ~ medallion_set_watermark_sql(target_relation, bronze_relation, follow.hi) ~ ';',
-        idle_sql=medallion_set_watermark_sql(target_relation, bronze_relation, follow.hi)) %}
+                 ~ medallion.current_state_partitions_sql(target_relation, partition_by)
+                 ~ medallion.current_state_apply_sql(target_relation, key, columns, source_root)
+                 ~ medallion.medallion_set_watermark_sql(target_relation, bronze_relation, follow.hi) ~ ';',
+        idle_sql=medallion.medallion_set_watermark_sql(target_relation, bronze_relation, follow.hi)) %}
 
     {{ run_hooks(post_hooks, inside_transaction=True) }}
     {% do persist_docs(target_relation, model) %}

@@ -38,13 +38,13 @@ analyze medallion_epoch;
 
 
 {% macro system_versioned_epoch_sql(relation, feed_sql, key, columns, epoch) %}
-{%- set cols = medallion_column_list(columns.keys()) -%}
-{%- set ts = medallion_literal(epoch.ts) ~ "::timestamptz" -%}
-{%- set known = medallion_literal(epoch.known) ~ "::timestamptz" -%}
+{%- set cols = medallion.medallion_column_list(columns.keys()) -%}
+{%- set ts = medallion.medallion_literal(epoch.ts) ~ "::timestamptz" -%}
+{%- set known = medallion.medallion_literal(epoch.known) ~ "::timestamptz" -%}
 {%- set match -%}
-{% for k in key %}h.{{ medallion_quote(k) }} = e.{{ medallion_quote(k) }}{{ " and " if not loop.last }}{% endfor %}
+{% for k in key %}h.{{ medallion.medallion_quote(k) }} = e.{{ medallion.medallion_quote(k) }}{{ " and " if not loop.last }}{% endfor %}
 {%- endset -%}
-{{ medallion_epoch_stage_sql(feed_sql, epoch) }}
+{{ medallion.medallion_epoch_stage_sql(feed_sql, epoch) }}
 
 -- not among the re-sync's rows: the row was gone by then, its version ends at the re-sync
 update {{ relation }} as h set sys_end = greatest({{ ts }}, h.sys_start + interval '1 microsecond'),
@@ -55,13 +55,13 @@ where h.sys_end = 'infinity'
 -- new, or not as its current version says: a version from the re-sync on
 drop table if exists medallion_epoch_changed;
 create temporary table medallion_epoch_changed on commit drop as
-select {{ medallion_column_list(columns.keys(), 'e.') }},
+select {{ medallion.medallion_column_list(columns.keys(), 'e.') }},
        greatest({{ ts }}, h.sys_start + interval '1 microsecond') as _m_event_ts
 from medallion_epoch as e
 left join {{ relation }} as h on {{ match }} and h.sys_end = 'infinity'
 where h.sys_start is null
-   or row({{ medallion_column_list(columns.keys(), 'h.') }})::text
-      is distinct from row({{ medallion_column_list(columns.keys(), 'e.') }})::text;
+   or row({{ medallion.medallion_column_list(columns.keys(), 'h.') }})::text
+      is distinct from row({{ medallion.medallion_column_list(columns.keys(), 'e.') }})::text;
 
 update {{ relation }} as h set sys_end = e._m_event_ts, sys_known_to = {{ known }}
 from medallion_epoch_changed as e
@@ -69,26 +69,26 @@ where {{ match }} and h.sys_end = 'infinity';
 
 insert into {{ relation }} ({{ cols }}, sys_start, sys_end, sys_known_from, sys_known_to)
 select {{ cols }}, _m_event_ts, 'infinity', {{ known }}, 'infinity' from medallion_epoch_changed
-order by {{ medallion_column_list(key) }};
+order by {{ medallion.medallion_column_list(key) }};
 {% endmacro %}
 
 
 {% macro current_state_epoch_sql(relation, key, columns, epoch) %}
-{%- set cols = medallion_column_list(columns.keys()) -%}
+{%- set cols = medallion.medallion_column_list(columns.keys()) -%}
 {%- set match -%}
-{% for k in key %}r.{{ medallion_quote(k) }} = e.{{ medallion_quote(k) }}{{ " and " if not loop.last }}{% endfor %}
+{% for k in key %}r.{{ medallion.medallion_quote(k) }} = e.{{ medallion.medallion_quote(k) }}{{ " and " if not loop.last }}{% endfor %}
 {%- endset -%}
 -- gone during the gap, or no longer as it was: out; new or changed rows: in, as of the re-sync
 delete from {{ relation }} as r
 where not exists (
     select from medallion_epoch as e
     where {{ match }}
-      and row({{ medallion_column_list(columns.keys(), 'r.') }})::text
-          = row({{ medallion_column_list(columns.keys(), 'e.') }})::text);
+      and row({{ medallion.medallion_column_list(columns.keys(), 'r.') }})::text
+          = row({{ medallion.medallion_column_list(columns.keys(), 'e.') }})::text);
 
 insert into {{ relation }} ({{ cols }}, last_commit_ts, source_table)
-select {{ medallion_column_list(columns.keys(), 'e.') }}, {{ medallion_literal(epoch.ts) }}::timestamptz, e._m_source_table
+select {{ medallion.medallion_column_list(columns.keys(), 'e.') }}, {{ medallion.medallion_literal(epoch.ts) }}::timestamptz, e._m_source_table
 from medallion_epoch as e
 where not exists (select from {{ relation }} as r where {{ match }})
-order by {{ medallion_column_list(key, 'e.') }};
+order by {{ medallion.medallion_column_list(key, 'e.') }};
 {% endmacro %}

@@ -10,35 +10,35 @@
 
 
 {% macro medallion_column_list(names, prefix='') -%}
-    {%- for name in names -%}{{ prefix }}{{ medallion_quote(name) }}{{ ", " if not loop.last }}{%- endfor -%}
+    {%- for name in names -%}{{ prefix }}{{ medallion.medallion_quote(name) }}{{ ", " if not loop.last }}{%- endfor -%}
 {%- endmacro %}
 
 
 {% macro medallion_columns(bronze_relation) %}
     {#- {column: warehouse type} of every column the table ever had, in the history's order, from
         bronze's record of the source's schema over time (see schema_evolution.sql) -#}
-    {{- return(medallion_ordered_columns(medallion_history_columns(medallion_timeline(bronze_relation), this))) -}}
+    {{- return(medallion.medallion_ordered_columns(medallion.medallion_history_columns(medallion.medallion_timeline(bronze_relation), this))) -}}
 {% endmacro %}
 
 
 {% macro system_versioned_create_sql(relation, key, columns) %}
 {%- set prefix = config.get('object_prefix') or relation.identifier -%}
-{%- set keys = medallion_column_list(key) -%}
+{%- set keys = medallion.medallion_column_list(key) -%}
 create table {{ relation }} (
     {%- for column, type in columns.items() %}
-    {{ medallion_quote(column) }} {{ type }}{{ " not null" if column in key }},
+    {{ medallion.medallion_quote(column) }} {{ type }}{{ " not null" if column in key }},
     {%- endfor %}
     sys_start      timestamptz not null,                      -- source time: valid from (commit time)
     sys_end        timestamptz not null default 'infinity',   -- ... until (exclusive)
     sys_known_from timestamptz not null,                      -- warehouse time: loaded into bronze
     sys_known_to   timestamptz not null default 'infinity',   -- ... until its end was loaded
-    constraint {{ medallion_quote(prefix ~ '_pkey') }} primary key ({{ keys }}, sys_start),
-    constraint {{ medallion_quote(prefix ~ '_period') }} check (sys_start < sys_end)
+    constraint {{ medallion.medallion_quote(prefix ~ '_pkey') }} primary key ({{ keys }}, sys_start),
+    constraint {{ medallion.medallion_quote(prefix ~ '_period') }} check (sys_start < sys_end)
 );
 -- at most one current version per key
-create unique index {{ medallion_quote(prefix ~ '_one_current') }}
+create unique index {{ medallion.medallion_quote(prefix ~ '_one_current') }}
     on {{ relation }} ({{ keys }}) where sys_end = 'infinity';
-create index {{ medallion_quote(prefix ~ '_period_idx') }}
+create index {{ medallion.medallion_quote(prefix ~ '_period_idx') }}
     on {{ relation }} ({{ keys }}, sys_start, sys_end);
 {% endmacro %}
 
@@ -52,8 +52,8 @@ do $exclusion$
 begin
     if not exists (
         select from pg_attribute as a
-        where a.attrelid = {{ medallion_literal(relation.include(database=False)) }}::regclass
-          and a.attname = any(array[{% for k in key %}{{ medallion_literal(k) }}{{ ", " if not loop.last }}{% endfor %}]::name[])
+        where a.attrelid = {{ medallion.medallion_literal(relation.include(database=False)) }}::regclass
+          and a.attname = any(array[{% for k in key %}{{ medallion.medallion_literal(k) }}{{ ", " if not loop.last }}{% endfor %}]::name[])
           and not exists (
               select from pg_opclass as o
               join pg_am as m on m.oid = o.opcmethod
@@ -62,9 +62,9 @@ begin
                      or exists (select from pg_cast as c where c.castsource = a.atttypid
                                 and c.casttarget = o.opcintype and c.castmethod = 'b')))
     ) then
-        alter table {{ relation }} add constraint {{ medallion_quote(prefix ~ '_no_overlap') }}
+        alter table {{ relation }} add constraint {{ medallion.medallion_quote(prefix ~ '_no_overlap') }}
             exclude using gist (
-                {%- for column in key %}{{ medallion_quote(column) }} with =, {% endfor -%}
+                {%- for column in key %}{{ medallion.medallion_quote(column) }} with =, {% endfor -%}
                 tstzrange(sys_start, sys_end) with &&);
     end if;
 end
@@ -77,7 +77,7 @@ $exclusion$;
     language sql + stable + a single select: the planner inlines it into the calling query. -#}
 {%- set bare = relation.include(database=False) -%}
 {%- set function = config.get('as_of') or relation.identifier ~ '_as_of' -%}
-create or replace function {{ medallion_quote(relation.schema) }}.{{ medallion_quote(function) }}(ts timestamptz)
+create or replace function {{ medallion.medallion_quote(relation.schema) }}.{{ medallion.medallion_quote(function) }}(ts timestamptz)
 returns setof {{ bare }}
 language sql stable
 as $as_of$
@@ -86,20 +86,20 @@ as $as_of$
     -- the GiST exclusion index took ~20 ms on a million versions (make bench)
     select * from {{ bare }} where sys_start <= ts and sys_end > ts
 $as_of$;
-comment on function {{ medallion_quote(relation.schema) }}.{{ medallion_quote(function) }}(timestamptz) is
-    {{ medallion_literal('The rows of ' ~ relation.identifier ~ ' valid at ts (sys_start <= ts < sys_end).') }};
+comment on function {{ medallion.medallion_quote(relation.schema) }}.{{ medallion.medallion_quote(function) }}(timestamptz) is
+    {{ medallion.medallion_literal('The rows of ' ~ relation.identifier ~ ' valid at ts (sys_start <= ts < sys_end).') }};
 
 -- as of ts, as known at `known` (call it with known => k): the versions the warehouse had
 -- loaded by then, each ending where it was known to end then (a later-loaded end is ignored)
-create or replace function {{ medallion_quote(relation.schema) }}.{{ medallion_quote(function) }}(ts timestamptz, known timestamptz)
+create or replace function {{ medallion.medallion_quote(relation.schema) }}.{{ medallion.medallion_quote(function) }}(ts timestamptz, known timestamptz)
 returns setof {{ bare }}
 language sql stable
 as $as_of_known$
     select * from {{ bare }}
     where sys_start <= ts and sys_known_from <= known and (sys_end > ts or sys_known_to > known)
 $as_of_known$;
-comment on function {{ medallion_quote(relation.schema) }}.{{ medallion_quote(function) }}(timestamptz, timestamptz) is
-    {{ medallion_literal('The rows of ' ~ relation.identifier ~ ' valid at ts as the warehouse knew them at known.') }};
+comment on function {{ medallion.medallion_quote(relation.schema) }}.{{ medallion.medallion_quote(function) }}(timestamptz, timestamptz) is
+    {{ medallion.medallion_literal('The rows of ' ~ relation.identifier ~ ' valid at ts as the warehouse knew them at known.') }};
 {% endmacro %}
 
 
@@ -114,20 +114,20 @@ comment on function {{ medallion_quote(relation.schema) }}.{{ medallion_quote(fu
 drop table if exists medallion_feed, medallion_seed_tables;
 create temporary table medallion_feed on commit drop as
 select * from ({{ feed_sql }}) as feed
-where {{ medallion_range(after, before) }};
+where {{ medallion.medallion_range(after, before) }};
 analyze medallion_feed;
 
 -- the source relation of each reopened version; needed only when a truncate names one
 -- partition of a partitioned source (filled by system_versioned_seed_tables_sql)
 create temporary table medallion_seed_tables on commit drop as
-select {{ medallion_column_list(key) }}, _m_source_table from medallion_feed with no data;
+select {{ medallion.medallion_column_list(key) }}, _m_source_table from medallion_feed with no data;
 {% endmacro %}
 
 
 {% macro system_versioned_seed_tables_sql(feed_sql, key, after) %}
 {#- Where each key's row lived before this batch: its latest change up to lo. One pass over
     bronze, paid only in a batch that truncates a single partition (rare). -#}
-{%- set keys = medallion_column_list(key) -%}
+{%- set keys = medallion.medallion_column_list(key) -%}
 insert into medallion_seed_tables
 select distinct on ({{ keys }}) {{ keys }}, _m_source_table
 from ({{ feed_sql }}) as feed
@@ -142,7 +142,7 @@ analyze medallion_seed_tables;
     snapshot rows, or an insert while the key's row is live: neither a delete, a truncate nor a
     re-sync came between) fail the step in one line naming the table, the key and one value.
     Reads only the staged batch and the current versions of the keys it inserts. -#}
-{%- set keys = medallion_column_list(key) -%}
+{%- set keys = medallion.medallion_column_list(key) -%}
 {%- set key_names = key | join(', ') -%}
 do $key_check$
 declare
@@ -172,9 +172,9 @@ begin
                         and (t._m_lsn, t._m_ordinal) < (o._m_lsn, o._m_ordinal))
     limit 1;
     if duplicate is not null then
-        raise exception '%', {{ medallion_literal(
+        raise exception '%', {{ medallion.medallion_literal(
             source_root ~ ": the key (" ~ key_names ~ ") declared in medallion.toml is not unique: two rows with ("
-            ~ key_names ~ ") = ") }} || duplicate || {{ medallion_literal(
+            ~ key_names ~ ") = ") }} || duplicate || {{ medallion.medallion_literal(
             ' are live at once; set key under [tables."' ~ source_root ~ '"] to columns that identify one row, '
             ~ 'then run medallion build --full-refresh') }};
     end if;
@@ -187,8 +187,8 @@ $key_check$;
 {#- Applies the staged bronze rows: closes the current versions they end and appends the
     versions they open. A full refresh is the same with lo = -1 on an empty table, so
     incremental and full builds run the very same statements. -#}
-{%- set keys = medallion_column_list(key) -%}
-{%- set cols = medallion_column_list(columns.keys()) -%}
+{%- set keys = medallion.medallion_column_list(key) -%}
+{%- set cols = medallion.medallion_column_list(columns.keys()) -%}
 -- a batch's statements touch few rows but their estimates can cross jit_above_cost, and
 -- compiling them took up to a second (measured at Pagila x10) for a few milliseconds of work
 set local jit = off;
@@ -225,8 +225,8 @@ reopened_truncated as (
     where exists (select from truncates)
       and r.sys_end = 'infinity'
       and not exists (select from key_changes as k
-                      where {% for k in key %}k.{{ medallion_quote(k) }} = r.{{ medallion_quote(k) }}{{ " and " if not loop.last }}{% endfor %})
-    returning {{ medallion_column_list(columns.keys(), 'r.') }}, r.sys_start, r.sys_known_from
+                      where {% for k in key %}k.{{ medallion.medallion_quote(k) }} = r.{{ medallion.medallion_quote(k) }}{{ " and " if not loop.last }}{% endfor %})
+    returning {{ medallion.medallion_column_list(columns.keys(), 'r.') }}, r.sys_start, r.sys_known_from
 ),
 
 reopened as (
@@ -238,7 +238,7 @@ reopened as (
 events as (
     select 0::bigint as _m_lsn, 0 as _m_ordinal, 'S'::char(1) as _m_op, reopened.sys_start as _m_ts,
            reopened.sys_known_from as _m_load_ts, seed._m_source_table,
-           {{ medallion_column_list(columns.keys(), 'reopened.') }}
+           {{ medallion.medallion_column_list(columns.keys(), 'reopened.') }}
     from reopened
     left join medallion_seed_tables as seed using ({{ keys }})
     union all
@@ -292,7 +292,7 @@ versions as (
     -- relation its row lives in (any truncate naming the source table's root); never before
     -- it starts, whatever the clocks say
     select
-        {{ medallion_column_list(columns.keys(), 's.') }},
+        {{ medallion.medallion_column_list(columns.keys(), 's.') }},
         s._m_effective_ts as sys_start,
         case
             when t._m_lsn is not null
@@ -317,7 +317,7 @@ versions as (
         select truncates._m_lsn, truncates._m_ordinal, truncates._m_ts, truncates._m_load_ts
         from truncates
         where (truncates._m_lsn, truncates._m_ordinal) > (s._m_lsn, s._m_ordinal)
-          and (truncates._m_source_table = {{ medallion_literal(source_root) }}
+          and (truncates._m_source_table = {{ medallion.medallion_literal(source_root) }}
                or truncates._m_source_table = s._m_source_table)
         order by truncates._m_lsn, truncates._m_ordinal
         limit 1

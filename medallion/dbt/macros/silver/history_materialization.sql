@@ -18,11 +18,11 @@
       commit time (or a source clock that stepped back) keep both versions, in commit order,
       and sys_start < sys_end always holds; no version is replaced. -#}
     {%- set key = config.require('key') -%}
-    {%- set bronze_relation = medallion_bronze_of(model) -%}
-    {%- set timeline = medallion_timeline(bronze_relation) -%}
-    {%- set history_columns = medallion_history_columns(timeline, this) -%}
-    {%- set columns = medallion_ordered_columns(history_columns) -%}
-    {%- set feed = cdc_feed(bronze_relation, key, columns) -%}
+    {%- set bronze_relation = medallion.medallion_bronze_of(model) -%}
+    {%- set timeline = medallion.medallion_timeline(bronze_relation) -%}
+    {%- set history_columns = medallion.medallion_history_columns(timeline, this) -%}
+    {%- set columns = medallion.medallion_ordered_columns(history_columns) -%}
+    {%- set feed = medallion.cdc_feed(bronze_relation, key, columns) -%}
     {%- set source_root = config.require('source_table') -%}
     {#- a key medallion.toml declares (not the source's primary key) is checked in every batch -#}
     {%- set check_key = config.get('declared_key', false) -%}
@@ -43,73 +43,73 @@
             order an incremental build reaches by ALTER TABLE ADD COLUMN -#}
         {%- set first = {} -%}
         {%- for name in history_columns['first'] %}{% do first.update({name: columns[name]}) %}{% endfor -%}
-        {% do run_query(system_versioned_create_sql(target_relation, key, first)
-                        ~ system_versioned_exclusion_sql(target_relation, key)
-                        ~ medallion_forget_watermark_sql(target_relation)) %}
+        {% do run_query(medallion.system_versioned_create_sql(target_relation, key, first)
+                        ~ medallion.system_versioned_exclusion_sql(target_relation, key)
+                        ~ medallion.medallion_forget_watermark_sql(target_relation)) %}
     {%- endif %}
-    {%- set evolve = medallion_evolve_sql(target_relation, adapter.get_columns_in_relation(target_relation),
+    {%- set evolve = medallion.medallion_evolve_sql(target_relation, adapter.get_columns_in_relation(target_relation),
                                           history_columns) -%}
     {%- if evolve %}{% do run_query(evolve) %}{% endif -%}
 
     {#- one build at a time per table: a second waits here and then sees the first's watermark -#}
     {% do run_query("lock table " ~ target_relation ~ " in share row exclusive mode") %}
-    {%- set lo = medallion_watermark(target_relation) -%}
-    {%- set hi = medallion_bronze_high(bronze_relation, lo) -%}
+    {%- set lo = medallion.medallion_watermark(target_relation) -%}
+    {%- set hi = medallion.medallion_bronze_high(bronze_relation, lo) -%}
 
     {%- if hi > lo %}
         {#- the changes between schema events, then each event at its DDL's position -#}
         {%- set events = [] -%}
-        {%- for event in medallion_schema_events(timeline, columns) -%}
+        {%- for event in medallion.medallion_schema_events(timeline, columns) -%}
             {%- if event.lsn > lo and event.lsn <= hi %}{% do events.append(event) %}{% endif -%}
         {%- endfor -%}
         {%- set partial_truncates = run_query(
             "select exists (select from " ~ bronze_relation ~ " where op = 'T' and commit_lsn > " ~ lo
-            ~ " and commit_lsn <= " ~ hi ~ " and source_table <> " ~ medallion_literal(source_root) ~ ")"
+            ~ " and commit_lsn <= " ~ hi ~ " and source_table <> " ~ medallion.medallion_literal(source_root) ~ ")"
             ).columns[0].values()[0] -%}
-        {%- set steps = medallion_steps(events, medallion_epochs(bronze_relation, lo, hi)) -%}
+        {%- set steps = medallion.medallion_steps(events, medallion.medallion_epochs(bronze_relation, lo, hi)) -%}
         {%- set position = namespace(after=[lo, 2147483647]) -%}
         {%- for step in steps + [none] -%}
             {%- set before = [step.lsn, step.ordinal] if step else [hi + 1, 0] -%}
-            {% do run_query(system_versioned_stage_sql(target_relation, feed, key, position.after, before)) %}
+            {% do run_query(medallion.system_versioned_stage_sql(target_relation, feed, key, position.after, before)) %}
             {%- if partial_truncates %}
-                {% do run_query(system_versioned_seed_tables_sql(feed, key, position.after)) %}
+                {% do run_query(medallion.system_versioned_seed_tables_sql(feed, key, position.after)) %}
             {%- endif %}
             {%- if check_key %}
-                {% do run_query(system_versioned_key_check_sql(target_relation, key, source_root)) %}
+                {% do run_query(medallion.system_versioned_key_check_sql(target_relation, key, source_root)) %}
             {%- endif %}
-            {% do run_query(system_versioned_apply_sql(target_relation, key, columns, source_root)) %}
+            {% do run_query(medallion.system_versioned_apply_sql(target_relation, key, columns, source_root)) %}
             {%- if step and step.epoch %}
-                {% do run_query(system_versioned_epoch_sql(target_relation, feed, key, columns, step)) %}
+                {% do run_query(medallion.system_versioned_epoch_sql(target_relation, feed, key, columns, step)) %}
                 {%- set position.after = [step.lsn, 2147483647] -%}
             {%- elif step %}
-                {% do run_query(system_versioned_event_sql(target_relation, key, history_columns, step)) %}
+                {% do run_query(medallion.system_versioned_event_sql(target_relation, key, history_columns, step)) %}
                 {%- set position.after = [step.lsn, step.ordinal] -%}
             {%- endif %}
         {%- endfor -%}
     {%- endif %}
     {% call statement('main') -%}
         {%- if hi > lo %}
-        {{ medallion_set_watermark_sql(target_relation, bronze_relation, hi) }};
+        {{ medallion.medallion_set_watermark_sql(target_relation, bronze_relation, hi) }};
         {%- elif hi >= 0 %}
         -- nothing new; the horizon may still move (the ingester caught up with an idle source)
-        {{ medallion_set_watermark_sql(target_relation, bronze_relation, hi) }};
+        {{ medallion.medallion_set_watermark_sql(target_relation, bronze_relation, hi) }};
         {%- else %}
         select 'bronze is empty' as nothing_to_do;
         {%- endif %}
     {%- endcall %}
-    {% do run_query(system_versioned_as_of_sql(target_relation)) %}
+    {% do run_query(medallion.system_versioned_as_of_sql(target_relation)) %}
     {#- the next batch's statements, for `medallion run --follow` (follow.sql) -#}
     {%- set follow = {'lo': '__lo__', 'hi': '__hi__'} -%}
-    {% do medallion_store_follow_step(target_relation, 1,
+    {% do medallion.medallion_store_follow_step(target_relation, 1,
         lock_sql="lock table " ~ target_relation ~ " in share row exclusive mode",
-        high_sql=medallion_bronze_high_sql(bronze_relation, follow.lo),
-        needs_build_sql=medallion_needs_build_sql(bronze_relation, follow.lo, follow.hi),
-        step_sql=system_versioned_stage_sql(target_relation, feed, key, [follow.lo, 2147483647],
+        high_sql=medallion.medallion_bronze_high_sql(bronze_relation, follow.lo),
+        needs_build_sql=medallion.medallion_needs_build_sql(bronze_relation, follow.lo, follow.hi),
+        step_sql=medallion.system_versioned_stage_sql(target_relation, feed, key, [follow.lo, 2147483647],
                                             [follow.hi ~ ' + 1', 0])
-                 ~ (system_versioned_key_check_sql(target_relation, key, source_root) if check_key else '')
-                 ~ system_versioned_apply_sql(target_relation, key, columns, source_root)
-                 ~ medallion_set_watermark_sql(target_relation, bronze_relation, follow.hi) ~ ';',
-        idle_sql=medallion_set_watermark_sql(target_relation, bronze_relation, follow.hi)) %}
+                 ~ (medallion.system_versioned_key_check_sql(target_relation, key, source_root) if check_key else '')
+                 ~ medallion.system_versioned_apply_sql(target_relation, key, columns, source_root)
+                 ~ medallion.medallion_set_watermark_sql(target_relation, bronze_relation, follow.hi) ~ ';',
+        idle_sql=medallion.medallion_set_watermark_sql(target_relation, bronze_relation, follow.hi)) %}
 
     {{ run_hooks(post_hooks, inside_transaction=True) }}
     {% do persist_docs(target_relation, model) %}

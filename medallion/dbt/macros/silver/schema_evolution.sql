@@ -22,7 +22,7 @@
         columns under their silver names (renames: medallion.toml's column_names, the model's unless given) -#}
     {%- set result = run_query(
         "select commit_lsn, ordinal, commit_ts::text, event, columns::text, recorded_at::text from bronze.table_schema "
-        ~ "where bronze_table = " ~ medallion_literal(bronze_relation.identifier)
+        ~ "where bronze_table = " ~ medallion.medallion_literal(bronze_relation.identifier)
         ~ " order by commit_lsn, ordinal") -%}
     {%- set timeline = [] -%}
     {%- for lsn, ordinal, ts, event, columns, recorded_at in result.rows -%}
@@ -33,7 +33,7 @@
         {{ exceptions.raise_compiler_error("bronze has no recorded schema for " ~ bronze_relation
                                            ~ ": run 'medallion ingest' first") }}
     {%- endif -%}
-    {{- return(medallion_renamed_timeline(timeline, renames)) -}}
+    {{- return(medallion.medallion_renamed_timeline(timeline, renames)) -}}
 {% endmacro %}
 
 
@@ -64,8 +64,8 @@
 {% macro medallion_widens(old, new) %}
     {#- Does every value of type old fit type new, unchanged? -#}
     {%- if old == new or new == 'text' -%}{{ return(true) }}{%- endif -%}
-    {%- set o = medallion_type_parts(old) -%}
-    {%- set n = medallion_type_parts(new) -%}
+    {%- set o = medallion.medallion_type_parts(old) -%}
+    {%- set n = medallion.medallion_type_parts(new) -%}
     {%- set integers = ['smallint', 'integer', 'bigint', 'numeric'] -%}
     {%- if o[2] != n[2] -%}{{ return(false) }}{%- endif -%}  {#- arrays only widen to arrays -#}
     {%- if o[0] in integers and n[0] in integers and integers.index(n[0]) >= integers.index(o[0]) and not n[1] -%}
@@ -103,7 +103,7 @@
             {%- endif -%}
             {%- set previous = types.get(name) -%}
             {%- if previous is not none and previous != column.warehouse_type and name not in overrides
-                   and not medallion_widens(previous, column.warehouse_type) -%}
+                   and not medallion.medallion_widens(previous, column.warehouse_type) -%}
                 {{ exceptions.raise_compiler_error(
                     relation.identifier ~ ": column " ~ name ~ " of " ~ config.require('source_table')
                     ~ " changed type from " ~ previous ~ " to " ~ column.warehouse_type
@@ -129,7 +129,7 @@
 
 
 {% macro medallion_typed_literal(value, type) -%}
-    {{ medallion_typed(medallion_literal(value), type) }}
+    {{ medallion.medallion_typed(medallion.medallion_literal(value), type) }}
 {%- endmacro %}
 
 
@@ -182,10 +182,10 @@
 {% macro medallion_schema_events(timeline, types) %}
     {#- medallion_schema_changes with the engine's SQL in `set`: {column: SQL over the version's columns} -#}
     {%- set events = [] -%}
-    {%- for event in medallion_schema_changes(timeline) -%}
+    {%- for event in medallion.medallion_schema_changes(timeline) -%}
         {%- set sql_of = {} -%}
         {%- for change in event.changes -%}
-            {%- do sql_of.update({change.name: medallion_schema_change_sql(change, types)}) -%}
+            {%- do sql_of.update({change.name: medallion.medallion_schema_change_sql(change, types)}) -%}
         {%- endfor -%}
         {%- do events.append({'lsn': event.lsn, 'ordinal': event.ordinal, 'ts': event.ts, 'known': event.known,
                               'drop': event.drop, 'set': sql_of}) -%}
@@ -206,14 +206,14 @@
         {#- the source's conversion to its new type, then the history's type when medallion.toml's
             column_types keeps the column in another (text after a narrowing change, say): an
             expression of the source's type compared with or stored in a column of another fails -#}
-        {%- set converted = medallion_typed(medallion_quote(change.was.name if change.kind == 'renamed' else c.name)
+        {%- set converted = medallion.medallion_typed(medallion.medallion_quote(change.was.name if change.kind == 'renamed' else c.name)
                                             ~ '::text', c.warehouse_type) -%}
         {%- if types[c.name] != c.warehouse_type -%}
-            {%- set converted = medallion_typed(converted ~ '::text', types[c.name]) -%}
+            {%- set converted = medallion.medallion_typed(converted ~ '::text', types[c.name]) -%}
         {%- endif -%}
         {{- return(converted) -}}
     {%- elif change.kind == 'default' -%}
-        {{- return(medallion_typed_literal(c.missing, types[c.name])) -}}
+        {{- return(medallion.medallion_typed_literal(c.missing, types[c.name])) -}}
     {%- endif -%}
     {#- gone, typed: an untyped null is text, which an array or a number column refuses -#}
     {{- return('null::' ~ types[change.name]) -}}
@@ -231,7 +231,7 @@
     {%- for name in columns['first'] + columns['added'] -%}
         {%- set type = columns['types'][name] -%}
         {%- if name not in have -%}
-            {%- do statements.append("alter table " ~ relation ~ " add column " ~ medallion_quote(name) ~ " " ~ type) -%}
+            {%- do statements.append("alter table " ~ relation ~ " add column " ~ medallion.medallion_quote(name) ~ " " ~ type) -%}
         {%- else -%}
             {%- do retype.append(name) -%}
         {%- endif -%}
@@ -239,18 +239,18 @@
     {%- if retype -%}
         {%- set actual = run_query(
             "select attname, format_type(atttypid, atttypmod) from pg_attribute where attrelid = "
-            ~ medallion_literal(relation.include(database=False)) ~ "::regclass and attnum > 0 and not attisdropped") -%}
+            ~ medallion.medallion_literal(relation.include(database=False)) ~ "::regclass and attnum > 0 and not attisdropped") -%}
         {%- set current = {} -%}
         {%- for name, type in actual.rows -%}{%- do current.update({name: type}) -%}{%- endfor -%}
         {%- set altered = [] -%}
         {%- for name in retype -%}
             {%- if current.get(name) != columns['types'][name] -%}
-                {%- do altered.append("alter table " ~ relation ~ " alter column " ~ medallion_quote(name) ~ " type "
-                                      ~ columns['types'][name] ~ " using " ~ medallion_quote(name) ~ "::" ~ columns['types'][name]) -%}
+                {%- do altered.append("alter table " ~ relation ~ " alter column " ~ medallion.medallion_quote(name) ~ " type "
+                                      ~ columns['types'][name] ~ " using " ~ medallion.medallion_quote(name) ~ "::" ~ columns['types'][name]) -%}
             {%- endif -%}
         {%- endfor -%}
         {%- if altered -%}
-            {%- do statements.append(medallion_drop_dependent_views_sql(relation)) -%}
+            {%- do statements.append(medallion.medallion_drop_dependent_views_sql(relation)) -%}
             {%- do statements.extend(altered) -%}
         {%- endif -%}
     {%- endif -%}
@@ -267,7 +267,7 @@ begin
         select distinct rw.ev_class::regclass
         from pg_depend as d
         join pg_rewrite as rw on rw.oid = d.objid
-        where d.refobjid = {{ medallion_literal(relation.include(database=False)) }}::regclass
+        where d.refobjid = {{ medallion.medallion_literal(relation.include(database=False)) }}::regclass
           and rw.ev_class <> d.refobjid
     loop
         execute format('drop view if exists %s cascade', view);
@@ -280,9 +280,9 @@ $drop_views$
 {% macro system_versioned_event_sql(relation, key, columns, event) %}
 {#- Apply one schema event to the history at the DDL's commit time (see the top of this file). -#}
 {%- set all = columns['first'] + columns['added'] -%}
-{%- set keys = medallion_column_list(key) -%}
-{%- set ts = medallion_literal(event.ts) ~ "::timestamptz" -%}
-{%- set known = medallion_literal(event.known) ~ "::timestamptz" -%}
+{%- set keys = medallion.medallion_column_list(key) -%}
+{%- set ts = medallion.medallion_literal(event.ts) ~ "::timestamptz" -%}
+{%- set known = medallion.medallion_literal(event.known) ~ "::timestamptz" -%}
 {%- if event.drop %}
 -- the table was dropped: its current versions end here (one that began in the same transaction
 -- never showed; one whose start is later by the clock ends just after it)
@@ -294,31 +294,31 @@ drop table if exists medallion_changed;
 create temporary table medallion_changed on commit drop as
 select
     {%- for name in all %}
-    {{ event.set[name] if name in event.set else medallion_quote(name) }} as {{ medallion_quote(name) }},
+    {{ event.set[name] if name in event.set else medallion.medallion_quote(name) }} as {{ medallion.medallion_quote(name) }},
     {%- endfor %}
     sys_start,
     greatest({{ ts }}, sys_start + interval '1 microsecond') as _m_event_ts
 from {{ relation }}
 where sys_end = 'infinity'
-  and row({% for name in event.set %}{{ medallion_quote(name) }}{{ ", " if not loop.last }}{% endfor %}, null)
+  and row({% for name in event.set %}{{ medallion.medallion_quote(name) }}{{ ", " if not loop.last }}{% endfor %}, null)
       is distinct from row({% for name in event.set %}{{ event.set[name] }}{{ ", " if not loop.last }}{% endfor %}, null);
 
 -- versions that began at this very instant take the new content in place (never visible otherwise)
 update {{ relation }} as h set
     {%- for name in event.set %}
-    {{ medallion_quote(name) }} = c.{{ medallion_quote(name) }}{{ "," if not loop.last }}
+    {{ medallion.medallion_quote(name) }} = c.{{ medallion.medallion_quote(name) }}{{ "," if not loop.last }}
     {%- endfor %}
 from medallion_changed as c
-where {% for k in key %}h.{{ medallion_quote(k) }} = c.{{ medallion_quote(k) }} and {% endfor -%}
+where {% for k in key %}h.{{ medallion.medallion_quote(k) }} = c.{{ medallion.medallion_quote(k) }} and {% endfor -%}
       h.sys_end = 'infinity' and h.sys_start = {{ ts }} and c.sys_start = {{ ts }};
 
 update {{ relation }} as h set sys_end = c._m_event_ts, sys_known_to = {{ known }}
 from medallion_changed as c
-where {% for k in key %}h.{{ medallion_quote(k) }} = c.{{ medallion_quote(k) }} and {% endfor -%}
+where {% for k in key %}h.{{ medallion.medallion_quote(k) }} = c.{{ medallion.medallion_quote(k) }} and {% endfor -%}
       h.sys_end = 'infinity' and h.sys_start <> {{ ts }};
 
-insert into {{ relation }} ({{ medallion_column_list(all) }}, sys_start, sys_end, sys_known_from, sys_known_to)
-select {{ medallion_column_list(all) }}, _m_event_ts, 'infinity', {{ known }}, 'infinity'
+insert into {{ relation }} ({{ medallion.medallion_column_list(all) }}, sys_start, sys_end, sys_known_from, sys_known_to)
+select {{ medallion.medallion_column_list(all) }}, _m_event_ts, 'infinity', {{ known }}, 'infinity'
 from medallion_changed
 where sys_start <> {{ ts }}
 order by {{ keys }};
@@ -333,7 +333,7 @@ delete from {{ relation }};
 {%- else %}
 update {{ relation }} set
     {%- for name in event.set %}
-    {{ medallion_quote(name) }} = {{ event.set[name] }}{{ "," if not loop.last }}
+    {{ medallion.medallion_quote(name) }} = {{ event.set[name] }}{{ "," if not loop.last }}
     {%- endfor %};
 {%- endif %}
 {% endmacro %}

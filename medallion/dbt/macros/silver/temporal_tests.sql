@@ -19,22 +19,22 @@
         'marker': the comment a compiled test starts with} -#}
     {%- set model = node.schema ~ '.' ~ (node.alias or node.name) -%}
     {%- set row = run_query(
-        "select coalesce(max(last_commit_lsn), -1), max(tested_to) from " ~ medallion_watermark_relation() ~ " where model = "
-        ~ medallion_literal(model)).rows[0] -%}
+        "select coalesce(max(last_commit_lsn), -1), max(tested_to) from " ~ medallion.medallion_watermark_relation() ~ " where model = "
+        ~ medallion.medallion_literal(model)).rows[0] -%}
     {#- never tested (the first build, a --full-refresh): the stretch is all of bronze, (-1, hi],
         so the incremental form covers every key, and its SQL, kept by stored_build.py, tests
         the next build's stretch -#}
     {%- set full = var('medallion_full_tests', false) -%}
     {%- if not full and row[1] is not none and (row[0] | int) > (row[1] | int) -%}
-        {%- set full = run_query(medallion_needs_build_sql(bronze, row[1] | int, row[0] | int)).columns[0].values()[0] -%}
+        {%- set full = run_query(medallion.medallion_needs_build_sql(bronze, row[1] | int, row[0] | int)).columns[0].values()[0] -%}
     {%- endif -%}
-    {%- set lo = "(select coalesce(max(tested_to), -1) from " ~ medallion_watermark_relation() ~ " where model = " ~ medallion_literal(model) ~ ")" -%}
-    {%- set hi = medallion_watermark_sql(model) -%}
+    {%- set lo = "(select coalesce(max(tested_to), -1) from " ~ medallion.medallion_watermark_relation() ~ " where model = " ~ medallion.medallion_literal(model) ~ ")" -%}
+    {%- set hi = medallion.medallion_watermark_sql(model) -%}
     {%- set key_columns = {} -%}
     {%- for k in key %}{% do key_columns.update({k: columns[k]}) %}{% endfor -%}
     {%- set touched -%}
-        select distinct {{ medallion_column_list(key) }}
-        from ({{ cdc_feed(bronze, key, key_columns, node.config.get('column_names') or {}) }}) as feed
+        select distinct {{ medallion.medallion_column_list(key) }}
+        from ({{ medallion.cdc_feed(bronze, key, key_columns, node.config.get('column_names') or {}) }}) as feed
         where _m_lsn > {{ lo }} and _m_lsn <= {{ hi }}
     {%- endset -%}
     {%- set marker = '-- medallion: ' ~ ('whole table' if full else 'incremental') ~ ' test of ' ~ model -%}
@@ -44,12 +44,21 @@
 
 {% macro medallion_watermark_sql(model) -%}
     {#- the last bronze position applied to a model, read when the statement runs -#}
-    (select coalesce(max(last_commit_lsn), -1) from {{ medallion_watermark_relation() }} where model = {{ medallion_literal(model) }})
+    (select coalesce(max(last_commit_lsn), -1) from {{ medallion.medallion_watermark_relation() }} where model = {{ medallion.medallion_literal(model) }})
 {%- endmacro %}
 
 
+{% macro medallion_model_named(name) %}
+    {#- the model of that name, in whichever package holds it: silver's generated models are the
+        build project's own under `medallion build`, the package medallion_silver under plain dbt -#}
+    {%- set found = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model')
+                    | selectattr('name', 'equalto', name) | list -%}
+    {{- return(found[0] if found else none) -}}
+{% endmacro %}
+
+
 {% macro medallion_bronze_of_node(node) %}
-    {%- set source_node = graph.sources['source.' ~ project_name ~ '.' ~ node.sources[0][0] ~ '.' ~ node.sources[0][1]] -%}
+    {%- set source_node = graph.sources['source.' ~ node.package_name ~ '.' ~ node.sources[0][0] ~ '.' ~ node.sources[0][1]] -%}
     {{- return(api.Relation.create(database=target.database, schema=source_node.schema,
                                    identifier=source_node.identifier)) -}}
 {% endmacro %}
@@ -79,8 +88,8 @@
                     {%- set n = graph.nodes[uid] -%}
                     {%- do models.append(n.schema ~ '.' ~ (n.alias or n.name)) -%}
                     {%- set history = (result.node.test_metadata.kwargs or {}).get('history') if result.node.test_metadata else none -%}
-                    {%- if history and graph.nodes.get('model.' ~ project_name ~ '.' ~ history) -%}
-                        {%- set h = graph.nodes['model.' ~ project_name ~ '.' ~ history] -%}
+                    {%- set h = medallion.medallion_model_named(history) if history else none -%}
+                    {%- if h is not none -%}
                         {%- do models.append(h.schema ~ '.' ~ (h.alias or h.name)) -%}
                     {%- endif -%}
                 {%- endfor -%}
@@ -88,8 +97,8 @@
         {%- endfor -%}
     {%- endif -%}
     {%- if models and not failed -%}
-        update {{ medallion_watermark_relation() }} set tested_to = last_commit_lsn
-        where model in ({% for m in models | unique %}{{ medallion_literal(m) }}{{ ", " if not loop.last }}{% endfor %})
+        update {{ medallion.medallion_watermark_relation() }} set tested_to = last_commit_lsn
+        where model in ({% for m in models | unique %}{{ medallion.medallion_literal(m) }}{{ ", " if not loop.last }}{% endfor %})
     {%- else -%}
         select 'no tested stretch to record' as nothing_to_do
     {%- endif -%}
@@ -102,25 +111,25 @@
 {%- set key = [key] if key is string else key -%}
 {%- set scope = {'full': true} -%}
 {%- if execute and history -%}
-    {%- set node = graph.nodes['model.' ~ project_name ~ '.' ~ history] -%}
-    {%- set bronze = medallion_bronze_of_node(node) -%}
-    {%- set columns = medallion_ordered_columns(medallion_history_columns(medallion_timeline(bronze, node.config.get('column_names') or {}), this,
+    {%- set node = medallion.medallion_model_named(history) -%}
+    {%- set bronze = medallion.medallion_bronze_of_node(node) -%}
+    {%- set columns = medallion.medallion_ordered_columns(medallion.medallion_history_columns(medallion.medallion_timeline(bronze, node.config.get('column_names') or {}), this,
                                                 node.config.get('column_types') or {})) -%}
-    {%- set scope = medallion_test_scope(node, bronze, key, columns) -%}
+    {%- set scope = medallion.medallion_test_scope(node, bronze, key, columns) -%}
 {%- endif %}
 {{ scope.marker or '' }}
 with versions as (
     select
-        {{ medallion_column_list(key) }},
+        {{ medallion.medallion_column_list(key) }},
         sys_start,
         sys_end,
         lead(sys_start) over by_key as _m_next_start,
-        count(*) filter (where sys_end = 'infinity') over (partition by {{ medallion_column_list(key) }}) as _m_current_versions
+        count(*) filter (where sys_end = 'infinity') over (partition by {{ medallion.medallion_column_list(key) }}) as _m_current_versions
     from {{ model }}
     {%- if not scope.full %}
-    where ({{ medallion_column_list(key) }}) in ({{ scope.touched }})
+    where ({{ medallion.medallion_column_list(key) }}) in ({{ scope.touched }})
     {%- endif %}
-    window by_key as (partition by {{ medallion_column_list(key) }} order by sys_start)
+    window by_key as (partition by {{ medallion.medallion_column_list(key) }} order by sys_start)
 ),
 
 final as (
@@ -139,23 +148,23 @@ select * from final
     truncate of its table (or of its partition) came after it. The replay shares only the typing (cdc_feed) with the history
     model, not the versioning. -#}
 {%- if execute -%}
-    {%- set node = graph.nodes['model.' ~ project_name ~ '.' ~ history] -%}
+    {%- set node = medallion.medallion_model_named(history) -%}
     {%- set key = node.config.key -%}
-    {%- set bronze = medallion_bronze_of_node(node) -%}
-    {%- set timeline = medallion_timeline(bronze, node.config.get('column_names') or {}) -%}
-    {%- set history_columns = medallion_history_columns(timeline, this, node.config.get('column_types') or {}) -%}
-    {%- set columns = medallion_ordered_columns(history_columns) -%}
-    {%- set cols = medallion_column_list(columns.keys()) -%}
+    {%- set bronze = medallion.medallion_bronze_of_node(node) -%}
+    {%- set timeline = medallion.medallion_timeline(bronze, node.config.get('column_names') or {}) -%}
+    {%- set history_columns = medallion.medallion_history_columns(timeline, this, node.config.get('column_types') or {}) -%}
+    {%- set columns = medallion.medallion_ordered_columns(history_columns) -%}
+    {%- set cols = medallion.medallion_column_list(columns.keys()) -%}
     {%- set model_name = node.schema ~ '.' ~ (node.alias or node.name) -%}
-    {%- set watermark = run_query("select " ~ medallion_watermark_sql(model_name)).columns[0].values()[0] | int -%}
+    {%- set watermark = run_query("select " ~ medallion.medallion_watermark_sql(model_name)).columns[0].values()[0] | int -%}
     {%- set events = [] -%}
-    {%- for event in medallion_schema_events(timeline, columns) -%}
+    {%- for event in medallion.medallion_schema_events(timeline, columns) -%}
         {%- if event.lsn <= watermark %}{% do events.append(event) %}{% endif -%}
     {%- endfor -%}
-    {%- set scope = medallion_test_scope(node, bronze, key, columns) -%}
+    {%- set scope = medallion.medallion_test_scope(node, bronze, key, columns) -%}
 {{ scope.marker }}
 with all_changes as (
-    {{ cdc_feed(bronze, key, columns, node.config.get('column_names') or {}) }}
+    {{ medallion.cdc_feed(bronze, key, columns, node.config.get('column_names') or {}) }}
 ),
 
 feed as (
@@ -172,10 +181,10 @@ truncates as materialized (
 ),
 
 latest as (
-    select distinct on ({{ medallion_column_list(key) }}) *
+    select distinct on ({{ medallion.medallion_column_list(key) }}) *
     from feed
     where _m_op not in ('T', 'E')
-    order by {{ medallion_column_list(key) }}, _m_lsn desc, _m_ordinal desc
+    order by {{ medallion.medallion_column_list(key) }}, _m_lsn desc, _m_ordinal desc
 ),
 
 replayed_0 as (
@@ -186,7 +195,7 @@ replayed_0 as (
       and not exists (
           select from truncates as t
           where (t._m_lsn, t._m_ordinal) > (latest._m_lsn, latest._m_ordinal)
-            and t._m_source_table in ({{ medallion_literal(node.config.source_table) }}, latest._m_source_table))
+            and t._m_source_table in ({{ medallion.medallion_literal(node.config.source_table) }}, latest._m_source_table))
 ),
 {% for event in events %}
 replayed_{{ loop.index }} as (
@@ -195,8 +204,8 @@ replayed_{{ loop.index }} as (
         {%- for name in columns %}
         {% if name in event.set -%}
         case when (_m_lsn, _m_ordinal) < ({{ event.lsn }}, {{ event.ordinal }}) then {{ event.set[name] }}
-             else {{ medallion_quote(name) }} end
-        {%- else %}{{ medallion_quote(name) }}{% endif %} as {{ medallion_quote(name) }},
+             else {{ medallion.medallion_quote(name) }} end
+        {%- else %}{{ medallion.medallion_quote(name) }}{% endif %} as {{ medallion.medallion_quote(name) }},
         {%- endfor %}
         _m_lsn, _m_ordinal
     from replayed_{{ loop.index0 }}
@@ -214,7 +223,7 @@ expected as (
 actual as (
     select row({{ cols }})::text as source_row from {{ model }}
     {%- if not scope.full %}
-    where ({{ medallion_column_list(key) }}) in (select {{ medallion_column_list(key) }} from feed)
+    where ({{ medallion.medallion_column_list(key) }}) in (select {{ medallion.medallion_column_list(key) }} from feed)
     {%- endif %}
 ),
 

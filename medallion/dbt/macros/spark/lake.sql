@@ -23,12 +23,12 @@
 
 
 {% macro spark_column_list(names, prefix='') -%}
-    {%- for name in names -%}{{ prefix }}{{ spark_quote(name) }}{{ ", " if not loop.last }}{%- endfor -%}
+    {%- for name in names -%}{{ prefix }}{{ medallion.spark_quote(name) }}{{ ", " if not loop.last }}{%- endfor -%}
 {%- endmacro %}
 
 
 {% macro spark_keys_equal(key, left, right) -%}
-    {%- for k in key %}{{ left }}.{{ spark_quote(k) }} = {{ right }}.{{ spark_quote(k) }}{{ " and " if not loop.last }}{% endfor -%}
+    {%- for k in key %}{{ left }}.{{ medallion.spark_quote(k) }} = {{ right }}.{{ medallion.spark_quote(k) }}{{ " and " if not loop.last }}{% endfor -%}
 {%- endmacro %}
 
 
@@ -57,7 +57,7 @@
 
 {% macro spark_typed(text, warehouse_type) -%}
     {#- A bronze value (wal2json's text or JSON number) as its Spark type. bytea arrives as bare hex. -#}
-    {%- set t = spark_type(warehouse_type) -%}
+    {%- set t = medallion.spark_type(warehouse_type) -%}
     {%- if t == 'string' -%}{{ text }}
     {%- elif t == 'binary' -%}unhex(case when left({{ text }}, 2) = '\\x' then substr({{ text }}, 3) else {{ text }} end)
     {%- else -%}cast({{ text }} as {{ t }})
@@ -83,7 +83,7 @@
 {% macro spark_watermark(relation) %}
     {#- (last bronze commit_lsn applied, the snapshot its build left, the current snapshot) from
         the table's properties; (-1, none, ...) before its first build -#}
-    {%- set properties = spark_table_properties(relation) -%}
+    {%- set properties = medallion.spark_table_properties(relation) -%}
     {{- return((properties.get('medallion.watermark', -1) | int, properties.get('medallion.watermark-snapshot'),
                 properties.get('current-snapshot-id', 'none'))) -}}
 {% endmacro %}
@@ -92,14 +92,14 @@
 {% macro spark_needs_rebuild(relation) %}
     {#- The table changed after its watermark was written (a crash in between): rebuild it. -#}
     {%- if load_relation(relation) is none -%}{{ return(false) }}{%- endif -%}
-    {%- set watermark = spark_watermark(relation) -%}
+    {%- set watermark = medallion.spark_watermark(relation) -%}
     {{- return(watermark[2] != 'none' and watermark[1] != watermark[2]) -}}
 {% endmacro %}
 
 
 {% macro spark_set_watermark(relation, lsn) %}
     {#- A metadata-only commit: the table's snapshot does not change, so the pair stays true -#}
-    {%- set current = spark_table_properties(relation).get('current-snapshot-id', 'none') -%}
+    {%- set current = medallion.spark_table_properties(relation).get('current-snapshot-id', 'none') -%}
     {% do run_query("alter table " ~ relation ~ " set tblproperties ('medallion.watermark' = '" ~ lsn
                     ~ "', 'medallion.watermark-snapshot' = '" ~ current ~ "')") %}
 {% endmacro %}
@@ -117,7 +117,7 @@
         state's position the last export recorded (medallion.bronze.complete-lsn on the lake's
         bronze.table_schema: every source transaction up to it is in the lake, a DDL that changed
         no row too), or further when the table's own rows go further. -#}
-    {%- set complete = spark_table_properties('bronze.table_schema').get('medallion.bronze.complete-lsn', -1) | int -%}
+    {%- set complete = medallion.spark_table_properties('bronze.table_schema').get('medallion.bronze.complete-lsn', -1) | int -%}
     {%- set result = run_query("select coalesce(max(commit_lsn), -1) from " ~ bronze_relation) -%}
     {{- return([result.rows[0][0] | int, complete, floor] | max) -}}
 {% endmacro %}

@@ -24,7 +24,7 @@
 
 
 {% macro spark_gold_temp(relation, what) -%}
-    {{ spark_quote('gold_' ~ what ~ '__' ~ relation.identifier) }}
+    {{ medallion.spark_quote('gold_' ~ what ~ '__' ~ relation.identifier) }}
 {%- endmacro %}
 
 
@@ -32,11 +32,11 @@
     {%- for input in inputs %}
     select
         cast({{ loop.index }} as smallint) as input,
-        cast({{ spark_quote(input['key']) }} as bigint) as line_key,
-        {{ spark_column_list(grain) }},
+        cast({{ medallion.spark_quote(input['key']) }} as bigint) as line_key,
+        {{ medallion.spark_column_list(grain) }},
         md5(to_json(named_struct(
             {%- for column in grain + input['fields'] %}
-            {{ spark_literal(column) }}, {{ spark_quote(column) }}{{ "," if not loop.last }}
+            {{ medallion.spark_literal(column) }}, {{ medallion.spark_quote(column) }}{{ "," if not loop.last }}
             {%- endfor %}))) as fp
     from {{ ref(input['lines']) }}
     {{- "\n    union all" if not loop.last }}
@@ -50,19 +50,19 @@
 with differences as (
     -- lines that appeared, disappeared, or changed group or a field the mart reads
     select
-        {{ spark_column_list(grain, 'c.') }},
+        {{ medallion.spark_column_list(grain, 'c.') }},
         {%- for column in grain %}
-        b.{{ spark_quote(column) }} as {{ spark_quote('old_' ~ column) }}{{ "," if not loop.last }}
+        b.{{ medallion.spark_quote(column) }} as {{ medallion.spark_quote('old_' ~ column) }}{{ "," if not loop.last }}
         {%- endfor %}
-    from {{ spark_gold_temp(this, 'lines') }} as c
+    from {{ medallion.spark_gold_temp(this, 'lines') }} as c
     full join {{ basis }} as b on b.input = c.input and b.line_key = c.line_key
     where not (c.fp <=> b.fp)
 )
 
 -- the group each such line is in now, and the one it counted in at the last build
-select {{ spark_column_list(grain) }} from differences where {{ spark_quote(grain[0]) }} is not null
+select {{ medallion.spark_column_list(grain) }} from differences where {{ medallion.spark_quote(grain[0]) }} is not null
 union
-select {{ spark_column_list(old) }} from differences where {{ spark_quote(old[0]) }} is not null
+select {{ medallion.spark_column_list(old) }} from differences where {{ medallion.spark_quote(old[0]) }} is not null
 {% endmacro %}
 
 
@@ -73,20 +73,20 @@ select {{ spark_column_list(old) }} from differences where {{ spark_quote(old[0]
         {%- set target_relation = this.incorporate(type='table') -%}
         {{ run_hooks(pre_hooks) }}
         {% call statement('main') -%}
-            create or replace table {{ target_relation }} using iceberg tblproperties ({{ spark_write_properties() }}) as
+            create or replace table {{ target_relation }} using iceberg tblproperties ({{ medallion.spark_write_properties() }}) as
             select * from ({{ sql }}) as mart
         {%- endcall %}
-        {% do spark_set_watermark(target_relation, -1) %}
+        {% do medallion.spark_set_watermark(target_relation, -1) %}
         {{ run_hooks(post_hooks) }}
         {{ return({'relations': [target_relation]}) }}
     {%- endif -%}
     {%- set grain = config.require('grain') -%}
     {%- set inputs = config.require('inputs') -%}
     {%- set target_relation = this.incorporate(type='table') -%}
-    {%- set basis_relation = gold_basis_relation(this) -%}
-    {%- set incremental = gold_mart_is_incremental() and not spark_needs_rebuild(target_relation) -%}
-    {%- set lines = spark_gold_temp(this, 'lines') -%}
-    {%- set scope = spark_gold_temp(this, 'scope') -%}
+    {%- set basis_relation = medallion.gold_basis_relation(this) -%}
+    {%- set incremental = medallion.gold_mart_is_incremental() and not medallion.spark_needs_rebuild(target_relation) -%}
+    {%- set lines = medallion.spark_gold_temp(this, 'lines') -%}
+    {%- set scope = medallion.spark_gold_temp(this, 'scope') -%}
 
     {{ run_hooks(pre_hooks) }}
     {%- if not incremental %}
@@ -94,29 +94,29 @@ select {{ spark_column_list(old) }} from differences where {{ spark_quote(old[0]
             build is a full one again -#}
         {% do run_query("drop table if exists " ~ basis_relation) %}
         {% call statement('main') -%}
-            create or replace table {{ target_relation }} using iceberg tblproperties ({{ spark_write_properties() }}) as
+            create or replace table {{ target_relation }} using iceberg tblproperties ({{ medallion.spark_write_properties() }}) as
             select * from ({{ sql }}) as mart
         {%- endcall %}
-        {% do run_query("create table " ~ basis_relation ~ " using iceberg tblproperties (" ~ spark_write_properties() ~ ") as " ~ spark_gold_lines_sql(grain, inputs)) %}
+        {% do run_query("create table " ~ basis_relation ~ " using iceberg tblproperties (" ~ medallion.spark_write_properties() ~ ") as " ~ medallion.spark_gold_lines_sql(grain, inputs)) %}
     {%- else %}
-        {% do run_query("cache table " ~ lines ~ " as " ~ spark_gold_lines_sql(grain, inputs)) %}
-        {% do run_query("cache table " ~ scope ~ " as " ~ spark_gold_scope_sql(basis_relation, grain, inputs)) %}
+        {% do run_query("cache table " ~ lines ~ " as " ~ medallion.spark_gold_lines_sql(grain, inputs)) %}
+        {% do run_query("cache table " ~ scope ~ " as " ~ medallion.spark_gold_scope_sql(basis_relation, grain, inputs)) %}
         {%- set columns = adapter.get_columns_in_relation(target_relation) | map(attribute='name') | list -%}
         {%- set values = columns | reject('in', grain) | list -%}
         {% call statement('main') -%}
             merge into {{ target_relation }} as t
             using (
-                select {{ spark_column_list(grain, 'scope.') }},
-                       {%- for column in values %} mart.{{ spark_quote(column) }},{% endfor %}
-                       mart.{{ spark_quote(grain[0]) }} is null as gone
+                select {{ medallion.spark_column_list(grain, 'scope.') }},
+                       {%- for column in values %} mart.{{ medallion.spark_quote(column) }},{% endfor %}
+                       mart.{{ medallion.spark_quote(grain[0]) }} is null as gone
                 from {{ scope }} as scope
-                left join ({{ sql }}) as mart on {{ spark_keys_equal(grain, 'mart', 'scope') }}
+                left join ({{ sql }}) as mart on {{ medallion.spark_keys_equal(grain, 'mart', 'scope') }}
             ) as s
-            on {{ spark_keys_equal(grain, 't', 's') }}
+            on {{ medallion.spark_keys_equal(grain, 't', 's') }}
             when matched and s.gone then delete
-            when matched then update set {% for column in values %}t.{{ spark_quote(column) }} = s.{{ spark_quote(column) }}{{ ", " if not loop.last }}{% endfor %}
-            when not matched and not s.gone then insert ({{ spark_column_list(columns) }})
-                values ({{ spark_column_list(columns, 's.') }})
+            when matched then update set {% for column in values %}t.{{ medallion.spark_quote(column) }} = s.{{ medallion.spark_quote(column) }}{{ ", " if not loop.last }}{% endfor %}
+            when not matched and not s.gone then insert ({{ medallion.spark_column_list(columns) }})
+                values ({{ medallion.spark_column_list(columns, 's.') }})
         {%- endcall %}
         {#- after this build every line is counted where it is now: the basis is the current lines -#}
         {% do run_query("insert overwrite " ~ basis_relation ~ " select * from " ~ lines) %}
@@ -125,7 +125,7 @@ select {{ spark_column_list(old) }} from differences where {{ spark_quote(old[0]
         {% do run_query("drop view if exists " ~ scope) %}
         {% do run_query("drop view if exists " ~ lines) %}
     {%- endif %}
-    {% do spark_set_watermark(target_relation, -1) %}
+    {% do medallion.spark_set_watermark(target_relation, -1) %}
     {{ run_hooks(post_hooks) }}
     {{ return({'relations': [target_relation]}) }}
 {% endmaterialization %}

@@ -19,14 +19,14 @@
 {%- set source_of = {} -%}
 {%- for source, silver in (config.get('column_names') or {}).items() %}{% do source_of.update({silver: source}) %}{% endfor -%}
 {%- set fields = [] -%}
-{%- for name in columns.keys() %}{% do fields.append(spark_quote(source_of.get(name, name)) ~ ' string') %}{% endfor -%}
-{%- set schema = spark_literal(fields | join(', ')) -%}
+{%- for name in columns.keys() %}{% do fields.append(medallion.spark_quote(source_of.get(name, name)) ~ ' string') %}{% endfor -%}
+{%- set schema = medallion.spark_literal(fields | join(', ')) -%}
 with changes as (
     select commit_lsn, ordinal, op, commit_ts, load_ts, source_table,
            from_json(full_row, {{ schema }}) as image,
            from_json(old_row, {{ schema }}) as old_image
     from {{ bronze }}
-    where {{ spark_range(after, before) }}
+    where {{ medallion.spark_range(after, before) }}
 ),
 
 key_moves as (
@@ -34,7 +34,7 @@ key_moves as (
     select commit_lsn, ordinal, 'D' as op, commit_ts, load_ts, source_table, old_image as image
     from changes
     where op = 'U'
-      and not ({% for k in key %}old_image.{{ spark_quote(source_of.get(k, k)) }} <=> image.{{ spark_quote(source_of.get(k, k)) }}{{ " and " if not loop.last }}{% endfor %})
+      and not ({% for k in key %}old_image.{{ medallion.spark_quote(source_of.get(k, k)) }} <=> image.{{ medallion.spark_quote(source_of.get(k, k)) }}{{ " and " if not loop.last }}{% endfor %})
 ),
 
 images as (
@@ -52,7 +52,7 @@ select
     load_ts as _m_load_ts,
     source_table as _m_source_table,
     {%- for name, type in columns.items() %}
-    {{ spark_typed("image." ~ spark_quote(source_of.get(name, name)), type) }} as {{ spark_quote(name) }}{{ "," if not loop.last }}
+    {{ medallion.spark_typed("image." ~ medallion.spark_quote(source_of.get(name, name)), type) }} as {{ medallion.spark_quote(name) }}{{ "," if not loop.last }}
     {%- endfor %}
 from images
 {% endmacro %}
@@ -63,19 +63,19 @@ from images
         stream order: the changes between schema events and re-syncs as one MERGE per batch,
         then each event or epoch at its own position (the same order PostgreSQL applies them) -#}
     {%- set history = kind == 'history' -%}
-    {%- set plan = spark_steps(bronze_relation, medallion_schema_events(timeline, columns), lo, hi) -%}
-    {%- set batch_rows = spark_batch_rows(bronze_relation, plan, lo, hi) -%}
+    {%- set plan = medallion.spark_steps(bronze_relation, medallion.medallion_schema_events(timeline, columns), lo, hi) -%}
+    {%- set batch_rows = medallion.spark_batch_rows(bronze_relation, plan, lo, hi) -%}
     {%- set position = namespace(after=[lo, 2147483647], empty=(lo < 0)) -%}
     {%- for step in plan.steps + [none] -%}
         {%- set before = [step.lsn, step.ordinal] if step else [hi + 1, 0] -%}
         {%- if batch_rows[loop.index0] > 0 %}
             {%- if history and config.get('declared_key', false) %}
-                {% do spark_check_declared_key(target_relation, bronze_relation, key, columns, source_root, position.after,
-                                               before, spark_truncated(plan.truncates, position.after, before)) %}
+                {% do medallion.spark_check_declared_key(target_relation, bronze_relation, key, columns, source_root, position.after,
+                                               before, medallion.spark_truncated(plan.truncates, position.after, before)) %}
             {%- endif %}
             {%- set merge = spark_history_merge_sql if history else spark_current_state_merge_sql -%}
             {% do run_query(merge(target_relation, bronze_relation, key, columns, source_root, position.after, before,
-                                  spark_truncated(plan.truncates, position.after, before), position.empty)) %}
+                                  medallion.spark_truncated(plan.truncates, position.after, before), position.empty)) %}
             {%- set position.empty = false -%}
         {%- endif %}
         {%- if step and step.epoch %}
@@ -84,8 +84,8 @@ from images
             {%- set position.after = [step.lsn, 2147483647] -%}
             {%- set position.empty = false -%}
         {%- elif step %}
-            {%- set statements = spark_history_event_sql(target_relation, key, columns, step) if history
-                                 else [spark_current_state_event_sql(target_relation, step)] -%}
+            {%- set statements = medallion.spark_history_event_sql(target_relation, key, columns, step) if history
+                                 else [medallion.spark_current_state_event_sql(target_relation, step)] -%}
             {%- for statement in statements %}
                 {% do run_query(statement) %}
             {%- endfor %}
@@ -104,10 +104,10 @@ from images
         watermark applied in stream order; the watermark moved. Returns the table. -#}
     {%- set history = kind == 'history' -%}
     {%- set key = config.require('key') -%}
-    {%- set bronze_relation = medallion_bronze_of(model) -%}
-    {%- set timeline = spark_timeline(bronze_relation) -%}
-    {%- set history_columns = medallion_history_columns(timeline, this) -%}
-    {%- set columns = medallion_ordered_columns(history_columns) -%}
+    {%- set bronze_relation = medallion.medallion_bronze_of(model) -%}
+    {%- set timeline = medallion.spark_timeline(bronze_relation) -%}
+    {%- set history_columns = medallion.medallion_history_columns(timeline, this) -%}
+    {%- set columns = medallion.medallion_ordered_columns(history_columns) -%}
     {%- set source_root = config.require('source_table') -%}
     {%- set target_relation = this.incorporate(type='table') -%}
     {%- set existing_relation = load_cached_relation(this) -%}
@@ -116,12 +116,12 @@ from images
     {%- set outdated = false -%}
     {%- if existing_relation is not none and existing_relation.type == 'table' -%}
         {%- set existing_columns = adapter.get_columns_in_relation(target_relation) -%}
-        {%- set evolve = spark_evolve(target_relation, existing_columns, history_columns) -%}
+        {%- set evolve = medallion.spark_evolve(target_relation, existing_columns, history_columns) -%}
         {#- a history from before warehouse time -#}
         {%- set outdated = history and 'sys_known_from' not in (existing_columns | map(attribute='name') | list) -%}
     {%- endif -%}
     {%- if existing_relation is not none and (should_full_refresh() or existing_relation.type != 'table' or evolve[1]
-                                             or outdated or spark_needs_rebuild(target_relation)) %}
+                                             or outdated or medallion.spark_needs_rebuild(target_relation)) %}
         {%- do log("medallion: rebuilding " ~ target_relation ~ " from all of bronze (full refresh "
                    ~ should_full_refresh() ~ ", type " ~ existing_relation.type ~ ", type change " ~ evolve[1] ~ ")") -%}
         {{ adapter.drop_relation(target_relation.incorporate(type=existing_relation.type)) }}
@@ -130,22 +130,22 @@ from images
     {%- if existing_relation is none %}
         {%- set first = {} -%}
         {%- for name in history_columns['first'] %}{% do first.update({name: columns[name]}) %}{% endfor -%}
-        {% do run_query(spark_history_create_sql(target_relation, key, first) if history
-                        else spark_current_state_create_sql(target_relation, key, first, config.require('partition_by'))) %}
-        {%- set evolve = spark_evolve(target_relation, adapter.get_columns_in_relation(target_relation), history_columns) -%}
+        {% do run_query(medallion.spark_history_create_sql(target_relation, key, first) if history
+                        else medallion.spark_current_state_create_sql(target_relation, key, first, config.require('partition_by'))) %}
+        {%- set evolve = medallion.spark_evolve(target_relation, adapter.get_columns_in_relation(target_relation), history_columns) -%}
     {%- endif %}
     {%- for statement in evolve[0] %}{% do run_query(statement) %}{% endfor -%}
 
-    {%- set lo = spark_watermark(target_relation)[0] -%}
-    {%- set hi = spark_bronze_high(bronze_relation, lo) -%}
+    {%- set lo = medallion.spark_watermark(target_relation)[0] -%}
+    {%- set hi = medallion.spark_bronze_high(bronze_relation, lo) -%}
     {%- if hi > lo %}
-        {% do spark_apply_stretch(kind, target_relation, bronze_relation, key, columns, source_root, timeline, lo, hi) %}
+        {% do medallion.spark_apply_stretch(kind, target_relation, bronze_relation, key, columns, source_root, timeline, lo, hi) %}
     {%- endif %}
     {% call statement('main') -%}
         select {{ hi }} as applied_up_to
     {%- endcall %}
     {%- if hi > lo %}
-        {% do spark_set_watermark(target_relation, hi) %}
+        {% do medallion.spark_set_watermark(target_relation, hi) %}
     {%- endif %}
     {{- return(target_relation) -}}
 {% endmacro %}

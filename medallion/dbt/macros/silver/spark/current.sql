@@ -8,9 +8,9 @@
                       | reject('in', ['sys_end', 'sys_known_from', 'sys_known_to']) | list -%}
     {% call statement('main') -%}
         create or replace view {{ target_relation }} as
-        select {{ spark_column_list(columns) }}
+        select {{ medallion.spark_column_list(columns) }}
         from {{ history }}
-        where sys_end = {{ spark_far_future() }}
+        where sys_end = {{ medallion.spark_far_future() }}
     {%- endcall %}
     {{ return({'relations': [target_relation]}) }}
 {% endmaterialization %}
@@ -24,7 +24,7 @@
     the rows of the truncated relations that the batch did not change go too. Schema events and
     re-syncs apply between the batches around them (schema_evolution.sql). -#}
     {{ run_hooks(pre_hooks) }}
-    {%- set target_relation = spark_build_silver_table('current') -%}
+    {%- set target_relation = medallion.spark_build_silver_table('current') -%}
     {{ run_hooks(post_hooks) }}
     {{ return({'relations': [target_relation]}) }}
 {% endmaterialization %}
@@ -33,13 +33,13 @@
 {% macro spark_current_state_create_sql(relation, key, columns, partition_by) %}
 create table {{ relation }} (
     {%- for column, type in columns.items() %}
-    {{ spark_quote(column) }} {{ spark_type(type) }}{{ " not null" if column in key or column == partition_by }},
+    {{ medallion.spark_quote(column) }} {{ medallion.spark_type(type) }}{{ " not null" if column in key or column == partition_by }},
     {%- endfor %}
     last_commit_ts timestamp not null,
     source_table   string    not null
 ) using iceberg
-partitioned by (months({{ spark_quote(partition_by) }}))
-tblproperties ({{ spark_write_properties() }})
+partitioned by (months({{ medallion.spark_quote(partition_by) }}))
+tblproperties ({{ medallion.spark_write_properties() }})
 {% endmacro %}
 
 
@@ -47,8 +47,8 @@ tblproperties ({{ spark_write_properties() }})
                                        empty=false) %}
 {#- truncated: the source tables the batch truncates (spark_truncated); empty: the table has no
     rows yet, and a plain INSERT of the surviving rows does what the MERGE would -#}
-{%- set keys = spark_column_list(key) -%}
-{%- set cols = spark_column_list(columns.keys()) -%}
+{%- set keys = medallion.spark_column_list(key) -%}
+{%- set cols = medallion.spark_column_list(columns.keys()) -%}
 {%- if empty %}
 insert into {{ relation }} ({{ cols }}, last_commit_ts, source_table)
 select {{ cols }}, _m_last_commit_ts, _m_source_table
@@ -58,7 +58,7 @@ merge into {{ relation }} as t
 using (
 {%- endif %}
     with feed as (
-        {{ spark_cdc_feed(bronze, key, columns, after, before) }}
+        {{ medallion.spark_cdc_feed(bronze, key, columns, after, before) }}
     ),
 
     truncates as (
@@ -77,18 +77,18 @@ using (
 
     truncated_after as (
         -- a truncate of its table (or of its partition) came after the key's last change
-        select {{ spark_column_list(key, 'latest.') }}
+        select {{ medallion.spark_column_list(key, 'latest.') }}
         from latest
         left semi join truncates as tr
           on (tr._m_lsn > latest._m_lsn or (tr._m_lsn = latest._m_lsn and tr._m_ordinal > latest._m_ordinal))
-         and (tr._m_source_table = {{ spark_literal(source_root) }} or tr._m_source_table = latest._m_source_table)
+         and (tr._m_source_table = {{ medallion.spark_literal(source_root) }} or tr._m_source_table = latest._m_source_table)
     ),
 
     final as (
-        select {{ spark_column_list(columns.keys(), 'latest.') }}, latest._m_ts as _m_last_commit_ts, latest._m_source_table,
-               latest._m_op <> 'D' and gone.{{ spark_quote(key[0]) }} is null as _m_survives
+        select {{ medallion.spark_column_list(columns.keys(), 'latest.') }}, latest._m_ts as _m_last_commit_ts, latest._m_source_table,
+               latest._m_op <> 'D' and gone.{{ medallion.spark_quote(key[0]) }} is null as _m_survives
         from latest
-        left join truncated_after as gone on {{ spark_keys_equal(key, 'gone', 'latest') }}
+        left join truncated_after as gone on {{ medallion.spark_keys_equal(key, 'gone', 'latest') }}
     )
 
     select * from final
@@ -97,14 +97,14 @@ using (
 where _m_survives
 {%- else %}
 ) as s
-on {{ spark_keys_equal(key, 't', 's') }}
+on {{ medallion.spark_keys_equal(key, 't', 's') }}
 when matched and not s._m_survives then delete
-when matched then update set {% for c in columns.keys() %}t.{{ spark_quote(c) }} = s.{{ spark_quote(c) }}, {% endfor %}t.last_commit_ts = s._m_last_commit_ts, t.source_table = s._m_source_table
+when matched then update set {% for c in columns.keys() %}t.{{ medallion.spark_quote(c) }} = s.{{ medallion.spark_quote(c) }}, {% endfor %}t.last_commit_ts = s._m_last_commit_ts, t.source_table = s._m_source_table
 when not matched and s._m_survives then insert ({{ cols }}, last_commit_ts, source_table)
-    values ({{ spark_column_list(columns.keys(), 's.') }}, s._m_last_commit_ts, s._m_source_table)
+    values ({{ medallion.spark_column_list(columns.keys(), 's.') }}, s._m_last_commit_ts, s._m_source_table)
 {%- if truncated %}
 when not matched by source
-    {%- if source_root not in truncated %} and t.source_table in ({% for name in truncated %}{{ spark_literal(name) }}{{ ", " if not loop.last }}{% endfor %}){% endif %}
+    {%- if source_root not in truncated %} and t.source_table in ({% for name in truncated %}{{ medallion.spark_literal(name) }}{{ ", " if not loop.last }}{% endfor %}){% endif %}
     then delete
 {%- endif %}
 {%- endif %}

@@ -18,7 +18,7 @@
     --full-refresh, or a table left at a snapshot its watermark does not name, rebuilds from all
     of bronze. -#}
     {{ run_hooks(pre_hooks) }}
-    {%- set target_relation = spark_build_silver_table('history') -%}
+    {%- set target_relation = medallion.spark_build_silver_table('history') -%}
     {{ run_hooks(post_hooks) }}
     {{ return({'relations': [target_relation]}) }}
 {% endmaterialization %}
@@ -27,14 +27,14 @@
 {% macro spark_history_create_sql(relation, key, columns) %}
 create table {{ relation }} (
     {%- for column, type in columns.items() %}
-    {{ spark_quote(column) }} {{ spark_type(type) }}{{ " not null" if column in key }},
+    {{ medallion.spark_quote(column) }} {{ medallion.spark_type(type) }}{{ " not null" if column in key }},
     {%- endfor %}
     sys_start      timestamp not null,  -- source time: valid from (commit time)
     sys_end        timestamp not null,  -- ... until (exclusive); the far future while current
     sys_known_from timestamp not null,  -- warehouse time: loaded into bronze
     sys_known_to   timestamp not null   -- ... until its end was loaded; the far future while current
 ) using iceberg
-tblproperties ({{ spark_write_properties() }})
+tblproperties ({{ medallion.spark_write_properties() }})
 {% endmacro %}
 
 
@@ -44,12 +44,12 @@ tblproperties ({{ spark_write_properties() }})
     and the seed tables are read only when a truncate names one partition. empty: the table has
     no rows yet (its first batch), so nothing is reopened and a plain INSERT of the versions
     does what the MERGE would, in one Spark job instead of a join and a rewrite. -#}
-{%- set feed = spark_cdc_feed(bronze, key, columns, after, before) -%}
+{%- set feed = medallion.spark_cdc_feed(bronze, key, columns, after, before) -%}
 {%- set has_truncates = truncated | length > 0 -%}
 {%- set partial_truncates = truncated | reject('equalto', source_root) | list | length > 0 -%}
-{%- set keys = spark_column_list(key) -%}
-{%- set cols = spark_column_list(columns.keys()) -%}
-{%- set far = spark_far_future() -%}
+{%- set keys = medallion.spark_column_list(key) -%}
+{%- set cols = medallion.spark_column_list(columns.keys()) -%}
+{%- set far = medallion.spark_far_future() -%}
 {%- if empty %}
 insert into {{ relation }} ({{ cols }}, sys_start, sys_end, sys_known_from, sys_known_to)
 select {{ cols }}, sys_start, sys_end, sys_known_from, sys_known_to
@@ -98,7 +98,7 @@ using (
         from (
             select {{ keys }}, _m_source_table,
                    row_number() over (partition by {{ keys }} order by _m_lsn desc, _m_ordinal desc) as _m_change_rank
-            from ({{ spark_cdc_feed(bronze, key, columns, [-1, 0], [after[0], after[1] + 1]) }}) as earlier
+            from ({{ medallion.spark_cdc_feed(bronze, key, columns, [-1, 0], [after[0], after[1] + 1]) }}) as earlier
             where _m_op not in ('T', 'E')
         ) as latest
         where _m_change_rank = 1
@@ -110,9 +110,9 @@ using (
     events as (
         select cast(0 as bigint) as _m_lsn, 0 as _m_ordinal, 'S' as _m_op, reopened.sys_start as _m_ts,
                reopened.sys_known_from as _m_load_ts, seed_tables._m_source_table,
-               {{ spark_column_list(columns.keys(), 'reopened.') }}
+               {{ medallion.spark_column_list(columns.keys(), 'reopened.') }}
         from reopened
-        left join seed_tables on {{ spark_keys_equal(key, 'seed_tables', 'reopened') }}
+        left join seed_tables on {{ medallion.spark_keys_equal(key, 'seed_tables', 'reopened') }}
         union all
         select _m_lsn, _m_ordinal, _m_op, _m_ts, _m_load_ts, _m_source_table, {{ cols }}
         from key_changes
@@ -125,7 +125,7 @@ using (
         select
             numbered.*,
             timestamp_micros(max(unix_micros(numbered._m_ts) - numbered._m_n) over (
-                partition by {{ spark_column_list(key, 'numbered.') }} order by numbered._m_lsn, numbered._m_ordinal
+                partition by {{ medallion.spark_column_list(key, 'numbered.') }} order by numbered._m_lsn, numbered._m_ordinal
                 rows between unbounded preceding and current row) + numbered._m_n) as _m_effective_ts
         from (
             select events.*, row_number() over (partition by {{ keys }} order by _m_lsn, _m_ordinal) as _m_n
@@ -148,12 +148,12 @@ using (
     ended as (
         -- the first truncate after each event that names the relation its row lives in
         select s.*, tr._m_lsn as _m_t_lsn, tr._m_ordinal as _m_t_ordinal, tr._m_ts as _m_t_ts, tr._m_load_ts as _m_t_load_ts,
-               row_number() over (partition by {{ spark_column_list(key, 's.') }}, s._m_lsn, s._m_ordinal
+               row_number() over (partition by {{ medallion.spark_column_list(key, 's.') }}, s._m_lsn, s._m_ordinal
                                   order by tr._m_lsn, tr._m_ordinal) as _m_truncate_rank
         from successors as s
         left join truncates as tr
           on (tr._m_lsn > s._m_lsn or (tr._m_lsn = s._m_lsn and tr._m_ordinal > s._m_ordinal))
-         and (tr._m_source_table = {{ spark_literal(source_root) }} or tr._m_source_table = s._m_source_table)
+         and (tr._m_source_table = {{ medallion.spark_literal(source_root) }} or tr._m_source_table = s._m_source_table)
     ),
     {%- else %}
     ended as (
@@ -175,7 +175,7 @@ using (
                     then case
                         -- inserted and truncated in one transaction: never visible (dropped below)
                         when _m_t_lsn = _m_lsn then _m_effective_ts
-                        else least(greatest(_m_t_ts, {{ spark_plus_micro('_m_effective_ts') }}), coalesce(_m_next_ts, {{ far }}))
+                        else least(greatest(_m_t_ts, {{ medallion.spark_plus_micro('_m_effective_ts') }}), coalesce(_m_next_ts, {{ far }}))
                     end
                 else coalesce(_m_next_ts, {{ far }})
             end as sys_end,
@@ -198,11 +198,11 @@ using (
 where _m_keep
 {%- else %}
 ) as s
-on {{ spark_keys_equal(key, 't', 's') }} and t.sys_start = s.sys_start and s._m_reopened and t.sys_end = {{ far }}
+on {{ medallion.spark_keys_equal(key, 't', 's') }} and t.sys_start = s.sys_start and s._m_reopened and t.sys_end = {{ far }}
 when matched and not s._m_keep then delete
 when matched then update set t.sys_end = s.sys_end, t.sys_known_to = s.sys_known_to
 when not matched and s._m_keep then insert ({{ cols }}, sys_start, sys_end, sys_known_from, sys_known_to)
-    values ({{ spark_column_list(columns.keys(), 's.') }}, s.sys_start, s.sys_end, s.sys_known_from, s.sys_known_to)
+    values ({{ medallion.spark_column_list(columns.keys(), 's.') }}, s.sys_start, s.sys_end, s.sys_known_from, s.sys_known_to)
 {%- endif %}
 {% endmacro %}
 
@@ -213,16 +213,16 @@ when not matched and s._m_keep then insert ({{ cols }}, sys_start, sys_end, sys_
     is live) stop the build in the same one line. A batch that truncates is not checked (a
     truncate between two inserts of a key makes them legitimate; rare). -#}
 {%- if truncated %}{{ return(none) }}{% endif -%}
-{%- set keys = spark_column_list(key) -%}
+{%- set keys = medallion.spark_column_list(key) -%}
 {%- set found = run_query(
-    "with feed as (" ~ spark_cdc_feed(bronze, key, columns, after, before) ~ "), "
+    "with feed as (" ~ medallion.spark_cdc_feed(bronze, key, columns, after, before) ~ "), "
     ~ "arrivals as (select " ~ keys ~ ", _m_lsn, _m_ordinal, _m_op from feed where _m_op in ('R', 'I', 'U', 'D') "
     ~ "union all select " ~ keys ~ ", cast(0 as bigint), 0, 'S' from " ~ relation
-    ~ " where sys_end = " ~ spark_far_future() ~ " and (" ~ keys ~ ") in (select " ~ keys
+    ~ " where sys_end = " ~ medallion.spark_far_future() ~ " and (" ~ keys ~ ") in (select " ~ keys
     ~ " from feed where _m_op in ('R', 'I'))), "
     ~ "ordered as (select arrivals.*, lag(_m_op) over (partition by " ~ keys ~ " order by _m_lsn, _m_ordinal) as _m_previous_op "
     ~ "from arrivals) "
-    ~ "select concat('(', concat_ws(',', " ~ (spark_key_texts(key) | join(', ')) ~ "), ')') from ordered "
+    ~ "select concat('(', concat_ws(',', " ~ (medallion.spark_key_texts(key) | join(', ')) ~ "), ')') from ordered "
     ~ "where _m_op in ('R', 'I') and _m_previous_op is not null and _m_previous_op <> 'D' limit 1") -%}
 {%- if found.rows | length > 0 -%}
     {%- set names = key | join(', ') -%}
@@ -235,6 +235,6 @@ when not matched and s._m_keep then insert ({{ cols }}, sys_start, sys_end, sys_
 
 {% macro spark_key_texts(key) %}
     {%- set texts = [] -%}
-    {%- for k in key %}{% do texts.append("cast(" ~ spark_quote(k) ~ " as string)") %}{% endfor -%}
+    {%- for k in key %}{% do texts.append("cast(" ~ medallion.spark_quote(k) ~ " as string)") %}{% endfor -%}
     {{- return(texts) -}}
 {% endmacro %}

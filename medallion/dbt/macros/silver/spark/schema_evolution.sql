@@ -25,7 +25,7 @@
     {%- set result = run_query(
         "select commit_lsn, ordinal, date_format(commit_ts, 'yyyy-MM-dd HH:mm:ss.SSSSSS'), coalesce(event, 'snapshot'), "
         ~ "columns, date_format(recorded_at, 'yyyy-MM-dd HH:mm:ss.SSSSSS') from bronze.table_schema "
-        ~ "where bronze_table = " ~ spark_literal(bronze_relation.identifier) ~ " order by commit_lsn, ordinal") -%}
+        ~ "where bronze_table = " ~ medallion.spark_literal(bronze_relation.identifier) ~ " order by commit_lsn, ordinal") -%}
     {%- set timeline = [] -%}
     {%- for lsn, ordinal, ts, event, columns, recorded_at in result.rows -%}
         {%- do timeline.append({'lsn': lsn | int, 'ordinal': ordinal | int, 'ts': ts, 'event': event,
@@ -35,14 +35,14 @@
         {{ exceptions.raise_compiler_error("the lake has no recorded schema for " ~ bronze_relation
                                            ~ ": run 'medallion export' (or 'medallion run') first") }}
     {%- endif -%}
-    {{- return(medallion_renamed_timeline(timeline)) -}}
+    {{- return(medallion.medallion_renamed_timeline(timeline)) -}}
 {% endmacro %}
 
 
 {% macro spark_as_text(name, warehouse_type) -%}
     {#- a history column's value as the text spark_typed reads back (bytes as hex) -#}
-    {%- if spark_type(warehouse_type) == 'binary' -%}lower(hex({{ spark_quote(name) }}))
-    {%- else -%}cast({{ spark_quote(name) }} as string)
+    {%- if medallion.spark_type(warehouse_type) == 'binary' -%}lower(hex({{ medallion.spark_quote(name) }}))
+    {%- else -%}cast({{ medallion.spark_quote(name) }} as string)
     {%- endif -%}
 {%- endmacro %}
 
@@ -51,11 +51,11 @@
     {#- one column's new content after a schema change (../schema_evolution.sql), in Spark SQL -#}
     {%- set c = change.column -%}
     {%- if change.kind == 'renamed' -%}
-        {{- return(spark_typed(spark_as_text(change.was.name, types[change.was.name]), types[c.name])) -}}
+        {{- return(medallion.spark_typed(medallion.spark_as_text(change.was.name, types[change.was.name]), types[c.name])) -}}
     {%- elif change.kind == 'retyped' -%}
-        {{- return(spark_typed(spark_as_text(c.name, types[c.name]), types[c.name])) -}}
+        {{- return(medallion.spark_typed(medallion.spark_as_text(c.name, types[c.name]), types[c.name])) -}}
     {%- elif change.kind == 'default' -%}
-        {{- return(spark_typed(spark_literal(c.missing), types[c.name])) -}}
+        {{- return(medallion.spark_typed(medallion.spark_literal(c.missing), types[c.name])) -}}
     {%- endif -%}
     {{- return('null') -}}
 {% endmacro %}
@@ -87,16 +87,16 @@
         is widened; any other type change (say int -> string by column_types) rebuilds the table
         from all of bronze, which gives the same rows in the new type. -#}
     {%- set have = {} -%}
-    {%- for c in existing_columns -%}{%- do have.update({c.name: spark_normal_type(c.data_type | lower)}) -%}{%- endfor -%}
+    {%- for c in existing_columns -%}{%- do have.update({c.name: medallion.spark_normal_type(c.data_type | lower)}) -%}{%- endfor -%}
     {%- set statements, added = [], [] -%}
     {%- set rebuild = namespace(needed=false) -%}
     {%- for name in history_columns['first'] + history_columns['added'] -%}
-        {%- set type = spark_type(history_columns['types'][name]) -%}
+        {%- set type = medallion.spark_type(history_columns['types'][name]) -%}
         {%- if name not in have -%}
-            {%- do added.append(spark_quote(name) ~ " " ~ type) -%}
-        {%- elif have[name] != spark_normal_type(type) -%}
-            {%- if spark_promotes(have[name], spark_normal_type(type)) -%}
-                {%- do statements.append("alter table " ~ relation ~ " alter column " ~ spark_quote(name) ~ " type " ~ type) -%}
+            {%- do added.append(medallion.spark_quote(name) ~ " " ~ type) -%}
+        {%- elif have[name] != medallion.spark_normal_type(type) -%}
+            {%- if medallion.spark_promotes(have[name], medallion.spark_normal_type(type)) -%}
+                {%- do statements.append("alter table " ~ relation ~ " alter column " ~ medallion.spark_quote(name) ~ " type " ~ type) -%}
             {%- else -%}
                 {%- set rebuild.needed = true -%}
             {%- endif -%}
@@ -133,7 +133,7 @@
     {%- for event in events -%}
         {%- if event.lsn > lo and event.lsn <= hi %}{% do chosen.append(event) %}{% endif -%}
     {%- endfor -%}
-    {{- return({'steps': medallion_steps(chosen, epochs), 'truncates': truncates, 'rows': counted.rows}) -}}
+    {{- return({'steps': medallion.medallion_steps(chosen, epochs), 'truncates': truncates, 'rows': counted.rows}) -}}
 {% endmacro %}
 
 
@@ -147,7 +147,7 @@
     {%- set cases = [] -%}
     {%- for step in plan.steps + [none] -%}
         {%- set before = [step.lsn, step.ordinal] if step else [hi + 1, 0] -%}
-        {%- do cases.append("when " ~ spark_range(position.after, before) ~ " then " ~ loop.index0) -%}
+        {%- do cases.append("when " ~ medallion.spark_range(position.after, before) ~ " then " ~ loop.index0) -%}
         {%- if step -%}{%- set position.after = [step.lsn, 2147483647 if step.epoch else step.ordinal] -%}{%- endif -%}
     {%- endfor -%}
     {%- set result = run_query(
@@ -179,14 +179,14 @@
 {#- One schema event on a history at the DDL's commit time: a version that began at that very
     instant takes the new content in place; other current versions whose content changes end
     there (or 1 microsecond after they began) and a version with the new content follows. -#}
-{%- set ts = spark_timestamp(event.ts) -%}
-{%- set known = spark_timestamp(event.known) -%}
-{%- set far = spark_far_future() -%}
+{%- set ts = medallion.spark_timestamp(event.ts) -%}
+{%- set known = medallion.spark_timestamp(event.known) -%}
+{%- set far = medallion.spark_far_future() -%}
 {%- set names = columns.keys() | list -%}
 {%- if event.drop -%}
     {{- return([
         "delete from " ~ relation ~ " where sys_end = " ~ far ~ " and sys_start = " ~ ts,
-        "update " ~ relation ~ " set sys_end = greatest(" ~ ts ~ ", " ~ spark_plus_micro('sys_start')
+        "update " ~ relation ~ " set sys_end = greatest(" ~ ts ~ ", " ~ medallion.spark_plus_micro('sys_start')
             ~ "), sys_known_to = " ~ known ~ " where sys_end = " ~ far]) -}}
 {%- endif -%}
 {%- set merge -%}
@@ -195,25 +195,25 @@ using (
     with changed as (
         select
             {%- for name in names %}
-            {{ event.set[name] if name in event.set else spark_quote(name) }} as {{ spark_quote(name) }},
+            {{ event.set[name] if name in event.set else medallion.spark_quote(name) }} as {{ medallion.spark_quote(name) }},
             {%- endfor %}
             sys_start as _m_old_start,
-            greatest({{ ts }}, {{ spark_plus_micro('sys_start') }}) as _m_event_ts
+            greatest({{ ts }}, {{ medallion.spark_plus_micro('sys_start') }}) as _m_event_ts
         from {{ relation }}
         where sys_end = {{ far }}
-          and not ({% for name in event.set %}{{ spark_quote(name) }} <=> {{ event.set[name] }}{{ " and " if not loop.last }}{% endfor %})
+          and not ({% for name in event.set %}{{ medallion.spark_quote(name) }} <=> {{ event.set[name] }}{{ " and " if not loop.last }}{% endfor %})
     )
 
     select changed.*, case when _m_old_start = {{ ts }} then 'in place' else 'close' end as _m_action from changed
     union all
     select changed.*, 'open' as _m_action from changed where _m_old_start <> {{ ts }}
 ) as s
-on {{ spark_keys_equal(key, 't', 's') }} and t.sys_end = {{ far }} and t.sys_start = s._m_old_start and s._m_action <> 'open'
+on {{ medallion.spark_keys_equal(key, 't', 's') }} and t.sys_end = {{ far }} and t.sys_start = s._m_old_start and s._m_action <> 'open'
 when matched and s._m_action = 'in place' then update set
-    {%- for name in event.set %} t.{{ spark_quote(name) }} = s.{{ spark_quote(name) }}{{ "," if not loop.last }}{% endfor %}
+    {%- for name in event.set %} t.{{ medallion.spark_quote(name) }} = s.{{ medallion.spark_quote(name) }}{{ "," if not loop.last }}{% endfor %}
 when matched then update set t.sys_end = s._m_event_ts, t.sys_known_to = {{ known }}
-when not matched and s._m_action = 'open' then insert ({{ spark_column_list(names) }}, sys_start, sys_end, sys_known_from, sys_known_to)
-    values ({{ spark_column_list(names, 's.') }}, s._m_event_ts, {{ far }}, {{ known }}, {{ far }})
+when not matched and s._m_action = 'open' then insert ({{ medallion.spark_column_list(names) }}, sys_start, sys_end, sys_known_from, sys_known_to)
+    values ({{ medallion.spark_column_list(names, 's.') }}, s._m_event_ts, {{ far }}, {{ known }}, {{ far }})
 {%- endset -%}
 {{- return([merge]) -}}
 {% endmacro %}
@@ -223,14 +223,14 @@ when not matched and s._m_action = 'open' then insert ({{ spark_column_list(name
 {#- A re-sync on a history: a current version whose key is not among the re-sync's rows ended
     during the gap (it ends at the re-sync); a row that differs from its current version (or is
     new) starts a version then; a row that is the same continues untouched. -#}
-{%- set ts = spark_timestamp(epoch.ts) -%}
-{%- set known = spark_timestamp(epoch.known) -%}
-{%- set far = spark_far_future() -%}
+{%- set ts = medallion.spark_timestamp(epoch.ts) -%}
+{%- set known = medallion.spark_timestamp(epoch.known) -%}
+{%- set far = medallion.spark_far_future() -%}
 {%- set names = columns.keys() | list -%}
 merge into {{ relation }} as t
 using (
     with observed as (
-        select * from ({{ spark_cdc_feed(bronze, key, columns, [epoch.lsn, 0], [epoch.lsn, 2147483647]) }}) as feed
+        select * from ({{ medallion.spark_cdc_feed(bronze, key, columns, [epoch.lsn, 0], [epoch.lsn, 2147483647]) }}) as feed
         where _m_op = 'R'
     ),
 
@@ -239,19 +239,19 @@ using (
     ),
 
     gone as (
-        select {{ spark_column_list(names, 'h.') }}, h.sys_start as _m_old_start,
-               greatest({{ ts }}, {{ spark_plus_micro('h.sys_start') }}) as _m_event_ts, 'close' as _m_action
+        select {{ medallion.spark_column_list(names, 'h.') }}, h.sys_start as _m_old_start,
+               greatest({{ ts }}, {{ medallion.spark_plus_micro('h.sys_start') }}) as _m_event_ts, 'close' as _m_action
         from current_versions as h
-        left anti join observed as e on {{ spark_keys_equal(key, 'h', 'e') }}
+        left anti join observed as e on {{ medallion.spark_keys_equal(key, 'h', 'e') }}
     ),
 
     changed as (
-        select {{ spark_column_list(names, 'e.') }}, h.sys_start as _m_old_start,
-               greatest({{ ts }}, {{ spark_plus_micro('h.sys_start') }}) as _m_event_ts
+        select {{ medallion.spark_column_list(names, 'e.') }}, h.sys_start as _m_old_start,
+               greatest({{ ts }}, {{ medallion.spark_plus_micro('h.sys_start') }}) as _m_event_ts
         from observed as e
-        left join current_versions as h on {{ spark_keys_equal(key, 'h', 'e') }}
+        left join current_versions as h on {{ medallion.spark_keys_equal(key, 'h', 'e') }}
         where h.sys_start is null
-           or not ({% for name in names %}h.{{ spark_quote(name) }} <=> e.{{ spark_quote(name) }}{{ " and " if not loop.last }}{% endfor %})
+           or not ({% for name in names %}h.{{ medallion.spark_quote(name) }} <=> e.{{ medallion.spark_quote(name) }}{{ " and " if not loop.last }}{% endfor %})
     )
 
     select * from gone
@@ -260,10 +260,10 @@ using (
     union all
     select changed.*, 'open' as _m_action from changed
 ) as s
-on {{ spark_keys_equal(key, 't', 's') }} and t.sys_end = {{ far }} and t.sys_start = s._m_old_start and s._m_action = 'close'
+on {{ medallion.spark_keys_equal(key, 't', 's') }} and t.sys_end = {{ far }} and t.sys_start = s._m_old_start and s._m_action = 'close'
 when matched then update set t.sys_end = s._m_event_ts, t.sys_known_to = {{ known }}
-when not matched and s._m_action = 'open' then insert ({{ spark_column_list(names) }}, sys_start, sys_end, sys_known_from, sys_known_to)
-    values ({{ spark_column_list(names, 's.') }}, s._m_event_ts, {{ far }}, {{ known }}, {{ far }})
+when not matched and s._m_action = 'open' then insert ({{ medallion.spark_column_list(names) }}, sys_start, sys_end, sys_known_from, sys_known_to)
+    values ({{ medallion.spark_column_list(names, 's.') }}, s._m_event_ts, {{ far }}, {{ known }}, {{ far }})
 {% endmacro %}
 
 
@@ -273,7 +273,7 @@ when not matched and s._m_action = 'open' then insert ({{ spark_column_list(name
 delete from {{ relation }}
 {%- else -%}
 update {{ relation }} set
-    {%- for name in event.set %} {{ spark_quote(name) }} = {{ event.set[name] }}{{ "," if not loop.last }}{% endfor %}
+    {%- for name in event.set %} {{ medallion.spark_quote(name) }} = {{ event.set[name] }}{{ "," if not loop.last }}{% endfor %}
 {%- endif -%}
 {% endmacro %}
 
@@ -284,14 +284,14 @@ update {{ relation }} set
 {%- set names = columns.keys() | list -%}
 merge into {{ relation }} as t
 using (
-    select * from ({{ spark_cdc_feed(bronze, key, columns, [epoch.lsn, 0], [epoch.lsn, 2147483647]) }}) as feed
+    select * from ({{ medallion.spark_cdc_feed(bronze, key, columns, [epoch.lsn, 0], [epoch.lsn, 2147483647]) }}) as feed
     where _m_op = 'R'
 ) as s
-on {{ spark_keys_equal(key, 't', 's') }}
-when matched and not ({% for name in names %}t.{{ spark_quote(name) }} <=> s.{{ spark_quote(name) }}{{ " and " if not loop.last }}{% endfor %}) then update set
-    {%- for name in names %} t.{{ spark_quote(name) }} = s.{{ spark_quote(name) }},{% endfor %}
-    t.last_commit_ts = {{ spark_timestamp(epoch.ts) }}, t.source_table = s._m_source_table
-when not matched then insert ({{ spark_column_list(names) }}, last_commit_ts, source_table)
-    values ({{ spark_column_list(names, 's.') }}, {{ spark_timestamp(epoch.ts) }}, s._m_source_table)
+on {{ medallion.spark_keys_equal(key, 't', 's') }}
+when matched and not ({% for name in names %}t.{{ medallion.spark_quote(name) }} <=> s.{{ medallion.spark_quote(name) }}{{ " and " if not loop.last }}{% endfor %}) then update set
+    {%- for name in names %} t.{{ medallion.spark_quote(name) }} = s.{{ medallion.spark_quote(name) }},{% endfor %}
+    t.last_commit_ts = {{ medallion.spark_timestamp(epoch.ts) }}, t.source_table = s._m_source_table
+when not matched then insert ({{ medallion.spark_column_list(names) }}, last_commit_ts, source_table)
+    values ({{ medallion.spark_column_list(names, 's.') }}, {{ medallion.spark_timestamp(epoch.ts) }}, s._m_source_table)
 when not matched by source then delete
 {% endmacro %}

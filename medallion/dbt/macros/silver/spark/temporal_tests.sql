@@ -7,12 +7,12 @@
 {%- set key = [key] if key is string else key -%}
 with versions as (
     select
-        {{ spark_column_list(key) }},
+        {{ medallion.spark_column_list(key) }},
         sys_start,
         sys_end,
-        lead(sys_start) over (partition by {{ spark_column_list(key) }} order by sys_start) as _m_next_start,
-        sum(case when sys_end = {{ spark_far_future() }} then 1 else 0 end)
-            over (partition by {{ spark_column_list(key) }}) as _m_current_versions
+        lead(sys_start) over (partition by {{ medallion.spark_column_list(key) }} order by sys_start) as _m_next_start,
+        sum(case when sys_end = {{ medallion.spark_far_future() }} then 1 else 0 end)
+            over (partition by {{ medallion.spark_column_list(key) }}) as _m_current_versions
     from {{ model }}
 )
 
