@@ -18,6 +18,7 @@ from psycopg import sql
 from bench import dbt_runs, shop
 from medallion import pipeline
 from medallion.bronze import store
+from medallion.bronze.decoders import decoder_for
 from medallion.bronze.publication import publication_name
 from medallion.db import connect, endpoints, sql_text
 from medallion.selection import resolve
@@ -26,18 +27,20 @@ from medallion.source.catalog import read_tables
 from pagila_example import api as example
 
 # What each plugin decodes for the slot, counted on the server: the decoding limit of ingest.
+# The options are the ingester's own (decoders.py), so the yardstick decodes what ingest is sent.
 PEEK = {
     "pgoutput": "select count(*) from pg_logical_slot_peek_binary_changes(%(slot)s, null, null, "
-                "'proto_version', '1', 'publication_names', %(publication)s)",
-    "wal2json": "select count(*) from pg_logical_slot_peek_changes(%(slot)s, null, null, 'format-version', '2', "
-                "'include-timestamp', 'true', 'include-xids', 'true', 'include-lsn', 'true', 'include-types', 'false')",
+                "variadic %(options)s::text[])",
+    "wal2json": "select count(*) from pg_logical_slot_peek_changes(%(slot)s, null, null, variadic %(options)s::text[])",
 }
 
 
 def _pending(settings: Settings, plugin: str) -> int:
     with connect(endpoints(settings).source, "source", autocommit=True) as conn:
+        options = decoder_for(plugin).options(publication_name(settings.slot), conn.info.server_version)
         return conn.execute(PEEK[plugin], {"slot": settings.slot,
-                                           "publication": publication_name(settings.slot)}).fetchone()[0]
+                                           "options": [part for pair in options.items() for part in pair]}
+                            ).fetchone()[0]
 
 
 def initial_load(pipelines: dict[str, Settings]) -> dict:
