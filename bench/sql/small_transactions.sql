@@ -4,7 +4,8 @@
 -- Run outside a transaction block (each COMMIT ends one). The rows come from the source as it is
 -- (ids picked by a fixed stride, so the same source gives the same changes); the new rentals and
 -- payments fall in March 2022, a month Pagila's payment partitions hold, half a second off the
--- whole seconds of Pagila's own rental dates (its unique (rental_date, inventory, customer)).
+-- whole seconds of Pagila's own rental dates (its unique (rental_date, inventory, customer)), one
+-- second apart, after those of an earlier run on the same source.
 do $bench$
 declare
     rentals int[];
@@ -16,14 +17,16 @@ declare
     customer int;
     at timestamptz;
     k int;
+    earlier bigint;
 begin
+    select count(*) into earlier from public.rental where rental_date <> date_trunc('second', rental_date);
     select array_agg(rental_id order by rental_id) into rentals from public.rental;
     select array_agg(payment_id order by payment_id), array_agg(payment_date order by payment_id)
         into payments, paid from public.payment;
     select array_agg(customer_id order by customer_id) into customers from public.customer;
     select array_agg(inventory_id order by inventory_id) into inventory from public.inventory;
     for i in 1..{transactions} loop
-        at := timestamptz '2022-03-02 00:00:00.5+00' + make_interval(secs => i);
+        at := timestamptz '2022-03-02 00:00:00.5+00' + make_interval(secs => earlier + i);
         customer := customers[1 + (i::bigint * 104729 % cardinality(customers))::int];
         insert into public.rental (rental_date, inventory_id, customer_id, staff_id)
         values (at, inventory[1 + (i::bigint * 7919 % cardinality(inventory))::int], customer, 1 + i % 2)
