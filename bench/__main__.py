@@ -160,7 +160,8 @@ def summary(r: dict) -> Table:
     table = _table()
     d, i, v, f, a = (r["decode_vs_ingest"], r["incremental_vs_full"], r["versions_vs_snapshot"],
                      r["freshness"], r["as_of_lookup"])
-    table.add_row("initial snapshot into bronze", f"{r['initial_load']['snapshot_rows_per_s']:,.0f} rows/s", "")
+    table.add_row(f"initial snapshot of Pagila into bronze, factor 1 ({r['initial_load']['snapshot_rows']:,} rows)",
+                  f"{r['initial_load']['snapshot_rows_per_s']:,.0f} rows/s", "")
     for plugin in ("pgoutput", "wal2json"):
         p = d[plugin]
         default = " (default)" if plugin == d["default"] else ""
