@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import replace
 
 import psycopg
@@ -51,8 +52,8 @@ def capture(base: Settings, cluster_dsn: Callable[[str], str], new_database: Cal
         huge = {"generate_seconds": time.perf_counter() - began} | decode_and_ingest(stream, "pgoutput")
         at_full_size = snapshot_vs_floor(snap)  # the source now: Pagila x factor, nothing else
         small = small_transactions(endpoints(stream).source, huge["changes"]) | decode_and_ingest(stream, "pgoutput")
-    finally:  # no slot left behind to hold the cluster's WAL for the other figures
-        with psycopg.connect(cluster_dsn(SOURCE), autocommit=True) as conn:
+    finally:  # no slot left behind to hold the cluster's WAL (a source never created holds none)
+        with suppress(psycopg.OperationalError), psycopg.connect(cluster_dsn(SOURCE), autocommit=True) as conn:
             conn.execute("select pg_drop_replication_slot(slot_name) from pg_replication_slots "
                          "where slot_name = any(%s) and not active", [[SLOT, SNAPSHOT_SLOT]])
     return {"factor": factor} | at_full_size | {"huge_transaction": huge, "small_transactions": small}
@@ -73,7 +74,8 @@ def snapshot_vs_floor(settings: Settings) -> dict:
                 "rows_per_s": report.snapshot_rows / report.snapshot_seconds}
     return {"snapshot": snapshot, "floor": floor | {"runs_copy_in_seconds": [before["copy_in_seconds"],
                                                                           after["copy_in_seconds"]]},
-            "snapshot_over_floor": snapshot["rows_per_s"] / floor["rows_per_s"], "sizes": sizes(settings)}
+            "snapshot_over_floor": snapshot["rows_per_s"] / floor["rows_per_s"],
+            "floor_rows_are_snapshot_rows": floor["rows"] == snapshot["rows"], "sizes": sizes(settings)}
 
 
 def _captured(conn: psycopg.Connection, settings: Settings) -> list[CapturedTable]:
