@@ -34,7 +34,8 @@ def machine() -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--factor", type=int, default=10, help="Pagila scale factor (default 10)")
+    parser.add_argument("--factor", type=int, default=10,
+                        help="Pagila scale factor, 2 or more: the changes measured are factor-1 copies (default 10)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "latest.json")
     parser.add_argument("--home", type=Path, default=REPO_ROOT / ".medallion-bench")
     parser.add_argument("--only", metavar="STEP[,STEP]",
@@ -42,6 +43,8 @@ def main() -> None:
                              "and update their figures in --out (e.g. --only freshness; --only capture needs no "
                              "earlier run: it loads a Pagila of its own)")
     args = parser.parse_args()
+    if args.factor < 2:
+        parser.error("--factor must be 2 or more: the changes measured are Pagila's rows copied factor-1 times")
 
     pagila_dir = os.environ.get("PAGILA_DIR")
     settings = Settings(home=args.home.resolve(), source_dsn=None, warehouse_dsn=None, slot="medallion_bench",
