@@ -2,13 +2,53 @@
 
 The tables are read in the snapshot that the slot exported at its consistent point, so a
 change is either in the snapshot or in the stream, never both and never neither. The selection
-is resolved in that same snapshot, from the catalog as it was then. All of it is written in
-one warehouse transaction together with the ingest state and the tables' recorded schemas: a
-crash leaves nothing.
+is resolved in that same snapshot, from the catalog as it was then.
+
+Parallel, in chunks (medallion.bronze.snapshot_chunks). Each table's heap (each leaf of a
+partitioned table) is split into block ranges, read by a TID range scan (cheap, and it needs no
+key, so tables without one split too). Several workers (MEDALLION_SNAPSHOT_WORKERS, 2 by
+default) each hold a source connection that imported the exported snapshot (SET TRANSACTION
+SNAPSHOT: all read the same consistent point) and a warehouse connection of their own, and COPY
+chunk after chunk straight from the source into the bronze table. A chunk's rows are numbered
+first_ordinal, first_ordinal + 1, ... in block order, first_ordinal being the table's rows in
+the chunks before it, counted in the snapshot when the chunks are planned: ordinals are unique
+and the same however many workers ran or how the table was cut.
+
+Exactly once across a crash. The plan (every chunk, with its first ordinal and row count), the
+bronze tables, their schema records and the ingest state are one warehouse transaction,
+committed before any chunk is read; the state's position stays at 0/0 meanwhile, so a build
+applies nothing of a half-copied table. A chunk's rows and its record 'copied' are then one
+warehouse transaction: a chunk is in bronze once, with its record, or not at all. When every
+chunk is copied, the state moves to the consistent point and the stream starts there.
+
+A crash (SIGKILL) part way leaves copied chunks and planned ones. The planned ones can never be
+read as of the consistent point again: the exported snapshot died with the replication
+connection that created the slot. So a re-run does not read them in a new snapshot (its rows
+would be of a later moment than the stream's start, and the changes in between would be
+counted twice or lost). It keeps what is done and finishes the rest at a later moment that the
+stream itself marks:
+
+- the copied chunks stay: they are the table's rows at the consistent point, and every change
+  after it comes from the slot, which has not moved past the consistent point;
+- a table with chunks left is handed to the online snapshot (medallion.bronze.online_snapshot):
+  watermark-bracketed chunks in key order, interleaved with the stream, correct at any stream
+  position. Its R rows of keys the copied chunks or the stream brought already equal their
+  key's version at that point, and silver takes such an R row as no change (history.sql), so
+  no change is counted twice; a row no chunk copied begins at its online chunk (or its first
+  change), and bronze.online_snapshot says from when the table is complete (finished_ts);
+- a table that cannot be read online (no key, none declared) is copied whole in the plan's own
+  transaction, before any chunk: it is in bronze in full or the snapshot never began.
+
+The hand-over is one warehouse transaction (online snapshot requests, chunks marked 'online',
+the state moved to the consistent point), made by the next `medallion ingest` or `run` before
+it streams; until then `medallion status` names the unfinished snapshot. A crash before the
+plan committed leaves nothing but the slot, which the next run drops and creates anew.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Callable
 from datetime import datetime, timezone
 
@@ -16,6 +56,7 @@ import psycopg
 from psycopg import sql
 
 from medallion.bronze import slot as slots
+from medallion.bronze import snapshot_chunks as chunks
 from medallion.bronze import store
 from medallion.bronze.decoders import lsn_to_int
 from medallion.bronze.destination import Destination
@@ -30,6 +71,17 @@ from medallion.source.catalog import read_tables
 NUMBER_TYPES = {"smallint", "integer", "bigint", "oid", "real", "double precision"}
 BOOL_TYPE = "boolean"
 _PAIRS_PER_CALL = 50  # jsonb_build_object takes at most 100 arguments
+# Types whose cast to text is their output function (a cast through I/O): `c::text` is what
+# pgoutput sends, and cheaper than format('%s', c). Not bool ('true' for t), char(n) (trailing
+# blanks dropped), inet/cidr (the mask always shown), name, xml, domains or user types: those
+# take format('%s', c), which calls the output function whatever the type.
+IO_TEXT_TYPES = {"smallint", "integer", "bigint", "numeric", "real", "double precision", "text",
+                 "character varying", "timestamp with time zone", "timestamp without time zone", "date",
+                 "time without time zone", "time with time zone", "interval", "uuid", "json", "jsonb", "bytea",
+                 "tsvector", "money", "oid"}
+WORKERS = 2
+WORKERS_ENV = "MEDALLION_SNAPSHOT_WORKERS"
+PROGRESS_EVERY = 2.0  # seconds between two progress calls of one table still being copied
 
 
 def _value_expr(column: str, declared_type: str, plugin: str) -> sql.Composable:
@@ -50,7 +102,8 @@ def _value_expr(column: str, declared_type: str, plugin: str) -> sql.Composable:
 
 
 def row_json_expr(columns: list[tuple[str, str]], plugin: str) -> sql.Composable:
-    """A jsonb {column: value} of the current row, in the plugin's value forms."""
+    """A jsonb {column: value} of the current row, in the plugin's value forms (the online
+    snapshot's chunks; row_values is the initial snapshot's cheaper form of the same values)."""
     calls = []
     for start in range(0, len(columns), _PAIRS_PER_CALL):
         pairs = [sql.SQL("{}, {}").format(sql.Literal(name), _value_expr(name, type_, plugin))
@@ -59,30 +112,79 @@ def row_json_expr(columns: list[tuple[str, str]], plugin: str) -> sql.Composable
     return sql.SQL(" || ").join(calls) if calls else sql.SQL("'{}'::jsonb")
 
 
+def _bare_type(declared: str) -> str:
+    """'timestamp(3) with time zone' -> 'timestamp with time zone'; 'numeric(5,2)' -> 'numeric'."""
+    return re.sub(r"\(.*?\)", "", declared).strip()
+
+
+def _row_value(column: str, declared_type: str, plugin: str) -> sql.Composable:
+    """One column of t in the plugin's form, as row_to_json writes it: a text value is a JSON
+    string, a number a JSON number, a boolean true/false, null null. The same values as
+    _value_expr's once bronze stores them as jsonb."""
+    c = sql.Identifier("t", column)
+    bare = _bare_type(declared_type)
+    if plugin == "pgoutput":
+        if bare in IO_TEXT_TYPES or bare.endswith("[]"):  # an array's cast to text is array_out
+            return sql.SQL("{}::text").format(c)
+        return sql.SQL("case when {c} is null then null else format('%s', {c}) end").format(c=c)
+    base = declared_type.split("(")[0]
+    if base in {"real", "double precision", "numeric"}:
+        return sql.SQL("case when {c} in ('NaN', 'Infinity', '-Infinity') then null else {c} end").format(c=c)
+    if base in NUMBER_TYPES or declared_type == BOOL_TYPE:
+        return c  # row_to_json: numbers as numbers (oid as a string, as to_jsonb), booleans true/false
+    if declared_type == "bytea":
+        return sql.SQL("encode({}, 'hex')").format(c)
+    return sql.SQL("{}::text").format(c)
+
+
+def row_values(columns: list[tuple[str, str]], plugin: str) -> sql.Composable:
+    """The select list of the lateral row a snapshot row's JSON is made of: each column of t,
+    in the plugin's value form, under its own name."""
+    if not columns:
+        return sql.SQL("")
+    return sql.SQL(", ").join(sql.SQL("{} as {}").format(_row_value(name, type_, plugin), sql.Identifier(name))
+                              for name, type_ in columns)
+
+
 def copy_table(src: psycopg.Connection, destination: Destination, captured: CapturedTable, lsn: int,
                first_ordinal: int, ts: object, plugin: str) -> int:
-    """Stream one table's rows from the source snapshot into its bronze table; returns rows."""
+    """Stream one whole table's rows from the source snapshot into its bronze table in one COPY
+    (a re-sync's epoch, a table the initial snapshot cannot leave to an online snapshot); returns rows."""
     table = captured.table
     # the declared type decides the JSON form, as in wal2json (a domain over integer is text)
     columns = [(c.name, c.type) for c in table.columns]
     select = sql.SQL(  # destination.SNAPSHOT_COLUMNS, in order
         "select {lsn}::bigint, {first} + row_number() over (), {lsn}::bigint, null::bigint, 'R', "
-        "{row}, format('%I.%I', n.nspname, c.relname), {ts}::timestamptz "
-        "from {source} as t join pg_class as c on c.oid = t.tableoid "
+        "row_to_json(v.*), format('%I.%I', n.nspname, c.relname), {ts}::timestamptz "
+        "from {source} as t cross join lateral (select {values}) as v join pg_class as c on c.oid = t.tableoid "
         "join pg_namespace as n on n.oid = c.relnamespace"
-    ).format(lsn=sql.Literal(lsn), first=sql.Literal(first_ordinal - 1), row=row_json_expr(columns, plugin),
+    ).format(lsn=sql.Literal(lsn), first=sql.Literal(first_ordinal - 1), values=row_values(columns, plugin),
              ts=sql.Literal(ts), source=sql.Identifier(*table.ident))
     with src.cursor() as scur, scur.copy(sql.SQL("copy ({}) to stdout").format(select)) as out:
         return destination.snapshot_rows(captured.bronze, out)
 
 
+def chunk_select(chunk: chunks.Chunk, columns: list[tuple[str, str]], lsn: int, ts: object,
+                 plugin: str) -> sql.Composable:
+    """The COPY query of one chunk (snapshot_chunk_select.sql)."""
+    return sql.SQL(sql_text("medallion.bronze", "snapshot_chunk_select.sql")).format(
+        lsn=sql.Literal(lsn), first=sql.Literal(chunk.first_ordinal - 1), source_table=sql.Literal(chunk.source_table),
+        ts=sql.Literal(ts), leaf=sql.Identifier(*chunk.leaf), values=row_values(columns, plugin), range=chunk.range())
+
+
+def workers_wanted() -> int:
+    """MEDALLION_SNAPSHOT_WORKERS, else WORKERS: source and warehouse connections reading at once."""
+    return max(1, int(os.environ.get(WORKERS_ENV) or WORKERS))
+
+
 def take(source_dsn: str, wh: psycopg.Connection, destination: Destination, slot: str, identity: dict,
-         config: ProjectConfig, plugin: str, progress: Callable[[str, int], None] = lambda *_: None) -> tuple[int, Selection]:
+         config: ProjectConfig, plugin: str, progress: Callable[[str, int], None] = lambda *_: None,
+         warehouse_dsn: str | None = None, workers: int | None = None) -> tuple[int, Selection]:
     """Create the slot, copy every selected table as of its consistent point, record the state.
 
-    Returns the number of snapshot rows and the selection as resolved in the snapshot. Nothing
-    is committed to the warehouse unless all of it is: a failure leaves an unused slot, which
-    the next attempt drops and creates anew."""
+    Returns the number of snapshot rows and the selection as resolved in the snapshot. See the
+    module's docstring for what a crash leaves; without warehouse_dsn, one worker writes through
+    `destination`'s connection."""
     started = datetime.now(timezone.utc)
     snapshot_ts = identity["now"]  # read before the slot existed: no streamed commit is earlier
     with slots.ExportedSnapshotSlot(source_dsn, slot, plugin) as created:
@@ -94,24 +196,50 @@ def take(source_dsn: str, wh: psycopg.Connection, destination: Destination, slot
             tables = read_tables(src)
             selection = resolve(config, tables)
             require_some(selection)
-            total = 0
+            chunks.ensure_schema(wh)
+            whole = 0  # rows of tables copied whole, in this transaction
+            planned: list[chunks.Chunk] = []
             for captured in selection.captured:
                 store.create_bronze_table(wh, captured.bronze)
                 store.record_table(wh, captured.bronze, captured.table, lsn, snapshot_ts)
-                rows = copy_table(src, destination, captured, lsn, total + 1, snapshot_ts, plugin)
-                total += rows
-                progress(captured.name, rows)
+                if captured.key:
+                    table_chunks = chunks.plan(src, captured)
+                    planned += table_chunks
+                    if not table_chunks:
+                        progress(captured.name, 0)
+                else:  # no online snapshot could finish it: whole, or not begun
+                    rows = copy_table(src, destination, captured, lsn, 1, snapshot_ts, plugin)
+                    whole += rows
+                    progress(captured.name, rows)
             captured_roots = {c.table.ident for c in selection.captured}
             for table in tables:
                 if not table.is_partition and table.ident not in captured_roots:
                     store.record_uncaptured(wh, table, lsn)
-        wh.execute(sql_text("medallion.bronze", "state_insert.sql"), {
-            "slot": slot, "system_id": identity["system_id"], "database": identity["database"],
-            "database_oid": identity["database_oid"], "lsn": created.consistent_lsn,
-            "ts": snapshot_ts, "changes": total, "plugin": plugin})
-        wh.execute(sql_text("medallion.bronze", "log_insert.sql"), {
-            "slot": slot, "kind": "snapshot", "first_lsn": created.consistent_lsn,
-            "last_lsn": created.consistent_lsn, "transactions": 1, "changes": total,
-            "started_at": started})
-        wh.commit()
+            chunks.record_plan(wh, slot, planned, created.consistent_lsn)
+            wh.execute(sql_text("medallion.bronze", "state_insert.sql"), {
+                "slot": slot, "system_id": identity["system_id"], "database": identity["database"],
+                "database_oid": identity["database_oid"], "lsn": created.consistent_lsn,
+                "ts": snapshot_ts, "changes": whole, "plugin": plugin})
+            wh.execute(sql_text("medallion.bronze", "snapshot_state_open.sql"), {"slot": slot})
+            wh.commit()
+            columns = {c.bronze: [(col.name, col.type) for col in c.table.columns] for c in selection.captured}
+
+            def select(chunk: chunks.Chunk) -> sql.Composable:
+                return chunk_select(chunk, columns[chunk.bronze], lsn, snapshot_ts, plugin)
+
+            copier = chunks.Copier(source_dsn, warehouse_dsn, wh, destination, slot, created.snapshot_name, select,
+                                   progress)
+            copied = copier.run(planned, workers or workers_wanted())
+        total = whole + copied
+        finish(wh, slot, created.consistent_lsn, total, started)
     return total, selection
+
+
+def finish(wh: psycopg.Connection, slot: str, lsn: str, rows: int, started: datetime) -> None:
+    """Bronze is complete to the consistent point: the stream starts there (one transaction)."""
+    wh.execute(sql_text("medallion.bronze", "snapshot_state_finish.sql"), {"slot": slot})
+    wh.execute(sql_text("medallion.bronze", "log_insert.sql"), {
+        "slot": slot, "kind": "snapshot", "first_lsn": lsn, "last_lsn": lsn, "transactions": 1, "changes": rows,
+        "started_at": started})
+    wh.commit()
+
