@@ -116,11 +116,11 @@ def test_parallel_chunks_equal_one_connection_in_the_stream_forms(
     quote, types whose text forms differ): bronze after a snapshot cut into one-block chunks
     read by two workers equals the snapshot of one worker reading each table in one chunk, row
     for row with the same ordinals, and every value is what the stream's forms give
-    (snapshot.row_json_expr, computed in the source)."""
+    (value_forms.row_json_expr, computed in the source)."""
     import dataclasses
     from collections import Counter
 
-    from medallion.bronze import snapshot
+    from medallion.bronze import value_forms
     from medallion.source.catalog import read_tables
     from support import create_database, drop_database
 
@@ -156,7 +156,7 @@ def test_parallel_chunks_equal_one_connection_in_the_stream_forms(
             assert got == query(single_wh, rows), name
             assert [r[0] for r in got] == list(range(1, len(got) + 1)), name  # unique, dense, from 1
             expected = query(src, sql.SQL("select ({})::text from {} as t").format(
-                snapshot.row_json_expr([(c.name, c.type) for c in table.columns], plugin_name),
+                value_forms.row_json_expr([(c.name, c.type) for c in table.columns], plugin_name),
                 sql.Identifier("odd", name)))
             assert Counter(r[2] for r in got) == Counter(r[0] for r in expected), name
         assert {r[0] for r in query(wh, sql.SQL("select distinct source_table from {}").format(

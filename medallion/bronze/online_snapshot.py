@@ -42,7 +42,7 @@ import orjson
 import psycopg
 from psycopg import sql
 
-from medallion.bronze.snapshot import row_json_expr
+from medallion.bronze.value_forms import row_json_expr
 from medallion.db import connect, sql_text
 from medallion.errors import SelectionError
 from medallion.source.catalog import SourceTable
