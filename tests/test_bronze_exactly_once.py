@@ -206,6 +206,9 @@ def test_sigkill_inside_the_parallel_snapshot_then_rerun_finishes_it_once(
     chunks = dict(query(settings.warehouse_dsn, "select bronze_table, count(*) filter (where state = 'planned') "
                                                 "from bronze.snapshot_chunk group by 1"))
     assert any(chunks.values())  # stopped part way
+    partial = query(settings.warehouse_dsn, "select bronze_table from bronze.snapshot_chunk group by 1 "
+                                            "having bool_or(state = 'copied') and bool_or(state = 'planned')")
+    assert partial, "no table was copied in part: the test does not exercise the skipped chunks"
     copied_rows = dict(query(settings.warehouse_dsn, "select bronze_table, sum(rows) from bronze.snapshot_chunk "
                                                      "where state = 'copied' group by 1"))
     status = medallion("status", env=cli_env)
@@ -232,6 +235,11 @@ def test_sigkill_inside_the_parallel_snapshot_then_rerun_finishes_it_once(
         key, replayed = replayed_keys(settings, table)
         source = set(query(settings.source_dsn, f"select {', '.join(k + '::text' for k in key)} from {table}"))
         assert replayed == source, table
+        # the online rest skipped the copied chunks' rows: no key has two R rows
+        key_sql = ", ".join(f"full_row ->> '{k}'" for k in key)
+        assert query(settings.warehouse_dsn, f"select count(*) from (select {key_sql} from bronze.{bronze} "
+                                             f"where op = 'R' group by {key_sql} having count(*) > 1) as twice") \
+            == [(0,)], table
     assert query(settings.warehouse_dsn, "select count(*) from bronze.online_snapshot where finished_ts is null") \
         == [(0,)]
     assert query(settings.warehouse_dsn, "select full_row ->> 'email' from bronze.br_customer_cdc "

@@ -32,10 +32,15 @@ stream itself marks:
   after it comes from the slot, which has not moved past the consistent point;
 - a table with chunks left is handed to the online snapshot (medallion.bronze.online_snapshot):
   watermark-bracketed chunks in key order, interleaved with the stream, correct at any stream
-  position. Its R rows of keys the copied chunks or the stream brought already equal their
-  key's version at that point, and silver takes such an R row as no change (history.sql), so
-  no change is counted twice; a row no chunk copied begins at its online chunk (or its first
-  change), and bronze.online_snapshot says from when the table is complete (finished_ts);
+  position. It skips the tuples that still lie in a copied block range of their leaf
+  (online_snapshot.copied_rows_filter): such a tuple is the one copied, or a newer version whose
+  change the stream brought; so the copied chunks are not read again. A row updated since, whose
+  new version moved into a range not copied, is read again: an R row equal to its key's version
+  at that point, which silver takes as no change (history.sql), so nothing is counted twice. A
+  rewrite of the leaf since the plan (VACUUM FULL, CLUSTER: its file changed) turns the skip off
+  for it, for the same reason. A row no chunk copied begins at its online chunk (or its first
+  change), and bronze.online_snapshot says from when the table is complete (finished_ts). Keys
+  the online snapshot did not find are not ended as gone (every delete since is in the stream);
 - a table that cannot be read online (no key, none declared) is copied whole in the plan's own
   transaction, before any chunk: it is in bronze in full or the snapshot never began.
 
@@ -121,13 +126,13 @@ def take(source_dsn: str, wh: psycopg.Connection, destination: Destination, slot
             require_some(selection)
             chunks.ensure_schema(wh)
             whole = 0  # rows of tables copied whole, in this transaction
-            planned: list[chunks.Chunk] = []
+            planned: list[list[chunks.Chunk]] = []  # by table
             for captured in selection.captured:
                 store.create_bronze_table(wh, captured.bronze)
                 store.record_table(wh, captured.bronze, captured.table, lsn, snapshot_ts)
                 if captured.key:
                     table_chunks = chunks.plan(src, captured)
-                    planned += table_chunks
+                    planned.append(table_chunks)
                     if not table_chunks:
                         progress(captured.name, 0)
                 else:  # no online snapshot could finish it: whole, or not begun
@@ -138,7 +143,10 @@ def take(source_dsn: str, wh: psycopg.Connection, destination: Destination, slot
             for table in tables:
                 if not table.is_partition and table.ident not in captured_roots:
                     store.record_uncaptured(wh, table, lsn)
-            chunks.record_plan(wh, slot, planned, created.consistent_lsn)
+            # the largest tables first: the workers end together, not one on a large table alone
+            planned_chunks = [c for table_chunks in sorted(planned, key=lambda cs: -sum(c.rows for c in cs))
+                              for c in table_chunks]
+            chunks.record_plan(wh, slot, planned_chunks, created.consistent_lsn)
             wh.execute(sql_text("medallion.bronze", "state_insert.sql"), {
                 "slot": slot, "system_id": identity["system_id"], "database": identity["database"],
                 "database_oid": identity["database_oid"], "lsn": created.consistent_lsn,
@@ -152,7 +160,7 @@ def take(source_dsn: str, wh: psycopg.Connection, destination: Destination, slot
 
             copier = chunks.Copier(source_dsn, warehouse_dsn, wh, destination, slot, created.snapshot_name, select,
                                    progress)
-            copied = copier.run(planned, workers or workers_wanted())
+            copied = copier.run(planned_chunks, workers or workers_wanted())
         total = whole + copied
         finish(wh, slot, created.consistent_lsn, total, started)
     return total, selection

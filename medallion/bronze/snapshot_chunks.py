@@ -29,8 +29,7 @@ CHUNK_BLOCKS_ENV = "MEDALLION_SNAPSHOT_CHUNK_BLOCKS"  # overrides it (tests cut 
 # (tests use it to SIGKILL a snapshot part way at a known point)
 PAUSE_ENV = "MEDALLION_SNAPSHOT_TEST_PAUSE"
 OPEN_LSN = "0/0"  # the ingest state's position while the initial snapshot's chunks land
-REASON = "initial snapshot interrupted"
-PROGRESS_EVERY = 2.0  # seconds between two progress calls for one table still being copied  # bronze.online_snapshot.reason of a table handed over
+PROGRESS_EVERY = 2.0  # seconds between two progress calls for one table still being copied
 
 
 @dataclass(frozen=True)
@@ -42,6 +41,8 @@ class Chunk:
     number: int  # the table's chunks in ordinal order, from 1
     leaf: tuple[str, str]
     source_table: str  # the leaf, format('%I.%I'): bronze rows' source_table
+    relid: int  # the leaf's oid, and its file when planned
+    filenode: int
     first_block: int
     end_block: int | None  # exclusive; None: to the leaf's end
     first_ordinal: int
@@ -70,13 +71,13 @@ def plan(src: psycopg.Connection, captured: CapturedTable) -> list[Chunk]:
     size = chunk_blocks()
     result: list[Chunk] = []
     ordinal = 1
-    for qualified, schema, name, blocks in src.execute(sql_text("medallion.bronze", "snapshot_leaves.sql"),
+    for qualified, schema, name, blocks, relid, filenode in src.execute(sql_text("medallion.bronze", "snapshot_leaves.sql"),
                                                        {"relid": captured.table.oid}).fetchall():
         first = 0
         while True:
             end = first + size if first + size < blocks else None
-            chunk = Chunk(captured.bronze, captured.name, len(result) + 1, (schema, name), qualified, first, end,
-                          ordinal, 0)
+            chunk = Chunk(captured.bronze, captured.name, len(result) + 1, (schema, name), qualified, relid,
+                          filenode, first, end, ordinal, 0)
             rows = src.execute(sql.SQL(sql_text("medallion.bronze", "snapshot_chunk_count.sql")).format(
                 leaf=sql.Identifier(schema, name), range=chunk.range())).fetchone()[0]
             result.append(Chunk(**{**chunk.__dict__, "rows": rows}))
@@ -89,11 +90,11 @@ def plan(src: psycopg.Connection, captured: CapturedTable) -> list[Chunk]:
 
 def record_plan(wh: psycopg.Connection, slot: str, planned: list[Chunk], lsn: str) -> None:
     """The chunks, 'planned', in the warehouse transaction that records the ingest state."""
-    with wh.cursor().copy("copy bronze.snapshot_chunk (slot_name, bronze_table, chunk, source_table, first_block, "
-                          "end_block, first_ordinal, rows, snapshot_lsn) from stdin") as out:
+    with wh.cursor().copy("copy bronze.snapshot_chunk (slot_name, bronze_table, chunk, source_table, relid, "
+                          "filenode, first_block, end_block, first_ordinal, rows, snapshot_lsn) from stdin") as out:
         for c in planned:
-            out.write_row((slot, c.bronze, c.number, c.source_table, c.first_block, c.end_block, c.first_ordinal,
-                           c.rows, lsn))
+            out.write_row((slot, c.bronze, c.number, c.source_table, c.relid, c.filenode, c.first_block, c.end_block,
+                           c.first_ordinal, c.rows, lsn))
 
 
 def _pause() -> tuple[int, float] | None:
@@ -234,7 +235,7 @@ def hand_over(wh: psycopg.Connection, slot: str, selection: Selection, started: 
             continue  # done; or no longer selected (the start-up check says so) or gone (the stream drops it)
         wh.execute(sql_text("medallion.bronze", "snapshot_online_request.sql"), {
             "slot": slot, "bronze": bronze, "schema": captured.table.schema, "table": captured.table.name,
-            "key": list(captured.key)})
+            "key": list(captured.key), "reason": online_snapshot.INITIAL_REASON})
         handed.append(captured.name)
     wh.execute(sql_text("medallion.bronze", "snapshot_handed_over.sql"), {"slot": slot})
     state = store.read_state(wh, slot)

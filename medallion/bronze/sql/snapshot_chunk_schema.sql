@@ -8,6 +8,8 @@ create table if not exists bronze.snapshot_chunk (
     bronze_table  text        not null,
     chunk         integer     not null,   -- the table's chunks in ordinal order, from 1
     source_table  text        not null,   -- the leaf read, format('%I.%I')
+    relid         oid         not null,   -- the leaf, and its file when planned (a rewrite moves tuples)
+    filenode      oid         not null,
     first_block   bigint      not null,
     end_block     bigint,                 -- exclusive; null: to the leaf's end
     first_ordinal integer     not null,   -- its rows take first_ordinal, first_ordinal + 1, ...

@@ -2,7 +2,8 @@
 -- their size in blocks now: rows the snapshot sees lie below it (a table only shrinks when
 -- VACUUM truncates pages no snapshot still needs).
 select format('%%I.%%I', n.nspname, c.relname) as qualified, n.nspname, c.relname,
-       pg_relation_size(c.oid) / current_setting('block_size')::bigint as blocks
+       pg_relation_size(c.oid) / current_setting('block_size')::bigint as blocks,
+       c.oid as relid, pg_relation_filenode(c.oid) as filenode
 from pg_class as c
 join pg_namespace as n on n.oid = c.relnamespace
 where c.relkind = 'r'
