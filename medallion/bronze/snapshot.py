@@ -107,7 +107,8 @@ def workers_wanted() -> int:
 
 def take(source_dsn: str, wh: psycopg.Connection, destination: Destination, slot: str, identity: dict,
          config: ProjectConfig, plugin: str, progress: Callable[[str, int], None] = lambda *_: None,
-         warehouse_dsn: str | None = None, workers: int | None = None) -> tuple[int, Selection]:
+         warehouse_dsn: str | None = None, workers: int | None = None,
+         notify: Callable[[str], None] = lambda _: None) -> tuple[int, Selection]:
     """Create the slot, copy every selected table as of its consistent point, record the state.
 
     Returns the number of snapshot rows and the selection as resolved in the snapshot. See the
@@ -159,7 +160,7 @@ def take(source_dsn: str, wh: psycopg.Connection, destination: Destination, slot
                 return chunk_select(chunk, columns[chunk.bronze], lsn, snapshot_ts, plugin)
 
             copier = chunks.Copier(source_dsn, warehouse_dsn, wh, destination, slot, created.snapshot_name, select,
-                                   progress)
+                                   progress, notify)
             copied = copier.run(planned_chunks, workers or workers_wanted())
         total = whole + copied
         finish(wh, slot, created.consistent_lsn, total, started)

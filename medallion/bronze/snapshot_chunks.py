@@ -29,7 +29,7 @@ CHUNK_BLOCKS_ENV = "MEDALLION_SNAPSHOT_CHUNK_BLOCKS"  # overrides it (tests cut 
 # (tests use it to SIGKILL a snapshot part way at a known point)
 PAUSE_ENV = "MEDALLION_SNAPSHOT_TEST_PAUSE"
 OPEN_LSN = "0/0"  # the ingest state's position while the initial snapshot's chunks land
-PROGRESS_EVERY = 2.0  # seconds between two progress calls for one table still being copied
+PROGRESS_EVERY = 5.0  # seconds between two progress lines of one table still being copied
 BATCH_BYTES = 256 * 1024  # COPY text handed to the warehouse at once
 
 
@@ -125,7 +125,7 @@ class Copier:
 
     def __init__(self, source_dsn: str, warehouse_dsn: str | None, wh: psycopg.Connection, destination: Destination,
                  slot: str, snapshot_name: str, select: Callable[[Chunk], sql.Composable],
-                 progress: Callable[[str, int], None]) -> None:
+                 progress: Callable[[str, int], None], notify: Callable[[str], None] = lambda _: None) -> None:
         self.source_dsn = source_dsn
         self.warehouse_dsn = warehouse_dsn
         self.wh = wh
@@ -133,7 +133,8 @@ class Copier:
         self.slot = slot
         self.snapshot_name = snapshot_name
         self.select = select
-        self.progress = progress
+        self.progress = progress  # (table, rows) once per table, when its last chunk is in (metrics count it)
+        self.notify = notify  # rows so far of a table still being copied, every PROGRESS_EVERY seconds
         self._lock = threading.Lock()
         self._queue: list[Chunk] = []
         self._errors: list[BaseException] = []
@@ -141,11 +142,13 @@ class Copier:
         self._done: dict[str, tuple[int, int]] = {}  # bronze table -> (chunks, rows) copied
         self._said: dict[str, float] = {}
         self._committed = 0
+        self._started = time.monotonic()
         self._pause = _pause()
 
     def run(self, planned: list[Chunk], workers: int) -> int:
         """Copy every chunk; returns the rows. A worker's failure stops the others after their chunk."""
         self._queue = list(reversed(planned))  # popped from the end: plan order
+        self._started = time.monotonic()
         for c in planned:
             self._chunks[c.bronze] = self._chunks.get(c.bronze, 0) + 1
         if self.warehouse_dsn is None or workers <= 1 or len(planned) <= 1:
@@ -203,9 +206,10 @@ class Copier:
             now = time.monotonic()
             if chunks == self._chunks[chunk.bronze]:
                 self.progress(chunk.name, total)
-            elif now - self._said.get(chunk.bronze, 0.0) >= PROGRESS_EVERY:
+            elif now - self._said.get(chunk.bronze, self._started) >= PROGRESS_EVERY:
                 self._said[chunk.bronze] = now
-                self.progress(f"{chunk.name} ({chunks:,} of {self._chunks[chunk.bronze]:,} chunks)", total)
+                self.notify(f"snapshot {chunk.name}: {total:,} rows so far ({chunks:,} of "
+                            f"{self._chunks[chunk.bronze]:,} chunks)")
         if self._pause is not None and committed >= self._pause[0]:
             time.sleep(self._pause[1])
 

@@ -126,7 +126,8 @@ class Startup:
             self._wait_until_inactive()
             slots.drop(self.src, self.slot)
         rows, taken = snapshot.take(self.endpoints.source, self.wh, self.destination, self.slot, identity,
-                                    self.config, self.plugin, progress, warehouse_dsn=self.endpoints.warehouse)
+                                    self.config, self.plugin, progress, warehouse_dsn=self.endpoints.warehouse,
+                                    notify=self.notify)
         for note in taken.notes:
             self.notify(note)
         return rows
