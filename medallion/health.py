@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 
 import psycopg
 
-from medallion.bronze import publication, resync, store
+from medallion.bronze import publication, resync, snapshot_chunks, store
 from medallion.bronze import slot as slots
 from medallion.config import ProjectConfig
 from medallion.context import Context
@@ -29,7 +29,7 @@ from medallion.selection import read_plan
 from medallion.settings import Settings
 
 HEALTHY, AT_RISK, UNKNOWN = 0, 1, 2  # `medallion status` exit codes
-CHECKS = ("slot", "resync", "lag", "retained_wal", "publication")  # Finding.check: what `status` looks at
+CHECKS = ("slot", "resync", "snapshot", "lag", "retained_wal", "publication")  # Finding.check: what `status` looks at
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,14 @@ def evaluate(src: psycopg.Connection, wh: psycopg.Connection, slot: str, config:
         health.lag_bytes = _int(row["lag_bytes"])
         health.retained_wal_bytes = _int(row["retained_wal_bytes"])
     health.shared_cluster = _same_cluster(wh, state)
+    if snapshot_chunks.is_open(state):
+        holder = src.execute(sql_text("medallion.bronze", "lock_holder.sql"),
+                             {"key": slots.IngesterLock(src, slot).key}).fetchone()
+        detail = snapshot_chunks.unfinished_detail(wh, slot)
+        wh.commit()
+        if holder is not None:
+            detail = detail.replace("is unfinished", f"is under way (source backend pid {holder[0]})")
+        health.findings.append(Finding("snapshot", "initial snapshot unfinished", detail))
     interrupted = resync.pending(wh, slot)
     wh.commit()
     if interrupted is not None:

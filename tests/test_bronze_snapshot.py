@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import psycopg
 from psycopg import sql
 
 from medallion import pipeline
@@ -78,3 +79,87 @@ def test_rerun_without_changes_adds_nothing(settings: Settings) -> None:
     report = pipeline.ingest(settings)
     assert report.snapshot_rows == 0 and report.changes == 0
     assert query(settings.warehouse_dsn, "select count(*) from bronze.br_rental_cdc")[0][0] == before
+
+
+ANY_SCHEMA = """
+create schema odd;
+create type odd.mood as enum ('ok', 'meh');
+create domain odd.year as integer check (value > 0);
+create table odd."Odd Name" (
+    region text, code integer, flag boolean, padded char(5), host inet, net cidr, amount numeric(8,2),
+    ratio double precision, small real, yr odd.year, mood odd.mood, tags text[], flags boolean[], raw bytea,
+    doc jsonb, at timestamptz, span interval, "Mixed Case" text, nm name,
+    primary key (region, code));
+insert into odd."Odd Name"
+select 'r' || (g % 7), g, g % 2 = 0, 'ab', ('10.0.0.' || (g % 250))::inet, ('10.' || (g % 250) || '.0.0/16')::cidr,
+       case when g % 13 = 0 then 'NaN'::numeric else g * 1.25 end,
+       case when g % 11 = 0 then 'Infinity'::float8 else g / 3.0 end,
+       g / 7.0, 2000 + g % 20, case when g % 2 = 0 then 'ok' else 'meh' end::odd.mood, array['a"b', 'c\\d'],
+       array[true, null], decode(lpad(to_hex(g), 8, '0'), 'hex'), jsonb_build_object('g', g, 's', 'x y'),
+       '2024-01-01 00:00+00'::timestamptz + g * interval '1 hour', g * interval '1 minute', E'tab\\there "q"',
+       'n' || g
+from generate_series(1, 1500) as g;
+insert into odd."Odd Name" (region, code) values ('nulls', 0);
+create table odd.keyless (a integer, b text);
+insert into odd.keyless select g % 5, 'same' from generate_series(1, 400) as g;
+create table odd.parted (id bigint primary key, v text) partition by range (id);
+create table odd.parted_low partition of odd.parted for values from (0) to (500);
+create table odd.parted_high partition of odd.parted for values from (500) to (maxvalue);
+insert into odd.parted select g, repeat('x', g % 40) from generate_series(1, 1200) as g;
+create table odd.empty (id integer primary key);
+"""
+
+
+def test_parallel_chunks_equal_one_connection_in_the_stream_forms(
+        blank_settings: Settings, plugin: str | None, cluster, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """Another schema (text and composite keys, a keyless table, a partitioned one, a name to
+    quote, types whose text forms differ): bronze after a snapshot cut into one-block chunks
+    read by two workers equals the snapshot of one worker reading each table in one chunk, row
+    for row with the same ordinals, and every value is what the stream's forms give
+    (value_forms.row_json_expr, computed in the source)."""
+    import dataclasses
+    from collections import Counter
+
+    from medallion.bronze import value_forms
+    from medallion.source.catalog import read_tables
+    from support import create_database, drop_database
+
+    src = blank_settings.source_dsn or ""
+    execute(src, ANY_SCHEMA)
+    config = tmp_path / "medallion.toml"
+    config.write_text('[capture]\ninclude = ["odd.*"]\n')
+    parallel = dataclasses.replace(blank_settings, plugin=plugin, config_path=config)
+    pipeline.prepare_source(parallel)
+    single_wh = create_database(cluster, f"{blank_settings.slot}_one")
+    single = dataclasses.replace(parallel, warehouse_dsn=single_wh, slot=f"{blank_settings.slot}_one")
+    try:
+        pipeline.prepare_source(single)
+        monkeypatch.setenv("MEDALLION_SNAPSHOT_CHUNK_BLOCKS", "1")
+        monkeypatch.setenv("MEDALLION_SNAPSHOT_WORKERS", "2")
+        pipeline.ingest(parallel)
+        monkeypatch.setenv("MEDALLION_SNAPSHOT_CHUNK_BLOCKS", "100000")
+        monkeypatch.setenv("MEDALLION_SNAPSHOT_WORKERS", "1")
+        pipeline.ingest(single)
+
+        wh = parallel.warehouse_dsn or ""
+        chunks = dict(query(wh, "select bronze_table, count(*) from bronze.snapshot_chunk group by 1"))
+        assert chunks[bronze_table("odd", "Odd Name")] > 10 and chunks[bronze_table("odd", "parted")] >= 2
+        assert query(wh, "select distinct state from bronze.snapshot_chunk") == [("copied",)]
+        plugin_name = plugin or "pgoutput"
+        with psycopg.connect(src) as conn:
+            tables = {t.name: t for t in read_tables(conn) if t.schema == "odd" and not t.is_partition}
+        assert set(tables) == {"Odd Name", "keyless", "parted", "empty"}
+        for name, table in tables.items():
+            bronze = sql.Identifier("bronze", bronze_table("odd", name))
+            rows = sql.SQL("select ordinal, op, full_row::text, source_table from {} order by ordinal").format(bronze)
+            got = query(wh, rows)
+            assert got == query(single_wh, rows), name
+            assert [r[0] for r in got] == list(range(1, len(got) + 1)), name  # unique, dense, from 1
+            expected = query(src, sql.SQL("select ({})::text from {} as t").format(
+                value_forms.row_json_expr([(c.name, c.type) for c in table.columns], plugin_name),
+                sql.Identifier("odd", name)))
+            assert Counter(r[2] for r in got) == Counter(r[0] for r in expected), name
+        assert {r[0] for r in query(wh, sql.SQL("select distinct source_table from {}").format(
+            sql.Identifier("bronze", bronze_table("odd", "parted"))))} == {"odd.parted_low", "odd.parted_high"}
+    finally:
+        drop_database(cluster, f"{blank_settings.slot}_one")

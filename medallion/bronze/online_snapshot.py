@@ -42,12 +42,15 @@ import orjson
 import psycopg
 from psycopg import sql
 
-from medallion.bronze.snapshot import row_json_expr
+from medallion.bronze.value_forms import row_json_expr
 from medallion.db import connect, sql_text
 from medallion.errors import SelectionError
 from medallion.source.catalog import SourceTable
 
 PREFIX = "medallion.snapshot"
+# the reason of a table whose initial snapshot was interrupted (medallion.bronze.snapshot): its chunks
+# read online skip the rows the initial snapshot's copied chunks hold already (copied_rows_filter)
+INITIAL_REASON = "initial snapshot interrupted"
 CHUNK_ROWS = 1024  # rows per chunk (Debezium's default): the window's memory and the SELECT's size
 CHUNK_ROWS_ENV = "MEDALLION_SNAPSHOT_CHUNK_ROWS"  # overrides it (tests use small chunks: many windows)
 PUBLICATION_CHECK_EVERY = 2.0  # seconds between two checks that a table waiting for its snapshot is published
@@ -70,6 +73,7 @@ class Job:
     published: bool = False  # pgoutput sends it (checked before its first chunk)
     checked: float = 0.0  # when that was last checked
     gone: int = 0  # keys bronze held as live that the snapshot did not find (ended by it)
+    skip: sql.Composable | None = None  # rows not to read (INITIAL_REASON: the copied chunks' rows)
 
 
 @dataclass
@@ -119,7 +123,7 @@ def record(wh: psycopg.Connection, slot: str, commit_lsn: int, commit_ts: object
                 "reason": job.reason, "key": list(job.key), "lsn": commit_lsn, "ts": commit_ts})
         else:
             _, job, last_key, rows, final, ordinal, event_lsn = mark
-            if final:
+            if final and job.reason != INITIAL_REASON:  # skipped rows are live, not gone; deletes all streamed
                 _end_gone_keys(wh, slot, job, commit_lsn, commit_ts, ordinal, event_lsn)
             wh.execute(sql_text("medallion.bronze", "online_snapshot_chunk_done.sql"), {
                 "slot": slot, "bronze": job.bronze, "last_key": orjson.dumps(last_key).decode() if last_key else None,
@@ -317,6 +321,10 @@ class OnlineSnapshots:
                         f"{self.chunk_rows:,} rows while the stream runs")
         self._emit(src, token, "low")
         window = Window(job, token)
+        if job.reason == INITIAL_REASON and job.skip is None:
+            if self._wh is None or self._wh.closed:
+                self._wh = connect(self.warehouse_dsn, "warehouse", autocommit=True)
+            job.skip = copied_rows_filter(self._wh, job.bronze)
         try:
             chunk = src.execute(self._chunk_sql(job)).fetchall()
         except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
@@ -363,7 +371,25 @@ class OnlineSnapshots:
         if job.after is not None:
             where = sql.SQL(sql_text("medallion.bronze", "online_snapshot_after.sql")).format(
                 t_keys=t_keys, p_keys=p_keys, table=table, after=sql.Literal(orjson.dumps(job.after).decode()))
+        if job.skip is not None:
+            where = sql.SQL("{} {} not ({})").format(where, sql.SQL("and" if job.after is not None else "where"),
+                                                     job.skip)
         columns = [(c.name, c.type) for c in job.table.columns]
         return sql.SQL(sql_text("medallion.bronze", "online_snapshot_chunk.sql")).format(
             key_json=key_json, row=sql.SQL("({})::text").format(row_json_expr(columns, self.plugin)),
             table=table, t_keys=t_keys, where=where, limit=sql.Literal(self.chunk_rows))
+
+
+def copied_rows_filter(wh: psycopg.Connection, bronze: str) -> sql.Composable:
+    """The rows of t that the interrupted initial snapshot's copied chunks hold (bronze.snapshot_chunk):
+    a tuple still in a copied block range of its leaf is the very tuple copied, or a newer version
+    whose change the stream brought. Only while the leaf's file is the one planned: a rewrite
+    (VACUUM FULL, CLUSTER) moves tuples, and then nothing is skipped (an R row equal to its key's
+    version is no change in silver)."""
+    ranges = wh.execute(sql_text("medallion.bronze", "snapshot_copied_ranges.sql"), {"bronze": bronze}).fetchall()
+    terms = [sql.SQL("(t.tableoid = {relid}::oid and pg_relation_filenode(t.tableoid) = {node}::oid and "
+                     "t.ctid >= {low}::tid{high})").format(
+        relid=sql.Literal(relid), node=sql.Literal(node), low=sql.Literal(f"({first},0)"),
+        high=sql.SQL("") if end is None else sql.SQL(" and t.ctid < {}::tid").format(sql.Literal(f"({end},0)")))
+        for relid, node, first, end in ranges]
+    return sql.SQL(" or ").join(terms) if terms else sql.SQL("false")

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 import psycopg
 
-from medallion.bronze import checks, publication, resync, snapshot, store
+from medallion.bronze import checks, publication, resync, snapshot, snapshot_chunks, store
 from medallion.bronze import slot as slots
 from medallion.bronze.decoders import lsn_to_int
 from medallion.bronze.destination import Destination
@@ -85,6 +85,10 @@ class Startup:
                 raise BronzeMismatch(
                     f"bronze was captured from another source database than {identity['database']} "
                     "(it was recreated, or the DSN changed): run 'medallion reset' to start bronze over")
+            if snapshot_chunks.is_open(state):  # an initial snapshot stopped part way: its rest goes online
+                self.notify(snapshot_chunks.hand_over(self.wh, self.slot, self.selection()))
+                state = store.read_state(self.wh, self.slot)
+                self.wh.commit()
             interrupted = resync.pending(self.wh, self.slot)
             self.wh.commit()
             if interrupted is not None:  # the slot may start past the gap: never resume from it
@@ -122,7 +126,8 @@ class Startup:
             self._wait_until_inactive()
             slots.drop(self.src, self.slot)
         rows, taken = snapshot.take(self.endpoints.source, self.wh, self.destination, self.slot, identity,
-                                    self.config, self.plugin, progress)
+                                    self.config, self.plugin, progress, warehouse_dsn=self.endpoints.warehouse,
+                                    notify=self.notify)
         for note in taken.notes:
             self.notify(note)
         return rows
