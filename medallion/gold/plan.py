@@ -8,13 +8,17 @@ function), and gets back the statements of an incremental build:
 - the grain: the GROUP BY columns of the aggregating blocks (every SELECT with a GROUP BY),
   which all group by the mart's key under the same output names;
 - touched_sql: the groups a change reaches. For every aggregating block and every silver
-  relation under it, the block's group keys over the rows whose key changed since the last
-  build, on silver now and on silver as the last build saw it (each relation swapped for its
-  history as known at that build: `<name>_as_of('infinity', known)`). A line that moved
-  between groups is found in both; a deleted one in the old state; a change in a dimension only
-  through the join;
+  relation under it, the block's lines (group keys and the columns it reads) over the rows
+  whose key changed since the last build, on silver now and on silver as the last build saw it
+  (each relation swapped for its history as known at that build: `<name>_as_of('infinity',
+  known)`); the groups of the lines on one side only. A line that moved between groups is
+  found in both; a deleted one in the old state; a change in a dimension only through the
+  join; a change to a column no block reads touches nothing;
 - scoped_sql: the same SQL with every aggregating block filtered to the groups in gold_scope,
   so only touched groups are recomputed;
+- join_columns / group_columns: per silver relation, the columns the SQL joins it through and
+  its grain columns, which the materialization indexes (gold_plain_indexes_sql) so that the
+  two queries above look rows up instead of reading relations whole;
 - as_of_sql / as_of_known_sql: the same SQL over the histories' as-of functions, for
   gold.<mart>_as_of(ts[, known]);
 - delta (medallion/gold/delta.py): for a mart of one aggregating SELECT of inner joins whose
@@ -88,7 +92,7 @@ def plan_mart(mart: str, sql: str, relations: dict[str, dict], grain: list[str] 
     plan: dict[str, Any] = {"error": None, "full": None, "grain": None, "touched_sql": None,
                             "scoped_sql": None, "as_of_sql": None, "as_of_known_sql": None, "deps": [], "note": None,
                             "delta": None, "recompute": None, "join_columns": {},
-                            "group_expressions": {}}
+                            "group_columns": {}}
     try:
         tree = _parse(sql)
     except sqlglot.errors.ParseError as error:
@@ -185,26 +189,23 @@ def _plan_incremental(tree: exp.Expression, sql: str, relations: dict, grain: li
         # planner may join gold_scope with one table first and multiply rows (measured: 67M rows)
         select.where(sqlglot.condition(f"(({exprs}) in (select {g} from gold_scope)) is true", dialect="postgres"),
                      copy=False)
-        # and, per grain column computed from one silver relation, the same filter on that
-        # relation alone, which an index on the column or expression (gold_plain_indexes_sql)
-        # answers: a touched group's rows are read, not the relation's
+        # and, per grain column that is a column of one silver relation (a film's id), the same
+        # filter on that relation alone, which an index on the column (gold_plain_indexes_sql)
+        # answers: the touched groups' rows are found by lookups. (Not an expression such as a
+        # month of a timestamp: the planner cannot estimate how many rows its filter keeps, and
+        # a wrong guess costs a nested loop over the whole relation, measured.)
         sources = {alias: source for alias, (_, source) in scoped_scopes[b].selected_sources.items()}
         for c in grain:
-            read = {column.table for column in groups[c].find_all(exp.Column)}
-            alias = next(iter(read)) if len(read) == 1 else None
-            if alias is None or not isinstance(sources.get(alias), exp.Table) \
-                    or _relation_name(sources[alias]) not in relations:
+            found = groups[c]
+            if not isinstance(found, exp.Column) or not isinstance(sources.get(found.table), exp.Table) \
+                    or _relation_name(sources[found.table]) not in relations:
                 continue
             column = exp.to_identifier(c, quoted=True).sql("postgres")
-            select.where(sqlglot.condition(f"{groups[c].sql('postgres', normalize_functions=False)} in "
+            select.where(sqlglot.condition(f"{found.sql('postgres', normalize_functions=False)} in "
                                            f"(select distinct {column} from gold_scope)", dialect="postgres"), copy=False)
-            bare = groups[c].copy()
-            for found in bare.find_all(exp.Column):
-                found.set("table", None)
-            expressions = plan["group_expressions"].setdefault(_relation_name(sources[alias]), [])
-            text = bare.sql("postgres", normalize_functions=False)
-            if text not in expressions:
-                expressions.append(text)
+            names = plan["group_columns"].setdefault(_relation_name(sources[found.table]), [])
+            if found.name not in names:
+                names.append(found.name)
     plan["scoped_sql"] = scoped.sql("postgres", normalize_functions=False)
 
 

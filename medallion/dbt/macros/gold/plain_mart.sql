@@ -94,26 +94,25 @@
 
 {% macro gold_plain_indexes_sql(relations, plan, groups) %}
 {#- an index on every column through which the mart's SQL joins a silver relation (plan.join_columns),
-    on the tables behind it, where none starts with that column: a changed key reaches its lines,
-    and a group its lines, by index lookups instead of reading the relation whole (a
-    current-state table and its history alike: now and as the last build saw it). Made once,
-    under a lock taken in one order (marts built side by side make it once, without deadlock);
-    a table silver rebuilds gets it again at the mart's next dbt build. With groups (the mart
-    recomputes its touched groups), also one per grain expression over a single relation
-    (plan.group_expressions), which the recompute's filter on that relation reads. -#}
+    on the tables behind it, where none starts with that column: a changed key reaches its lines
+    by index lookups instead of reading the relation whole (a current-state table and its
+    history alike: now and as the last build saw it). With groups (the mart recomputes its
+    touched groups), also on each grain column that is a column of one relation
+    (plan.group_columns, on the current table), which the recompute filters that relation by.
+    Made once, under a lock taken in one order (marts built side by side make it once, without
+    deadlock); a table silver rebuilds gets it again at the mart's next dbt build. -#}
 {%- set wanted = [] -%}
 {%- for name, columns in plan.join_columns.items() if relations[name].tables is defined -%}
     {%- for table in relations[name].tables -%}
-        {%- for column in columns %}{% do wanted.append((table, 'column', column)) %}{% endfor -%}
+        {%- for column in columns %}{% do wanted.append((table, column)) %}{% endfor -%}
     {%- endfor -%}
 {%- endfor -%}
-{%- for name, expressions in plan.group_expressions.items() if groups and relations[name].tables is defined -%}
-    {%- for expression in expressions if expression not in plan.join_columns.get(name, []) -%}
-        {%- do wanted.append((relations[name].tables[0], 'expression', expression)) -%}
+{%- for name, columns in plan.group_columns.items() if groups and relations[name].tables is defined -%}
+    {%- for column in columns if (relations[name].tables[0], column) not in wanted -%}
+        {%- do wanted.append((relations[name].tables[0], column)) -%}
     {%- endfor -%}
 {%- endfor -%}
-{%- for table, kind, column in wanted | sort %}
-{%- if kind == 'column' %}
+{%- for table, column in wanted | unique | sort %}
 {%- set missing -%}
 not exists (select from pg_index as i join pg_attribute as a on a.attrelid = i.indrelid and a.attnum = i.indkey[0]
             where i.indrelid = {{ medallion.medallion_literal(table) }}::regclass and a.attname = {{ medallion.medallion_literal(column) }})
@@ -126,22 +125,6 @@ do $gold_index$ begin
         end if;
     end if;
 end $gold_index$;
-{%- else %}
-{#- a grain expression over one relation's columns (a day of a timestamp): an expression index,
-    named by its text; one the server cannot index (not immutable) is left out, with a notice -#}
-{%- set name = (table.split('.')[-1] | replace('"', ''))[:40] ~ '__gold_' ~ local_md5(column)[:12] -%}
-{%- set schema = table.split('.')[0] -%}
-do $gold_index$ begin
-    if to_regclass({{ medallion.medallion_literal(schema ~ '.' ~ medallion.medallion_quote(name)) }}) is null then
-        lock table {{ table }} in share row exclusive mode;
-        if to_regclass({{ medallion.medallion_literal(schema ~ '.' ~ medallion.medallion_quote(name)) }}) is null then
-            create index {{ medallion.medallion_quote(name) }} on {{ table }} (({{ column }}));
-        end if;
-    end if;
-exception when invalid_object_definition or feature_not_supported then
-    raise notice 'no index on % of %: %', {{ medallion.medallion_literal(column) }}, {{ medallion.medallion_literal(table) }}, sqlerrm;
-end $gold_index$;
-{%- endif %}
 {%- endfor %}
 {% endmacro %}
 
