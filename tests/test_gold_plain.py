@@ -3,7 +3,7 @@
 
 On a schema made here (a text key, a composite key, a dimension), with marts on the delta path
 (sums and counts kept per group from the changed rows) and on the touched-group recompute path
-(a left join, min/max, count(distinct); a float sum), after each burst of inserts,
+(a left join, min/max, count(distinct); a float sum; a UNION ALL), after each burst of inserts,
 updates (one moving a sale to another group, one in the dimension only) and deletes, built
 incrementally by `medallion run`, the mart equals the same SQL run on the source; a full refresh
 gives the same; `<mart>_as_of(t)` equals the source's answer at t and `_as_of(now(), known => k)`
@@ -96,8 +96,22 @@ join {store} as st on st.store_id = s.store_id
 group by 1
 """
 
+# a UNION ALL of two relations' rows under one aggregate: a change reaches the branch holding it
+# (the other adds no line), and a change to a column the mart does not read (a sale's amount)
+# leaves its lines as they were and touches no group
+UNION_MART = """select a.region, count(distinct a.who) as people, count(*) as events
+from (
+    select st.region_code as region, s.customer as who
+    from {sale} as s join {store} as st on st.store_id = s.store_id
+    union all
+    select st.region_code, s.customer
+    from {refund} as r join {sale} as s on s.sale_id = r.sale_id join {store} as st on st.store_id = s.store_id
+) as a
+group by a.region
+"""
+
 PLAIN_MARTS = {"sales_by_region_month": MART, "sales_by_region_customer": DELTA_MART,
-               "refunds_by_region": REFUND_MART, "float_by_region": FLOAT_MART}
+               "refunds_by_region": REFUND_MART, "float_by_region": FLOAT_MART, "people_by_region": UNION_MART}
 
 FULL_MART = """{{ config(materialized='gold_mart') }}
 select store_id, sum(amount) over (partition by store_id) as running from {{ ref('sales__sale') }}
@@ -190,6 +204,15 @@ def test_a_plain_sql_mart_follows_the_source_and_travels_in_time(blank_settings:
 
     step_sql = dict(query(wh, "select model, step_sql from medallion.follow_step where layer = 2"))
     assert "gold_changed_keys" in step_sql["gold.sales_by_region_month"]
+    # a recompute touches the groups whose lines differ now from as last seen, not every group a key reaches
+    assert "except all" in step_sql["gold.people_by_region"]
+    # the columns a change or a group travels through are indexed on silver (now and history):
+    # the join columns, and a grain column of one relation (a store's region)
+    indexes = [row[0] for row in query(wh, "select indexdef from pg_indexes where schemaname = 'silver' "
+                                           "and tablename like 'sales\\_\\_%\\_hist'")]
+    assert any(d.startswith("CREATE INDEX") and d.endswith("(store_id)") and "sales__sale_hist" in d for d in indexes)
+    assert any(d.endswith("(sale_id)") and "sales__refund_hist" in d for d in indexes), indexes
+    assert any(d.endswith("(region_code)") and "sales__store_hist" in d for d in indexes), indexes
     assert "on conflict" in step_sql["gold.sales_by_region_customer"]  # the state moved by the changed rows
     assert "on conflict" not in step_sql["gold.float_by_region"]
     # gold keeps no per-line bookkeeping: the watermarks it saw, and per group the delta path's state

@@ -31,7 +31,7 @@ def rows(env: dict[str, str], statement: str) -> list[dict]:
     return json.loads(result.stdout)
 
 
-BOOKKEEPING = ("__seen", "__basis", "build_watermark", "follow_step", "stored_build")
+BOOKKEEPING = ("__seen", "__state", "build_watermark", "follow_step", "stored_build")
 
 
 def test_minimal_roles_capture_build_and_read(settings: Settings, cli_env: dict[str, str],

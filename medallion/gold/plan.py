@@ -8,13 +8,17 @@ function), and gets back the statements of an incremental build:
 - the grain: the GROUP BY columns of the aggregating blocks (every SELECT with a GROUP BY),
   which all group by the mart's key under the same output names;
 - touched_sql: the groups a change reaches. For every aggregating block and every silver
-  relation under it, the block's group keys over the rows whose key changed since the last
-  build, on silver now and on silver as the last build saw it (each relation swapped for its
-  history as known at that build: `<name>_as_of('infinity', known)`). A line that moved
-  between groups is found in both; a deleted one in the old state; a change in a dimension only
-  through the join;
+  relation under it, the block's lines (group keys and the columns it reads) over the rows
+  whose key changed since the last build, on silver now and on silver as the last build saw it
+  (each relation swapped for its history as known at that build: `<name>_as_of('infinity',
+  known)`); the groups of the lines on one side only. A line that moved between groups is
+  found in both; a deleted one in the old state; a change in a dimension only through the
+  join; a change to a column no block reads touches nothing;
 - scoped_sql: the same SQL with every aggregating block filtered to the groups in gold_scope,
   so only touched groups are recomputed;
+- join_columns / group_columns: per silver relation, the columns the SQL joins it through and
+  its grain columns, which the materialization indexes (gold_plain_indexes_sql) so that the
+  two queries above look rows up instead of reading relations whole;
 - as_of_sql / as_of_known_sql: the same SQL over the histories' as-of functions, for
   gold.<mart>_as_of(ts[, known]);
 - delta (medallion/gold/delta.py): for a mart of one aggregating SELECT of inner joins whose
@@ -87,7 +91,8 @@ def plan_mart(mart: str, sql: str, relations: dict[str, dict], grain: list[str] 
     """The incremental plan of one mart (see the module's docstring); plain data for Jinja."""
     plan: dict[str, Any] = {"error": None, "full": None, "grain": None, "touched_sql": None,
                             "scoped_sql": None, "as_of_sql": None, "as_of_known_sql": None, "deps": [], "note": None,
-                            "delta": None, "recompute": None}
+                            "delta": None, "recompute": None, "join_columns": {},
+                            "group_columns": {}}
     try:
         tree = _parse(sql)
     except sqlglot.errors.ParseError as error:
@@ -168,10 +173,10 @@ def _plan_incremental(tree: exp.Expression, sql: str, relations: dict, grain: li
             for t_index, table in enumerate(_tables(scopes[u])):
                 info = relations[_relation_name(table)]
                 deps.add(info["dep"])
-                for old in (False, True):
-                    touched.append(_touched_query(sql, b, u, t_index, grain, relations, old))
+                touched.append(_touched_diff(sql, b, u, t_index, grain, relations))
     plan["deps"] = sorted(deps)
     plan["touched_sql"] = "\nunion\n".join(f"select * from ({q}) as touched_{i}" for i, q in enumerate(touched))
+    plan["join_columns"] = join_columns(tree, relations)
 
     scoped = _parse(sql)
     scoped_scopes = _scopes(scoped)
@@ -184,30 +189,132 @@ def _plan_incremental(tree: exp.Expression, sql: str, relations: dict, grain: li
         # planner may join gold_scope with one table first and multiply rows (measured: 67M rows)
         select.where(sqlglot.condition(f"(({exprs}) in (select {g} from gold_scope)) is true", dialect="postgres"),
                      copy=False)
+        # and, per grain column that is a column of one silver relation (a film's id), the same
+        # filter on that relation alone, which an index on the column (gold_plain_indexes_sql)
+        # answers: the touched groups' rows are found by lookups. (Not an expression such as a
+        # month of a timestamp: the planner cannot estimate how many rows its filter keeps, and
+        # a wrong guess costs a nested loop over the whole relation, measured.)
+        sources = {alias: source for alias, (_, source) in scoped_scopes[b].selected_sources.items()}
+        for c in grain:
+            found = groups[c]
+            if not isinstance(found, exp.Column) or not isinstance(sources.get(found.table), exp.Table) \
+                    or _relation_name(sources[found.table]) not in relations:
+                continue
+            column = exp.to_identifier(c, quoted=True).sql("postgres")
+            select.where(sqlglot.condition(f"{found.sql('postgres', normalize_functions=False)} in "
+                                           f"(select distinct {column} from gold_scope)", dialect="postgres"), copy=False)
+            names = plan["group_columns"].setdefault(_relation_name(sources[found.table]), [])
+            if found.name not in names:
+                names.append(found.name)
     plan["scoped_sql"] = scoped.sql("postgres", normalize_functions=False)
 
 
+def _touched_diff(sql: str, block: int, scope: int, table_index: int, grain: list[str], relations: dict) -> str:
+    """The groups of one aggregating block whose lines holding a changed key of one relation it
+    reads differ between silver now and silver as the last build saw it. A line is the block's
+    group and every column the block reads (as text: equal values that print differently only
+    touch a group more, never less); a line the change left as it was (a column the mart does
+    not read changed, e.g. a film's rental_rate) is in both and touches nothing."""
+    now = _touched_query(sql, block, scope, table_index, grain, relations, old=False)
+    then = _touched_query(sql, block, scope, table_index, grain, relations, old=True)
+    g = ", ".join(exp.to_identifier(c, quoted=True).sql("postgres") for c in grain)
+    if now is None or then is None:  # a block whose lines cannot be listed: every group its changed keys reach
+        now = _touched_query(sql, block, scope, table_index, grain, relations, old=False, lines=False)
+        then = _touched_query(sql, block, scope, table_index, grain, relations, old=True, lines=False)
+        return f"select * from ({now}) as gold_now\nunion\nselect * from ({then}) as gold_then"
+    return (f"with gold_now as materialized ({now}), gold_then as materialized ({then})\n"
+            f"select {g} from (select * from gold_now except all select * from gold_then) as appeared\n"
+            f"union\nselect {g} from (select * from gold_then except all select * from gold_now) as gone")
+
+
+def _exclude_siblings(scopes: list[Scope], block: int, scope: int) -> None:
+    """Under the block, the branches of a UNION that do not lead to `scope` add no line: the
+    changed keys of a relation in one branch reach no row of the others. (Not under EXCEPT or
+    INTERSECT, whose other branch decides which rows of this one remain.)"""
+    def empty(branch: Scope) -> None:
+        if isinstance(branch.expression, exp.Select):
+            branch.expression.where("false", copy=False)
+        for inner in branch.set_operation_scopes:
+            empty(inner)
+
+    for union in _reach(scopes[block]):
+        if not union.set_operation_scopes or not isinstance(union.expression, exp.Union):
+            continue
+        for branch in union.set_operation_scopes:
+            if not any(r is scopes[scope] for r in _reach(branch)):
+                empty(branch)
+
+
 def _touched_query(sql: str, block: int, scope: int, table_index: int, grain: list[str], relations: dict,
-                   old: bool) -> str:
+                   old: bool, lines: bool = True) -> str | None:
     """The groups of one aggregating block reached by the changed keys of one relation it reads,
-    now (old=False) or as the last build saw silver (old=True)."""
+    now (old=False) or as the last build saw silver (old=True); with lines, each such line with
+    the columns the block reads (gold_line), or None when the block reads a star."""
     tree = _parse(sql)
     scopes = _scopes(tree)
     table = _tables(scopes[scope])[table_index]
     info = relations[_relation_name(table)]
     scopes[scope].expression.where(_key_filter(table.alias_or_name, info), copy=False)
-    if old:
-        _swap(tree, relations, lambda i: f"'infinity', current_setting('medallion.gold_known_{i['dep']}')::timestamptz")
+    _exclude_siblings(scopes, block, scope)
     select = scopes[block].expression
     groups = _group_map(select, grain)
+    read = _read_columns(select)
+    if lines and read is None:
+        return None
+    if old:
+        _swap(tree, relations, lambda i: f"'infinity', current_setting('medallion.gold_known_{i['dep']}')::timestamptz")
     query = select.copy()
-    query.set("expressions", [exp.alias_(groups[c].copy(), c, quoted=True) for c in grain])
+    columns = [exp.alias_(groups[c].copy(), c, quoted=True) for c in grain]
+    if lines:
+        line = f"row({', '.join(read)})::text" if read else "''"
+        columns.append(exp.alias_(sqlglot.parse_one(line, read="postgres"), "gold_line", quoted=True))
+    query.set("expressions", columns)
     for part in ("having", "order", "limit", "offset", "distinct"):
         query.set(part, None)
     query.set("group", None)
     if select is not tree and tree.args.get("with_"):
         query.set("with_", tree.args["with_"].copy())
     return query.sql("postgres", normalize_functions=False)
+
+
+def _read_columns(select: exp.Select) -> list[str] | None:
+    """Every column a block's SELECT reads (select list, joins, WHERE, GROUP BY, HAVING), outside
+    its subqueries, as SQL; None when it reads a star."""
+    found: list[str] = []
+    if any(isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
+           for e in select.expressions):
+        return None
+    for part in ("expressions", "joins", "where", "group", "having"):
+        value = select.args.get(part)
+        for node in value if isinstance(value, list) else [value] if value is not None else []:
+            for column in node.find_all(exp.Column):
+                if column.find_ancestor(exp.Select) is not select:
+                    continue
+                text = column.sql("postgres", normalize_functions=False)
+                if text not in found:
+                    found.append(text)
+    return found
+
+
+def join_columns(tree: exp.Expression, relations: dict) -> dict[str, list[str]]:
+    """{silver relation: the columns through which the mart's SQL joins it to another}: the
+    path a changed key takes to the lines and groups it reaches, and a group to its lines. The
+    materialization makes sure each is indexed (gold_plain_indexes_sql), so finding them reads
+    the few rows they name, not the relation whole."""
+    found: dict[str, list[str]] = {}
+    for scope in _scopes(tree):
+        aliases = {alias: _relation_name(source) for alias, (_, source) in scope.selected_sources.items()
+                   if isinstance(source, exp.Table) and _relation_name(source) in relations}
+        for join in scope.expression.args.get("joins") or [] if isinstance(scope.expression, exp.Select) else []:
+            for equal in (join.args.get("on") or exp.true()).find_all(exp.EQ):
+                sides = [equal.this, equal.expression]
+                if not all(isinstance(side, exp.Column) and side.table in aliases for side in sides):
+                    continue
+                for side in sides:
+                    columns = found.setdefault(aliases[side.table], [])
+                    if side.name not in columns and side.name not in relations[aliases[side.table]].get("key", []):
+                        columns.append(side.name)
+    return found
 
 
 def note(line: str) -> str:

@@ -117,7 +117,7 @@ def compared_relations(conn: psycopg.Connection) -> list[tuple[str, str]]:
         "select table_schema, table_name from information_schema.tables "
         "where (table_schema = 'silver' or (table_schema = 'gold' and table_type = 'BASE TABLE')) "
         "and table_name not in ('build_watermark', 'follow_step', 'stored_build') "
-        "and table_name not like '%%\\_\\_basis' and table_name not like '%%\\_\\_seen' "
+        "and table_name not like '%%\\_\\_seen' "
         "and table_name !~ '_p[0-9]{4}_[0-9]{2}$' "
         "order by 1, 2").fetchall()
     return [(schema, name) for schema, name in rows]

@@ -14,7 +14,7 @@
 {% macro medallion_stored_build_relation() %}{{ return(medallion.medallion_bookkeeping_schema() ~ '.stored_build') }}{% endmacro %}
 
 {% macro medallion_state_relation(relation, suffix) %}
-    {#- A table the engine keeps for one model (a gold mart's __seen, __basis, ...): in the
+    {#- A table the engine keeps for one model (a gold mart's __seen, __state): in the
         bookkeeping schema, named after the model's schema and name. The lake (Spark) keeps it
         beside the model, in its own catalog. -#}
     {%- if target.type == 'spark' -%}

@@ -1,21 +1,10 @@
 {#-
     Gold time travel: gold.<mart>_as_of(ts timestamptz) returns the mart as a build would have
     computed it at ts, from exactly the source rows that existed at ts (sys_start <= ts <
-    sys_end in every silver history it reads). A project's mart writes its SQL once over line
-    sets; the as-of variant reads gold_as_of_source(history) in place of the current tables.
-    Each mart model creates its function in a post-hook (gold_create_as_of_function).
+    sys_end in every silver history it reads). medallion/gold/plan.py writes its body: the
+    mart's SQL with each silver relation swapped for its history's as-of function; the mart's
+    build creates it (gold_plain_as_of, plain_mart.sql).
 -#}
-
-{% macro gold_as_of_source(history, known=false) %}
-    {#- silver.<history without _hist>_as_of(ts), the function the system_versioned
-        materialization created for that history table; with known, as the warehouse knew it
-        at `known` (the function's second parameter) -#}
-    {%- set relation = ref(history) -%}
-    {%- set base = relation.identifier[:-5] if relation.identifier.endswith('_hist') else relation.identifier -%}
-    {{- return(medallion.medallion_quote(relation.schema) ~ '.' ~ medallion.medallion_quote(base ~ '_as_of')
-               ~ ('(ts, known)' if known else '(ts)')) -}}
-{% endmacro %}
-
 
 {% macro gold_create_as_of_function(name, returns, body, body_known=none) %}
     {#- per engine: Spark SQL has no table functions (gold/spark/as_of.sql) -#}

@@ -71,11 +71,61 @@
                 'types': medallion.gold_plain_types(key, columns),
                 'as_of': medallion.medallion_quote(history.schema) ~ '.' ~ medallion.medallion_quote(history.config.get('as_of') or (history.alias or history.name) ~ '_as_of'),
                 'bronze': (medallion.medallion_bronze_of_node(reader) | string),
-                'watermark': reader.schema ~ '.' ~ (reader.alias or reader.name)}}) -%}
+                'watermark': reader.schema ~ '.' ~ (reader.alias or reader.name),
+                'tables': medallion.gold_plain_tables(node if kind == 'current_state' else none, history)}}) -%}
         {%- endif -%}
         {%- do position.append(position.pop() + 1) -%}
     {%- endfor -%}
     {{- return(relations) -}}
+{% endmacro %}
+
+
+{% macro gold_plain_tables(current, history) %}
+    {#- the tables behind a silver relation: a current-state table itself, and the history its
+        current view and its as-of function read -#}
+    {%- set tables = [] -%}
+    {%- for node in [current, history] if node is not none -%}
+        {%- do tables.append(api.Relation.create(database=target.database, schema=node.schema,
+                                                 identifier=node.alias or node.name, type='table').include(database=False) | string) -%}
+    {%- endfor -%}
+    {{- return(tables) -}}
+{% endmacro %}
+
+
+{% macro gold_plain_indexes_sql(relations, plan, groups) %}
+{#- an index on every column through which the mart's SQL joins a silver relation (plan.join_columns),
+    on the tables behind it, where none starts with that column: a changed key reaches its lines
+    by index lookups instead of reading the relation whole (a current-state table and its
+    history alike: now and as the last build saw it). With groups (the mart recomputes its
+    touched groups), also on each grain column that is a column of one relation
+    (plan.group_columns, on the current table), which the recompute filters that relation by.
+    Made once, under a lock taken in one order (marts built side by side make it once, without
+    deadlock); a table silver rebuilds gets it again at the mart's next dbt build. -#}
+{%- set wanted = [] -%}
+{%- for name, columns in plan.join_columns.items() if relations[name].tables is defined -%}
+    {%- for table in relations[name].tables -%}
+        {%- for column in columns %}{% do wanted.append((table, column)) %}{% endfor -%}
+    {%- endfor -%}
+{%- endfor -%}
+{%- for name, columns in plan.group_columns.items() if groups and relations[name].tables is defined -%}
+    {%- for column in columns if (relations[name].tables[0], column) not in wanted -%}
+        {%- do wanted.append((relations[name].tables[0], column)) -%}
+    {%- endfor -%}
+{%- endfor -%}
+{%- for table, column in wanted | unique | sort %}
+{%- set missing -%}
+not exists (select from pg_index as i join pg_attribute as a on a.attrelid = i.indrelid and a.attnum = i.indkey[0]
+            where i.indrelid = {{ medallion.medallion_literal(table) }}::regclass and a.attname = {{ medallion.medallion_literal(column) }})
+{%- endset %}
+do $gold_index$ begin
+    if {{ missing }} then
+        lock table {{ table }} in share row exclusive mode;
+        if {{ missing }} then
+            create index on {{ table }} ({{ medallion.medallion_quote(column) }});
+        end if;
+    end if;
+end $gold_index$;
+{%- endfor %}
 {% endmacro %}
 
 
@@ -253,6 +303,10 @@ where ({{ g }}) in (select {{ g }} from gold_scope)
 
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
+    {%- if deps %}
+        {%- set indexes = medallion.gold_plain_indexes_sql(relations, plan, delta is none) -%}
+        {%- if indexes | trim %}{% do run_query(indexes) %}{% endif %}
+    {%- endif %}
     {%- if not incremental %}
         {%- if existing_relation is not none %}{{ adapter.drop_relation(existing_relation) }}{% endif %}
         {% do run_query("drop table if exists " ~ medallion.gold_basis_relation(this) ~ "; drop table if exists " ~ seen_relation
