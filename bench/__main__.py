@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import scenarios
+from bench import capture, scenarios
 from medallion.settings import PAGILA_CONFIG, REPO_ROOT, SOURCE_DB, Settings
 from medallion.source.cluster import EmbeddedCluster
 
@@ -34,13 +34,17 @@ def machine() -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--factor", type=int, default=10, help="Pagila scale factor (default 10)")
+    parser.add_argument("--factor", type=int, default=10,
+                        help="Pagila scale factor, 2 or more: the changes measured are factor-1 copies (default 10)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "latest.json")
     parser.add_argument("--home", type=Path, default=REPO_ROOT / ".medallion-bench")
     parser.add_argument("--only", metavar="STEP[,STEP]",
                         help="re-measure these steps alone, on the state an earlier full run left in --home, "
-                             "and update their figures in --out (e.g. --only freshness)")
+                             "and update their figures in --out (e.g. --only freshness; --only capture needs no "
+                             "earlier run: it loads a Pagila of its own)")
     args = parser.parse_args()
+    if args.factor < 2:
+        parser.error("--factor must be 2 or more: the changes measured are Pagila's rows copied factor-1 times")
 
     pagila_dir = os.environ.get("PAGILA_DIR")
     settings = Settings(home=args.home.resolve(), source_dsn=None, warehouse_dsn=None, slot="medallion_bench",
@@ -70,6 +74,9 @@ def main() -> None:
         ("nightly_any_database", lambda: scenarios.nightly_any_database(env, _database_dsn(cluster),
                                                                         settings.home / "shop_project")),
         ("wal_per_update", lambda: scenarios.wal_per_update(settings)),
+        # last: a Pagila of its own, so it runs alone too (--only capture); its autovacuum
+        # and checkpoints then come after the other figures
+        ("capture", lambda: capture.capture(settings, cluster.dsn, _database_dsn(cluster), args.factor)),
     ]
     if args.only:
         wanted = args.only.split(",")
@@ -95,7 +102,11 @@ def main() -> None:
     try:
         console.print(summary(results))
     except KeyError as missing:  # --only before any full run: the figures are in --out, the table needs them all
-        console.print(f"[dim]no summary table: {missing} was never measured into {args.out} (run 'make bench')[/]")
+        if "capture" in results:
+            table = _table()
+            capture_rows(table, results["capture"])
+            console.print(table)
+        console.print(f"[dim]no full summary table: {missing} was never measured into {args.out} (run 'make bench')[/]")
     console.print(f"numbers written to {args.out}")
 
 
@@ -111,14 +122,49 @@ def _database_dsn(cluster: EmbeddedCluster):
     return make
 
 
-def summary(r: dict) -> Table:
+def _table() -> Table:
     table = Table(title="pagila-medallion benchmark", show_lines=False)
     table.add_column("figure")
     table.add_column("measured", justify="right")
     table.add_column("target / yardstick", justify="right")
+    return table
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**20:,.1f}"
+
+
+def capture_rows(table: Table, c: dict) -> None:
+    """The capture step's rows (bench/capture.py): each figure beside PostgreSQL's own limit."""
+    s, f, z = c["snapshot"], c["floor"], c["sizes"]
+    table.add_row(f"initial snapshot of Pagila at factor {c['factor']} into bronze ({s['rows']:,} rows, "
+                  f"{f['tables']} tables)", f"{s['rows_per_s']:,.0f} rows/s", "")
+    table.add_row("  floor: COPY of the same rows as JSON text into a jsonb column (best of 2)",
+                  f"{f['rows_per_s']:,.0f} rows/s", "yardstick")
+    table.add_row("  (the same rows read out of the source as JSON text)", f"{f['source_out_rows_per_s']:,.0f} rows/s",
+                  "")
+    table.add_row("  snapshot / floor", f"{c['snapshot_over_floor']:.2f}", ">= 0.5")
+    for key, shape in (("huge_transaction", "one source transaction"),
+                       ("small_transactions", "{transactions:,} transactions of {changes_per_transaction}")):
+        p = c[key]
+        table.add_row(f"pgoutput: {p['changes']:,} changes in " + shape.format(**p)
+                      + ": decoding limit / medallion ingest",
+                      f"{p['decode_changes_per_s']:,.0f} / {p['ingest_changes_per_s']:,.0f} changes/s", "")
+        table.add_row("  ingest / decoding", f"{p['ingest_over_decode']:.2f}", ">= 0.25")
+    table.add_row(f"bronze after that snapshot / the source's {z['tables']} captured tables: "
+                  "total (with indexes, TOAST)",
+                  f"{_mb(z['bronze_total_bytes'])} / {_mb(z['source_total_bytes'])} MB = "
+                  f"{z['bronze_over_source_total']:.2f}", "")
+    table.add_row("  heap alone", f"{_mb(z['bronze_heap_bytes'])} / {_mb(z['source_heap_bytes'])} MB = "
+                  f"{z['bronze_over_source_heap']:.2f}", "")
+
+
+def summary(r: dict) -> Table:
+    table = _table()
     d, i, v, f, a = (r["decode_vs_ingest"], r["incremental_vs_full"], r["versions_vs_snapshot"],
                      r["freshness"], r["as_of_lookup"])
-    table.add_row("initial snapshot into bronze", f"{r['initial_load']['snapshot_rows_per_s']:,.0f} rows/s", "")
+    table.add_row(f"initial snapshot of Pagila into bronze, factor 1 ({r['initial_load']['snapshot_rows']:,} rows)",
+                  f"{r['initial_load']['snapshot_rows_per_s']:,.0f} rows/s", "")
     for plugin in ("pgoutput", "wal2json"):
         p = d[plugin]
         default = " (default)" if plugin == d["default"] else ""
@@ -178,6 +224,8 @@ def summary(r: dict) -> Table:
         table.add_row(f"source WAL per update of a row with a {w['value_chars']:,}-char TOASTed value: "
                       "replica identity DEFAULT / FULL",
                       f"{w['default_wal_bytes_per_update']:,.0f} / {w['full_wal_bytes_per_update']:,.0f} bytes", "")
+    if "capture" in r:
+        capture_rows(table, r["capture"])
     return table
 
 

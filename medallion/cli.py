@@ -164,10 +164,12 @@ def down() -> None:
     out.print("embedded cluster stopped" if stopped else "embedded cluster was not running")
 
 
+_ENV_DBT_HELP = ("Also the profile medallion writes for dbt (DBT_PROFILES_DIR, DBT_PROFILE, MEDALLION_DBT_*): "
+                 "dbt run by hand in your project ('medallion dbt-setup') builds this warehouse.")
+
+
 @cli.command()
-@click.option("--dbt", "for_dbt", is_flag=True,
-              help="Also the profile medallion writes for dbt (DBT_PROFILES_DIR, DBT_PROFILE, MEDALLION_DBT_*): "
-                   "dbt run by hand in your project ('medallion dbt-setup') builds this warehouse.")
+@click.option("--dbt", "for_dbt", is_flag=True, help=_ENV_DBT_HELP)
 @friendly_errors
 def env(for_dbt: bool) -> None:
     """Print `export` lines for the source and warehouse DSNs.

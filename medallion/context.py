@@ -19,6 +19,11 @@ from medallion.config import ProjectConfig
 from medallion.settings import Settings, load_settings
 
 
+def _setting(name: str) -> property:
+    """A read-only view of one Settings field, so a Context reads wherever a Settings did."""
+    return property(lambda self: getattr(self.settings, name), doc=f"Settings.{name}, as it is.")
+
+
 @dataclass(eq=False)
 class Context:
     """The resolved settings of one command (or one Dagster code location, one follow)."""
@@ -31,37 +36,14 @@ class Context:
         return given if isinstance(given, Context) else cls(given)
 
     # The settings' own fields, as they are: what any code handed a Settings reads.
-    @property
-    def home(self) -> Path:
-        return self.settings.home
-
-    @property
-    def slot(self) -> str:
-        return self.settings.slot
-
-    @property
-    def source_dsn(self) -> str | None:
-        return self.settings.source_dsn
-
-    @property
-    def warehouse_dsn(self) -> str | None:
-        return self.settings.warehouse_dsn
-
-    @property
-    def pagila_dir(self) -> Path | None:
-        return self.settings.pagila_dir
-
-    @property
-    def config_path(self) -> Path | None:
-        return self.settings.config_path
-
-    @property
-    def analyst_role(self) -> str:
-        return self.settings.analyst_role
-
-    @property
-    def embedded(self) -> bool:
-        return self.settings.embedded
+    home = _setting("home")  # Path
+    slot = _setting("slot")  # str
+    source_dsn = _setting("source_dsn")  # str | None
+    warehouse_dsn = _setting("warehouse_dsn")  # str | None
+    pagila_dir = _setting("pagila_dir")  # Path | None
+    config_path = _setting("config_path")  # Path | None
+    analyst_role = _setting("analyst_role")  # str
+    embedded = _setting("embedded")  # bool
 
     # Resolved at first use, then kept.
     @cached_property
