@@ -394,14 +394,14 @@ def _engines_agree(lake: Settings) -> dict:
 def nightly_any_database(base_env: dict[str, str], database_dsn: callable, folder: Path,
                          customers: int = 2000) -> dict:
     """The nightly `medallion run` of a user's project that is not Pagila (bench/shop.py: the
-    tests' shop schema, grown; silver only), from the user's folder: the first
+    tests' shop schema, grown; silver and the shop's two plain marts), from the user's folder: the first
     run, then the run after 1% of the rows changed, which must not start dbt (its last line
     says which ran and, when dbt started, why). Databases, slot and folder of its own."""
     source, warehouse = database_dsn("bench_shop_source"), database_dsn("bench_shop_warehouse")
     slot = "medallion_bench_shop"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    shop.write_project(folder, gold=False)  # a gold_mart stores no step from a full build (its first)
+    shop.write_project(folder, gold=True)  # a mart's first build stores its step too
     env = {name: value for name, value in base_env.items() if name != "MEDALLION_CONFIG"} | {
         "MEDALLION_SOURCE_DSN": source, "MEDALLION_WAREHOUSE_DSN": warehouse, "MEDALLION_SLOT": slot,
         "MEDALLION_HOME": str(folder / ".medallion"), "COLUMNS": "1000"}  # COLUMNS: the last line unwrapped
@@ -432,6 +432,8 @@ def nightly_any_database(base_env: dict[str, str], database_dsn: callable, folde
                          "where slot_name = %s", [slot])
     return {"rows_changed": changed, "rows_total": total, "first_run_seconds": first, "first_run_line": first_line,
             "nightly_run_seconds": seconds, "nightly_run_line": line, "started_dbt": "dbt started" in line}
+
+
 def wal_per_update(settings: Settings, updates: int = 2000, rows: int = 100, value_chars: int = 2400) -> dict:
     """The source's WAL bytes per update under replica identity DEFAULT (what prepare-source now
     leaves on a keyed table; bronze completes unchanged TOASTed values from the previous version,
