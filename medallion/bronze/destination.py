@@ -5,7 +5,8 @@ destination writes them. Bronze in PostgreSQL (medallion.bronze.postgres_destina
 first; another (a lake's tables) implements the same few calls:
 
     snapshot_rows  one chunk of a table's snapshot rows (the initial snapshot)
-    spill          an open transaction's changes parked before its commit (memory stays bounded)
+    spill          an open transaction's changes parked before its commit (memory stays bounded;
+                   PostgreSQL's: local files, medallion.bronze.spill)
     write          committed transactions with the new position, atomically; a transaction's
                    spilled changes move to their tables here, so each is written once
     caught_up      the horizon: everything the source committed before it is written
@@ -112,6 +113,8 @@ class Destination(Protocol):
         """Forget spilled changes of transactions that never committed (the server sends them again)."""
 
     def spilled_version(self, xid: int | None, bronze: str, key: tuple[str, ...],
-                        wanted: tuple[str | None, ...]) -> dict | None: ...
+                        wanted: tuple[str | None, ...]) -> tuple[bool, dict | None]:
+        """(found, the row): the row's newest version among a transaction's spilled changes;
+        found with None when it was deleted or truncated there."""
 
     def stored_version(self, bronze: str, key: tuple[str, ...], wanted: tuple[str | None, ...]) -> dict | None: ...

@@ -12,8 +12,8 @@ above the recorded one) or not at all (it is written after the restart). Before 
 medallion.bronze.startup checks that bronze and the slot belong together.
 
 Memory is bounded by configuration, not by transaction size: a transaction whose changes grow
-past SPILL_BYTES before its commit arrives is spilled (Destination.spill) and moved into its
-bronze tables when it commits; batches are written at batch_size changes or SPILL_BYTES,
+past SPILL_BYTES before its commit arrives is spilled (Destination.spill: local files,
+medallion.bronze.spill) and written into its bronze tables, once, when it commits; batches are written at batch_size changes or SPILL_BYTES,
 whichever comes first.
 """
 
@@ -283,17 +283,17 @@ class Ingester:
             full_row = self._complete_unchanged(txn, pending, writer, target, change)
         if self._online.busy:  # inside a chunk's window, the stream wins
             self._online.see(txn, target, change.op, full_row, old_row)
-        target_rows = txn.rows.setdefault(target, [])
+        target_rows = txn.rows.get(target)
+        if target_rows is None:
+            target_rows = txn.rows[target] = []
         target_rows.append(CapturedRow(txn.ordinal, change.lsn, change.op, full_row, old_row, source_table))
-        if (tracked := self.router.partial_updates(target)) is not None:
-            txn.versions.note(target, len(target_rows) - 1, change.op, full_row, tracked)
         txn.in_memory += 1
         txn.changes += 1
         txn.bytes += ROW_OVERHEAD + (len(full_row) if full_row else 0) + (len(old_row) if old_row else 0)
         if txn.bytes >= self.spill_bytes:
             writer.submit(Spill(txn.xid, txn.rows))
             txn.spilled.update(txn.rows)
-            txn.versions.spill()
+            txn.versions.spill(txn.rows)
             txn.rows, txn.in_memory, txn.bytes = {}, 0, 0
 
     def _complete_unchanged(self, txn: Transaction, pending: list[Transaction], writer: Writer, target: str,
@@ -315,13 +315,14 @@ class Ingester:
         previous = None
         if key:
             for earlier in [txn, *(t for t in reversed(pending) if not t.redelivered)]:
-                found, previous = earlier.versions.find(earlier.rows.get(target, []), target, wanted)
+                found, previous = earlier.versions.find(earlier.rows.get(target, []), target, key, wanted)
                 if found:
                     break
-                if earlier.versions.maybe_spilled(target, wanted):
+                if earlier.versions.maybe_spilled(target):
                     writer.finish()
-                    previous = self.destination.spilled_version(earlier.xid, target, key, wanted)
-                    break
+                    found, previous = self.destination.spilled_version(earlier.xid, target, key, wanted)
+                    if found:
+                        break
             else:
                 writer.finish()
                 previous = self.destination.stored_version(target, key, wanted)

@@ -3,8 +3,8 @@
 Each bronze table is append-only, keyed (commit_lsn, ordinal): a slip that would write a change
 twice is a loud error, never a duplicate. A batch's changes, the tables new to bronze (their
 change table and schema record) and the new position are ONE warehouse transaction. Spilled
-changes wait in bronze.ingest_spill, each spill its own warehouse transaction, and are moved into
-their bronze tables by the batch that holds their transaction's commit.
+changes wait in local files (medallion.bronze.spill) and are COPYed into their bronze tables,
+once, by the batch that holds their transaction's commit.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import psycopg
 from psycopg import sql
 
 from medallion.bronze import online_snapshot, store, unchanged
+from medallion.bronze.spill import COMMIT_COLUMNS, LINE_COLUMNS, Spills
 from medallion.bronze.decoders import int_to_lsn, lsn_to_int
 from medallion.bronze.destination import SNAPSHOT_COLUMNS, Batch, BatchResult, CapturedRow, Transaction
 from medallion.db import sql_text
 
 BRONZE_COLUMNS = "commit_lsn, ordinal, lsn, xid, op, full_row, old_row, source_table, commit_ts"
-SPILL_COLUMNS = "slot_name, xid, target, ordinal, lsn, op, full_row, old_row, source_table"
 
 
 class PostgresDestination:
@@ -31,6 +31,7 @@ class PostgresDestination:
     def __init__(self, wh: psycopg.Connection, slot: str) -> None:
         self.wh = wh
         self.slot = slot
+        self.spills = Spills()
 
     def snapshot_rows(self, bronze: str, blocks: Iterable[bytes]) -> int:
         copy_in = sql.SQL("copy {} ({}) from stdin").format(
@@ -42,24 +43,24 @@ class PostgresDestination:
             return cur.rowcount
 
     def discard_spill(self) -> None:
+        """Forget spilled transactions: this run's files, and rows an older version of the
+        ingester left in bronze.ingest_spill (the server sends those transactions again)."""
+        self.spills.clear()
         self.wh.execute("delete from bronze.ingest_spill where slot_name = %s", [self.slot])
         self.wh.commit()
 
     def spill(self, xid: int | None, rows: dict[str, list[CapturedRow]]) -> None:
-        """Park an open transaction's changes in bronze.ingest_spill (its own warehouse transaction)."""
-        copy = sql.SQL("copy bronze.ingest_spill ({}) from stdin").format(sql.SQL(SPILL_COLUMNS))
-        with self.wh.transaction(), self.wh.cursor().copy(copy) as out:
-            for target, target_rows in rows.items():
-                for ordinal, lsn, op, full_row, old_row, source_table in target_rows:
-                    out.write_row((self.slot, xid, target, ordinal, lsn, op, full_row, old_row, source_table))
+        """Park an open transaction's changes in local files (medallion.bronze.spill)."""
+        self.spills.add(xid, rows)
 
     def caught_up(self, at: datetime) -> None:
         with self.wh.transaction():
             self.wh.execute(sql_text("medallion.bronze", "state_caught_up.sql"), {"at": at, "slot": self.slot})
 
     def spilled_version(self, xid: int | None, bronze: str, key: tuple[str, ...],
-                        wanted: tuple[str | None, ...]) -> dict | None:
-        return unchanged.in_spill(self.wh, self.slot, xid, bronze, key, wanted)
+                        wanted: tuple[str | None, ...]) -> tuple[bool, dict | None]:
+        spilled = self.spills.get(xid, bronze)
+        return spilled.find(key, wanted) if spilled is not None else (False, None)
 
     def stored_version(self, bronze: str, key: tuple[str, ...], wanted: tuple[str | None, ...]) -> dict | None:
         return unchanged.in_bronze(self.wh, bronze, key, wanted)
@@ -94,10 +95,9 @@ class PostgresDestination:
                     "slot": self.slot, "kind": "stream", "first_lsn": int_to_lsn(fresh[0].commit_lsn),
                     "last_lsn": result.last_commit_lsn, "transactions": len(fresh),
                     "changes": result.changes, "started_at": datetime.now(timezone.utc)})
-            for txn in txns:
-                if txn.spilled:
-                    self.wh.execute("delete from bronze.ingest_spill where slot_name = %s and xid = %s",
-                                    [self.slot, txn.xid])
+        for txn in txns:
+            if txn.spilled:
+                self.spills.drop(txn.xid)
         result.seconds = time.perf_counter() - began
         return result
 
@@ -133,11 +133,15 @@ class PostgresDestination:
             total += txn.changes
         # spilled rows first: within a transaction they precede those still in memory
         for txn, target in spilled:
-            moved = self.wh.execute(sql.SQL(sql_text("medallion.bronze", "spill_move.sql")).format(
-                target=sql.Identifier(target)),
-                {"commit_lsn": txn.commit_lsn, "commit_ts": txn.commit_ts, "slot": self.slot, "xid": txn.xid,
-                 "target_name": target})
-            counts[target] = counts.get(target, 0) + max(moved.rowcount, 0)
+            spilled_file = self.spills.get(txn.xid, target)
+            assert spilled_file is not None, "a spilled transaction's files live until its batch is written"
+            copy = sql.SQL("copy {} ({}) from stdin").format(
+                sql.Identifier(store.BRONZE_SCHEMA, target),
+                sql.SQL(", ").join(map(sql.Identifier, LINE_COLUMNS + COMMIT_COLUMNS)))
+            with self.wh.cursor().copy(copy) as out:
+                for chunk in spilled_file.copy_chunks(txn.commit_lsn, txn.commit_ts):
+                    out.write(chunk)
+            counts[target] = counts.get(target, 0) + spilled_file.rows
         for target, rows in sorted(by_target.items()):
             if not rows:
                 continue
