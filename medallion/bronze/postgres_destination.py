@@ -17,12 +17,11 @@ import psycopg
 from psycopg import sql
 
 from medallion.bronze import online_snapshot, store, unchanged
-from medallion.bronze.spill import COMMIT_COLUMNS, LINE_COLUMNS, Spills
+from medallion.bronze.spill import COMMIT_COLUMNS, LINE_COLUMNS, Spills, copy_block
 from medallion.bronze.decoders import int_to_lsn, lsn_to_int
 from medallion.bronze.destination import SNAPSHOT_COLUMNS, Batch, BatchResult, CapturedRow, Transaction
 from medallion.db import sql_text
 
-BRONZE_COLUMNS = "commit_lsn, ordinal, lsn, xid, op, full_row, old_row, source_table, commit_ts"
 
 
 class PostgresDestination:
@@ -108,8 +107,7 @@ class PostgresDestination:
         A table new to bronze gets its change table and its schema record in this same
         transaction, positioned at the first transaction that changed it."""
         counts: dict[str, int] = {}
-        by_target: dict[str, list[tuple]] = {}
-        spilled: list[tuple[Transaction, str]] = []
+        by_target: dict[str, list[Transaction]] = {}
         registered: set[str] = set()
         total = 0
         for txn in txns:
@@ -124,31 +122,24 @@ class PostgresDestination:
                     store.create_bronze_table(self.wh, target)
                     store.record_table(self.wh, target, batch.new_tables[target], txn.commit_lsn, txn.commit_ts)
                     registered.add(target)
-                if target in txn.spilled:
-                    spilled.append((txn, target))
-                bucket = by_target.setdefault(target, [])
-                for ordinal, lsn, op, full_row, old_row, source_table in txn.rows.get(target, ()):
-                    bucket.append((txn.commit_lsn, ordinal, lsn, txn.xid, op, full_row, old_row, source_table,
-                                   txn.commit_ts))
+                by_target.setdefault(target, []).append(txn)
             total += txn.changes
-        # spilled rows first: within a transaction they precede those still in memory
-        for txn, target in spilled:
-            spilled_file = self.spills.get(txn.xid, target)
-            assert spilled_file is not None, "a spilled transaction's files live until its batch is written"
-            copy = sql.SQL("copy {} ({}) from stdin").format(
-                sql.Identifier(store.BRONZE_SCHEMA, target),
-                sql.SQL(", ").join(map(sql.Identifier, LINE_COLUMNS + COMMIT_COLUMNS)))
-            with self.wh.cursor().copy(copy) as out:
-                for chunk in spilled_file.copy_chunks(txn.commit_lsn, txn.commit_ts):
-                    out.write(chunk)
-            counts[target] = counts.get(target, 0) + spilled_file.rows
-        for target, rows in sorted(by_target.items()):
+        columns = sql.SQL(", ").join(map(sql.Identifier, LINE_COLUMNS + COMMIT_COLUMNS))
+        for target, target_txns in sorted(by_target.items()):
+            spilled = {txn.xid: self.spills.get(txn.xid, target) for txn in target_txns if target in txn.spilled}
+            rows = sum(len(txn.rows.get(target, ())) for txn in target_txns) + sum(f.rows for f in spilled.values()
+                                                                                   if f is not None)
             if not rows:
                 continue
-            counts[target] = counts.get(target, 0) + len(rows)
-            copy = sql.SQL("copy {} ({}) from stdin").format(
-                sql.Identifier(store.BRONZE_SCHEMA, target), sql.SQL(BRONZE_COLUMNS))
+            counts[target] = counts.get(target, 0) + rows
+            copy = sql.SQL("copy {} ({}) from stdin").format(sql.Identifier(store.BRONZE_SCHEMA, target), columns)
             with self.wh.cursor().copy(copy) as out:
-                for row in rows:
-                    out.write_row(row)
+                for txn in target_txns:
+                    if txn.xid in spilled:  # spilled rows first: they precede those still in memory
+                        spilled_file = spilled[txn.xid]
+                        assert spilled_file is not None, "a spilled transaction's files live until it is written"
+                        for chunk in spilled_file.copy_chunks(txn.commit_lsn, txn.commit_ts):
+                            out.write(chunk)
+                    if txn.rows.get(target):
+                        out.write(copy_block(txn.rows[target], txn.xid, txn.commit_lsn, txn.commit_ts))
         return total, counts

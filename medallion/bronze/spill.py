@@ -10,7 +10,7 @@ temporary file per bronze table, without their two commit columns; at the commit
 streamed into the bronze table once, each line given the commit's position and time on the
 way (one bytes.replace per chunk).
 
-Crash safety needs nothing: the files are unlinked at creation (tempfile.TemporaryFile), so a
+Crash safety needs nothing: the files are unlinked at creation, so a
 killed ingester leaves no trace, and the server sends every unconfirmed transaction again.
 
 Unchanged large values (medallion.bronze.unchanged) may need a row's previous version from a
@@ -20,6 +20,7 @@ line read once), and kept up to date for what is spilled after it.
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 from collections.abc import Iterable
@@ -33,6 +34,7 @@ from medallion.bronze.unchanged import ROW_OPS, key_of
 # the bronze columns a spill line holds, in order; the commit's two are appended when it is written
 LINE_COLUMNS = ("ordinal", "lsn", "xid", "op", "full_row", "old_row", "source_table")
 COMMIT_COLUMNS = ("commit_lsn", "commit_ts")
+SPILL_PREFIX = "medallion-spill-"
 NULL = "\\N"  # COPY text's null
 CHUNK = 1 << 20  # bytes streamed to COPY at a time
 _UNESCAPE = re.compile(rb"\\(.)")
@@ -69,11 +71,31 @@ def lines(rows: Iterable[tuple], xid: int | None) -> str:
     return "".join(out)
 
 
+def _unlinked_file() -> IO[bytes]:
+    """A temporary file already unlinked (nothing left behind by a SIGKILL) that keeps its name in
+    /proc/<pid>/fd ("medallion-spill-... (deleted)"), unlike TemporaryFile's O_TMPFILE: tests and
+    operators can see a spill under way."""
+    handle, path = tempfile.mkstemp(prefix=SPILL_PREFIX)
+    os.unlink(path)
+    return os.fdopen(handle, "w+b")
+
+
+def commit_suffix(commit_lsn: int, commit_ts: object) -> bytes:
+    """The end of each line once its transaction has committed: COMMIT_COLUMNS' fields."""
+    return f"\t{commit_lsn}\t{commit_ts}\n".encode()
+
+
+def copy_block(rows: list[tuple], xid: int | None, commit_lsn: int, commit_ts: object) -> bytes:
+    """A committed transaction's rows (held in memory) as COPY text of LINE_COLUMNS + COMMIT_COLUMNS:
+    built as text here rather than row by row by the driver (~2x cheaper a change)."""
+    return lines(rows, xid).encode("utf-8").replace(b"\n", commit_suffix(commit_lsn, commit_ts))
+
+
 @dataclass
 class SpillFile:
     """One bronze table's spilled rows of one open transaction."""
 
-    file: IO[bytes] = field(default_factory=lambda: tempfile.TemporaryFile(prefix="medallion-spill-"))
+    file: IO[bytes] = field(default_factory=lambda: _unlinked_file())
     rows: int = 0
     size: int = 0
     key: tuple[str, ...] | None = None  # the key the index is by (None: not indexed yet)
@@ -129,7 +151,7 @@ class SpillFile:
 
     def copy_chunks(self, commit_lsn: int, commit_ts: object) -> Iterable[bytes]:
         """The file as COPY text of LINE_COLUMNS + COMMIT_COLUMNS, in chunks of whole lines."""
-        suffix = f"\t{commit_lsn}\t{commit_ts}\n".encode()
+        suffix = commit_suffix(commit_lsn, commit_ts)
         self.file.flush()
         self.file.seek(0)
         rest = b""
