@@ -88,7 +88,7 @@ class PgoutputDecoder:
             ref, rel = self._ref(message[1])
             return [Change(ref, "D", self._row(rel.columns, message[2]), None, lsn)]
         if kind == "B":
-            return [Begin(message[3], pgoutput.timestamp(message[2]))]
+            return [Begin(message[3], pgoutput.timestamp(message[2]), message[1])]
         if kind == "C":
             return [Commit(message[1], pgoutput.timestamp(message[2]))]
         if kind == "R":

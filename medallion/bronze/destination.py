@@ -65,6 +65,8 @@ class Transaction:
     schema_events: list[SchemaEvent] = field(default_factory=list)
     snapshot_marks: list[tuple] = field(default_factory=list)  # online snapshot progress (online_snapshot.py)
     redelivered: bool = False  # already in bronze (known at its commit): no source of earlier versions
+    final_lsn: int | None = None  # pgoutput's Begin: where the commit record starts (medallion.bronze.early)
+    early: tuple[int, object] | None = None  # (guessed commit_lsn, commit time) its spills were written under
     versions: unchanged.Versions = field(default_factory=unchanged.Versions)  # for unchanged large values
 
     @property
@@ -103,7 +105,10 @@ class Destination(Protocol):
     def snapshot_rows(self, bronze: str, blocks: Iterable[bytes]) -> int:
         """Write one chunk of a table's snapshot rows, COPY text of SNAPSHOT_COLUMNS; returns the rows."""
 
-    def spill(self, xid: int | None, rows: dict[str, list[CapturedRow]]) -> None: ...
+    def spill(self, xid: int | None, rows: dict[str, list[CapturedRow]], early: tuple[int, object] | None = None) -> None:
+        """Park rows of an open transaction; with early = (its commit_lsn as guessed, its commit
+        time), the destination may also write them now, keeping that write open until the batch
+        holding the commit confirms the guess (medallion.bronze.early)."""
 
     def write(self, batch: Batch) -> BatchResult: ...
 

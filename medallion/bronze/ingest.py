@@ -33,6 +33,7 @@ from medallion.bronze import checks, ddl, online_snapshot, publication, store, u
 from medallion.bronze import slot as slots
 from medallion.bronze.decoders import decoder_for, lsn_to_int
 from medallion.bronze.destination import Batch, BatchResult, Transaction
+from medallion.bronze.early import CommitGuess
 from medallion.bronze.events import Begin, Change, Commit, Message, RelationSeen
 from medallion.bronze.postgres_destination import PostgresDestination
 from medallion.bronze.routing import Router
@@ -78,6 +79,7 @@ class Ingester:
         self.asked_plugin = plugin
         self.plugin = plugin or slots.DEFAULT_PLUGIN
         self._said: set[str] = set()  # lines told once per run
+        self._guess = CommitGuess()  # a large transaction's commit position (medallion.bronze.early)
         self._online = online_snapshot.OnlineSnapshots(endpoints.source, endpoints.warehouse,
                                                        publication.publication_name(self.slot), self.plugin, notify)
 
@@ -238,15 +240,18 @@ class Ingester:
                                                      f"{self.plugin}?")
                             self._on_change(open_txn, event, pending, writer)
                         elif type(event) is Begin:
-                            open_txn = Transaction(xid=event.xid, commit_ts=event.commit_ts)
+                            open_txn = Transaction(xid=event.xid, commit_ts=event.commit_ts,
+                                                   final_lsn=event.final_lsn)
                         elif type(event) is Commit:
                             if open_txn is None:
                                 raise SourceNotReady("a commit without its begin in the stream")
                             open_txn.commit_lsn = event.commit_lsn
                             open_txn.commit_ts = event.commit_ts if event.commit_ts is not None else open_txn.commit_ts
                             open_txn.redelivered = open_txn.commit_lsn <= resumed_at
-                            if not pending:
+                            self._guess.learn(open_txn.final_lsn, open_txn.commit_lsn)
+                            if not pending:  # (a large transaction's first spill may have written them)
                                 pending_since = time.monotonic()
+                                pending_bytes = pending_changes = 0
                             pending.append(open_txn)
                             pending_changes += open_txn.in_memory
                             pending_bytes += open_txn.bytes
@@ -292,7 +297,14 @@ class Ingester:
         txn.changes += 1
         txn.bytes += ROW_OVERHEAD + (len(full_row) if full_row else 0) + (len(old_row) if old_row else 0)
         if txn.bytes >= self.spill_bytes:
-            writer.submit(Spill(txn.xid, txn.rows))
+            if not txn.spilled and txn.final_lsn is not None:
+                # pgoutput: written early under a guessed commit position (medallion.bronze.early),
+                # in a warehouse transaction of its own: the committed transactions before it first
+                if pending:
+                    self._submit_write(writer, pending[:])
+                    pending.clear()
+                txn.early = (self._guess.end(txn.final_lsn), txn.commit_ts)
+            writer.submit(Spill(txn.xid, txn.rows, txn.early))
             txn.spilled.update(txn.rows)
             txn.versions.spill(txn.rows)
             txn.rows, txn.in_memory, txn.bytes = {}, 0, 0

@@ -11,13 +11,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import psycopg
 from psycopg import sql
 
 from medallion.bronze import online_snapshot, store, unchanged
-from medallion.bronze.spill import COMMIT_COLUMNS, LINE_COLUMNS, Spills, copy_block
+from medallion.bronze.spill import COMMIT_COLUMNS, LINE_COLUMNS, Spills, commit_suffix, copy_block
+
+_COLUMNS = sql.SQL(", ").join(map(sql.Identifier, LINE_COLUMNS + COMMIT_COLUMNS))
+
+
+@dataclass
+class Early:
+    """A large transaction's rows COPYed into bronze under a guessed commit_lsn, not committed."""
+
+    xid: int | None
+    commit_lsn: int  # guessed (medallion.bronze.early)
+    commit_ts: object
+    done: int  # bronze's position when it began
+    targets: set[str] = field(default_factory=set)  # bronze tables written early
+    left_out: set[str] = field(default_factory=set)  # new to bronze: written by the batch
 from medallion.bronze.decoders import int_to_lsn, lsn_to_int
 from medallion.bronze.destination import SNAPSHOT_COLUMNS, Batch, BatchResult, CapturedRow, Transaction
 from medallion.db import sql_text
@@ -31,6 +46,8 @@ class PostgresDestination:
         self.wh = wh
         self.slot = slot
         self.spills = Spills()
+        self.early_writes = self.wrong_guesses = 0  # large transactions written early; guesses missed
+        self.early: Early | None = None  # a large transaction being written under a guessed commit_lsn
 
     def snapshot_rows(self, bronze: str, blocks: Iterable[bytes]) -> int:
         copy_in = sql.SQL("copy {} ({}) from stdin").format(
@@ -48,9 +65,32 @@ class PostgresDestination:
         self.wh.execute("delete from bronze.ingest_spill where slot_name = %s", [self.slot])
         self.wh.commit()
 
-    def spill(self, xid: int | None, rows: dict[str, list[CapturedRow]]) -> None:
-        """Park an open transaction's changes in local files (medallion.bronze.spill)."""
-        self.spills.add(xid, rows)
+    def spill(self, xid: int | None, rows: dict[str, list[CapturedRow]], early: tuple[int, object] | None = None) -> None:
+        """Park an open transaction's changes in local files (medallion.bronze.spill); with early,
+        COPY them into their bronze tables too, in a warehouse transaction left open until the
+        batch holding the commit checks the guessed commit_lsn (medallion.bronze.early)."""
+        written = self.spills.add(xid, rows)
+        if early is None:
+            return
+        if self.early is None:
+            state = store.read_state(self.wh, self.slot, lock=True)  # opens the warehouse transaction
+            assert state is not None, "start() records the state before any batch"
+            self.early = Early(xid, *early, done=lsn_to_int(state.last_commit_lsn))
+        if self.early.xid != xid or self.early.commit_lsn <= self.early.done:
+            return  # already in bronze (sent again after a restart): the batch skips it
+        suffix = commit_suffix(*early)
+        for target, data in written.items():
+            if target not in self.early.targets:
+                if target in self.early.left_out or self.wh.execute(
+                        "select to_regclass(format('%%I.%%I', %s::text, %s::text)) is null",
+                        [store.BRONZE_SCHEMA, target]).fetchone()[0]:
+                    self.early.left_out.add(target)  # new to bronze: created and written by the batch
+                    continue
+                self.early.targets.add(target)
+            copy = sql.SQL("copy {} ({}) from stdin").format(sql.Identifier(store.BRONZE_SCHEMA, target),
+                                                              _COLUMNS)
+            with self.wh.cursor().copy(copy) as out:
+                out.write(data.replace(b"\n", suffix))
 
     def caught_up(self, at: datetime) -> None:
         with self.wh.transaction():
@@ -62,13 +102,16 @@ class PostgresDestination:
         return spilled.find(key, wanted) if spilled is not None else (False, None)
 
     def stored_version(self, bronze: str, key: tuple[str, ...], wanted: tuple[str | None, ...]) -> dict | None:
-        return unchanged.in_bronze(self.wh, bronze, key, wanted)
+        # inside an early write the open warehouse transaction must stay open (its rows are the
+        # spilled ones, which were looked in first)
+        return unchanged.in_bronze(self.wh, bronze, key, wanted, commit=self.early is None)
 
     def write(self, batch: Batch) -> BatchResult:
         """Write committed transactions and the new position in one warehouse transaction."""
         began = time.perf_counter()
         result = BatchResult()
         txns = batch.transactions
+        early = self._check_early(txns)
         with self.wh.transaction():
             state = store.read_state(self.wh, self.slot, lock=True)
             assert state is not None, "start() records the state before any batch"
@@ -78,7 +121,7 @@ class PostgresDestination:
             for table in batch.left_out.values():
                 store.record_uncaptured(self.wh, table, txns[-1].commit_lsn)
             if fresh:
-                result.changes, result.tables = self._copy(fresh, batch)
+                result.changes, result.tables = self._copy(fresh, batch, early)
                 for txn in fresh:
                     if txn.snapshot_marks:  # a chunk's progress, with its rows
                         online_snapshot.record(self.wh, self.slot, txn.commit_lsn, txn.commit_ts,
@@ -94,13 +137,31 @@ class PostgresDestination:
                     "slot": self.slot, "kind": "stream", "first_lsn": int_to_lsn(fresh[0].commit_lsn),
                     "last_lsn": result.last_commit_lsn, "transactions": len(fresh),
                     "changes": result.changes, "started_at": datetime.now(timezone.utc)})
+        if early is not None:
+            self.wh.commit()  # the block above was a savepoint inside the early write
         for txn in txns:
             if txn.spilled:
                 self.spills.drop(txn.xid)
         result.seconds = time.perf_counter() - began
         return result
 
-    def _copy(self, txns: list[Transaction], batch: Batch) -> tuple[int, dict[str, int]]:
+    def _check_early(self, txns: list[Transaction]) -> Early | None:
+        """The early write, if these transactions hold its commit and the guess was right; else
+        it is rolled back (the transaction is then written from its spill files)."""
+        early, self.early = self.early, None
+        if early is None:
+            return None
+        txn = next((t for t in txns if t.xid == early.xid and t.spilled), None)
+        if txn is None or txn.commit_lsn != early.commit_lsn or txn.commit_ts != early.commit_ts \
+                or txn.commit_lsn <= early.done:
+            self.wh.rollback()
+            if txn is not None and txn.commit_lsn > early.done:
+                self.wrong_guesses += 1
+            return None
+        self.early_writes += 1
+        return early
+
+    def _copy(self, txns: list[Transaction], batch: Batch, early: Early | None = None) -> tuple[int, dict[str, int]]:
         """COPY the transactions' changes into their bronze tables, in commit order. Returns the
         changes written and the rows written by bronze table.
 
@@ -124,7 +185,6 @@ class PostgresDestination:
                     registered.add(target)
                 by_target.setdefault(target, []).append(txn)
             total += txn.changes
-        columns = sql.SQL(", ").join(map(sql.Identifier, LINE_COLUMNS + COMMIT_COLUMNS))
         for target, target_txns in sorted(by_target.items()):
             spilled = {txn.xid: self.spills.get(txn.xid, target) for txn in target_txns if target in txn.spilled}
             rows = sum(len(txn.rows.get(target, ())) for txn in target_txns) + sum(f.rows for f in spilled.values()
@@ -132,10 +192,11 @@ class PostgresDestination:
             if not rows:
                 continue
             counts[target] = counts.get(target, 0) + rows
-            copy = sql.SQL("copy {} ({}) from stdin").format(sql.Identifier(store.BRONZE_SCHEMA, target), columns)
+            copy = sql.SQL("copy {} ({}) from stdin").format(sql.Identifier(store.BRONZE_SCHEMA, target), _COLUMNS)
             with self.wh.cursor().copy(copy) as out:
                 for txn in target_txns:
-                    if txn.xid in spilled:  # spilled rows first: they precede those still in memory
+                    if txn.xid in spilled and not (early and early.xid == txn.xid and target in early.targets):
+                        # spilled rows first: they precede those still in memory
                         spilled_file = spilled[txn.xid]
                         assert spilled_file is not None, "a spilled transaction's files live until it is written"
                         for chunk in spilled_file.copy_chunks(txn.commit_lsn, txn.commit_ts):

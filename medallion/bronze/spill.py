@@ -102,7 +102,8 @@ class SpillFile:
     latest: dict[tuple, tuple[int, int]] = field(default_factory=dict)  # key -> (row number, byte offset)
     truncated: int = -1  # row number of the last truncate
 
-    def append(self, rows: list[tuple], xid: int | None) -> None:
+    def append(self, rows: list[tuple], xid: int | None) -> bytes:
+        """Add rows (CapturedRow tuples); returns them as the spill lines written."""
         data = lines(rows, xid).encode("utf-8")
         self.file.seek(0, 2)
         if self.key is not None:  # indexed already: keep it up to date
@@ -115,6 +116,7 @@ class SpillFile:
             self.rows += len(rows)
         self.file.write(data)
         self.size += len(data)
+        return data
 
     def _note(self, op: str, full_row: str | None, number: int, offset: int) -> None:
         if op == "T":
@@ -173,10 +175,10 @@ class Spills:
     def __init__(self) -> None:
         self.files: dict[tuple[int | None, str], SpillFile] = {}
 
-    def add(self, xid: int | None, rows: dict[str, list[tuple]]) -> None:
-        for target, target_rows in rows.items():
-            if target_rows:
-                self.files.setdefault((xid, target), SpillFile()).append(target_rows, xid)
+    def add(self, xid: int | None, rows: dict[str, list[tuple]]) -> dict[str, bytes]:
+        """Spill rows by bronze table; returns the lines written to each."""
+        return {target: self.files.setdefault((xid, target), SpillFile()).append(target_rows, xid)
+                for target, target_rows in rows.items() if target_rows}
 
     def get(self, xid: int | None, target: str) -> SpillFile | None:
         return self.files.get((xid, target))

@@ -93,19 +93,22 @@ class Versions:
 
 
 def in_bronze(conn: psycopg.Connection, target: str, key: tuple[str, ...],
-              wanted: tuple[str | None, ...]) -> dict | None:
-    """The newest version of the row in bronze.<target>, by an index on its key (made on first use)."""
+              wanted: tuple[str | None, ...], commit: bool = True) -> dict | None:
+    """The newest version of the row in bronze.<target>, by an index on its key (made on first use).
+    commit=False leaves the caller's warehouse transaction open (an early write, medallion.bronze.early)."""
     table = sql.Identifier("bronze", target)
     exprs = sql.SQL(", ").join(sql.SQL("(full_row ->> {})").format(sql.Literal(k)) for k in key)
     conn.execute(sql.SQL("create index if not exists {} on {} ({}, commit_lsn, ordinal)").format(
         sql.Identifier(object_prefix(target, len("_row_key")) + "_row_key"), table, exprs))
-    conn.commit()
+    if commit:
+        conn.commit()
     match = sql.SQL(" and ").join(sql.SQL("(full_row ->> {}) = {}").format(sql.Literal(k), sql.Placeholder())
                                   for k in key)
     found = conn.execute(sql.SQL("select op, full_row::text from {} where {} and op <> 'E' "
                                  "order by commit_lsn desc, ordinal desc limit 1").format(table, match),
                          list(wanted)).fetchone()
-    conn.commit()
+    if commit:
+        conn.commit()
     return orjson.loads(found[1]) if found and found[0] in ROW_OPS else None
 
 
