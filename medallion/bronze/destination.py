@@ -105,7 +105,8 @@ class Destination(Protocol):
     def snapshot_rows(self, bronze: str, blocks: Iterable[bytes]) -> int:
         """Write one chunk of a table's snapshot rows, COPY text of SNAPSHOT_COLUMNS; returns the rows."""
 
-    def spill(self, xid: int | None, rows: dict[str, list[CapturedRow]], early: tuple[int, object] | None = None) -> None:
+    def spill(self, xid: int | None, rows: dict[str, list[CapturedRow]],
+              early: tuple[int, object] | None = None) -> None:
         """Park rows of an open transaction; with early = (its commit_lsn as guessed, its commit
         time), the destination may also write them now, keeping that write open until the batch
         holding the commit confirms the guess (medallion.bronze.early)."""

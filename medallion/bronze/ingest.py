@@ -13,7 +13,9 @@ medallion.bronze.startup checks that bronze and the slot belong together.
 
 Memory is bounded by configuration, not by transaction size: a transaction whose changes grow
 past SPILL_BYTES before its commit arrives is spilled (Destination.spill: local files,
-medallion.bronze.spill) and written into its bronze tables, once, when it commits; batches are written at batch_size changes or SPILL_BYTES,
+medallion.bronze.spill) and written into its bronze tables once: when it commits, or with
+pgoutput while it streams, under a commit position guessed from its Begin and checked at its
+Commit (medallion.bronze.early). Batches are written at batch_size changes or SPILL_BYTES,
 whichever comes first.
 """
 

@@ -4,7 +4,9 @@ Each bronze table is append-only, keyed (commit_lsn, ordinal): a slip that would
 twice is a loud error, never a duplicate. A batch's changes, the tables new to bronze (their
 change table and schema record) and the new position are ONE warehouse transaction. Spilled
 changes wait in local files (medallion.bronze.spill) and are COPYed into their bronze tables,
-once, by the batch that holds their transaction's commit.
+once, by the batch that holds their transaction's commit; with pgoutput they are COPYed while
+the transaction streams, in a warehouse transaction that batch commits if the commit position
+guessed for them was right (medallion.bronze.early).
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ import psycopg
 from psycopg import sql
 
 from medallion.bronze import online_snapshot, store, unchanged
+from medallion.bronze.decoders import int_to_lsn, lsn_to_int
+from medallion.bronze.destination import SNAPSHOT_COLUMNS, Batch, BatchResult, CapturedRow, Transaction
 from medallion.bronze.spill import COMMIT_COLUMNS, LINE_COLUMNS, Spills, commit_suffix, copy_block
+from medallion.db import sql_text
 
 _COLUMNS = sql.SQL(", ").join(map(sql.Identifier, LINE_COLUMNS + COMMIT_COLUMNS))
 
@@ -33,10 +38,6 @@ class Early:
     done: int  # bronze's position when it began
     targets: set[str] = field(default_factory=set)  # bronze tables written early
     left_out: set[str] = field(default_factory=set)  # new to bronze: written by the batch
-from medallion.bronze.decoders import int_to_lsn, lsn_to_int
-from medallion.bronze.destination import SNAPSHOT_COLUMNS, Batch, BatchResult, CapturedRow, Transaction
-from medallion.db import sql_text
-
 
 
 class PostgresDestination:
@@ -65,32 +66,37 @@ class PostgresDestination:
         self.wh.execute("delete from bronze.ingest_spill where slot_name = %s", [self.slot])
         self.wh.commit()
 
-    def spill(self, xid: int | None, rows: dict[str, list[CapturedRow]], early: tuple[int, object] | None = None) -> None:
+    def spill(self, xid: int | None, rows: dict[str, list[CapturedRow]],
+              early: tuple[int, object] | None = None) -> None:
         """Park an open transaction's changes in local files (medallion.bronze.spill); with early,
         COPY them into their bronze tables too, in a warehouse transaction left open until the
         batch holding the commit checks the guessed commit_lsn (medallion.bronze.early)."""
-        written = self.spills.add(xid, rows)
-        if early is None:
-            return
-        if self.early is None:
+        if early is not None and self.early is None:
             state = store.read_state(self.wh, self.slot, lock=True)  # opens the warehouse transaction
             assert state is not None, "start() records the state before any batch"
             self.early = Early(xid, *early, done=lsn_to_int(state.last_commit_lsn))
-        if self.early.xid != xid or self.early.commit_lsn <= self.early.done:
-            return  # already in bronze (sent again after a restart): the batch skips it
-        suffix = commit_suffix(*early)
-        for target, data in written.items():
-            if target not in self.early.targets:
-                if target in self.early.left_out or self.wh.execute(
-                        "select to_regclass(format('%%I.%%I', %s::text, %s::text)) is null",
-                        [store.BRONZE_SCHEMA, target]).fetchone()[0]:
-                    self.early.left_out.add(target)  # new to bronze: created and written by the batch
-                    continue
-                self.early.targets.add(target)
-            copy = sql.SQL("copy {} ({}) from stdin").format(sql.Identifier(store.BRONZE_SCHEMA, target),
-                                                              _COLUMNS)
+        for target, target_rows in rows.items():
+            if not target_rows:
+                continue
+            if early is None or not self._writes_early(xid, target):
+                self.spills.add(xid, target, target_rows)
+                continue
+            suffix = commit_suffix(*early)
+            copy = sql.SQL("copy {} ({}) from stdin").format(sql.Identifier(store.BRONZE_SCHEMA, target), _COLUMNS)
             with self.wh.cursor().copy(copy) as out:
-                out.write(data.replace(b"\n", suffix))
+                self.spills.add(xid, target, target_rows, lambda data: out.write(data.replace(b"\n", suffix)))
+
+    def _writes_early(self, xid: int | None, target: str) -> bool:
+        """Whether this spill of target is COPYed into bronze now, as its earlier ones were."""
+        early = self.early
+        if early is None or early.xid != xid or early.commit_lsn <= early.done:
+            return False  # already in bronze (sent again after a restart): the batch skips it
+        if target not in early.targets and target not in early.left_out:
+            missing = self.wh.execute("select to_regclass(format('%%I.%%I', %s::text, %s::text)) is null",
+                                      [store.BRONZE_SCHEMA, target]).fetchone()[0]
+            # a table new to bronze is created and written by the batch that commits it
+            (early.left_out if missing else early.targets).add(target)
+        return target in early.targets
 
     def caught_up(self, at: datetime) -> None:
         with self.wh.transaction():

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -37,6 +37,7 @@ COMMIT_COLUMNS = ("commit_lsn", "commit_ts")
 SPILL_PREFIX = "medallion-spill-"
 NULL = "\\N"  # COPY text's null
 CHUNK = 1 << 20  # bytes streamed to COPY at a time
+APPEND_ROWS = 5_000  # rows turned into spill lines at a time
 _UNESCAPE = re.compile(rb"\\(.)")
 _UNESCAPED = {b"\\": b"\\", b"n": b"\n", b"r": b"\r", b"t": b"\t"}
 
@@ -102,21 +103,25 @@ class SpillFile:
     latest: dict[tuple, tuple[int, int]] = field(default_factory=dict)  # key -> (row number, byte offset)
     truncated: int = -1  # row number of the last truncate
 
-    def append(self, rows: list[tuple], xid: int | None) -> bytes:
-        """Add rows (CapturedRow tuples); returns them as the spill lines written."""
-        data = lines(rows, xid).encode("utf-8")
+    def append(self, rows: list[tuple], xid: int | None, also: Callable[[bytes], None] | None = None) -> None:
+        """Add rows (CapturedRow tuples), a slice at a time (the text of a whole spill at once
+        doubled the peak memory); also(lines) is given each slice's lines as written."""
         self.file.seek(0, 2)
-        if self.key is not None:  # indexed already: keep it up to date
-            offset = self.size
-            for row, line in zip(rows, data.splitlines(keepends=True)):
-                self._note(row[2], row[3], self.rows, offset)
-                self.rows += 1
-                offset += len(line)
-        else:
-            self.rows += len(rows)
-        self.file.write(data)
-        self.size += len(data)
-        return data
+        for at in range(0, len(rows), APPEND_ROWS):
+            part = rows[at:at + APPEND_ROWS]
+            data = lines(part, xid).encode("utf-8")
+            if self.key is not None:  # indexed already: keep it up to date
+                offset = self.size
+                for row, line in zip(part, data.splitlines(keepends=True)):
+                    self._note(row[2], row[3], self.rows, offset)
+                    self.rows += 1
+                    offset += len(line)
+            else:
+                self.rows += len(part)
+            self.file.write(data)
+            self.size += len(data)
+            if also is not None:
+                also(data)
 
     def _note(self, op: str, full_row: str | None, number: int, offset: int) -> None:
         if op == "T":
@@ -175,10 +180,10 @@ class Spills:
     def __init__(self) -> None:
         self.files: dict[tuple[int | None, str], SpillFile] = {}
 
-    def add(self, xid: int | None, rows: dict[str, list[tuple]]) -> dict[str, bytes]:
-        """Spill rows by bronze table; returns the lines written to each."""
-        return {target: self.files.setdefault((xid, target), SpillFile()).append(target_rows, xid)
-                for target, target_rows in rows.items() if target_rows}
+    def add(self, xid: int | None, target: str, rows: list[tuple],
+            also: Callable[[bytes], None] | None = None) -> None:
+        """Spill one bronze table's rows (see SpillFile.append)."""
+        self.files.setdefault((xid, target), SpillFile()).append(rows, xid, also)
 
     def get(self, xid: int | None, target: str) -> SpillFile | None:
         return self.files.get((xid, target))
