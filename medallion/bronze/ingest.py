@@ -96,6 +96,7 @@ class Ingester:
             self.close()
             raise
         self.destination = PostgresDestination(self.wh, self.slot)
+        self._guess.src, self._guess.say = self.src, self._say_once
         self.router = Router(self.config, self.src, self._online, self.notify, self._say_once)
         self.startup = Startup(self.endpoints, self.src, self.wh, self.destination, self.slot, self.config,
                                self.asked_plugin, self.plugin, self.wait, self.notify, self._say_once)
