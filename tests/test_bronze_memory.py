@@ -1,14 +1,16 @@
 """Memory is bounded by configuration, not by transaction size, and a SIGKILL in the middle of a
 large transaction loses and doubles nothing.
 
-One source transaction of 300,000 inserts. The ingester holds at most SPILL_AT changes of an
-open transaction in memory and parks the rest in bronze.ingest_spill; it is killed while the
-transaction is half spilled, restarted, and must land every change once, with the peak RSS of
-the run that completes under 256 MB (VmHWM, read from /proc).
+One source transaction of 300,000 inserts. The ingester holds at most SPILL_BYTES of an open
+transaction in memory and parks the rest in local spill files (medallion.bronze.spill), written
+to bronze once at the commit. It is killed twice: while the transaction is being spilled, then
+while its rows are being COPYed into bronze; restarted, it must land every change once, with
+the peak RSS of the run that completes under 256 MB (VmHWM, read from /proc).
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -18,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from medallion import pipeline
+from medallion.bronze.spill import SPILL_PREFIX
 from medallion.settings import Settings
 from support import execute, query
 
@@ -49,15 +52,26 @@ def test_a_300k_change_transaction_stays_in_budget_and_survives_a_sigkill(settin
             [CHANGES])
     before = query(wh, "select count(*) from bronze.br_actor_cdc")[0][0]
 
-    first = ingest_process(cli_env, "--follow", "--batch-size", "10000")
-    deadline = time.monotonic() + 120
-    while not query(wh, "select count(*) from bronze.ingest_spill where slot_name = %s", [settings.slot])[0][0]:
-        assert first.poll() is None, first.communicate()[0]
-        assert time.monotonic() < deadline, "the open transaction was never spilled"
-        time.sleep(0.05)
-    first.send_signal(signal.SIGKILL)  # half of the transaction is spilled, none of it in bronze
-    first.communicate()
-    assert query(wh, "select count(*) from bronze.br_actor_cdc")[0][0] == before
+    def spilling(pid: int) -> bool:  # holds a spill file (unlinked at creation: "(deleted)")
+        try:
+            return any(SPILL_PREFIX in os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            return False
+
+    def copying() -> bool:  # the big transaction's COPY into its bronze table is under way
+        return bool(query(wh, "select 1 from pg_stat_progress_copy where relid = 'bronze.br_actor_cdc'::regclass "
+                              "and tuples_processed > 0"))
+
+    for under_way, what in ((spilling, "spilled"), (lambda _: copying(), "COPYed into bronze")):
+        killed = ingest_process(cli_env, "--follow", "--batch-size", "10000")
+        deadline = time.monotonic() + 120
+        while not under_way(killed.pid):
+            assert killed.poll() is None, killed.communicate()[0]
+            assert time.monotonic() < deadline, f"the open transaction was never {what}"
+            time.sleep(0.02)
+        killed.send_signal(signal.SIGKILL)  # part of the transaction is spilled or copied, none committed
+        killed.communicate()
+        assert query(wh, "select count(*) from bronze.br_actor_cdc")[0][0] == before, what
 
     second = ingest_process(cli_env, "--batch-size", "10000")
     peak = 0.0

@@ -164,11 +164,15 @@ def test_an_unchanged_large_value_survives_updates_under_the_default_identity(bl
     assert query(wh, 'select id, md5(body), length(body), note from silver."Doc" order by id') == source_rows
 
 
-@pytest.mark.parametrize("plugin_name", ["pgoutput", "wal2json"])
+@pytest.mark.parametrize(("plugin_name", "guess"), [("pgoutput", "read"), ("pgoutput", "wrong"), ("wal2json", None)])
 def test_unchanged_values_are_found_in_spilled_and_unwritten_transactions(blank_settings: Settings,
-                                                                          plugin_name: str) -> None:
-    """Tiny spill and batch sizes: a row's previous version is in bronze.ingest_spill, in a
-    transaction not yet written, or in the same transaction; bronze ends up complete."""
+                                                                          plugin_name: str, guess: str | None) -> None:
+    """Tiny spill and batch sizes: a row's previous version is in a spill file, in a
+    transaction not yet written, or in the same transaction; bronze ends up complete. With
+    pgoutput a spilled transaction is written early under a commit position found at its Begin
+    (medallion.bronze.early): read from the WAL it is right and the early write commits; guessed
+    wrong, the early write is rolled back and the transaction written from its spill files, with
+    the same bronze."""
     settings = replace(blank_settings, plugin=plugin_name)
     src, wh = settings.source_dsn or "", settings.warehouse_dsn or ""
     execute(src, "create table public.first (id int primary key)")
@@ -184,7 +188,13 @@ def test_unchanged_values_are_found_in_spilled_and_unwritten_transactions(blank_
     with Ingester(endpoints(settings), settings.slot, settings.config(), batch_size=7, spill_bytes=64 * 1024,
                   plugin=plugin_name) as ingester:
         ingester.start()
+        if guess == "wrong":  # not read from the WAL, and every commit record taken as longer than it is
+            ingester._guess.src = None
+            ingester._guess.lengths[8] = 1_000
         ingester.drain()
+        destination = ingester.destination
+    if guess is not None:
+        assert (destination.early_writes > 0, destination.wrong_guesses > 0) == (guess == "read", guess == "wrong")
     latest = query(wh, "select distinct on ((full_row ->> 'id')::int) (full_row ->> 'id')::int, "
                        "md5(full_row ->> 'body'), full_row ->> 'note' from bronze.br_doc_cdc "
                        "order by (full_row ->> 'id')::int, commit_lsn desc, ordinal desc")

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import json
 import re
+import struct
+
 import orjson
 
 from medallion.bronze import pgoutput
 from medallion.bronze.events import Begin, Change, Commit, Event, Message, RelationRef, RelationSeen
 from medallion.bronze.rows import bronze_row
+
+
+_OID = struct.Struct(">I").unpack_from
+_OPS = {73: "I", 85: "U", 68: "D"}
 
 
 class PgoutputDecoder:
@@ -25,6 +31,7 @@ class PgoutputDecoder:
     def __init__(self) -> None:
         self.relations: dict[int, pgoutput.Relation] = {}
         self._refs: dict[int, RelationRef] = {}
+        self._templates: dict[int, list[bytes]] = {}  # oid -> pgoutput.row_template of its columns
 
     def options(self, publication: str, server_version: int) -> dict[str, str]:
         options = {"proto_version": "1", "publication_names": publication}
@@ -49,6 +56,14 @@ class PgoutputDecoder:
         return orjson.dumps(row).decode("utf-8")
 
     def feed(self, payload: bytes, lsn: int) -> list[Event]:
+        kind = payload[0]
+        # hot path: an insert, an update that kept its key (no old tuple) or a delete with the
+        # whole old row, all of whose values are plain text (pgoutput.text_row); else the general one
+        if (kind == 73 or kind == 85) and payload[5] == 78 or kind == 68 and payload[5] == 79:
+            oid = _OID(payload, 1)[0]
+            template = self._templates.get(oid)
+            if template is not None and (row := pgoutput.text_row(payload, 6, template)) is not None:
+                return [Change(self._refs[oid], _OPS[kind], row, None, lsn)]
         message = pgoutput.parse(payload)
         kind = message[0]
         if kind == "I":
@@ -73,13 +88,14 @@ class PgoutputDecoder:
             ref, rel = self._ref(message[1])
             return [Change(ref, "D", self._row(rel.columns, message[2]), None, lsn)]
         if kind == "B":
-            return [Begin(message[3], pgoutput.timestamp(message[2]))]
+            return [Begin(message[3], pgoutput.timestamp(message[2]), message[1])]
         if kind == "C":
             return [Commit(message[1], pgoutput.timestamp(message[2]))]
         if kind == "R":
             rel = message[1]
             self.relations[rel.oid] = rel
             self._refs[rel.oid] = RelationRef(rel.oid, rel.namespace, rel.name)
+            self._templates[rel.oid] = pgoutput.row_template(rel.columns)
             return [RelationSeen(rel)]
         if kind == "T":
             return [Change(self._ref(oid)[0], "T", None, None, lsn) for oid in message[1]]

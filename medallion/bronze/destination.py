@@ -5,7 +5,8 @@ destination writes them. Bronze in PostgreSQL (medallion.bronze.postgres_destina
 first; another (a lake's tables) implements the same few calls:
 
     snapshot_rows  one chunk of a table's snapshot rows (the initial snapshot)
-    spill          an open transaction's changes parked before its commit (memory stays bounded)
+    spill          an open transaction's changes parked before its commit (memory stays bounded;
+                   PostgreSQL's: local files, medallion.bronze.spill)
     write          committed transactions with the new position, atomically; a transaction's
                    spilled changes move to their tables here, so each is written once
     caught_up      the horizon: everything the source committed before it is written
@@ -64,6 +65,8 @@ class Transaction:
     schema_events: list[SchemaEvent] = field(default_factory=list)
     snapshot_marks: list[tuple] = field(default_factory=list)  # online snapshot progress (online_snapshot.py)
     redelivered: bool = False  # already in bronze (known at its commit): no source of earlier versions
+    final_lsn: int | None = None  # pgoutput's Begin: where the commit record starts (medallion.bronze.early)
+    early: tuple[int, object] | None = None  # (guessed commit_lsn, commit time) its spills were written under
     versions: unchanged.Versions = field(default_factory=unchanged.Versions)  # for unchanged large values
 
     @property
@@ -102,7 +105,11 @@ class Destination(Protocol):
     def snapshot_rows(self, bronze: str, blocks: Iterable[bytes]) -> int:
         """Write one chunk of a table's snapshot rows, COPY text of SNAPSHOT_COLUMNS; returns the rows."""
 
-    def spill(self, xid: int | None, rows: dict[str, list[CapturedRow]]) -> None: ...
+    def spill(self, xid: int | None, rows: dict[str, list[CapturedRow]],
+              early: tuple[int, object] | None = None) -> None:
+        """Park rows of an open transaction; with early = (its commit_lsn as guessed, its commit
+        time), the destination may also write them now, keeping that write open until the batch
+        holding the commit confirms the guess (medallion.bronze.early)."""
 
     def write(self, batch: Batch) -> BatchResult: ...
 
@@ -112,6 +119,8 @@ class Destination(Protocol):
         """Forget spilled changes of transactions that never committed (the server sends them again)."""
 
     def spilled_version(self, xid: int | None, bronze: str, key: tuple[str, ...],
-                        wanted: tuple[str | None, ...]) -> dict | None: ...
+                        wanted: tuple[str | None, ...]) -> tuple[bool, dict | None]:
+        """(found, the row): the row's newest version among a transaction's spilled changes;
+        found with None when it was deleted or truncated there."""
 
     def stored_version(self, bronze: str, key: tuple[str, ...], wanted: tuple[str | None, ...]) -> dict | None: ...

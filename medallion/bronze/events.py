@@ -24,10 +24,14 @@ class RelationRef:
 
 
 class Begin(NamedTuple):
-    """A transaction begins (wal2json sends no commit time here: the commit carries it)."""
+    """A transaction begins (wal2json sends no commit time here: the commit carries it).
+
+    final_lsn (pgoutput): the START of the commit record; bronze's commit_lsn is its END, known
+    only at the Commit (medallion.bronze.early guesses it to write a large transaction early)."""
 
     xid: int | None
     commit_ts: object
+    final_lsn: int | None = None
 
 
 class Change(NamedTuple):

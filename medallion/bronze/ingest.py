@@ -12,8 +12,10 @@ above the recorded one) or not at all (it is written after the restart). Before 
 medallion.bronze.startup checks that bronze and the slot belong together.
 
 Memory is bounded by configuration, not by transaction size: a transaction whose changes grow
-past SPILL_BYTES before its commit arrives is spilled (Destination.spill) and moved into its
-bronze tables when it commits; batches are written at batch_size changes or SPILL_BYTES,
+past SPILL_BYTES before its commit arrives is spilled (Destination.spill: local files,
+medallion.bronze.spill) and written into its bronze tables once: when it commits, or with
+pgoutput while it streams, under a commit position guessed from its Begin and checked at its
+Commit (medallion.bronze.early). Batches are written at batch_size changes or SPILL_BYTES,
 whichever comes first.
 """
 
@@ -32,7 +34,8 @@ import psycopg2
 from medallion.bronze import checks, ddl, online_snapshot, publication, store, unchanged
 from medallion.bronze import slot as slots
 from medallion.bronze.decoders import decoder_for, lsn_to_int
-from medallion.bronze.destination import Batch, BatchResult, CapturedRow, Transaction
+from medallion.bronze.destination import Batch, BatchResult, Transaction
+from medallion.bronze.early import CommitGuess
 from medallion.bronze.events import Begin, Change, Commit, Message, RelationSeen
 from medallion.bronze.postgres_destination import PostgresDestination
 from medallion.bronze.routing import Router
@@ -78,6 +81,7 @@ class Ingester:
         self.asked_plugin = plugin
         self.plugin = plugin or slots.DEFAULT_PLUGIN
         self._said: set[str] = set()  # lines told once per run
+        self._guess = CommitGuess()  # a large transaction's commit position (medallion.bronze.early)
         self._online = online_snapshot.OnlineSnapshots(endpoints.source, endpoints.warehouse,
                                                        publication.publication_name(self.slot), self.plugin, notify)
 
@@ -92,6 +96,7 @@ class Ingester:
             self.close()
             raise
         self.destination = PostgresDestination(self.wh, self.slot)
+        self._guess.src, self._guess.say = self.src, self._say_once
         self.router = Router(self.config, self.src, self._online, self.notify, self._say_once)
         self.startup = Startup(self.endpoints, self.src, self.wh, self.destination, self.slot, self.config,
                                self.asked_plugin, self.plugin, self.wait, self.notify, self._say_once)
@@ -238,15 +243,18 @@ class Ingester:
                                                      f"{self.plugin}?")
                             self._on_change(open_txn, event, pending, writer)
                         elif type(event) is Begin:
-                            open_txn = Transaction(xid=event.xid, commit_ts=event.commit_ts)
+                            open_txn = Transaction(xid=event.xid, commit_ts=event.commit_ts,
+                                                   final_lsn=event.final_lsn)
                         elif type(event) is Commit:
                             if open_txn is None:
                                 raise SourceNotReady("a commit without its begin in the stream")
                             open_txn.commit_lsn = event.commit_lsn
                             open_txn.commit_ts = event.commit_ts if event.commit_ts is not None else open_txn.commit_ts
                             open_txn.redelivered = open_txn.commit_lsn <= resumed_at
-                            if not pending:
+                            self._guess.learn(open_txn.final_lsn, open_txn.commit_lsn)
+                            if not pending:  # (a large transaction's first spill may have written them)
                                 pending_since = time.monotonic()
+                                pending_bytes = pending_changes = 0
                             pending.append(open_txn)
                             pending_changes += open_txn.in_memory
                             pending_bytes += open_txn.bytes
@@ -281,19 +289,27 @@ class Ingester:
         full_row, old_row = change.full_row, change.old_row
         if change.op == "U" and (change.missing is not None or self.plugin == "wal2json"):
             full_row = self._complete_unchanged(txn, pending, writer, target, change)
-        if self._online.busy:  # inside a chunk's window, the stream wins
+        if self._online.jobs:  # inside a chunk's window, the stream wins (OnlineSnapshots.busy, inlined)
             self._online.see(txn, target, change.op, full_row, old_row)
-        target_rows = txn.rows.setdefault(target, [])
-        target_rows.append(CapturedRow(txn.ordinal, change.lsn, change.op, full_row, old_row, source_table))
-        if (tracked := self.router.partial_updates(target)) is not None:
-            txn.versions.note(target, len(target_rows) - 1, change.op, full_row, tracked)
+        target_rows = txn.rows.get(target)
+        if target_rows is None:
+            target_rows = txn.rows[target] = []
+        # a CapturedRow's fields as a plain tuple: its constructor is a Python call, ~5% of a change
+        target_rows.append((txn.ordinal, change.lsn, change.op, full_row, old_row, source_table))
         txn.in_memory += 1
         txn.changes += 1
         txn.bytes += ROW_OVERHEAD + (len(full_row) if full_row else 0) + (len(old_row) if old_row else 0)
         if txn.bytes >= self.spill_bytes:
-            writer.submit(Spill(txn.xid, txn.rows))
+            if not txn.spilled and txn.final_lsn is not None:
+                # pgoutput: written early under a guessed commit position (medallion.bronze.early),
+                # in a warehouse transaction of its own: the committed transactions before it first
+                if pending:
+                    self._submit_write(writer, pending[:])
+                    pending.clear()
+                txn.early = (self._guess.end(txn.final_lsn), txn.commit_ts)
+            writer.submit(Spill(txn.xid, txn.rows, txn.early))
             txn.spilled.update(txn.rows)
-            txn.versions.spill()
+            txn.versions.spill(txn.rows)
             txn.rows, txn.in_memory, txn.bytes = {}, 0, 0
 
     def _complete_unchanged(self, txn: Transaction, pending: list[Transaction], writer: Writer, target: str,
@@ -315,13 +331,14 @@ class Ingester:
         previous = None
         if key:
             for earlier in [txn, *(t for t in reversed(pending) if not t.redelivered)]:
-                found, previous = earlier.versions.find(earlier.rows.get(target, []), target, wanted)
+                found, previous = earlier.versions.find(earlier.rows.get(target, []), target, key, wanted)
                 if found:
                     break
-                if earlier.versions.maybe_spilled(target, wanted):
+                if earlier.versions.maybe_spilled(target):
                     writer.finish()
-                    previous = self.destination.spilled_version(earlier.xid, target, key, wanted)
-                    break
+                    found, previous = self.destination.spilled_version(earlier.xid, target, key, wanted)
+                    if found:
+                        break
             else:
                 writer.finish()
                 previous = self.destination.stored_version(target, key, wanted)

@@ -22,8 +22,12 @@ where *_values is a list of str | None | UNCHANGED in column order.
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
+from itertools import chain
+
+import orjson
 from datetime import datetime, timedelta, timezone
 
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
@@ -106,6 +110,40 @@ def _relation(data: bytes) -> Relation:
         typmods.append(typmod)
     return Relation(oid, namespace or "pg_catalog", name, identity, tuple(columns), tuple(flags),
                     tuple(types), tuple(typmods))
+
+
+_JSON_SPECIAL = re.compile(rb'["\\\x00-\x1f]').search  # what a JSON string must escape
+
+
+def row_template(columns: tuple[str, ...]) -> list[bytes]:
+    """The JSON text around a row's values when every value is a text that needs no escaping:
+    '{"a":"', '","b":"', ... (see text_row)."""
+    names = [orjson.dumps(c) for c in columns]  # the general path's encoder: the same text
+    return [b'{' + names[0] + b':"'] + [b'",' + n + b':"' for n in names[1:]] if names else []
+
+
+def text_row(data: bytes, pos: int, template: list[bytes]) -> str | None:
+    """The TupleData at pos as bronze's JSON object text, when every column is a text value that
+    JSON needs no escape for (the common case): the values' bytes placed in the relation's
+    template, one UTF-8 decode a row. None otherwise (a null, an unchanged value, a quote, a
+    backslash or a control character): the caller takes the general path (parse + orjson), which
+    gives the same text in every case this one covers. Hot path: ~1 us less a change."""
+    count = (data[pos] << 8) | data[pos + 1]
+    if count != len(template) or not count:
+        return None
+    pos += 2
+    unpack = _I32.unpack_from
+    values: list = []
+    append = values.append
+    for _ in range(count):
+        if data[pos] != 116:  # 't'
+            return None
+        start = pos + 5
+        pos = start + unpack(data, pos + 1)[0]
+        append(data[start:pos])
+    if _JSON_SPECIAL(b"".join(values)):
+        return None
+    return (b"".join(chain.from_iterable(zip(template, values))) + b'"}').decode("utf-8")
 
 
 def parse(data: bytes) -> tuple:

@@ -65,14 +65,6 @@ class Router:
         left_out, self._left_out = self._left_out, {}
         return new_tables, left_out
 
-    def partial_updates(self, target: str) -> tuple[str, ...] | None:
-        """The key of a captured table whose updates may lack unchanged TOASTed values (not
-        REPLICA IDENTITY FULL), or None: only these tables' rows are indexed by key."""
-        recorded = self.recorded_tables.get(target)
-        if recorded is None or recorded.replica_identity == "f" or not recorded.key:
-            return None
-        return tuple(recorded.key)
-
     # -- tables bronze does not have yet ------------------------------------------------------------
 
     def published_now(self) -> list[CapturedTable]:

@@ -49,30 +49,36 @@ def missing_columns(row: dict, columns: Iterable[str]) -> list[str]:
 
 @dataclass
 class Versions:
-    """Where each row's latest change is among one transaction's changes, for the tables whose
-    updates may lack values (not REPLICA IDENTITY FULL): a lookup is a dict access, not a scan,
-    so a transaction of many such updates stays linear. Rows moved to bronze.ingest_spill keep
-    only their keys here (memory stays bounded by the spill, as for the rows themselves)."""
+    """Where each row's latest change is among one transaction's changes still in memory: a
+    lookup is a dict access, not a scan, so a transaction of many partial updates stays linear.
+    The index is built on the first lookup in the transaction and extended on each later one (each
+    row parsed once, and only in a transaction that needs it: most never do, and parsing every
+    row's JSON for its key cost ~15% of the reader's time). Which bronze tables had rows spilled
+    (medallion.bronze.spill, which indexes its files the same way) is kept here."""
 
     latest: dict[tuple[str, tuple], int] = field(default_factory=dict)  # (target, key) -> index in rows[target]
     truncated: dict[str, int] = field(default_factory=dict)  # target -> index of its last truncate
-    spilled_keys: set[tuple[str, tuple]] = field(default_factory=set)
-    spilled_truncated: set[str] = field(default_factory=set)
+    indexed: dict[str, int] = field(default_factory=dict)  # target -> rows of rows[target] indexed so far
+    spilled: set[str] = field(default_factory=set)  # targets with rows in the spill
 
-    def note(self, target: str, index: int, op: str, full_row: str | None, key: tuple[str, ...]) -> None:
-        if op == "T":
-            self.truncated[target] = index
-        elif full_row is not None:
-            self.latest[(target, key_of(orjson.loads(full_row), key))] = index
+    def _catch_up(self, rows: list[tuple], target: str, key: tuple[str, ...]) -> None:
+        for index in range(self.indexed.get(target, 0), len(rows)):
+            _ordinal, _lsn, op, full_row, _old, _table = rows[index]
+            if op == "T":
+                self.truncated[target] = index
+            elif full_row is not None:
+                self.latest[(target, key_of(orjson.loads(full_row), key))] = index
+        self.indexed[target] = len(rows)
 
-    def spill(self) -> None:
-        self.spilled_keys.update(self.latest)
-        self.spilled_truncated.update(self.truncated)
-        self.latest, self.truncated = {}, {}
+    def spill(self, targets: Iterable[str]) -> None:
+        """The rows in memory moved to the spill: forget their places."""
+        self.spilled.update(targets)
+        self.latest, self.truncated, self.indexed = {}, {}, {}
 
-    def find(self, rows: list[tuple], target: str, wanted: tuple) -> tuple[bool, dict | None]:
+    def find(self, rows: list[tuple], target: str, key: tuple[str, ...], wanted: tuple) -> tuple[bool, dict | None]:
         """(found, the row) among the rows still in memory: found with None when the row was
         deleted or truncated there (nothing earlier may be used)."""
+        self._catch_up(rows, target, key)
         index = self.latest.get((target, wanted))
         cut = self.truncated.get(target)
         if cut is not None and (index is None or cut > index):
@@ -82,37 +88,27 @@ class Versions:
         _ordinal, _lsn, op, full_row, _old, _table = rows[index]
         return True, (orjson.loads(full_row) if op in ROW_OPS else None)
 
-    def maybe_spilled(self, target: str, wanted: tuple) -> bool:
-        return (target, wanted) in self.spilled_keys or target in self.spilled_truncated
-
-
-def in_spill(conn: psycopg.Connection, slot: str, xid: int | None, target: str, key: tuple[str, ...],
-             wanted: tuple[str | None, ...]) -> dict | None:
-    """The newest version of the row among a transaction's spilled changes (bronze.ingest_spill)."""
-    match = sql.SQL(" and ").join(sql.SQL("(full_row ->> {}) = {}").format(sql.Literal(k), sql.Placeholder())
-                                  for k in key)
-    found = conn.execute(sql.SQL(
-        "select op, full_row::text from bronze.ingest_spill where slot_name = %s and xid = %s and target = %s "
-        "and (op = 'T' or ({})) order by ordinal desc limit 1").format(match),
-        [slot, xid, target, *wanted]).fetchone()
-    conn.commit()
-    return orjson.loads(found[1]) if found and found[0] in ROW_OPS else None
+    def maybe_spilled(self, target: str) -> bool:
+        return target in self.spilled
 
 
 def in_bronze(conn: psycopg.Connection, target: str, key: tuple[str, ...],
-              wanted: tuple[str | None, ...]) -> dict | None:
-    """The newest version of the row in bronze.<target>, by an index on its key (made on first use)."""
+              wanted: tuple[str | None, ...], commit: bool = True) -> dict | None:
+    """The newest version of the row in bronze.<target>, by an index on its key (made on first use).
+    commit=False leaves the caller's warehouse transaction open (an early write, medallion.bronze.early)."""
     table = sql.Identifier("bronze", target)
     exprs = sql.SQL(", ").join(sql.SQL("(full_row ->> {})").format(sql.Literal(k)) for k in key)
     conn.execute(sql.SQL("create index if not exists {} on {} ({}, commit_lsn, ordinal)").format(
         sql.Identifier(object_prefix(target, len("_row_key")) + "_row_key"), table, exprs))
-    conn.commit()
+    if commit:
+        conn.commit()
     match = sql.SQL(" and ").join(sql.SQL("(full_row ->> {}) = {}").format(sql.Literal(k), sql.Placeholder())
                                   for k in key)
     found = conn.execute(sql.SQL("select op, full_row::text from {} where {} and op <> 'E' "
                                  "order by commit_lsn desc, ordinal desc limit 1").format(table, match),
                          list(wanted)).fetchone()
-    conn.commit()
+    if commit:
+        conn.commit()
     return orjson.loads(found[1]) if found and found[0] in ROW_OPS else None
 
 

@@ -21,6 +21,7 @@ from medallion.bronze.destination import Batch, BatchResult, CapturedRow, Destin
 class Spill(NamedTuple):
     xid: int | None
     rows: dict[str, list[CapturedRow]]
+    early: tuple[int, object] | None = None  # (guessed commit_lsn, commit time): write it now too
 
 
 class CaughtUp(NamedTuple):
@@ -59,7 +60,7 @@ class Writer(threading.Thread):
 
     def _do(self, item: Work) -> None:
         if isinstance(item, Spill):
-            self.destination.spill(item.xid, item.rows)
+            self.destination.spill(item.xid, item.rows, item.early)
         elif isinstance(item, CaughtUp):
             self.destination.caught_up(item.at)
         else:

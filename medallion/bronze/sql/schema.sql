@@ -83,10 +83,11 @@ $append_only$;
 -- The output plugin a slot was created with; bronze made before this column existed used wal2json.
 alter table bronze.ingest_state add column if not exists plugin text not null default 'wal2json';
 
--- Changes of a source transaction too large to hold in memory, kept here until its commit
--- arrives; then moved into the bronze tables with their commit position, in the same
--- transaction that advances the state. Not bronze itself: an ingester that restarts clears
--- its slot's rows, since the server sends every unconfirmed transaction again.
+-- Where earlier versions parked a source transaction too large to hold in memory until its
+-- commit (moved into bronze at the commit: every change written twice). No longer written: such
+-- a transaction now waits in the ingester's local spill files (medallion/bronze/spill.py). Kept
+-- so that an ingester clears at its start the rows an older one left (the server sends every
+-- unconfirmed transaction again).
 create table if not exists bronze.ingest_spill (
     slot_name    text    not null,
     xid          bigint  not null,
