@@ -9,14 +9,12 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from functools import wraps
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from medallion import errorlog, pipeline, status_json, transform
@@ -27,7 +25,7 @@ from medallion.engines import ENGINES as ENGINE_NAMES
 from medallion.engines import engine_named
 from medallion.errors import MedallionError
 from medallion.health import UNKNOWN
-from medallion.settings import Settings, load_settings
+from medallion.settings import load_settings
 
 if TYPE_CHECKING:  # the query module (sqlglot) loads only when `medallion query` runs
     from medallion.follow import FollowReport

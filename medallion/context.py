@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 
 from medallion.config import ProjectConfig
 from medallion.settings import Settings, load_settings
