@@ -145,6 +145,11 @@ def test_parallel_chunks_equal_one_connection_in_the_stream_forms(
         chunks = dict(query(wh, "select bronze_table, count(*) from bronze.snapshot_chunk group by 1"))
         assert chunks[bronze_table("odd", "Odd Name")] > 10 and chunks[bronze_table("odd", "parted")] >= 2
         assert query(wh, "select distinct state from bronze.snapshot_chunk") == [("copied",)]
+        # one snapshot, one known-from time, however many transactions its chunks took (silver's
+        # sys_known_from: "as known at" a time between two chunks must not see half a snapshot)
+        loaded = query(wh, sql.SQL(" union ".join(["select distinct load_ts from {}"] * 2)).format(
+            sql.Identifier("bronze", bronze_table("odd", "Odd Name")), sql.Identifier("bronze", bronze_table("odd", "parted"))))
+        assert len(loaded) == 1, loaded
         plugin_name = plugin or "pgoutput"
         with psycopg.connect(src) as conn:
             tables = {t.name: t for t in read_tables(conn) if t.schema == "odd" and not t.is_partition}

@@ -96,7 +96,9 @@ class BatchResult:
 
 
 # the columns of a snapshot chunk's COPY text, in order (snapshot rows have no old row)
-SNAPSHOT_COLUMNS = ("commit_lsn", "ordinal", "lsn", "xid", "op", "full_row", "source_table", "commit_ts")
+# load_ts is given, not defaulted: every row of one snapshot is known from one time, however many
+# warehouse transactions its chunks took (silver's sys_known_from; "as known at" on gold joins them)
+SNAPSHOT_COLUMNS = ("commit_lsn", "ordinal", "lsn", "xid", "op", "full_row", "source_table", "commit_ts", "load_ts")
 
 
 class Destination(Protocol):

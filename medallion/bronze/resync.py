@@ -125,6 +125,7 @@ def resync(source_dsn: str, src: psycopg.Connection, wh: psycopg.Connection, des
             selection = resolve(config, read_tables(snap), recorded)
             require_some(selection)
             total = 0
+            loaded = wh.execute("select now()").fetchone()[0]  # the epoch's rows: known from one time
             for captured in selection.captured:
                 store.create_bronze_table(wh, captured.bronze)
                 store.allow_epochs(wh, captured.bronze)
@@ -132,7 +133,7 @@ def resync(source_dsn: str, src: psycopg.Connection, wh: psycopg.Connection, des
                 wh.execute(sql.SQL(sql_text("medallion.bronze", "epoch_insert.sql")).format(
                     table=sql.Identifier(store.BRONZE_SCHEMA, captured.bronze)),
                     {"lsn": lsn, "source_table": captured.table.qualified, "ts": snapshot_ts})
-                rows = snapshot.copy_table(snap, destination, captured, lsn, 1, snapshot_ts, plugin)
+                rows = snapshot.copy_table(snap, destination, captured, lsn, 1, snapshot_ts, plugin, loaded)
                 total += rows
                 progress(captured.name, rows)
         wh.execute(sql_text("medallion.bronze", "gap_insert.sql"), {

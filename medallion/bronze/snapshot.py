@@ -75,7 +75,7 @@ WORKERS_ENV = "MEDALLION_SNAPSHOT_WORKERS"
 
 
 def copy_table(src: psycopg.Connection, destination: Destination, captured: CapturedTable, lsn: int,
-               first_ordinal: int, ts: object, plugin: str) -> int:
+               first_ordinal: int, ts: object, plugin: str, loaded: datetime) -> int:
     """Stream one whole table's rows from the source snapshot into its bronze table in one COPY
     (a re-sync's epoch, a table the initial snapshot cannot leave to an online snapshot); returns rows."""
     table = captured.table
@@ -83,21 +83,21 @@ def copy_table(src: psycopg.Connection, destination: Destination, captured: Capt
     columns = [(c.name, c.type) for c in table.columns]
     select = sql.SQL(  # destination.SNAPSHOT_COLUMNS, in order
         "select {lsn}::bigint, {first} + row_number() over (), {lsn}::bigint, null::bigint, 'R', "
-        "row_to_json(v.*), format('%I.%I', n.nspname, c.relname), {ts}::timestamptz "
+        "row_to_json(v.*), format('%I.%I', n.nspname, c.relname), {ts}::timestamptz, {loaded}::timestamptz "
         "from {source} as t cross join lateral (select {values}) as v join pg_class as c on c.oid = t.tableoid "
         "join pg_namespace as n on n.oid = c.relnamespace"
     ).format(lsn=sql.Literal(lsn), first=sql.Literal(first_ordinal - 1), values=row_values(columns, plugin),
-             ts=sql.Literal(ts), source=sql.Identifier(*table.ident))
+             ts=sql.Literal(ts), loaded=sql.Literal(loaded), source=sql.Identifier(*table.ident))
     with src.cursor() as scur, scur.copy(sql.SQL("copy ({}) to stdout").format(select)) as out:
         return destination.snapshot_rows(captured.bronze, out)
 
 
 def chunk_select(chunk: chunks.Chunk, columns: list[tuple[str, str]], lsn: int, ts: object,
-                 plugin: str) -> sql.Composable:
+                 plugin: str, loaded: datetime) -> sql.Composable:
     """The COPY query of one chunk (snapshot_chunk_select.sql)."""
     return sql.SQL(sql_text("medallion.bronze", "snapshot_chunk_select.sql")).format(
         lsn=sql.Literal(lsn), first=sql.Literal(chunk.first_ordinal - 1), source_table=sql.Literal(chunk.source_table),
-        ts=sql.Literal(ts), leaf=sql.Identifier(*chunk.leaf), values=row_values(columns, plugin), range=chunk.range())
+        ts=sql.Literal(ts), loaded=sql.Literal(loaded), relation=chunk.relation(), values=row_values(columns, plugin), range=chunk.range())
 
 
 def workers_wanted() -> int:
@@ -126,6 +126,9 @@ def take(source_dsn: str, wh: psycopg.Connection, destination: Destination, slot
             selection = resolve(config, tables)
             require_some(selection)
             chunks.ensure_schema(wh)
+            # the snapshot's rows are known from when its plan commits (this transaction's start),
+            # all of them at once, as when one transaction held the whole snapshot
+            loaded = wh.execute("select now()").fetchone()[0]
             whole = 0  # rows of tables copied whole, in this transaction
             planned: list[list[chunks.Chunk]] = []  # by table
             for captured in selection.captured:
@@ -137,7 +140,7 @@ def take(source_dsn: str, wh: psycopg.Connection, destination: Destination, slot
                     if not table_chunks:
                         progress(captured.name, 0)
                 else:  # no online snapshot could finish it: whole, or not begun
-                    rows = copy_table(src, destination, captured, lsn, 1, snapshot_ts, plugin)
+                    rows = copy_table(src, destination, captured, lsn, 1, snapshot_ts, plugin, loaded)
                     whole += rows
                     progress(captured.name, rows)
             captured_roots = {c.table.ident for c in selection.captured}
@@ -157,7 +160,7 @@ def take(source_dsn: str, wh: psycopg.Connection, destination: Destination, slot
             columns = {c.bronze: [(col.name, col.type) for col in c.table.columns] for c in selection.captured}
 
             def select(chunk: chunks.Chunk) -> sql.Composable:
-                return chunk_select(chunk, columns[chunk.bronze], lsn, snapshot_ts, plugin)
+                return chunk_select(chunk, columns[chunk.bronze], lsn, snapshot_ts, plugin, loaded)
 
             copier = chunks.Copier(source_dsn, warehouse_dsn, wh, destination, slot, created.snapshot_name, select,
                                    progress, notify)

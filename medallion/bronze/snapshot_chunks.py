@@ -48,10 +48,23 @@ class Chunk:
     end_block: int | None  # exclusive; None: to the leaf's end
     first_ordinal: int
     rows: int  # counted in the snapshot
+    # The captured root, when the role may not read the leaf itself (a capture role is granted
+    # the tables it captures, not each partition, which may be created after the grant): the
+    # chunk is then read through the root, filtered to the leaf. Each other leaf then costs a TID
+    # range scan of the same blocks, so the leaf is read directly wherever the role may.
+    via_root: tuple[str, str] | None = None
+
+    def relation(self) -> sql.Composable:
+        """What the chunk's rows are read from, as t."""
+        if self.via_root is None:
+            return sql.SQL("only {} as t").format(sql.Identifier(*self.leaf))
+        return sql.SQL("{} as t").format(sql.Identifier(*self.via_root))
 
     def range(self) -> sql.Composable:
-        """The chunk's rows of t: a TID range scan of its blocks."""
+        """The chunk's rows of t: a TID range scan of its blocks (of its leaf, through the root)."""
         low = sql.SQL("t.ctid >= {}::tid").format(sql.Literal(f"({self.first_block},0)"))
+        if self.via_root is not None:
+            low = sql.SQL("t.tableoid = {}::oid and {}").format(sql.Literal(self.relid), low)
         if self.end_block is None:
             return low
         return sql.SQL("{} and t.ctid < {}::tid").format(low, sql.Literal(f"({self.end_block},0)"))
@@ -72,15 +85,16 @@ def plan(src: psycopg.Connection, captured: CapturedTable) -> list[Chunk]:
     size = chunk_blocks()
     result: list[Chunk] = []
     ordinal = 1
-    for qualified, schema, name, blocks, relid, filenode in src.execute(sql_text("medallion.bronze", "snapshot_leaves.sql"),
-                                                       {"relid": captured.table.oid}).fetchall():
+    for qualified, schema, name, blocks, relid, filenode, readable in src.execute(
+            sql_text("medallion.bronze", "snapshot_leaves.sql"), {"relid": captured.table.oid}).fetchall():
+        via_root = None if readable else captured.table.ident
         first = 0
         while True:
             end = first + size if first + size < blocks else None
             chunk = Chunk(captured.bronze, captured.name, len(result) + 1, (schema, name), qualified, relid,
-                          filenode, first, end, ordinal, 0)
+                          filenode, first, end, ordinal, 0, via_root)
             rows = src.execute(sql.SQL(sql_text("medallion.bronze", "snapshot_chunk_count.sql")).format(
-                leaf=sql.Identifier(schema, name), range=chunk.range())).fetchone()[0]
+                relation=chunk.relation(), range=chunk.range())).fetchone()[0]
             result.append(Chunk(**{**chunk.__dict__, "rows": rows}))
             ordinal += rows
             if end is None:

@@ -3,7 +3,8 @@
 -- VACUUM truncates pages no snapshot still needs).
 select format('%%I.%%I', n.nspname, c.relname) as qualified, n.nspname, c.relname,
        pg_relation_size(c.oid) / current_setting('block_size')::bigint as blocks,
-       c.oid as relid, pg_relation_filenode(c.oid) as filenode
+       c.oid as relid, pg_relation_filenode(c.oid) as filenode,
+       has_table_privilege(c.oid, 'select') as readable  -- else read through the root
 from pg_class as c
 join pg_namespace as n on n.oid = c.relnamespace
 where c.relkind = 'r'
