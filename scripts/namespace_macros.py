@@ -23,7 +23,7 @@ STRINGS = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 def _called_names(files: list[Path]) -> set[str]:
     """The engine's macros a bare call could mean (dispatch targets and dbt's own excepted)."""
     names = {m.group(1) for f in files for m in re.finditer(r"\{%-?\s*macro\s+([a-z_0-9]+)", f.read_text())}
-    return {n for n in names if not n.startswith(("default__", "spark__")) and n != "generate_schema_name"}
+    return {n for n in names if not n.startswith(("default__", "postgres__", "spark__")) and n != "generate_schema_name"}
 
 
 def rewrite(text: str, bare: re.Pattern[str]) -> str:

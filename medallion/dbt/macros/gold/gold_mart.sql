@@ -69,6 +69,4 @@
 {% endmacro %}
 
 
-{% materialization gold_mart, adapter='postgres' %}
-    {{- return(medallion.gold_plain_build()) -}}
-{% endmaterialization %}
+

@@ -266,7 +266,7 @@ where ({{ g }}) in (select {{ g }} from gold_scope)
 {% endmacro %}
 
 
-{% macro gold_plain_build() %}
+{% macro postgres__medallion_build_gold_mart() %}
     {%- set target_relation = this.incorporate(type='table') -%}
     {%- set seen_relation = medallion.gold_seen_relation(this) -%}
     {%- set state_relation = medallion.gold_state_relation(this) -%}
@@ -301,8 +301,6 @@ where ({{ g }}) in (select {{ g }} from gold_scope)
                        ~ medallion.gold_seen_sql(seen_relation) -%}
     {%- endif %}
 
-    {{ run_hooks(pre_hooks, inside_transaction=False) }}
-    {{ run_hooks(pre_hooks, inside_transaction=True) }}
     {%- if deps %}
         {%- set indexes = medallion.gold_plain_indexes_sql(relations, plan, delta is none) -%}
         {%- if indexes | trim %}{% do run_query(indexes) %}{% endif %}
@@ -358,9 +356,5 @@ where ({{ g }}) in (select {{ g }} from gold_scope)
     {%- endif %}
     {% do run_query(medallion.gold_plain_as_of(target_relation, plan)) %}
 
-    {{ run_hooks(post_hooks, inside_transaction=True) }}
-    {% do persist_docs(target_relation, model) %}
-    {{ adapter.commit() }}
-    {{ run_hooks(post_hooks, inside_transaction=False) }}
-    {{ return({'relations': [target_relation]}) }}
+    {{ return(target_relation) }}
 {% endmacro %}

@@ -130,7 +130,7 @@ $drop_empty$;
 {% endmacro %}
 
 
-{% materialization current_view, adapter='postgres' %}
+{% macro postgres__medallion_build_current_view() %}
 {#- silver.<t>: a view of the current versions of the model's history, which the model names:
     `select * from {{ ref('dim_customer_hist') }}` (statically parsed). The view selects every
     source column and sys_start where sys_end = 'infinity'. One statement per build: `create or
@@ -154,9 +154,8 @@ $drop_empty$;
         end
         $current_view$
     {%- endcall %}
-    {{ adapter.commit() }}
-    {{ return({'relations': [target_relation]}) }}
-{% endmaterialization %}
+    {{ return(target_relation) }}
+{% endmacro %}
 
 
 {% macro medallion_dollar_quoted(text) -%}

@@ -1,4 +1,4 @@
-{% materialization current_state, adapter='postgres' %}
+{% macro postgres__medallion_build_current_state() %}
 {#- silver.<t> for a table whose medallion.toml entry sets partition_by (large facts): the rows
     the source holds now, range-partitioned by UTC month of that column, with last_commit_ts
     (when the row's last change committed) and source_table (the relation, e.g. the leaf
@@ -18,9 +18,6 @@
     {%- set source_root = config.require('source_table') -%}
     {%- set target_relation = this.incorporate(type='table') -%}
     {%- set existing_relation = load_cached_relation(this) -%}
-
-    {{ run_hooks(pre_hooks, inside_transaction=False) }}
-    {{ run_hooks(pre_hooks, inside_transaction=True) }}
 
     {%- if existing_relation is not none and (should_full_refresh() or existing_relation.type != 'table') %}
         {{ adapter.drop_relation(existing_relation) }}
@@ -94,10 +91,5 @@
                  ~ medallion.medallion_set_watermark_sql(target_relation, bronze_relation, follow.hi) ~ ';',
         idle_sql=medallion.medallion_set_watermark_sql(target_relation, bronze_relation, follow.hi)) %}
 
-    {{ run_hooks(post_hooks, inside_transaction=True) }}
-    {% do persist_docs(target_relation, model) %}
-    {{ adapter.commit() }}
-    {{ run_hooks(post_hooks, inside_transaction=False) }}
-
-    {{ return({'relations': [target_relation]}) }}
-{% endmaterialization %}
+    {{ return(target_relation) }}
+{% endmacro %}

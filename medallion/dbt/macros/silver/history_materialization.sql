@@ -1,4 +1,4 @@
-{% materialization system_versioned, adapter='postgres' %}
+{% macro postgres__medallion_build_history() %}
 {#- Builds the history of one captured table from its bronze change table, the model's one
     source(): a generated model is just `select * from {{ source('bronze', 'br_customer_cdc') }}`
     (statically parsed, so dbt parses hundreds of them quickly) and this materialization types
@@ -28,9 +28,6 @@
     {%- set check_key = config.get('declared_key', false) -%}
     {%- set target_relation = this.incorporate(type='table') -%}
     {%- set existing_relation = load_cached_relation(this) -%}
-
-    {{ run_hooks(pre_hooks, inside_transaction=False) }}
-    {{ run_hooks(pre_hooks, inside_transaction=True) }}
 
     {%- if existing_relation is not none and (should_full_refresh() or existing_relation.type != 'table'
             or 'sys_known_from' not in (adapter.get_columns_in_relation(existing_relation) | map(attribute='name') | list)) %}
@@ -111,10 +108,5 @@
                  ~ medallion.medallion_set_watermark_sql(target_relation, bronze_relation, follow.hi) ~ ';',
         idle_sql=medallion.medallion_set_watermark_sql(target_relation, bronze_relation, follow.hi)) %}
 
-    {{ run_hooks(post_hooks, inside_transaction=True) }}
-    {% do persist_docs(target_relation, model) %}
-    {{ adapter.commit() }}
-    {{ run_hooks(post_hooks, inside_transaction=False) }}
-
-    {{ return({'relations': [target_relation]}) }}
-{% endmaterialization %}
+    {{ return(target_relation) }}
+{% endmacro %}

@@ -4,14 +4,12 @@
     properties record the snapshot it was built at (spark_set_watermark), as every lake model's.
 -#}
 
-{% materialization gold_mart, adapter='spark' %}
+{% macro spark__medallion_build_gold_mart() %}
     {%- set target_relation = this.incorporate(type='table') -%}
-    {{ run_hooks(pre_hooks) }}
     {% call statement('main') -%}
         create or replace table {{ target_relation }} using iceberg tblproperties ({{ medallion.spark_write_properties() }}) as
         select * from ({{ sql }}) as mart
     {%- endcall %}
     {% do medallion.spark_set_watermark(target_relation, -1) %}
-    {{ run_hooks(post_hooks) }}
-    {{ return({'relations': [target_relation]}) }}
-{% endmaterialization %}
+    {{ return(target_relation) }}
+{% endmacro %}

@@ -1,4 +1,4 @@
-{% materialization current_view, adapter='spark' %}
+{% macro spark__medallion_build_current_view() %}
 {#- silver.<t> on Spark: a view of the current versions of the model's history (every source
     column and sys_start where sys_end is the far future), as on PostgreSQL. An Iceberg view in
     the lake's catalog: `create or replace view` keeps what depends on it. -#}
@@ -12,22 +12,19 @@
         from {{ history }}
         where sys_end = {{ medallion.spark_far_future() }}
     {%- endcall %}
-    {{ return({'relations': [target_relation]}) }}
-{% endmaterialization %}
+    {{ return(target_relation) }}
+{% endmacro %}
 
 
-{% materialization current_state, adapter='spark' %}
+{% macro spark__medallion_build_current_state() %}
 {#- silver.<t> with partition_by on Spark: the rows the source holds now, an Iceberg table
     partitioned by month of that column (hidden partitioning: months(col)), with last_commit_ts
     and source_table, as on PostgreSQL (../current_state_materialization.sql). One MERGE per
     batch: the keys the batch changed get their new row or are deleted; when the batch truncates,
     the rows of the truncated relations that the batch did not change go too. Schema events and
     re-syncs apply between the batches around them (schema_evolution.sql). -#}
-    {{ run_hooks(pre_hooks) }}
-    {%- set target_relation = medallion.spark_build_silver_table('current') -%}
-    {{ run_hooks(post_hooks) }}
-    {{ return({'relations': [target_relation]}) }}
-{% endmaterialization %}
+    {{ return(medallion.spark_build_silver_table('current')) }}
+{% endmacro %}
 
 
 {% macro spark_current_state_create_sql(relation, key, columns, partition_by) %}

@@ -1,4 +1,4 @@
-{% materialization system_versioned, adapter='spark' %}
+{% macro spark__medallion_build_history() %}
 {#- The history of one captured table as an Iceberg table, built by Spark from the lake's
     bronze: the same versions, value for value, as the PostgreSQL materialization
     (../history_materialization.sql, same rules), with the far future, spark_far_future(), where
@@ -17,11 +17,8 @@
     watermark records the batch's end and the table's new snapshot (spark/lake.sql).
     --full-refresh, or a table left at a snapshot its watermark does not name, rebuilds from all
     of bronze. -#}
-    {{ run_hooks(pre_hooks) }}
-    {%- set target_relation = medallion.spark_build_silver_table('history') -%}
-    {{ run_hooks(post_hooks) }}
-    {{ return({'relations': [target_relation]}) }}
-{% endmaterialization %}
+    {{ return(medallion.spark_build_silver_table('history')) }}
+{% endmacro %}
 
 
 {% macro spark_history_create_sql(relation, key, columns) %}
