@@ -1,7 +1,8 @@
 {#-
     medallion's four materializations, each ONE skeleton for every engine (dbt-adapters' way):
     the hooks, the engine's build step, the engine's finish, the relation built. Only the steps
-    differ per engine, and they are dispatched (adapter.dispatch, namespace medallion):
+    differ per engine, and they are dispatched (adapter.dispatch, namespace medallion; each
+    materialization names its step literally, as dbt reads dispatch calls to find dependencies):
 
         medallion_build_<kind>()   builds the relation, returns it
             postgres__: silver/history_materialization.sql, silver/current_state_materialization.sql,
@@ -13,10 +14,10 @@
     A new engine adds its steps under its adapter's prefix; the skeleton stays.
 -#}
 
-{% macro medallion_materialize(kind) %}
+{% macro medallion_materialize(build) %}
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
-    {%- set target_relation = adapter.dispatch('medallion_build_' ~ kind, 'medallion')() -%}
+    {%- set target_relation = build() -%}
     {{ run_hooks(post_hooks, inside_transaction=True) }}
     {% do adapter.dispatch('medallion_finish', 'medallion')(target_relation) %}
     {{ run_hooks(post_hooks, inside_transaction=False) }}
@@ -35,20 +36,20 @@
 
 
 {% materialization system_versioned, default %}
-    {{ return(medallion.medallion_materialize('history')) }}
+    {{ return(medallion.medallion_materialize(adapter.dispatch('medallion_build_history', 'medallion'))) }}
 {% endmaterialization %}
 
 
 {% materialization current_state, default %}
-    {{ return(medallion.medallion_materialize('current_state')) }}
+    {{ return(medallion.medallion_materialize(adapter.dispatch('medallion_build_current_state', 'medallion'))) }}
 {% endmaterialization %}
 
 
 {% materialization current_view, default %}
-    {{ return(medallion.medallion_materialize('current_view')) }}
+    {{ return(medallion.medallion_materialize(adapter.dispatch('medallion_build_current_view', 'medallion'))) }}
 {% endmaterialization %}
 
 
 {% materialization gold_mart, default %}
-    {{ return(medallion.medallion_materialize('gold_mart')) }}
+    {{ return(medallion.medallion_materialize(adapter.dispatch('medallion_build_gold_mart', 'medallion'))) }}
 {% endmaterialization %}
