@@ -10,7 +10,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import psycopg
@@ -133,31 +133,29 @@ def _pause() -> tuple[int, float] | None:
     return int(after), float(seconds)
 
 
+@dataclass(eq=False)
 class Copier:
     """Copies planned chunks with several workers: each a source connection in the exported
     snapshot and a warehouse connection, one warehouse transaction per chunk (rows + record)."""
 
-    def __init__(self, source_dsn: str, warehouse_dsn: str | None, wh: psycopg.Connection, destination: Destination,
-                 slot: str, snapshot_name: str, select: Callable[[Chunk], sql.Composable],
-                 progress: Callable[[str, int], None], notify: Callable[[str], None] = lambda _: None) -> None:
-        self.source_dsn = source_dsn
-        self.warehouse_dsn = warehouse_dsn
-        self.wh = wh
-        self.destination = destination
-        self.slot = slot
-        self.snapshot_name = snapshot_name
-        self.select = select
-        self.progress = progress  # (table, rows) once per table, when its last chunk is in (metrics count it)
-        self.notify = notify  # rows so far of a table still being copied, every PROGRESS_EVERY seconds
-        self._lock = threading.Lock()
-        self._queue: list[Chunk] = []
-        self._errors: list[BaseException] = []
-        self._chunks: dict[str, int] = {}  # bronze table -> its chunks
-        self._done: dict[str, tuple[int, int]] = {}  # bronze table -> (chunks, rows) copied
-        self._said: dict[str, float] = {}
-        self._committed = 0
-        self._started = time.monotonic()
-        self._pause = _pause()
+    source_dsn: str
+    warehouse_dsn: str | None
+    wh: psycopg.Connection
+    destination: Destination
+    slot: str
+    snapshot_name: str
+    select: Callable[[Chunk], sql.Composable]
+    progress: Callable[[str, int], None]  # (table, rows) once per table, when its last chunk is in (metrics count it)
+    notify: Callable[[str], None] = lambda _: None  # rows so far of a table still copied, every PROGRESS_EVERY s
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _queue: list[Chunk] = field(default_factory=list)
+    _errors: list[BaseException] = field(default_factory=list)
+    _chunks: dict[str, int] = field(default_factory=dict)  # bronze table -> its chunks
+    _done: dict[str, tuple[int, int]] = field(default_factory=dict)  # bronze table -> (chunks, rows) copied
+    _said: dict[str, float] = field(default_factory=dict)
+    _committed: int = 0
+    _started: float = field(default_factory=time.monotonic)
+    _pause: tuple[int, float] | None = field(default_factory=_pause)
 
     def run(self, planned: list[Chunk], workers: int) -> int:
         """Copy every chunk; returns the rows. A worker's failure stops the others after their chunk."""
