@@ -74,10 +74,18 @@ def apply_silver(conn: psycopg.Connection, step: Step, idle: bool = True, checke
 
 def apply_gold(conn: psycopg.Connection, step: Step) -> str | None:
     """Recompute what silver's new stretch touched in one mart; the reason a dbt build is needed
-    instead, if any."""
+    instead, if any.
+
+    One snapshot for the whole step (repeatable read): the silver watermarks it captures as its
+    stretch and the silver it reads then are the same moment. `run --follow` applies silver in
+    another thread meanwhile; under read committed a later statement of the step would read
+    silver past the captured stretch, and the next step would count that change again
+    (tests/test_gold_beside_silver.py). Silver commits its rows with its watermark, so one
+    snapshot sees both or neither."""
     if not step.step_sql:
         return f"{step.model} has no statements stored yet (it was never built incrementally); dbt stores them"
     with conn.transaction():
+        conn.execute("set transaction isolation level repeatable read")
         conn.execute(step.lock_sql)
         if step.needs_build_sql and conn.execute(step.needs_build_sql).fetchone()[0]:
             return (f"the mart {step.model} must be recomputed whole (it reads a silver table it has not seen yet, "
