@@ -42,19 +42,21 @@ def test_export_killed_and_rerun_appends_nothing_twice(settings: Settings, tmp_p
     pipeline.ingest(lake)
     env = environment(lake)
     command = [sys.executable, "-m", "medallion.cli", "export", "--chunk-rows", "1500"]
-    rng = random.Random(11)
+    files = tmp_path / "files"
+    # killed once a few chunks are written (a random number of data files: at a commit, between
+    # a chunk's file and its commit, or inside a file), then run again
+    process = subprocess.Popen(command, env=env, cwd=tempfile.gettempdir(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    written = random.Random(11).randint(2, 6)
+    deadline = time.monotonic() + 120
+    while process.poll() is None and len(list(files.rglob("*.parquet"))) < written and time.monotonic() < deadline:
+        time.sleep(0.02)
     kills = 0
-    for _ in range(4):  # until one kill landed mid-export (CI time: each try starts a process)
-        process = subprocess.Popen(command, env=env, cwd=tempfile.gettempdir(),
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(rng.uniform(1.5, 3.0))  # ~1 s of start-up, then commits every few hundred ms
-        if process.poll() is None:
-            process.kill()
-            kills += 1
-        process.wait()
-        if kills or process.returncode == 0:
-            break
-    assert kills >= 1, "the exporter finished before any kill: make the chunks smaller"
+    if process.poll() is None:
+        process.kill()
+        kills += 1
+    process.wait()
+    assert kills >= 1, "the exporter finished before any kill: make --chunk-rows smaller"
     finished = subprocess.run(command, env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr
 
