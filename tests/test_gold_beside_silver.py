@@ -49,22 +49,27 @@ def _apply_silver(conn: psycopg.Connection, silver: list[steps.Step]) -> None:
         steps.apply_silver(conn, step)
 
 
-def test_a_mart_step_counts_a_change_silver_applies_meanwhile_once(blank_settings: Settings, tmp_path: Path) -> None:
-    root = tmp_path / "shop_gold"
-    (root / "models").mkdir(parents=True)
-    (root / "dbt_project.yml").write_text('name: shop_gold\nversion: "0.1.0"\nconfig-version: 2\n'
-                                          'models:\n  shop_gold:\n    +schema: gold\n', encoding="utf-8")
-    for name, text in MARTS.items():
-        (root / "models" / f"{name}.sql").write_text(
-            "{{ config(materialized='gold_mart') }}\n"
-            + text.format(sale="{{ ref('shop__sale') }}", store="{{ ref('shop__store') }}"), encoding="utf-8")
-    config = tmp_path / "medallion.toml"
-    config.write_text('[capture]\ninclude = ["shop.*"]\n[transform]\ndbt_project = "shop_gold"\n', encoding="utf-8")
-    settings = replace(blank_settings, config_path=config)
+def _shop_project(blank: Settings, folder: Path) -> tuple[Settings, dict[str, str]]:
+    """The shop schema on the source, prepared; a project folder of plain marts; its settings and environment."""
+    files = {"shop_gold/dbt_project.yml": 'name: shop_gold\nversion: "0.1.0"\nconfig-version: 2\n'
+                                          'models:\n  shop_gold:\n    +schema: gold\n',
+             "medallion.toml": '[capture]\ninclude = ["shop.*"]\n[transform]\ndbt_project = "shop_gold"\n'}
+    files |= {f"shop_gold/models/{name}.sql": "{{ config(materialized='gold_mart') }}\n"
+              + text.format(sale="{{ ref('shop__sale') }}", store="{{ ref('shop__store') }}")
+              for name, text in MARTS.items()}
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text, encoding="utf-8")
+    settings = replace(blank, config_path=folder / "medallion.toml")
     env = environment(settings)
-    src, wh = settings.source_dsn or "", settings.warehouse_dsn or ""
-    execute(src, SCHEMA)
+    execute(settings.source_dsn or "", SCHEMA)
     assert medallion("prepare-source", env=env).returncode == 0
+    return settings, env
+
+
+def test_a_mart_step_counts_a_change_silver_applies_meanwhile_once(blank_settings: Settings, tmp_path: Path) -> None:
+    settings, env = _shop_project(blank_settings, tmp_path)
+    src, wh = settings.source_dsn or "", settings.warehouse_dsn or ""
     for _ in range(2):  # the first build is a full one; the second stores every incremental step
         execute(src, "update shop.sale set amount = amount where sale_id = 3")
         ran = medallion("run", env=env)
