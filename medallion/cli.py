@@ -678,7 +678,8 @@ def export(chunk_rows: int | None) -> None:
       medallion export
       medallion export --chunk-rows 50000
     """
-    report = pipeline.export(resolve(), chunk_rows)
+    report = pipeline.export(resolve(), chunk_rows, on_commit=lambda done: note(
+        f"{time.strftime('%H:%M:%S')}  {done.table}: {done.rows:,} rows exported in {done.commits} commits"))
     commits = sum(t.commits for t in report.tables)
     out.print(f"exported: {report.rows:,} bronze rows to {len(report.tables)} Iceberg tables in {commits} commits "
               f"({report.seconds:.1f}s)")

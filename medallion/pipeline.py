@@ -37,7 +37,7 @@ from medallion.source.catalog import read_tables
 from medallion.source.cluster import EmbeddedCluster
 
 if TYPE_CHECKING:  # sqlglot costs ~0.2 s to import: only `query` needs it
-    from medallion.lake.export import ExportReport
+    from medallion.lake.export import ExportReport, TableExport
     from medallion.query import QueryResult
 
 WAREHOUSE_SCHEMAS = ("gold", "silver", "bronze", "medallion")  # medallion: the engine's bookkeeping
@@ -412,12 +412,14 @@ def build_project(settings: Settings | Context, predict: bool = False) -> BuildP
     return transform.prepare_project(Context.of(settings), predict)
 
 
-def export(settings: Settings | Context, chunk_rows: int | None = None) -> ExportReport:
-    """Append bronze's new rows to the Iceberg lake ([lake] in medallion.toml), exactly once."""
+def export(settings: Settings | Context, chunk_rows: int | None = None,
+           on_commit: Callable[[TableExport], None] = lambda _: None) -> ExportReport:
+    """Append bronze's new rows to the Iceberg lake ([lake] in medallion.toml), exactly once;
+    on_commit hears of each Iceberg commit (a table's rows so far), for progress."""
     from medallion.lake.export import CHUNK_ROWS
     from medallion.lake.export import export as export_bronze
 
-    return export_bronze(Context.of(settings), chunk_rows or CHUNK_ROWS)
+    return export_bronze(Context.of(settings), chunk_rows or CHUNK_ROWS, on_commit)
 
 
 @dataclass

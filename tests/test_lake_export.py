@@ -59,6 +59,7 @@ def test_export_killed_and_rerun_appends_nothing_twice(settings: Settings, tmp_p
     assert kills >= 1, "the exporter finished before any kill: make --chunk-rows smaller"
     finished = subprocess.run(command, env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr
+    assert " rows exported in " in finished.stderr  # progress, a line per Iceberg commit
 
     catalog = open_catalog(lake_target(lake))
     with psycopg.connect(lake.warehouse_dsn or "") as conn:
