@@ -42,7 +42,7 @@ import orjson
 import psycopg
 from psycopg import sql
 
-from medallion.bronze.value_forms import row_json_expr
+from medallion.bronze.value_forms import row_values
 from medallion.db import connect, sql_text
 from medallion.errors import SelectionError
 from medallion.source.catalog import SourceTable
@@ -376,7 +376,8 @@ class OnlineSnapshots:
                                                      job.skip)
         columns = [(c.name, c.type) for c in job.table.columns]
         return sql.SQL(sql_text("medallion.bronze", "online_snapshot_chunk.sql")).format(
-            key_json=key_json, row=sql.SQL("({})::text").format(row_json_expr(columns, self.plugin)),
+            key_json=key_json, row=sql.SQL("(select row_to_json(v.*) from (select {}) as v)::text").format(
+                row_values(columns, self.plugin)),
             table=table, t_keys=t_keys, where=where, limit=sql.Literal(self.chunk_rows))
 
 

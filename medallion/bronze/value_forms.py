@@ -1,11 +1,10 @@
 """Snapshot rows in the stream's value forms, so an R row and an I row of the same values look alike.
 
 pgoutput sends every value as its type's text output; wal2json writes numbers as JSON numbers,
-booleans as true/false, bytea as bare hex and everything else as the text output. Two forms of
-the same values: row_json_expr (a jsonb, per column; the online snapshot's chunks) and
-row_values (the select list of a lateral row for row_to_json; the initial snapshot's chunks,
-several times cheaper). They are equal once bronze stores them as jsonb
-(tests/test_bronze_snapshot.py checks it on types whose text forms differ).
+booleans as true/false, bytea as bare hex and everything else as the text output. row_values
+is the select list of a row for row_to_json, in those forms: the initial snapshot's chunks and
+the online snapshot's. tests/test_bronze_snapshot.py checks them against the stream's forms
+computed another way (to_jsonb per column), on types whose text forms differ.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from psycopg import sql
 # numbers (booleans as true/false, bytea as bare hex), everything else as the text output.
 NUMBER_TYPES = {"smallint", "integer", "bigint", "oid", "real", "double precision"}
 BOOL_TYPE = "boolean"
-_PAIRS_PER_CALL = 50  # jsonb_build_object takes at most 100 arguments
 # Types whose cast to text is their output function (a cast through I/O): `c::text` is what
 # pgoutput sends, and cheaper than format('%s', c). Not bool ('true' for t), char(n) (trailing
 # blanks dropped), inet/cidr (the mask always shown), name, xml, domains or user types: those
@@ -29,34 +27,6 @@ IO_TEXT_TYPES = {"smallint", "integer", "bigint", "numeric", "real", "double pre
                  "time without time zone", "time with time zone", "interval", "uuid", "json", "jsonb", "bytea",
                  "tsvector", "money", "oid"}
 
-def _value_expr(column: str, declared_type: str, plugin: str) -> sql.Composable:
-    ident = sql.Identifier(column)
-    if plugin == "pgoutput":
-        # the type's output function, as pgoutput sends it (a cast to text can differ: 'true' for t)
-        return sql.SQL("to_jsonb(case when {c} is null then null else format('%s', {c}) end)").format(c=ident)
-    base = declared_type.split("(")[0]
-    if base in NUMBER_TYPES or base == "numeric":
-        # NaN and infinities are not JSON numbers: wal2json writes null for them.
-        return sql.SQL("case when {c}::text in ('NaN', 'Infinity', '-Infinity') then null "
-                       "else to_jsonb({c}) end").format(c=ident)
-    if declared_type == BOOL_TYPE:
-        return sql.SQL("to_jsonb({})").format(ident)
-    if declared_type == "bytea":
-        return sql.SQL("to_jsonb(encode({}, 'hex'))").format(ident)
-    return sql.SQL("to_jsonb({}::text)").format(ident)
-
-
-def row_json_expr(columns: list[tuple[str, str]], plugin: str) -> sql.Composable:
-    """A jsonb {column: value} of the current row, in the plugin's value forms (the online
-    snapshot's chunks; row_values is the initial snapshot's cheaper form of the same values)."""
-    calls = []
-    for start in range(0, len(columns), _PAIRS_PER_CALL):
-        pairs = [sql.SQL("{}, {}").format(sql.Literal(name), _value_expr(name, type_, plugin))
-                 for name, type_ in columns[start:start + _PAIRS_PER_CALL]]
-        calls.append(sql.SQL("jsonb_build_object({})").format(sql.SQL(", ").join(pairs)))
-    return sql.SQL(" || ").join(calls) if calls else sql.SQL("'{}'::jsonb")
-
-
 def _bare_type(declared: str) -> str:
     """'timestamp(3) with time zone' -> 'timestamp with time zone'; 'numeric(5,2)' -> 'numeric'."""
     return re.sub(r"\(.*?\)", "", declared).strip()
@@ -64,8 +34,7 @@ def _bare_type(declared: str) -> str:
 
 def _row_value(column: str, declared_type: str, plugin: str) -> sql.Composable:
     """One column of t in the plugin's form, as row_to_json writes it: a text value is a JSON
-    string, a number a JSON number, a boolean true/false, null null. The same values as
-    _value_expr's once bronze stores them as jsonb."""
+    string, a number a JSON number, a boolean true/false, null null."""
     c = sql.Identifier("t", column)
     bare = _bare_type(declared_type)
     if plugin == "pgoutput":
