@@ -2,9 +2,9 @@
 `ref('<silver name>')`), in the simplest project: a folder with dbt_project.yml and model files.
 
 On a schema made here (a text key, a composite key, a dimension), with marts on the delta path
-(sums and counts kept per group from the changed rows) and on the touched-group recompute path
-(a left join, min/max, count(distinct); a float sum; a UNION ALL), after each burst of inserts,
-updates (one moving a sale to another group, one in the dimension only) and deletes, built
+(kept per group from the changed rows: sums and counts, min/max/count(distinct) per value, a left
+join, a UNION ALL, aggregates in CTEs joined after the aggregation) and on the touched-group
+recompute path (a float sum, sum(distinct)), after each burst of inserts, updates (one moving a sale to another group, one in the dimension only) and deletes, built
 incrementally by `medallion run`, the mart equals the same SQL run on the source; a full refresh
 gives the same; `<mart>_as_of(t)` equals the source's answer at t and `_as_of(now(), known => k)`
 the mart as built at k. A construct the engine cannot maintain is named in the build's output;
@@ -110,8 +110,36 @@ from (
 group by a.region
 """
 
+# aggregates of the same grain in CTEs, joined after the aggregation (a full join): each block
+# keeps its own state; max of a dimension's text and count(distinct) keep a count per value
+BLOCKS_MART = """with sold as (
+    select st.region_code as region, count(*) as sales, max(st.city) as a_city,
+           count(distinct s.customer) as buyers, min(s.sold_at) as first_sale
+    from {sale} as s
+    join {store} as st on st.store_id = s.store_id
+    group by 1
+),
+refunded as (
+    select r.region as region, sum(r.amount) as refunded, count(*) as refunds
+    from {refund} as r
+    group by 1
+)
+select region, coalesce(sold.sales, 0) as sales, sold.a_city, sold.buyers, sold.first_sale,
+       refunded.refunded, coalesce(refunded.refunds, 0) as refunds
+from sold
+full join refunded using (region)
+"""
+
+# sum(distinct): not kept from the changed rows; its touched groups are recomputed
+DISTINCT_SUM_MART = """select st.region_code as region, sum(distinct s.amount) as amounts
+from {sale} as s
+join {store} as st on st.store_id = s.store_id
+group by 1
+"""
+
 PLAIN_MARTS = {"sales_by_region_month": MART, "sales_by_region_customer": DELTA_MART,
-               "refunds_by_region": REFUND_MART, "float_by_region": FLOAT_MART, "people_by_region": UNION_MART}
+               "refunds_by_region": REFUND_MART, "float_by_region": FLOAT_MART, "people_by_region": UNION_MART,
+               "by_region_blocks": BLOCKS_MART, "distinct_sums": DISTINCT_SUM_MART}
 
 FULL_MART = """{{ config(materialized='gold_mart') }}
 select store_id, sum(amount) over (partition by store_id) as running from {{ ref('sales__sale') }}
@@ -191,7 +219,9 @@ def test_a_plain_sql_mart_follows_the_source_and_travels_in_time(blank_settings:
     assert "running_by_store is built in full at every build: its SQL has a window function" in outputs[-1]
     assert "sales_by_region_customer follows its changed rows" in outputs[0]
     assert "refunds_by_region follows its changed rows" in outputs[0]
-    assert "sales_by_region_month recomputes the groups a change touches: its SQL has an outer join" in outputs[0]
+    for name in ("sales_by_region_month", "people_by_region", "by_region_blocks"):
+        assert f"{name} follows its changed rows" in outputs[0], name
+    assert "distinct_sums recomputes the groups a change touches: its SQL has sum(distinct)" in outputs[0]
     assert ("float_by_region recomputes the groups a change touches: its SQL has a sum over double precision"
             in outputs[0])
     assert not any("follows its changed rows" in out or "recomputes the groups" in out for out in outputs[1:])
@@ -205,7 +235,7 @@ def test_a_plain_sql_mart_follows_the_source_and_travels_in_time(blank_settings:
     step_sql = dict(query(wh, "select model, step_sql from medallion.follow_step where layer = 2"))
     assert "gold_changed_keys" in step_sql["gold.sales_by_region_month"]
     # a recompute touches the groups whose lines differ now from as last seen, not every group a key reaches
-    assert "except all" in step_sql["gold.people_by_region"]
+    assert "except all" in step_sql["gold.distinct_sums"]
     # the columns a change or a group travels through are indexed on silver (now and history):
     # the join columns, and a grain column of one relation (a store's region)
     indexes = [row[0] for row in query(wh, "select indexdef from pg_indexes where schemaname = 'silver' "
@@ -215,12 +245,20 @@ def test_a_plain_sql_mart_follows_the_source_and_travels_in_time(blank_settings:
     assert any(d.endswith("(region_code)") and "sales__store_hist" in d for d in indexes), indexes
     assert "on conflict" in step_sql["gold.sales_by_region_customer"]  # the state moved by the changed rows
     assert "on conflict" not in step_sql["gold.float_by_region"]
-    # gold keeps no per-line bookkeeping: the watermarks it saw, and per group the delta path's state
+    # a change to a column no line reads (a sale's amount, for people_by_region) looks no line up
+    assert "gold_keys_" in step_sql["gold.people_by_region"]
+    # gold keeps no per-line bookkeeping: the watermarks it saw, and per group (and per value of a
+    # min/max/count(distinct)) the delta path's state, one set of tables per aggregating block
     assert query(wh, "select count(*) from pg_tables where tablename like '%basis'") == [(0,)]
-    assert query(wh, "select tablename from pg_tables where schemaname = 'medallion' and tablename like '%state' "
-                     "order by 1") == [("gold__refunds_by_region__state",), ("gold__sales_by_region_customer__state",)]
+    assert query(wh, "select tablename from pg_tables where schemaname = 'medallion' and tablename like '%state%' "
+                     "order by 1") == [(f"gold__{name}",) for name in (
+                         "by_region_blocks__state", "by_region_blocks__state_0_v1", "by_region_blocks__state_0_v2",
+                         "by_region_blocks__state_0_v3", "by_region_blocks__state_1", "people_by_region__state",
+                         "people_by_region__state_0_v1", "refunds_by_region__state", "sales_by_region_customer__state",
+                         "sales_by_region_month__state", "sales_by_region_month__state_0_v1",
+                         "sales_by_region_month__state_0_v2", "sales_by_region_month__state_0_v3")]
 
-    for name in ("sales_by_region_month", "sales_by_region_customer"):
+    for name in ("sales_by_region_month", "sales_by_region_customer", "by_region_blocks"):
         for at, expected in seen:
             got = query(wh, f"select * from gold.{name}_as_of('{at}') order by 1, 2")
             assert got == expected[name], (name, at)

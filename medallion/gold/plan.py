@@ -41,7 +41,7 @@ from sqlglot import exp
 from sqlglot.optimizer.scope import Scope, traverse_scope
 
 from medallion.gold.errors import Untraceable
-from medallion.gold.sqlshape import _group_map, _key_filter, _parse, _relation_name, _swap, _tables
+from medallion.gold.sqlshape import ChangedKeys, _group_map, _parse, _relation_name, _swap, _tables, line_filter
 
 NOTES: list[str] = []  # one line per mart built in full, for the build's report (transform.py)
 VOLATILE = {"now", "random", "clock_timestamp", "current_timestamp", "statement_timestamp", "timeofday",
@@ -87,9 +87,11 @@ def _check(tree: exp.Expression) -> None:
             raise Untraceable("a subquery outside FROM")
 
 
-def plan_mart(mart: str, sql: str, relations: dict[str, dict], grain: list[str] | None = None) -> dict[str, Any]:
-    """The incremental plan of one mart (see the module's docstring); plain data for Jinja."""
-    plan: dict[str, Any] = {"error": None, "full": None, "grain": None, "touched_sql": None,
+def plan_mart(mart: str, sql: str, relations: dict[str, dict], grain: list[str] | None = None,
+              state: list[str] | None = None) -> dict[str, Any]:
+    """The incremental plan of one mart (see the module's docstring); plain data for Jinja.
+    state: [database, schema, identifier] of <mart>__state, the delta path's first table."""
+    plan: dict[str, Any] = {"error": None, "full": None, "grain": None, "touched_sql": None, "keys_sql": "",
                             "scoped_sql": None, "as_of_sql": None, "as_of_known_sql": None, "deps": [], "note": None,
                             "delta": None, "recompute": None, "join_columns": {},
                             "group_columns": {}}
@@ -117,14 +119,16 @@ def plan_mart(mart: str, sql: str, relations: dict[str, dict], grain: list[str] 
         plan["as_of_known_sql"] = as_of_known.sql("postgres", normalize_functions=False)
     except (KeyError, TypeError):
         pass
+    changed = ChangedKeys(relations)
     try:
-        _plan_incremental(tree, sql, relations, grain, plan)
+        _plan_incremental(tree, sql, relations, grain, plan, changed)
         from medallion.gold.delta import plan_delta
 
         try:
-            plan["delta"] = plan_delta(sql, relations, plan["grain"])
+            plan["delta"] = plan_delta(sql, relations, plan["grain"], changed, state or ["", "medallion", f"{mart}__state"])
         except Untraceable as reason:
             plan["recompute"] = str(reason)
+        plan["keys_sql"] = changed.sql()
     except Untraceable as reason:
         plan["full"] = str(reason)
         plan["grain"] = plan["grain"] or grain
@@ -136,7 +140,7 @@ def plan_mart(mart: str, sql: str, relations: dict[str, dict], grain: list[str] 
 
 
 def _plan_incremental(tree: exp.Expression, sql: str, relations: dict, grain: list[str] | None,
-                      plan: dict) -> None:
+                      plan: dict, changed: ChangedKeys) -> None:
     if not isinstance(tree, exp.Select):
         raise Untraceable(f"a {type(tree).__name__.upper()} at the top")
     _check(tree)
@@ -173,7 +177,7 @@ def _plan_incremental(tree: exp.Expression, sql: str, relations: dict, grain: li
             for t_index, table in enumerate(_tables(scopes[u])):
                 info = relations[_relation_name(table)]
                 deps.add(info["dep"])
-                touched.append(_touched_diff(sql, b, u, t_index, grain, relations))
+                touched.append(_touched_diff(sql, b, u, t_index, grain, relations, changed))
     plan["deps"] = sorted(deps)
     plan["touched_sql"] = "\nunion\n".join(f"select * from ({q}) as touched_{i}" for i, q in enumerate(touched))
     plan["join_columns"] = join_columns(tree, relations)
@@ -209,18 +213,19 @@ def _plan_incremental(tree: exp.Expression, sql: str, relations: dict, grain: li
     plan["scoped_sql"] = scoped.sql("postgres", normalize_functions=False)
 
 
-def _touched_diff(sql: str, block: int, scope: int, table_index: int, grain: list[str], relations: dict) -> str:
+def _touched_diff(sql: str, block: int, scope: int, table_index: int, grain: list[str], relations: dict,
+                  changed: ChangedKeys) -> str:
     """The groups of one aggregating block whose lines holding a changed key of one relation it
     reads differ between silver now and silver as the last build saw it. A line is the block's
     group and every column the block reads (as text: equal values that print differently only
     touch a group more, never less); a line the change left as it was (a column the mart does
     not read changed, e.g. a film's rental_rate) is in both and touches nothing."""
-    now = _touched_query(sql, block, scope, table_index, grain, relations, old=False)
-    then = _touched_query(sql, block, scope, table_index, grain, relations, old=True)
+    now = _touched_query(sql, block, scope, table_index, grain, relations, changed, old=False)
+    then = _touched_query(sql, block, scope, table_index, grain, relations, changed, old=True)
     g = ", ".join(exp.to_identifier(c, quoted=True).sql("postgres") for c in grain)
     if now is None or then is None:  # a block whose lines cannot be listed: every group its changed keys reach
-        now = _touched_query(sql, block, scope, table_index, grain, relations, old=False, lines=False)
-        then = _touched_query(sql, block, scope, table_index, grain, relations, old=True, lines=False)
+        now = _touched_query(sql, block, scope, table_index, grain, relations, changed, old=False, lines=False)
+        then = _touched_query(sql, block, scope, table_index, grain, relations, changed, old=True, lines=False)
         return f"select * from ({now}) as gold_now\nunion\nselect * from ({then}) as gold_then"
     return (f"with gold_now as materialized ({now}), gold_then as materialized ({then})\n"
             f"select {g} from (select * from gold_now except all select * from gold_then) as appeared\n"
@@ -246,15 +251,14 @@ def _exclude_siblings(scopes: list[Scope], block: int, scope: int) -> None:
 
 
 def _touched_query(sql: str, block: int, scope: int, table_index: int, grain: list[str], relations: dict,
-                   old: bool, lines: bool = True) -> str | None:
+                   changed: ChangedKeys, old: bool, lines: bool = True) -> str | None:
     """The groups of one aggregating block reached by the changed keys of one relation it reads,
     now (old=False) or as the last build saw silver (old=True); with lines, each such line with
     the columns the block reads (gold_line), or None when the block reads a star."""
     tree = _parse(sql)
     scopes = _scopes(tree)
     table = _tables(scopes[scope])[table_index]
-    info = relations[_relation_name(table)]
-    scopes[scope].expression.where(_key_filter(table.alias_or_name, info), copy=False)
+    scopes[scope].expression.where(line_filter(scopes[scope], table, relations, changed), copy=False)
     _exclude_siblings(scopes, block, scope)
     select = scopes[block].expression
     groups = _group_map(select, grain)

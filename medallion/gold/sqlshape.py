@@ -61,3 +61,136 @@ def _swap(tree: exp.Expression, relations: dict, args: str) -> None:
         call = _parse(f"select * from {info['as_of']}({args(info) if callable(args) else args}) "
                       f"as {exp.to_identifier(alias).sql('postgres', normalize_functions=False)}").args["from_"].this
         table.replace(call)
+
+
+def _sql(node: exp.Expression) -> str:
+    return node.sql("postgres", normalize_functions=False)
+
+
+def _columns_read(scope: Scope, table: exp.Table) -> list[str] | None:
+    """The columns of `table` its scope's SELECT reads (select list, joins, WHERE, GROUP BY,
+    HAVING), sorted; None when that cannot be told from the SQL alone (a star, USING, a column
+    without its table's alias beside another source)."""
+    select = scope.expression
+    if not isinstance(select, exp.Select) or any(j.args.get("using") for j in select.args.get("joins") or []):
+        return None
+    alias = table.alias_or_name
+    alone = len(scope.selected_sources) == 1
+    found: set[str] = set()
+    for column in select.find_all(exp.Column, exp.Star):
+        if column.find_ancestor(exp.Select) is not select:
+            continue
+        if isinstance(column, exp.Star) and isinstance(column.parent, exp.AggFunc):
+            continue  # count(*)
+        if isinstance(column, exp.Star) or isinstance(column.this, exp.Star):
+            return None
+        if column.table == alias or (not column.table and alone):
+            found.add(column.name)
+        elif not column.table:
+            return None
+    return sorted(found)
+
+
+class ChangedKeys:
+    """The changed keys a mart's line filters read, per silver relation and the columns one
+    scope of its SQL reads of it. A key whose row holds the same values of those columns now as
+    when the last build saw it (a film's rental_rate changed; the scope reads its title) changes
+    none of the lines that scope makes: they are the same before and after, so both sides leave
+    them out and none is looked up. Each such set is a temporary table (`sql()`), made once per
+    step after gold_changed_keys, and read by every filter over the same columns."""
+
+    def __init__(self, relations: dict) -> None:
+        self.relations = relations
+        self.tables: dict[tuple[str, tuple[str, ...]], tuple[str, exp.Table]] = {}
+        self.joins: dict[tuple[str, str, tuple[str, ...]], tuple[str, exp.Table]] = {}
+
+    def keys_sql(self, scope: Scope, table: exp.Table) -> str:
+        """A SELECT of the typed key columns of the changed keys that matter to this scope."""
+        name = _relation_name(table)
+        info = self.relations[name]
+        casts = ", ".join(f"(key ->> {exp.Literal.string(k).sql('postgres')})::{t}" for k, t in zip(info["key"], info["types"]))
+        columns = _columns_read(scope, table)
+        if columns is None or not info.get("as_of"):
+            return f"select {casts} from gold_changed_keys where dep = {info['dep']}"
+        found = self.tables.setdefault((name, tuple(columns)), (f"gold_keys_{len(self.tables)}", table.copy()))
+        return f"select {', '.join(_quote(k) for k in info['key'])} from {found[0]}"
+
+    def join_values_sql(self, scope: Scope, table: exp.Table, columns: list[str]) -> str:
+        """A SELECT of the values of `columns` the changed rows of `table` that matter to this
+        scope hold, now and as the last build saw them (what a left join matches them on)."""
+        keys = self.keys_sql(scope, table)
+        name = _relation_name(table)
+        found = self.joins.setdefault((name, keys, tuple(columns)), (f"gold_joins_{len(self.joins)}", table.copy()))
+        return f"select {', '.join(_quote(c) for c in columns)} from {found[0]}"
+
+    def sql(self) -> str:
+        """The statements that make the temporary tables keys_sql reads (after gold_changed_keys)."""
+        statements = []
+        for (name, columns), (temp, table) in self.tables.items():
+            info = self.relations[name]
+            table.set("alias", None)
+            keys = ", ".join(f"(c.key ->> {exp.Literal.string(k).sql('postgres')})::{t} as {_quote(k)}"
+                             for k, t in zip(info["key"], info["types"]))
+            match = " and ".join(f"r.{_quote(k)} = (c.key ->> {exp.Literal.string(k).sql('postgres')})::{t}"
+                                 for k, t in zip(info["key"], info["types"]))
+            row = f"row({', '.join('r.' + _quote(c) for c in columns)})::text"
+            then = f"{info['as_of']}('infinity', current_setting('medallion.gold_known_{info['dep']}')::timestamptz)"
+            statements.append(
+                f"drop table if exists {temp};\n"
+                f"create temporary table {temp} on commit drop as\n"
+                f"select {keys} from gold_changed_keys as c where c.dep = {info['dep']}\n"
+                f"and (select {row} from {_sql(table)} as r where {match})\n"
+                f"    is distinct from (select {row} from {then} as r where {match});\n"
+                f"analyze {temp};\n")
+        for (name, keys, columns), (temp, table) in self.joins.items():
+            info = self.relations[name]
+            table.set("alias", None)
+            key = ", ".join(f"r.{_quote(k)}" for k in info["key"])
+            mine = ", ".join(f"r.{_quote(c)}" for c in columns)
+            then = f"{info['as_of']}('infinity', current_setting('medallion.gold_known_{info['dep']}')::timestamptz)"
+            statements.append(
+                f"drop table if exists {temp};\n"
+                f"create temporary table {temp} on commit drop as\n"
+                f"select {mine} from {_sql(table)} as r where ({key}) in ({keys})\n"
+                f"union select {mine} from {then} as r where ({key}) in ({keys});\n"
+                f"analyze {temp};\n")
+        return "".join(statements)
+
+
+def _quote(name: str) -> str:
+    return exp.to_identifier(name, quoted=True).sql("postgres")
+
+
+def line_filter(scope: Scope, table: exp.Table, relations: dict, changed: ChangedKeys,
+                strict: bool = False) -> exp.Expression:
+    """The condition that keeps, in one scope, the lines holding a changed key of `table`, now
+    and as the last build saw silver alike. A table on the nullable side of a LEFT JOIN is found
+    through the other side's join columns (the values its changed rows join on, before and
+    after): a line that had no match before and has one now, or the reverse, is found on both
+    sides. strict: Untraceable where that cannot be done (the delta path needs both sides;
+    a recompute only the touched groups)."""
+    alias = table.alias_or_name
+    info = relations[_relation_name(table)]
+    keys = changed.keys_sql(scope, table)
+    join = table.parent if isinstance(table.parent, exp.Join) else None
+    sides = {join.side for join in scope.expression.args.get("joins") or []} if isinstance(scope.expression, exp.Select) else set()
+    if strict and (sides & {"RIGHT", "FULL"}):
+        raise Untraceable(f"a {(sides & {'RIGHT', 'FULL'}).pop().lower()} join inside an aggregate")
+    if join is None or join.side != "LEFT":
+        columns = ", ".join(_sql(exp.column(k, table=alias, quoted=True)) for k in info["key"])
+        return sqlglot.condition(f"({columns}) in ({keys})", dialect="postgres")
+    pairs = []
+    for equal in (join.args.get("on") or exp.true()).find_all(exp.EQ):
+        ends = [equal.this, equal.expression]
+        if all(isinstance(e, exp.Column) for e in ends) and sum(e.table == alias for e in ends) == 1:
+            mine, other = ends if ends[0].table == alias else ends[::-1]
+            if other.table:
+                pairs.append((mine.name, other))
+    if not pairs or not info.get("as_of"):
+        if strict:
+            raise Untraceable(f"a left join of {alias} not on equal columns")
+        columns = ", ".join(_sql(exp.column(k, table=alias, quoted=True)) for k in info["key"])
+        return sqlglot.condition(f"({columns}) in ({keys})", dialect="postgres")
+    others = ", ".join(_sql(o) for _, o in pairs)
+    return sqlglot.condition(f"({others}) in ({changed.join_values_sql(scope, table, [c for c, _ in pairs])})",
+                             dialect="postgres")

@@ -192,29 +192,45 @@ where ({{ g }}) in (select {{ g }} from gold_scope);
         the plan's reason, or a sum whose type subtraction does not undo exactly (float) -#}
     {%- if plan.full -%}{{ return(plan.full) }}{%- endif -%}
     {%- if plan.delta is none -%}{{ return(plan.recompute) }}{%- endif -%}
-    {%- if not plan.delta.sums -%}{{ return(none) }}{%- endif -%}
-    {% do run_query("drop table if exists gold_state_probe; create temporary table gold_state_probe as select * from ("
-                    ~ plan.delta.state_sql ~ ") as state limit 0") %}
-    {%- set names = [] -%}
-    {%- for name in plan.delta.sums %}{% do names.append(medallion.medallion_literal(name)) %}{% endfor -%}
-    {%- set inexact = run_query(
-        "select string_agg(distinct format_type(atttypid, atttypmod), ', ') from pg_attribute "
-        ~ "where attrelid = 'pg_temp.gold_state_probe'::regclass and attname in (" ~ names | join(', ')
-        ~ ") and atttypid not in ('bigint'::regtype, 'numeric'::regtype, 'integer'::regtype)").columns[0].values()[0] -%}
-    {% do run_query("drop table gold_state_probe") %}
-    {%- if inexact -%}
-        {{ return("a sum over " ~ inexact ~ " (not exact under subtraction)") }}
-    {%- endif -%}
+    {%- for probe in plan.delta.probes if probe.sums -%}
+        {% do run_query("drop table if exists gold_state_probe; create temporary table gold_state_probe as select * from ("
+                        ~ probe.sql ~ ") as state limit 0") %}
+        {%- set names = [] -%}
+        {%- for name in probe.sums %}{% do names.append(medallion.medallion_literal(name)) %}{% endfor -%}
+        {%- set inexact = run_query(
+            "select string_agg(distinct format_type(atttypid, atttypmod), ', ') from pg_attribute "
+            ~ "where attrelid = 'pg_temp.gold_state_probe'::regclass and attname in (" ~ names | join(', ')
+            ~ ") and atttypid not in ('bigint'::regtype, 'numeric'::regtype, 'integer'::regtype)").columns[0].values()[0] -%}
+        {% do run_query("drop table gold_state_probe") %}
+        {%- if inexact -%}
+            {{ return("a sum over " ~ inexact ~ " (not exact under subtraction)") }}
+        {%- endif -%}
+    {%- endfor -%}
     {{- return(none) -}}
 {% endmacro %}
 
 
+{% macro gold_plain_drop_state_sql(state_relation) %}
+{#- every state table of the mart: <mart>__state and its blocks' and values' <mart>__state_<b>[_v<i>]
+    (medallion/gold/delta.py), whatever shape the mart's SQL had when they were made -#}
+do $gold_state$ declare found regclass; begin
+    for found in select c.oid::regclass from pg_class as c join pg_namespace as n on n.oid = c.relnamespace
+                 where n.nspname = {{ medallion.medallion_literal(state_relation.schema) }} and c.relkind = 'r'
+                   and (c.relname = {{ medallion.medallion_literal(state_relation.identifier) }}
+                        or (starts_with(c.relname, {{ medallion.medallion_literal(state_relation.identifier ~ '_') }})
+                            and substr(c.relname, {{ state_relation.identifier | length + 2 }}) ~ '^[0-9]+(_v[0-9]+)?$'))
+    loop
+        execute format('drop table %s', found);
+    end loop;
+end $gold_state$;
+{% endmacro %}
+
+
 {% macro gold_plain_state_sql(state_relation, grain, delta) %}
-{#- <mart>__state from every line (a full build), tagged with its definition's fingerprint -#}
-drop table if exists {{ state_relation }};
-create table {{ state_relation }} as
-{{ delta.state_sql }};
-alter table {{ state_relation }} add primary key ({{ medallion.medallion_column_list(grain) }});
+{#- the delta path's state tables from every line (a full build), the first tagged with its
+    definition's fingerprint -#}
+{{ medallion.gold_plain_drop_state_sql(state_relation) }}
+{{ delta.state_sql }}
 comment on table {{ state_relation }} is {{ medallion.medallion_literal(medallion.gold_plain_state_tag(delta)) }};
 {% endmacro %}
 
@@ -224,33 +240,16 @@ comment on table {{ state_relation }} is {{ medallion.medallion_literal(medallio
 {% endmacro %}
 
 
-{% macro gold_plain_delta_sql(target_relation, state_relation, grain, delta) %}
-{#- the delta path's step 3: the state moved by the changed lines (now minus as last seen), a
-    group whose lines are all gone dropped, the touched groups' mart rows derived from it -#}
+{% macro gold_plain_delta_sql(target_relation, grain, delta) %}
+{#- the delta path's step 3: each block's state moved by its changed lines (now minus as last
+    seen), a group whose lines are all gone dropped, the touched groups' mart rows derived from
+    the states -#}
 {%- set g = medallion.medallion_column_list(grain) -%}
 set local jit = off;
-create temporary table gold_scope on commit drop as
-{{ delta.delta_sql }};
-insert into {{ state_relation }} as state
-select * from gold_scope
-on conflict ({{ g }}) do update set
-    {{ medallion.medallion_quote(delta.rows) }} = state.{{ medallion.medallion_quote(delta.rows) }} + excluded.{{ medallion.medallion_quote(delta.rows) }}
-    {%- for atom in delta.atoms %},
-    {% set c = medallion.medallion_quote(atom.name) -%}
-    {%- if atom.kind == 'sum' -%}
-    {{ c }} = coalesce(state.{{ c }}, 0) + coalesce(excluded.{{ c }}, 0)
-    {%- else -%}
-    {{ c }} = state.{{ c }} + excluded.{{ c }}
-    {%- endif -%}
-    {%- endfor %};
-delete from {{ state_relation }}
-where {{ medallion.medallion_quote(delta.rows) }} = 0 and ({{ g }}) in (select {{ g }} from gold_scope);
+{{ delta.delta_sql }}
 delete from {{ target_relation }} where ({{ g }}) in (select {{ g }} from gold_scope);
 insert into {{ target_relation }}
-select {{ delta.derived }}
-from {{ state_relation }}
-where ({{ g }}) in (select {{ g }} from gold_scope)
-{%- if delta.having %} and ({{ delta.having }}){% endif %};
+select * from ({{ delta.derived_sql }}) as mart;
 {% endmacro %}
 
 
@@ -274,7 +273,8 @@ where ({{ g }}) in (select {{ g }} from gold_scope)
     {%- if modules.medallion is not defined -%}
         {{ exceptions.raise_compiler_error(this.identifier ~ ": a plain-SQL gold_mart is built by `medallion build` (it reads the SQL with sqlglot)") }}
     {%- endif -%}
-    {%- set plan = modules.medallion.plan_mart(this.identifier, sql, relations, config.get('grain')) -%}
+    {%- set plan = modules.medallion.plan_mart(this.identifier, sql, relations, config.get('grain'),
+                                               [state_relation.database, state_relation.schema, state_relation.identifier]) -%}
     {%- if plan.error -%}{{ exceptions.raise_compiler_error(plan.error) }}{%- endif -%}
     {%- set grain = plan.grain -%}
     {%- set deps = medallion.gold_plain_deps(relations, plan) if not plan.full else [] -%}
@@ -295,8 +295,8 @@ where ({{ g }}) in (select {{ g }} from gold_scope)
 
     {%- if deps -%}
         {%- set capture = lock_sql ~ medallion.gold_capture_stretch_sql(seen_relation, deps) -%}
-        {%- set step = medallion.gold_plain_changes_sql(deps)
-                       ~ (medallion.gold_plain_delta_sql(target_relation, state_relation, grain, delta) if delta is not none
+        {%- set step = medallion.gold_plain_changes_sql(deps) ~ plan.keys_sql
+                       ~ (medallion.gold_plain_delta_sql(target_relation, grain, delta) if delta is not none
                           else medallion.gold_plain_apply_sql(target_relation, grain, plan))
                        ~ medallion.gold_seen_sql(seen_relation) -%}
     {%- endif %}
@@ -308,7 +308,7 @@ where ({{ g }}) in (select {{ g }} from gold_scope)
     {%- if not incremental %}
         {%- if existing_relation is not none %}{{ adapter.drop_relation(existing_relation) }}{% endif %}
         {% do run_query("drop table if exists " ~ medallion.gold_basis_relation(this) ~ "; drop table if exists " ~ seen_relation
-                        ~ "; drop table if exists " ~ state_relation) %}
+                        ~ ";\n" ~ medallion.gold_plain_drop_state_sql(state_relation)) %}
         {%- if deps %}{% do run_query(medallion.gold_capture_stretch_sql(none, deps)) %}{% endif %}
         {% call statement('main') -%}
             create table {{ target_relation }} as
@@ -340,7 +340,7 @@ where ({{ g }}) in (select {{ g }} from gold_scope)
                                               needs_build_sql=medallion.gold_needs_full_sql(deps)) %}
         {%- endif %}
     {%- else %}
-        {%- if delta is none %}{% do run_query("drop table if exists " ~ state_relation) %}{% endif %}
+        {%- if delta is none %}{% do run_query(medallion.gold_plain_drop_state_sql(state_relation)) %}{% endif %}
         {% do run_query(capture) %}
         {%- set needs_full = run_query(medallion.gold_needs_full_sql(deps)).columns[0].values()[0] -%}
         {% call statement('main') -%}
