@@ -178,7 +178,7 @@ GOLD_BOOKKEEPING = r"""
 select c.relname, pg_total_relation_size(c.oid)
 from pg_class as c
 join pg_namespace as n on n.oid = c.relnamespace
-where n.nspname = 'medallion' and c.relkind in ('r', 'p') and c.relname ~ '^gold__.*__(seen|state|basis)$'
+where n.nspname = 'medallion' and c.relkind in ('r', 'p') and c.relname ~ '^gold__.*__(seen|state(_[0-9]+(_v[0-9]+)?)?|basis)$'
 """
 
 
@@ -193,8 +193,10 @@ def gold_bookkeeping(settings: Settings) -> dict:
             if name.endswith("__seen"):
                 read |= {row[0] for row in conn.execute(
                     sql.SQL("select model from medallion.{}").format(sql.Identifier(name))).fetchall()}
-        silver = conn.execute("select coalesce(sum(pg_total_relation_size(to_regclass(m))), 0)::bigint "
-                              "from unnest(%s::text[]) as m", [sorted(read)]).fetchone()[0]
+        # a partitioned relation (a month-partitioned fact) is the sum of its partitions
+        silver = conn.execute("select coalesce(sum(pg_total_relation_size(p.relid)), 0)::bigint "
+                              "from unnest(%s::text[]) as m, pg_partition_tree(to_regclass(m)) as p",
+                              [sorted(read)]).fetchone()[0]
         marts = {row[0] for row in conn.execute(
             "select tablename from pg_tables where schemaname = 'gold' and tablename !~ '__(seen|state|basis)$'")}
     bookkeeping = sum(size for _, size in tables)

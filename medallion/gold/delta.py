@@ -265,7 +265,7 @@ def plan_delta(sql: str, relations: dict, grain: list[str], changed: ChangedKeys
             value = _parse(f"select {item['arg']}").expressions[0]
             kept.set("expressions", [exp.alias_(groups[c].copy(), c, quoted=True) for c in grain]
                      + [exp.alias_(value.copy(), "gold_value", quoted=True),
-                        _parse("select count(*) as gold_n").expressions[0]])
+                        _parse("select cast(count(*) as integer) as gold_n").expressions[0]])
             kept.set("group", exp.Group(expressions=[groups[c].copy() for c in grain] + [value.copy()]))
             for part in ("having", "order", "limit", "offset", "with_"):
                 kept.set(part, None)

@@ -124,23 +124,34 @@ class ChangedKeys:
         return f"select {', '.join(_quote(c) for c in columns)} from {found[0]}"
 
     def sql(self) -> str:
-        """The statements that make the temporary tables keys_sql reads (after gold_changed_keys)."""
+        """The statements that make the temporary tables keys_sql reads (after gold_changed_keys):
+        per relation, each changed key's row now and as last seen, read once (gold_rows_<dep>);
+        per set of columns, the keys whose row differs in them, or exists on one side only."""
         statements = []
-        for (name, columns), (temp, table) in self.tables.items():
+        for name in dict.fromkeys(name for name, _ in self.tables):
             info = self.relations[name]
+            table = next(t for (n, _), (_, t) in self.tables.items() if n == name).copy()
             table.set("alias", None)
             keys = ", ".join(f"(c.key ->> {exp.Literal.string(k).sql('postgres')})::{t} as {_quote(k)}"
                              for k, t in zip(info["key"], info["types"]))
             match = " and ".join(f"r.{_quote(k)} = (c.key ->> {exp.Literal.string(k).sql('postgres')})::{t}"
                                  for k, t in zip(info["key"], info["types"]))
-            row = f"row({', '.join('r.' + _quote(c) for c in columns)})::text"
             then = f"{info['as_of']}('infinity', current_setting('medallion.gold_known_{info['dep']}')::timestamptz)"
+            statements.append(
+                f"drop table if exists gold_rows_{info['dep']};\n"
+                f"create temporary table gold_rows_{info['dep']} on commit drop as\n"
+                f"select {keys}, (select to_jsonb(r) from {_sql(table)} as r where {match}) as gold_now,\n"
+                f"       (select to_jsonb(r) from {then} as r where {match}) as gold_then\n"
+                f"from gold_changed_keys as c where c.dep = {info['dep']};\n")
+        for (name, columns), (temp, _) in self.tables.items():
+            info = self.relations[name]
+            side = lambda row: ", ".join([f"{row} is null"] + [f"{row} ->> {exp.Literal.string(c).sql('postgres')}"
+                                                              for c in columns])
             statements.append(
                 f"drop table if exists {temp};\n"
                 f"create temporary table {temp} on commit drop as\n"
-                f"select {keys} from gold_changed_keys as c where c.dep = {info['dep']}\n"
-                f"and (select {row} from {_sql(table)} as r where {match})\n"
-                f"    is distinct from (select {row} from {then} as r where {match});\n"
+                f"select {', '.join(_quote(k) for k in info['key'])} from gold_rows_{info['dep']}\n"
+                f"where ({side('gold_now')}) is distinct from ({side('gold_then')});\n"
                 f"analyze {temp};\n")
         for (name, keys, columns), (temp, table) in self.joins.items():
             info = self.relations[name]
