@@ -11,7 +11,9 @@ per group, what its aggregates are made of ("atoms"):
   the block's state table, moved by the same aggregates over the changed lines as silver holds
   them now minus as the last build saw them; the group vanishes when its line count reaches 0;
 - min(x), max(x) and count(distinct x): per group and value, how many lines hold the value (a
-  table of its own); the aggregate is then the min, max or count of the values still held.
+  table of its own, moved the same way); for the groups the block's changed lines touched, the
+  aggregate is then taken again from the values still held and kept in the block's state row,
+  so deriving a touched group never reads the values of a block that did not change.
 
 A line is a row of the block's FROM/JOIN/WHERE (or of its UNION ALL, tagged with its branch)
 before GROUP BY; it is changed when a row in it has a key bronze changed in a column the line
@@ -253,13 +255,14 @@ def plan_delta(sql: str, relations: dict, grain: list[str], changed: ChangedKeys
         full = block.copy()
         full.set("expressions", [exp.alias_(groups[c].copy(), c, quoted=True) for c in grain]
                  + [_parse(f"select count(*) as {ROWS}").expressions[0]]
-                 + [_parse(f"select {_atom_sql(item)} as {_q(item['name'])}").expressions[0] for item in atoms.items])
+                 + [_parse(f"select {_atom_sql(item)} as {_q(item['name'])}").expressions[0] for item in atoms.items]
+                 + [_parse(f"select {_value_sql(item)} as {_q(item['name'])}").expressions[0] for item in atoms.values])
         full.set("group", exp.Group(expressions=[groups[c].copy() for c in grain]))
         for part in ("having", "order", "limit", "offset", "with_"):
             full.set(part, None)
         probes.append({"sql": _sql(full), "sums": [item["name"] for item in atoms.items if item["kind"] == "sum"]})
         state_sql.append(f"drop table if exists {main};\ncreate table {main} as\n{_sql(full)};\n"
-                         f"alter table {main} add primary key ({g});")
+                         f"alter table {main} add primary key ({g});\nanalyze {main};")
         for item, table in zip(atoms.values, values):
             kept = block.copy()
             value = _parse(f"select {item['arg']}").expressions[0]
@@ -272,7 +275,7 @@ def plan_delta(sql: str, relations: dict, grain: list[str], changed: ChangedKeys
             kept.where(f"({item['arg']}) is not null" + (f" and ({item['cond']}) is true" if item["cond"] else ""),
                        dialect="postgres", copy=False)
             state_sql.append(f"drop table if exists {table};\ncreate table {table} as\n{_sql(kept)};\n"
-                             f"alter table {table} add primary key ({g}, gold_value);")
+                             f"alter table {table} add primary key ({g}, gold_value);\nanalyze {table};")
 
         # the changed lines, now and as the last build saw silver: per branch and relation read,
         # the lines holding one of its changed keys; a union (a line's identity is its branch
@@ -320,6 +323,7 @@ def plan_delta(sql: str, relations: dict, grain: list[str], changed: ChangedKeys
             f"{_q(item['name'])} = coalesce(state.{_q(item['name'])}, 0) + coalesce(excluded.{_q(item['name'])}, 0)"
             if item["kind"] == "sum" else f"{_q(item['name'])} = state.{_q(item['name'])} + excluded.{_q(item['name'])}"
             for item in atoms.items]
+        columns = ", ".join([g, _q(ROWS)] + [_q(item["name"]) for item in atoms.items])
         delta_sql.append(
             f"drop table if exists gold_lines_{b}, gold_delta_{b};\n"
             f"create temporary table gold_lines_{b} on commit drop as\n"
@@ -327,7 +331,7 @@ def plan_delta(sql: str, relations: dict, grain: list[str], changed: ChangedKeys
             f"select -1, old_lines.* from (\n{lines(True)}\n) as old_lines;\n"
             f"create temporary table gold_delta_{b} on commit drop as\n"
             f"select {g}, {signed} from gold_lines_{b} group by {g};\n"
-            f"insert into {main} as state select * from gold_delta_{b}\n"
+            f"insert into {main} as state ({columns}) select {columns} from gold_delta_{b}\n"
             f"on conflict ({g}) do update set {', '.join(updates)};\n"
             f"delete from {main} where {_q(ROWS)} = 0 and ({g}) in (select {g} from gold_delta_{b});")
         for item, table in zip(atoms.values, values):
@@ -339,6 +343,12 @@ def plan_delta(sql: str, relations: dict, grain: list[str], changed: ChangedKeys
                 f"group by {g}, {arg}\n"
                 f"on conflict ({g}, gold_value) do update set gold_n = state.gold_n + excluded.gold_n;\n"
                 f"delete from {table} where gold_n = 0 and ({g}) in (select {g} from gold_delta_{b});")
+        if atoms.values:
+            # the groups this block's lines touched take their min/max/count(distinct) from the values held
+            match = " and ".join(f"v.{_q(c)} = state.{_q(c)}" for c in grain)
+            sets = ", ".join(f"{_q(item['name'])} = (select {'count(*)' if item['kind'] == 'distinct' else item['kind'] + '(v.gold_value)'}"
+                             f" from {table} as v where {match})" for item, table in zip(atoms.values, values))
+            delta_sql.append(f"update {main} as state set {sets}\nwhere ({g}) in (select {g} from gold_delta_{b});")
 
         # the block's rows of the touched groups, from its state
         state_columns = set(grain) | {ROWS} | {item["name"] for item in atoms.items + atoms.values}
@@ -351,12 +361,8 @@ def plan_delta(sql: str, relations: dict, grain: list[str], changed: ChangedKeys
                     raise Untraceable(f"a selected column neither grouped nor aggregated ({_sql(value)})")
             items.append(f"{_sql(derived_value)} as {_q(item.alias_or_name)}")
         scope_filter = f"({g}) in (select {g} from gold_scope)"
-        joins = "".join(
-            f"\nleft join (select {g}, {'count(*)' if item['kind'] == 'distinct' else item['kind'] + '(gold_value)'}"
-            f" as {_q(item['name'])} from {table} where {scope_filter} group by {g}) as gold_v{v} using ({g})"
-            for v, (item, table) in enumerate(zip(atoms.values, values)))
         having = f" and ({_sql(_derive(block.args['having'].this, replaced, groups))})" if block.args.get("having") else ""
-        derivations[where] = f"select {', '.join(items)}\nfrom {main} as gold_state{joins}\nwhere {scope_filter}{having}"
+        derivations[where] = f"select {', '.join(items)}\nfrom {main} as gold_state\nwhere {scope_filter}{having}"
 
     if combiner is None:
         derived_sql = derivations[None]
@@ -407,6 +413,14 @@ def _atom_sql(item: dict) -> str:
     if item["kind"] == "count":
         return f"count({item['arg']}){cond}"
     return f"sum({item['arg']}){cond}"
+
+
+def _value_sql(item: dict) -> str:
+    """A min/max/count(distinct) over all lines (the state's full build)."""
+    cond = f" filter (where {item['cond']})" if item["cond"] else ""
+    if item["kind"] == "distinct":
+        return f"count(distinct {item['arg']}){cond}"
+    return f"{item['kind']}({item['arg']}){cond}"
 
 
 def _delta_sql(item: dict, atoms: _Atoms) -> str:
