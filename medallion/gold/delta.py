@@ -10,8 +10,9 @@ per group, what its aggregates are made of ("atoms"):
   and count(x) as counts, avg as sum/count, each with an optional FILTER: one row per group in
   the block's state table, moved by the same aggregates over the changed lines as silver holds
   them now minus as the last build saw them; the group vanishes when its line count reaches 0;
-- min(x), max(x) and count(distinct x): per group and value, how many lines hold the value (a
-  table of its own, moved the same way); for the groups the block's changed lines touched, the
+- min(x), max(x) and count(distinct x): per group, its values and how many lines hold each (two
+  arrays in a table of its own, a row per group: a group's distinct values, not its lines),
+  moved by the changed lines; for the groups the block's changed lines touched, the
   aggregate is then taken again from the values still held and kept in the block's state row,
   so deriving a touched group never reads the values of a block that did not change.
 
@@ -39,6 +40,8 @@ from medallion.gold.errors import Untraceable
 from medallion.gold.sqlshape import ChangedKeys, _group_map, _parse, _relation_name, _swap, line_filter
 
 ROWS = "gold_rows"  # count(*) of a group's lines in the state
+# a group's values of a min/max/count(distinct), and how many of its lines hold each
+_VALUE_ARRAYS = "array_agg(gold_value order by gold_value) as gold_values, array_agg(gold_n order by gold_value) as gold_counts"
 
 
 def _q(name: str) -> str:
@@ -274,8 +277,9 @@ def plan_delta(sql: str, relations: dict, grain: list[str], changed: ChangedKeys
                 kept.set(part, None)
             kept.where(f"({item['arg']}) is not null" + (f" and ({item['cond']}) is true" if item["cond"] else ""),
                        dialect="postgres", copy=False)
-            state_sql.append(f"drop table if exists {table};\ncreate table {table} as\n{_sql(kept)};\n"
-                             f"alter table {table} add primary key ({g}, gold_value);\nanalyze {table};")
+            state_sql.append(f"drop table if exists {table};\ncreate table {table} as\n"
+                             f"select {g}, {_VALUE_ARRAYS} from (\n{_sql(kept)}\n) as gold_kept group by {g};\n"
+                             f"alter table {table} add primary key ({g});\nanalyze {table};")
 
         # the changed lines, now and as the last build saw silver: per branch and relation read,
         # the lines holding one of its changed keys; a union (a line's identity is its branch
@@ -334,20 +338,34 @@ def plan_delta(sql: str, relations: dict, grain: list[str], changed: ChangedKeys
             f"insert into {main} as state ({columns}) select {columns} from gold_delta_{b}\n"
             f"on conflict ({g}) do update set {', '.join(updates)};\n"
             f"delete from {main} where {_q(ROWS)} = 0 and ({g}) in (select {g} from gold_delta_{b});")
-        for item, table in zip(atoms.values, values):
+        for v, (item, table) in enumerate(zip(atoms.values, values)):
+            # the values of the groups this block's lines touched, moved by those lines: the
+            # group's arrays rewritten (a group's distinct values, not its lines)
             arg = f"gold_arg_{atoms.args.index(item['arg'])}"
             cond = f" and gold_cond_{atoms.conds.index(item['cond'])}" if item["cond"] else ""
+            held = ", ".join(f"s.{_q(c)}" for c in grain)
             delta_sql.append(
-                f"insert into {table} as state\n"
-                f"select {g}, {arg}, sum(gold_sign) from gold_lines_{b} where {arg} is not null{cond}\n"
-                f"group by {g}, {arg}\n"
-                f"on conflict ({g}, gold_value) do update set gold_n = state.gold_n + excluded.gold_n;\n"
-                f"delete from {table} where gold_n = 0 and ({g}) in (select {g} from gold_delta_{b});")
+                f"drop table if exists gold_values_{b}_{v};\n"
+                f"create temporary table gold_values_{b}_{v} on commit drop as\n"
+                f"select {g}, {_VALUE_ARRAYS} from (\n"
+                f"    select {g}, gold_value, cast(sum(gold_n) as integer) as gold_n from (\n"
+                f"        select {held}, u.gold_value, u.gold_n from {table} as s\n"
+                f"        cross join lateral unnest(s.gold_values, s.gold_counts) as u(gold_value, gold_n)\n"
+                f"        where ({held}) in (select {g} from gold_delta_{b})\n"
+                f"        union all\n"
+                f"        select {g}, {arg}, gold_sign from gold_lines_{b} where {arg} is not null{cond}\n"
+                f"    ) as moved group by {g}, gold_value having sum(gold_n) <> 0\n"
+                f") as kept group by {g};\n"
+                f"delete from {table} where ({g}) in (select {g} from gold_delta_{b});\n"
+                f"insert into {table} select * from gold_values_{b}_{v};")
         if atoms.values:
             # the groups this block's lines touched take their min/max/count(distinct) from the values held
             match = " and ".join(f"v.{_q(c)} = state.{_q(c)}" for c in grain)
-            sets = ", ".join(f"{_q(item['name'])} = (select {'count(*)' if item['kind'] == 'distinct' else item['kind'] + '(v.gold_value)'}"
-                             f" from {table} as v where {match})" for item, table in zip(atoms.values, values))
+            sets = ", ".join(
+                f"{_q(item['name'])} = (select cardinality(v.gold_values) from {table} as v where {match})"
+                if item["kind"] == "distinct" else
+                f"{_q(item['name'])} = (select {item['kind']}(x) from {table} as v, unnest(v.gold_values) as x where {match})"
+                for item, table in zip(atoms.values, values))
             delta_sql.append(f"update {main} as state set {sets}\nwhere ({g}) in (select {g} from gold_delta_{b});")
 
         # the block's rows of the touched groups, from its state
