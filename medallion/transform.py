@@ -149,7 +149,7 @@ def build(ctx: Context, full_refresh: bool = False, select: tuple[str, ...] = ()
             if reason is None:
                 done = stored_build.run(ctx.endpoints.warehouse, fingerprint, tests)
                 if done.dbt_reason is None:
-                    from medallion.gold.plan import stored_notes
+                    from medallion.gold.notes import stored_notes
 
                     return BuildReport(nodes=[NodeResult(*r) for r in done.results],
                                        seconds=time.perf_counter() - began,
@@ -192,12 +192,12 @@ def _dbt_build(ctx: Context, project: BuildProject, full_refresh: bool, select: 
     args = dbt_args(ctx, "build" if tests else "run", project.path, full_refresh, select, engine,
                     profiles_dir, full_tests, fingerprint)
     from medallion import dbt_run
-    from medallion.gold import plan as gold_plan
+    from medallion.gold.notes import NOTES
 
-    gold_plan.NOTES.clear()
+    NOTES.clear()
     with _interrupts_noticed() as interrupted:
         outcome = dbt_run.invoke(args)
-    report = BuildReport(notes=list(project.notes) + gold_plan.NOTES)
+    report = BuildReport(notes=list(project.notes) + NOTES)
     run = outcome.result
     for result in getattr(run, "results", None) or []:
         report.nodes.append(NodeResult(result.node.unique_id, str(result.status), float(result.execution_time or 0),

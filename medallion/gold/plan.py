@@ -41,9 +41,9 @@ from sqlglot import exp
 from sqlglot.optimizer.scope import Scope, traverse_scope
 
 from medallion.gold.errors import Untraceable
+from medallion.gold.notes import NOTES, note
 from medallion.gold.sqlshape import ChangedKeys, _group_map, _parse, _relation_name, _swap, _tables, line_filter
 
-NOTES: list[str] = []  # one line per mart built in full, for the build's report (transform.py)
 VOLATILE = {"now", "random", "clock_timestamp", "current_timestamp", "statement_timestamp", "timeofday",
             "gen_random_uuid", "txid_current", "nextval"}
 
@@ -321,14 +321,6 @@ def join_columns(tree: exp.Expression, relations: dict) -> dict[str, list[str]]:
     return found
 
 
-def note(line: str) -> str:
-    """A line for the build's report, from the materialization (which path a mart takes, said
-    on its full builds only); returns '' so Jinja can call it inline."""
-    if line not in NOTES:
-        NOTES.append(line)
-    return ""
-
-
 def patch_dbt_context() -> None:
     """Make plan_mart callable from dbt's Jinja as modules.medallion.plan_mart (dbt runs in this
     process: transform.py); idempotent."""
@@ -348,19 +340,3 @@ def patch_dbt_context() -> None:
 
     modules.medallion = True  # type: ignore[attr-defined]
     base.get_context_modules = modules
-
-
-NOTE_MARK = "-- medallion note: "  # how a stored full-build step carries its note (plain_mart.sql)
-
-
-def stored_notes(warehouse_dsn: str) -> list[str]:
-    """The notes of the marts a build without dbt computed in full (their stored steps say so)."""
-    from medallion.db import connect
-
-    with connect(warehouse_dsn, "warehouse") as conn:
-        if conn.execute("select to_regclass('medallion.follow_step') is null").fetchone()[0]:
-            return []
-        rows = conn.execute("select split_part(substr(step_sql, length(%s) + 1), E'\\n', 1) from medallion.follow_step "
-                            "where layer = 2 and starts_with(step_sql, %s) order by model",
-                            [NOTE_MARK, NOTE_MARK]).fetchall()
-    return [row[0] for row in rows]
