@@ -37,7 +37,7 @@ from sqlglot import exp
 from sqlglot.optimizer.scope import traverse_scope
 
 from medallion.gold.errors import Untraceable
-from medallion.gold.sqlshape import ChangedKeys, _group_map, _parse, _relation_name, _swap, line_filter
+from medallion.gold.sqlshape import ChangedKeys, _group_map, _parse, _relation_name, _swap, filter_lines
 
 ROWS = "gold_rows"  # count(*) of a group's lines in the state
 # a group's values of a min/max/count(distinct), and how many of its lines hold each
@@ -293,7 +293,7 @@ def plan_delta(sql: str, relations: dict, grain: list[str], changed: ChangedKeys
                     target = mine[i]
                     scope = next(s for s in traverse_scope(query) if s.expression is target)
                     read = _check_branch(target, relations)
-                    target.where(line_filter(scope, read[t], relations, changed, strict=True), copy=False)
+                    filter_lines(scope, read[t], relations, changed, strict=True)
                     identity = ", ".join([str(i)] + [_sql(exp.column(k, table=r.alias_or_name, quoted=True))
                                                      for r in read for k in relations[_relation_name(r)]["key"]])
                     line_id = f"row({identity})::text"

@@ -42,7 +42,7 @@ from sqlglot.optimizer.scope import Scope, traverse_scope
 
 from medallion.gold.errors import Untraceable
 from medallion.gold.notes import NOTES, note
-from medallion.gold.sqlshape import ChangedKeys, _group_map, _parse, _relation_name, _swap, _tables, line_filter
+from medallion.gold.sqlshape import ChangedKeys, _group_map, _parse, _relation_name, _swap, _tables, filter_lines
 
 VOLATILE = {"now", "random", "clock_timestamp", "current_timestamp", "statement_timestamp", "timeofday",
             "gen_random_uuid", "txid_current", "nextval"}
@@ -258,7 +258,7 @@ def _touched_query(sql: str, block: int, scope: int, table_index: int, grain: li
     tree = _parse(sql)
     scopes = _scopes(tree)
     table = _tables(scopes[scope])[table_index]
-    scopes[scope].expression.where(line_filter(scopes[scope], table, relations, changed), copy=False)
+    filter_lines(scopes[scope], table, relations, changed)
     _exclude_siblings(scopes, block, scope)
     select = scopes[block].expression
     groups = _group_map(select, grain)

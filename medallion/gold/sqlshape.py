@@ -190,7 +190,7 @@ def line_filter(scope: Scope, table: exp.Table, relations: dict, changed: Change
     if join is None or join.side != "LEFT":
         columns = ", ".join(_sql(exp.column(k, table=alias, quoted=True)) for k in info["key"])
         return sqlglot.condition(f"({columns}) in ({keys})", dialect="postgres")
-    pairs = []
+    pairs: list[tuple[str, exp.Column]] = []
     for equal in (join.args.get("on") or exp.true()).find_all(exp.EQ):
         ends = [equal.this, equal.expression]
         if all(isinstance(e, exp.Column) for e in ends) and sum(e.table == alias for e in ends) == 1:
@@ -205,3 +205,21 @@ def line_filter(scope: Scope, table: exp.Table, relations: dict, changed: Change
     others = ", ".join(_sql(o) for _, o in pairs)
     return sqlglot.condition(f"({others}) in ({changed.join_values_sql(scope, table, [c for c, _ in pairs])})",
                              dialect="postgres")
+
+
+def filter_lines(scope: Scope, table: exp.Table, relations: dict, changed: ChangedKeys, strict: bool = False) -> None:
+    """Keep, in place, only the scope's lines that hold a changed key of `table` (line_filter).
+    A filter on the table's own key becomes a derived table of its own rows, fenced with OFFSET
+    0: the planner then finds those few rows first and joins the rest to them by index. Left as
+    a WHERE, a change in estimates (an autoanalyze) was seen to flip the plan to joining every
+    row of the relations first and filtering last (3 s instead of 0.15)."""
+    condition = line_filter(scope, table, relations, changed, strict)
+    join = table.parent if isinstance(table.parent, exp.Join) else None
+    if join is not None and join.side == "LEFT":  # filtered through the other side (line_filter)
+        scope.expression.where(condition, copy=False)
+        return
+    bare = table.copy()
+    bare.set("alias", None)
+    alias = exp.to_identifier(table.alias_or_name, quoted=True).sql("postgres")
+    fenced = _parse(f"select * from {_sql(bare)} as {alias} where {_sql(condition)} offset 0")
+    table.replace(exp.Subquery(this=fenced, alias=exp.TableAlias(this=exp.to_identifier(table.alias_or_name))))
