@@ -111,9 +111,10 @@ group by a.region
 """
 
 # aggregates of the same grain in CTEs, joined after the aggregation (a full join): each block
-# keeps its own state; max of a dimension's text and count(distinct) keep a count per value
+# keeps its own state; max of a dimension's text and count(distinct) keep a count per value;
+# st.City is the column city (unquoted, folded): a change to it must reach the mart
 BLOCKS_MART = """with sold as (
-    select st.region_code as region, count(*) as sales, max(st.city) as a_city,
+    select st.region_code as region, count(*) as sales, max(st.City) as a_city,
            count(distinct s.customer) as buyers, min(s.sold_at) as first_sale
     from {sale} as s
     join {store} as st on st.store_id = s.store_id
@@ -159,7 +160,8 @@ STEPS = [
      "update sales.refund set amount = 4.00 where region = 'EU' and refund_no = 1",
      "delete from sales.sale where sale_id = 8",
      "update sales.sale set amount = 4.00 where sale_id = 10",
-     "update sales.refund set amount = 3.00 where region = 'JP'"],
+     "update sales.refund set amount = 3.00 where region = 'JP'",
+     "update sales.store set city = 'Milan' where store_id = 3"],
     # deletes: the only sale of a group, a refund, a store's key change; eve comes back; JP's
     # only refund has no amount again (its sum is NULL, not 0)
     ["delete from sales.sale where sale_id = 7",

@@ -84,11 +84,18 @@ def _columns_read(scope: Scope, table: exp.Table) -> list[str] | None:
             continue  # count(*)
         if isinstance(column, exp.Star) or isinstance(column.this, exp.Star):
             return None
+        if not column.table and column.name in scope.selected_sources:
+            return None  # a whole row (`t`, e.g. row_to_json(t)) reads every column
         if column.table == alias or (not column.table and alone):
-            found.add(column.name)
+            found.add(_folded(column.this))
         elif not column.table:
             return None
     return sorted(found)
+
+
+def _folded(identifier: exp.Identifier) -> str:
+    """A column's name as PostgreSQL stores it: an unquoted identifier folds to lower case."""
+    return identifier.name if identifier.quoted else identifier.name.lower()
 
 
 class ChangedKeys:
@@ -196,7 +203,7 @@ def line_filter(scope: Scope, table: exp.Table, relations: dict, changed: Change
         if all(isinstance(e, exp.Column) for e in ends) and sum(e.table == alias for e in ends) == 1:
             mine, other = ends if ends[0].table == alias else ends[::-1]
             if other.table:
-                pairs.append((mine.name, other))
+                pairs.append((_folded(mine.this), other))
     if not pairs or not info.get("as_of"):
         if strict:
             raise Untraceable(f"a left join of {alias} not on equal columns")
