@@ -293,7 +293,7 @@ def plan_delta(sql: str, relations: dict, grain: list[str], changed: ChangedKeys
                     target = mine[i]
                     scope = next(s for s in traverse_scope(query) if s.expression is target)
                     read = _check_branch(target, relations)
-                    filter_lines(scope, read[t], relations, changed, strict=True)
+                    filter_lines(scope, read[t], relations, changed, strict=True, old=old)
                     identity = ", ".join([str(i)] + [_sql(exp.column(k, table=r.alias_or_name, quoted=True))
                                                      for r in read for k in relations[_relation_name(r)]["key"]])
                     line_id = f"row({identity})::text"

@@ -258,7 +258,7 @@ def _touched_query(sql: str, block: int, scope: int, table_index: int, grain: li
     tree = _parse(sql)
     scopes = _scopes(tree)
     table = _tables(scopes[scope])[table_index]
-    filter_lines(scopes[scope], table, relations, changed)
+    filter_lines(scopes[scope], table, relations, changed, old=old)
     _exclude_siblings(scopes, block, scope)
     select = scopes[block].expression
     groups = _group_map(select, grain)

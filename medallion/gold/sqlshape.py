@@ -122,6 +122,20 @@ class ChangedKeys:
         found = self.tables.setdefault((name, tuple(columns)), (f"gold_keys_{len(self.tables)}", table.copy()))
         return f"select {', '.join(_quote(k) for k in info['key'])} from {found[0]}"
 
+    def rows_sql(self, scope: Scope, table: exp.Table, old: bool) -> str | None:
+        """The rows of `table` holding a changed key that matters to this scope, now or (old) as
+        the last build saw them, read from gold_rows_<dep> (already looked up once, with the
+        relation's own row type), or None when this scope's keys are not kept there."""
+        name = _relation_name(table)
+        info = self.relations[name]
+        columns = _columns_read(scope, table)
+        if columns is None or not info.get("as_of") or (name, tuple(columns)) not in self.tables:
+            return None
+        keys = ", ".join(f"g.{_quote(k)}" for k in info["key"])
+        side = "gold_then" if old else "gold_now"
+        return (f"select ({side}).* from gold_rows_{info['dep']} as g "
+                f"where ({keys}) in ({self.keys_sql(scope, table)}) and ({side}).{_quote(info['key'][0])} is not null")
+
     def join_values_sql(self, scope: Scope, table: exp.Table, columns: list[str]) -> str:
         """A SELECT of the values of `columns` the changed rows of `table` that matter to this
         scope hold, now and as the last build saw them (what a left join matches them on)."""
@@ -147,13 +161,15 @@ class ChangedKeys:
             statements.append(
                 f"drop table if exists gold_rows_{info['dep']};\n"
                 f"create temporary table gold_rows_{info['dep']} on commit drop as\n"
-                f"select {keys}, (select to_jsonb(r) from {_sql(table)} as r where {match}) as gold_now,\n"
-                f"       (select to_jsonb(r) from {then} as r where {match}) as gold_then\n"
-                f"from gold_changed_keys as c where c.dep = {info['dep']};\n")
+                f"select {keys}, (select r from {_sql(table)} as r where {match}) as gold_now,\n"
+                f"       (select r from {then} as r where {match}) as gold_then\n"
+                f"from gold_changed_keys as c where c.dep = {info['dep']};\n"
+                f"analyze gold_rows_{info['dep']};\n")
         for (name, columns), (temp, _) in self.tables.items():
             info = self.relations[name]
-            side = lambda row: ", ".join([f"{row} is null"] + [f"{row} ->> {exp.Literal.string(c).sql('postgres')}"
-                                                              for c in columns])
+            # a row on one side only (its key is never null), else the columns' text forms
+            side = lambda row: ", ".join([f"({row}).{_quote(info['key'][0])} is null"]
+                                         + [f"({row}).{_quote(c)}::text" for c in columns])
             statements.append(
                 f"drop table if exists {temp};\n"
                 f"create temporary table {temp} on commit drop as\n"
@@ -214,12 +230,15 @@ def line_filter(scope: Scope, table: exp.Table, relations: dict, changed: Change
                              dialect="postgres")
 
 
-def filter_lines(scope: Scope, table: exp.Table, relations: dict, changed: ChangedKeys, strict: bool = False) -> None:
+def filter_lines(scope: Scope, table: exp.Table, relations: dict, changed: ChangedKeys, strict: bool = False,
+                 old: bool | None = None) -> None:
     """Keep, in place, only the scope's lines that hold a changed key of `table` (line_filter).
     A filter on the table's own key becomes a derived table of its own rows, fenced with OFFSET
     0: the planner then finds those few rows first and joins the rest to them by index. Left as
     a WHERE, a change in estimates (an autoanalyze) was seen to flip the plan to joining every
-    row of the relations first and filtering last (3 s instead of 0.15)."""
+    row of the relations first and filtering last (3 s instead of 0.15). old (True: as the last
+    build saw silver; False: now): those rows are read from what ChangedKeys already looked up,
+    where it did, instead of being looked up again."""
     condition = line_filter(scope, table, relations, changed, strict)
     join = table.parent if isinstance(table.parent, exp.Join) else None
     if join is not None and join.side == "LEFT":  # filtered through the other side (line_filter)
@@ -228,5 +247,6 @@ def filter_lines(scope: Scope, table: exp.Table, relations: dict, changed: Chang
     bare = table.copy()
     bare.set("alias", None)
     alias = exp.to_identifier(table.alias_or_name, quoted=True).sql("postgres")
-    fenced = _parse(f"select * from {_sql(bare)} as {alias} where {_sql(condition)} offset 0")
+    rows = changed.rows_sql(scope, table, old) if old is not None else None
+    fenced = _parse(f"{rows} offset 0" if rows else f"select * from {_sql(bare)} as {alias} where {_sql(condition)} offset 0")
     table.replace(exp.Subquery(this=fenced, alias=exp.TableAlias(this=exp.to_identifier(table.alias_or_name))))
