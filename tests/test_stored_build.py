@@ -22,6 +22,7 @@ import pytest
 
 from bench.shop import FROM_SOURCE, SHOP_SCHEMA, SHOP_STEPS, change_sql, grow_sql, write_project
 from medallion.settings import Settings
+from medallion.stored_build import _longest_paths
 from support import environment, execute, medallion, query, schema_dump
 
 pytestmark = pytest.mark.file_seconds(140)
@@ -186,3 +187,17 @@ def test_the_nightly_run_after_a_small_change_starts_no_dbt(blank_settings: Sett
     after = _in_folder(tmp_path, env, "run")
     assert STORED in after and "tests passed" in after, after
     _silver_equals_the_source(blank_settings)
+    # each job's duration is kept for the next build without dbt, which starts the longest paths first
+    durations = query(blank_settings.warehouse_dsn or "", "select plan -> 'durations' from medallion.stored_build")[0][0]
+    assert durations and all(isinstance(seconds, (int, float)) for seconds in durations.values()), durations
+    assert any(uid.startswith("model.") for uid in durations) and any(uid.startswith("test.") for uid in durations)
+
+
+def test_the_jobs_on_the_longest_path_come_first() -> None:
+    """_longest_paths: a job's priority is its duration plus its longest chain of dependents."""
+    jobs: dict[str, tuple[list[str], object]] = {
+        "dim": ([], None), "fact": ([], None), "fact_test": (["fact"], None),
+        "current": (["fact_test"], None), "mart": (["current", "dim"], None)}
+    found = _longest_paths(jobs, {"dim": 0.05, "fact": 0.4, "fact_test": 0.1, "current": 0.1, "mart": 0.5})
+    assert found["fact"] > found["dim"] and round(found["fact"], 3) == 1.1 and round(found["dim"], 3) == 0.55
+    assert _longest_paths(jobs, {})["fact"] == 0.0  # no durations yet: the plan's order

@@ -22,6 +22,11 @@ on conflict (one) do update
                          then medallion.stored_build.tests
                 end;
 
+-- name: durations
+-- how long each job of the last build without dbt took: the next one starts the jobs on the
+-- longest path first (stored_build.py _Scheduler)
+update medallion.stored_build set plan = jsonb_set(plan, '{durations}', %(durations)s);
+
 -- name: watermarks
 select model, last_commit_lsn, tested_to from medallion.build_watermark where model = any(%(models)s);
 
