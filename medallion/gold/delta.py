@@ -164,34 +164,28 @@ class _Atoms:
         self.args: list[str] = []
         self.conds: list[str] = []
 
-    def _remember(self, a: str | None, c: str | None) -> None:
+    def _find_or_add(self, found: list[dict[str, Any]], prefix: str, kind: str, a: str | None, c: str | None) -> str:
+        """The name of the item (kind, argument, condition) in `found`, added when new."""
+        for item in found:
+            if (item["kind"], item["arg"], item["cond"]) == (kind, a, c):
+                return item["name"]
         if a is not None and a not in self.args:
             self.args.append(a)
         if c is not None and c not in self.conds:
             self.conds.append(c)
+        name = f"{prefix}_{len(found) + 1}"
+        found.append({"name": name, "kind": kind, "arg": a, "cond": c})
+        return name
 
     def add(self, kind: str, arg: exp.Expression | None, cond: exp.Expression | None) -> str:
         a = _sql(arg) if arg is not None else None
         c = _sql(cond) if cond is not None else None
         if kind == "n" and c is None:
             return ROWS
-        for item in self.items:
-            if (item["kind"], item["arg"], item["cond"]) == (kind, a, c):
-                return item["name"]
-        self._remember(a, c)
-        name = f"gold_{kind}_{len(self.items) + 1}"
-        self.items.append({"name": name, "kind": kind, "arg": a, "cond": c})
-        return name
+        return self._find_or_add(self.items, f"gold_{kind}", kind, a, c)
 
     def add_value(self, kind: str, arg: exp.Expression, cond: exp.Expression | None) -> str:
-        a, c = _sql(arg), (_sql(cond) if cond is not None else None)
-        for item in self.values:
-            if (item["kind"], item["arg"], item["cond"]) == (kind, a, c):
-                return item["name"]
-        self._remember(a, c)
-        name = f"gold_value_{len(self.values) + 1}"
-        self.values.append({"name": name, "kind": kind, "arg": a, "cond": c})
-        return name
+        return self._find_or_add(self.values, "gold_value", kind, _sql(arg), _sql(cond) if cond is not None else None)
 
 
 def _rewrite(aggregate: exp.Expression, atoms: _Atoms) -> exp.Expression:
