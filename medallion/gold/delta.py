@@ -236,9 +236,8 @@ def plan_delta(sql: str, relations: dict, grain: list[str], changed: ChangedKeys
     delta_sql: list[str] = []
     probes: list[dict[str, Any]] = []
     derivations: dict[str | None, str] = {}
-    tables: list[str] = []
     for b, (where, block) in enumerate(blocks.items()):
-        branches, derived = _branches(block)
+        branches, _ = _branches(block)
         for branch in branches:
             _check_branch(branch, relations)
         groups = _group_map(block, grain)
@@ -246,7 +245,6 @@ def plan_delta(sql: str, relations: dict, grain: list[str], changed: ChangedKeys
         replaced = {id(aggregate): _rewrite(aggregate, atoms) for aggregate in _aggregates(block)}
         main = names.table(b)
         values = [names.table(b, v + 1) for v in range(len(atoms.values))]
-        tables += [main] + values
 
         # the state from every line (a full build)
         full = block.copy()
@@ -385,7 +383,7 @@ def plan_delta(sql: str, relations: dict, grain: list[str], changed: ChangedKeys
                 cte.set("this", _parse(derivations[cte.alias_or_name]))
         derived_sql = _sql(top)
     scope_sql = "\nunion\n".join(f"select {g} from gold_delta_{b}" for b in range(len(blocks)))
-    return {"state_sql": "\n".join(state_sql), "probes": probes, "tables": tables,
+    return {"state_sql": "\n".join(state_sql), "probes": probes,
             "delta_sql": "\n".join(delta_sql) + f"\ncreate temporary table gold_scope on commit drop as\n{scope_sql};",
             "derived_sql": derived_sql, "keys_sql": changed.sql()}
 

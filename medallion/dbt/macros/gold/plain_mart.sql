@@ -233,7 +233,7 @@ end $gold_state$;
 {% endmacro %}
 
 
-{% macro gold_plain_state_sql(state_relation, grain, delta) %}
+{% macro gold_plain_state_sql(state_relation, delta) %}
 {#- the delta path's state tables from every line (a full build), the first tagged with its
     definition's fingerprint -#}
 {{ medallion.gold_plain_drop_state_sql(state_relation) }}
@@ -298,7 +298,7 @@ select * from ({{ delta.derived_sql }}) as mart;
     {%- set lock_sql = "lock table " ~ target_relation ~ " in share row exclusive mode;\n" -%}
     {%- set full_sql = ("-- medallion note: " ~ plan.note ~ "\n" if plan.note else "") ~ "delete from " ~ target_relation ~ ";\ninsert into " ~ target_relation
                        ~ " select * from (" ~ sql ~ ") as mart;\n"
-                       ~ (medallion.gold_plain_state_sql(state_relation, grain, delta) if delta is not none else "") -%}
+                       ~ (medallion.gold_plain_state_sql(state_relation, delta) if delta is not none else "") -%}
 
     {%- if deps -%}
         {%- set capture = lock_sql ~ medallion.gold_capture_stretch_sql(seen_relation, deps) -%}
@@ -325,7 +325,7 @@ select * from ({{ delta.derived_sql }}) as mart;
             alter table {{ target_relation }} add primary key ({{ medallion.medallion_column_list(grain) }});
             {%- endif %}
             {%- if delta is not none %}
-            {{ medallion.gold_plain_state_sql(state_relation, grain, delta) }}
+            {{ medallion.gold_plain_state_sql(state_relation, delta) }}
             {%- endif %}
             {%- if deps %}
             {{ medallion.gold_seen_sql(seen_relation) }}
