@@ -37,7 +37,7 @@ from sqlglot import exp
 from sqlglot.optimizer.scope import traverse_scope
 
 from medallion.gold.errors import Untraceable
-from medallion.gold.sqlshape import ChangedKeys, _group_map, _parse, _relation_name, _swap, filter_lines
+from medallion.gold.sqlshape import ChangedKeys, _group_map, _parse, _relation_name, _sql, _swap, filter_lines
 
 ROWS = "gold_rows"  # count(*) of a group's lines in the state
 # a group's values of a min/max/count(distinct), and how many of its lines hold each
@@ -46,10 +46,6 @@ _VALUE_ARRAYS = "array_agg(gold_value order by gold_value) as gold_values, array
 
 def _q(name: str) -> str:
     return exp.to_identifier(name, quoted=True).sql("postgres")
-
-
-def _sql(node: exp.Expression) -> str:
-    return node.sql("postgres", normalize_functions=False)
 
 
 def _blocks(tree: exp.Expression, grain: list[str]) -> tuple[dict[str | None, exp.Select], exp.Select | None]:

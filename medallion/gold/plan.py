@@ -42,7 +42,7 @@ from sqlglot.optimizer.scope import Scope, traverse_scope
 
 from medallion.gold.errors import Untraceable
 from medallion.gold.notes import NOTES, note
-from medallion.gold.sqlshape import ChangedKeys, _group_map, _parse, _relation_name, _swap, _tables, filter_lines
+from medallion.gold.sqlshape import ChangedKeys, _group_map, _parse, _relation_name, _sql, _swap, _tables, filter_lines
 
 VOLATILE = {"now", "random", "clock_timestamp", "current_timestamp", "statement_timestamp", "timeofday",
             "gen_random_uuid", "txid_current", "nextval"}
@@ -115,8 +115,8 @@ def plan_mart(mart: str, sql: str, relations: dict[str, dict], grain: list[str] 
         _swap(as_of, relations, "ts")
         as_of_known = tree.copy()
         _swap(as_of_known, relations, "ts, known")
-        plan["as_of_sql"] = as_of.sql("postgres", normalize_functions=False)
-        plan["as_of_known_sql"] = as_of_known.sql("postgres", normalize_functions=False)
+        plan["as_of_sql"] = _sql(as_of)
+        plan["as_of_known_sql"] = _sql(as_of_known)
     except (KeyError, TypeError):
         pass
     changed = ChangedKeys(relations)
@@ -184,11 +184,11 @@ def _plan_incremental(tree: exp.Expression, sql: str, relations: dict, grain: li
 
     scoped = _parse(sql)
     scoped_scopes = _scopes(scoped)
-    g = ", ".join(exp.to_identifier(c, quoted=True).sql("postgres", normalize_functions=False) for c in grain)
+    g = ", ".join(_sql(exp.to_identifier(c, quoted=True)) for c in grain)
     for b in blocks:
         select = scoped_scopes[b].expression
         groups = _group_map(select, grain)
-        exprs = ", ".join(groups[c].sql("postgres", normalize_functions=False) for c in grain)
+        exprs = ", ".join(_sql(groups[c]) for c in grain)
         # `(...) is true` keeps the filter a hashed subplan on the block's rows: as a semi join the
         # planner may join gold_scope with one table first and multiply rows (measured: 67M rows)
         select.where(sqlglot.condition(f"(({exprs}) in (select {g} from gold_scope)) is true", dialect="postgres"),
@@ -210,7 +210,7 @@ def _plan_incremental(tree: exp.Expression, sql: str, relations: dict, grain: li
             names = plan["group_columns"].setdefault(_relation_name(sources[found.table]), [])
             if found.name not in names:
                 names.append(found.name)
-    plan["scoped_sql"] = scoped.sql("postgres", normalize_functions=False)
+    plan["scoped_sql"] = _sql(scoped)
 
 
 def _touched_diff(sql: str, block: int, scope: int, table_index: int, grain: list[str], relations: dict,
@@ -278,7 +278,7 @@ def _touched_query(sql: str, block: int, scope: int, table_index: int, grain: li
     query.set("group", None)
     if select is not tree and tree.args.get("with_"):
         query.set("with_", tree.args["with_"].copy())
-    return query.sql("postgres", normalize_functions=False)
+    return _sql(query)
 
 
 def _read_columns(select: exp.Select) -> list[str] | None:
@@ -294,7 +294,7 @@ def _read_columns(select: exp.Select) -> list[str] | None:
             for column in node.find_all(exp.Column):
                 if column.find_ancestor(exp.Select) is not select:
                     continue
-                text = column.sql("postgres", normalize_functions=False)
+                text = _sql(column)
                 if text not in found:
                     found.append(text)
     return found
