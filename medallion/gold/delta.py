@@ -37,7 +37,7 @@ from sqlglot import exp
 from sqlglot.optimizer.scope import traverse_scope
 
 from medallion.gold.errors import Untraceable
-from medallion.gold.sqlshape import ChangedKeys, _group_map, _parse, _relation_name, _sql, _swap, filter_lines
+from medallion.gold.sqlshape import ChangedKeys, as_last_seen, _group_map, _parse, _relation_name, _sql, _swap, filter_lines
 
 ROWS = "gold_rows"  # count(*) of a group's lines in the state
 # a group's values of a min/max/count(distinct), and how many of its lines hold each
@@ -301,8 +301,7 @@ def plan_delta(sql: str, relations: dict, grain: list[str], changed: ChangedKeys
                                 for k, c in enumerate(atoms.conds)]
                     columns.append(exp.alias_(_parse(f"select {line_id}").expressions[0], "gold_line_id", quoted=True))
                     if old:
-                        _swap(query, relations,
-                              lambda info: f"'infinity', current_setting('medallion.gold_known_{info['dep']}')::timestamptz")
+                        _swap(query, relations, as_last_seen)
                     query.set("expressions", columns)
                     for part in ("having", "order", "limit", "offset", "group", "with_"):
                         query.set(part, None)

@@ -42,7 +42,7 @@ from sqlglot.optimizer.scope import Scope, traverse_scope
 
 from medallion.gold.errors import Untraceable
 from medallion.gold.notes import NOTES, note
-from medallion.gold.sqlshape import ChangedKeys, _group_map, _parse, _relation_name, _sql, _swap, _tables, filter_lines
+from medallion.gold.sqlshape import ChangedKeys, as_last_seen, _group_map, _parse, _relation_name, _sql, _swap, _tables, filter_lines
 
 VOLATILE = {"now", "random", "clock_timestamp", "current_timestamp", "statement_timestamp", "timeofday",
             "gen_random_uuid", "txid_current", "nextval"}
@@ -266,7 +266,7 @@ def _touched_query(sql: str, block: int, scope: int, table_index: int, grain: li
     if lines and read is None:
         return None
     if old:
-        _swap(tree, relations, lambda i: f"'infinity', current_setting('medallion.gold_known_{i['dep']}')::timestamptz")
+        _swap(tree, relations, as_last_seen)
     query = select.copy()
     columns = [exp.alias_(groups[c].copy(), c, quoted=True) for c in grain]
     if lines:

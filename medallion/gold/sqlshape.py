@@ -3,6 +3,8 @@ delta.py: per-group state): a leaf, so neither planner imports the other's modul
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import sqlglot
 from sqlglot import exp
 from sqlglot.optimizer.scope import Scope
@@ -43,15 +45,13 @@ def _group_map(select: exp.Select, grain: list[str] | None) -> dict[str, exp.Exp
     return {name: items[name] for name in names}
 
 
-def _key_filter(alias: str, info: dict) -> exp.Expression:
-    columns = ", ".join(exp.column(k, table=alias, quoted=True).sql("postgres", normalize_functions=False) for k in info["key"])
-    casts = ", ".join(f"(key ->> {exp.Literal.string(k).sql('postgres', normalize_functions=False)})::{t}"
-                      for k, t in zip(info["key"], info["types"]))
-    return sqlglot.condition(f"({columns}) in (select {casts} from gold_changed_keys where dep = {info['dep']})",
-                             dialect="postgres")
+def as_last_seen(info: dict) -> str:
+    """The arguments of a relation's as-of function that give silver as the mart's last build saw
+    it: its history as known at the load time of the last change that build applied."""
+    return f"'infinity', current_setting('medallion.gold_known_{info['dep']}')::timestamptz"
 
 
-def _swap(tree: exp.Expression, relations: dict, args: str) -> None:
+def _swap(tree: exp.Expression, relations: dict, args: str | Callable[[dict], str]) -> None:
     """Every silver relation read becomes its history's as-of function, keeping its alias."""
     for table in list(tree.find_all(exp.Table)):
         info = relations.get(_relation_name(table))
@@ -161,7 +161,7 @@ class ChangedKeys:
                              for k, t in zip(info["key"], info["types"]))
             match = " and ".join(f"r.{_quote(k)} = (c.key ->> {exp.Literal.string(k).sql('postgres')})::{t}"
                                  for k, t in zip(info["key"], info["types"]))
-            then = f"{info['as_of']}('infinity', current_setting('medallion.gold_known_{info['dep']}')::timestamptz)"
+            then = f"{info['as_of']}({as_last_seen(info)})"
             statements.append(
                 f"drop table if exists gold_rows_{info['dep']};\n"
                 f"create temporary table gold_rows_{info['dep']} on commit drop as\n"
@@ -185,7 +185,7 @@ class ChangedKeys:
             table.set("alias", None)
             key = ", ".join(f"r.{_quote(k)}" for k in info["key"])
             mine = ", ".join(f"r.{_quote(c)}" for c in columns)
-            then = f"{info['as_of']}('infinity', current_setting('medallion.gold_known_{info['dep']}')::timestamptz)"
+            then = f"{info['as_of']}({as_last_seen(info)})"
             statements.append(
                 f"drop table if exists {temp};\n"
                 f"create temporary table {temp} on commit drop as\n"
@@ -214,9 +214,10 @@ def line_filter(scope: Scope, table: exp.Table, relations: dict, changed: Change
     sides = {join.side for join in scope.expression.args.get("joins") or []} if isinstance(scope.expression, exp.Select) else set()
     if strict and (sides & {"RIGHT", "FULL"}):
         raise Untraceable(f"a {(sides & {'RIGHT', 'FULL'}).pop().lower()} join inside an aggregate")
+    own_key = sqlglot.condition(f"({', '.join(_sql(exp.column(k, table=alias, quoted=True)) for k in info['key'])}) "
+                                f"in ({keys})", dialect="postgres")
     if join is None or join.side != "LEFT":
-        columns = ", ".join(_sql(exp.column(k, table=alias, quoted=True)) for k in info["key"])
-        return sqlglot.condition(f"({columns}) in ({keys})", dialect="postgres")
+        return own_key
     pairs: list[tuple[str, exp.Column]] = []
     for equal in (join.args.get("on") or exp.true()).find_all(exp.EQ):
         ends = [equal.this, equal.expression]
@@ -227,8 +228,7 @@ def line_filter(scope: Scope, table: exp.Table, relations: dict, changed: Change
     if not pairs or not info.get("as_of"):
         if strict:
             raise Untraceable(f"a left join of {alias} not on equal columns")
-        columns = ", ".join(_sql(exp.column(k, table=alias, quoted=True)) for k in info["key"])
-        return sqlglot.condition(f"({columns}) in ({keys})", dialect="postgres")
+        return own_key
     others = ", ".join(_sql(o) for _, o in pairs)
     return sqlglot.condition(f"({others}) in ({changed.join_values_sql(scope, table, [c for c, _ in pairs])})",
                              dialect="postgres")
