@@ -44,6 +44,7 @@ from medallion import steps
 from medallion.db import connect
 from medallion.sqlfiles import named_sql
 from medallion.errors import BuildFailed
+from medallion.gold.plan_cache import planner_digest
 from medallion.silver.project import ENGINE_DIR, BuildProject
 
 SQL = named_sql("medallion", "stored_build.sql")
@@ -85,21 +86,11 @@ def parts_of(schemas: str, roots: list[Path]) -> dict[str, str]:
     plain dbt run in your project computes them (dbt_setup.py)."""
     parts = {"schemas": schemas}
     parts["versions"] = ", ".join([f"{package} {metadata.version(package)}" for package in ("dbt-core", "dbt-postgres")]
-                                  + [f"medallion {medallion.__version__} (gold planner {_planner_digest()})"])
+                                  + [f"medallion {medallion.__version__} (gold planner {planner_digest()})"])
     for index, root in enumerate(roots):
         for path in _files(root):
             parts[f"{index}:{path.relative_to(root).as_posix()}"] = hashlib.sha256(path.read_bytes()).hexdigest()
     return parts
-
-
-def _planner_digest() -> str:
-    """The gold planner's own code (medallion/gold/*.py) turns a mart's SQL into the statements a
-    build stores: a change to it (a development checkout, where the version stays) is a change
-    of the statements too."""
-    digest = hashlib.sha256()
-    for path in sorted((Path(medallion.__file__).parent / "gold").glob("*.py")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
 
 
 def fingerprint_of(parts: dict[str, str]) -> str:

@@ -327,6 +327,7 @@ def patch_dbt_context() -> None:
     import dbt.context.base as base
 
     from medallion.dbt_fingerprint import project_fingerprint, schemas_sql
+    from medallion.gold.plan_cache import cached_plan_mart
 
     if getattr(base.get_context_modules, "medallion", False):
         return
@@ -334,7 +335,7 @@ def patch_dbt_context() -> None:
 
     def modules() -> dict:
         found = original()
-        found["medallion"] = {"plan_mart": plan_mart, "note": note, "project_fingerprint": project_fingerprint,
+        found["medallion"] = {"plan_mart": cached_plan_mart, "note": note, "project_fingerprint": project_fingerprint,
                               "schemas_sql": schemas_sql}
         return found
 
