@@ -1,6 +1,6 @@
 """The fingerprint a plain dbt run in your project computes for its stored steps: the same one
 `medallion build` computes (stored_build.py) when the project was set up by `medallion dbt-setup`.
-Reached from dbt's Jinja (gold/plan.py patch_dbt_context); it imports neither the planner nor the build."""
+Reached from dbt's Jinja (gold/jinja.py patch_dbt_context); it imports the build (stored_build.py) only when called, and never the planner."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 In process (`invoke`): `medallion build` (transform.py), the parse that lays out Dagster's and
 Airflow's graphs (orchestration/parse.py) and the benchmark. As a program (`main`, installed as
 `medallion-dbt`): what dagster-dbt and astronomer-cosmos start. Either way the gold planner is
-reachable from dbt's Jinja first (gold/plan.py), so a plain mart is planned the same everywhere.
+reachable from dbt's Jinja first (gold/jinja.py), so a plain mart is planned the same everywhere.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def invoke(args: list[str]) -> dbtRunnerResult:
     """One dbt command in this process (dbtRunner: no subprocess, no dbt on PATH)."""
     from dbt.cli.main import dbtRunner  # ~1.5 s import: only when dbt runs
 
-    from medallion.gold.plan import patch_dbt_context
+    from medallion.gold.jinja import patch_dbt_context
 
     patch_dbt_context()  # the gold_mart materialization reads its SQL with sqlglot
     return dbtRunner().invoke(args)
@@ -27,7 +27,7 @@ def invoke(args: list[str]) -> dbtRunnerResult:
 def main() -> None:
     """`medallion-dbt`: dbt's own command line, with the planner reachable from Jinja, for the
     tools that start dbt as a program (dagster-dbt, astronomer-cosmos)."""
-    from medallion.gold.plan import patch_dbt_context
+    from medallion.gold.jinja import patch_dbt_context
 
     patch_dbt_context()
     from dbt.cli.main import cli

@@ -107,7 +107,7 @@ def prepare_dbt() -> None:
     search order after the project (generate_schema_name and any default__ it defines)."""
     from dbt.config.project import Project
 
-    from medallion.gold.plan import patch_dbt_context
+    from medallion.gold.jinja import patch_dbt_context
 
     patch_dbt_context()
     if getattr(Project.get_macro_search_order, "medallion", False):

@@ -41,7 +41,7 @@ from sqlglot import exp
 from sqlglot.optimizer.scope import Scope, traverse_scope
 
 from medallion.gold.errors import Untraceable
-from medallion.gold.notes import NOTES, note
+from medallion.gold.notes import NOTES
 from medallion.gold.sqlshape import ChangedKeys, as_last_seen, _group_map, _parse, _relation_name, _sql, _swap, _tables, filter_lines
 
 VOLATILE = {"now", "random", "clock_timestamp", "current_timestamp", "statement_timestamp", "timeofday",
@@ -319,25 +319,3 @@ def join_columns(tree: exp.Expression, relations: dict) -> dict[str, list[str]]:
                     if side.name not in columns and side.name not in relations[aliases[side.table]].get("key", []):
                         columns.append(side.name)
     return found
-
-
-def patch_dbt_context() -> None:
-    """Make plan_mart callable from dbt's Jinja as modules.medallion.plan_mart (dbt runs in this
-    process: transform.py); idempotent."""
-    import dbt.context.base as base
-
-    from medallion.dbt_fingerprint import project_fingerprint, schemas_sql
-    from medallion.gold.plan_cache import cached_plan_mart
-
-    if getattr(base.get_context_modules, "medallion", False):
-        return
-    original = base.get_context_modules
-
-    def modules() -> dict:
-        found = original()
-        found["medallion"] = {"plan_mart": cached_plan_mart, "note": note, "project_fingerprint": project_fingerprint,
-                              "schemas_sql": schemas_sql}
-        return found
-
-    modules.medallion = True  # type: ignore[attr-defined]
-    base.get_context_modules = modules
