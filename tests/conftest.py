@@ -47,7 +47,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (`make test`: --dist loadfile), files in the order the workers get them:
     those marked file_seconds, longest first, then the others with the most tests first (xdist's
-    own order). Longest first keeps the two workers' last files short, so they finish together."""
+    own order). Longest first keeps the workers' last files short, so they finish together."""
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return
     declared: dict[Path, float] = {}
@@ -72,7 +72,7 @@ def _test_home() -> Path:
 
     As root the cluster runs as the postgres user, who may not be able to enter the
     checkout (a clone inside a private folder): then /tmp is used instead."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER")  # `make test` runs two workers: a cluster each
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # `make test` runs three workers: a cluster each
     suffix = f"-{worker}" if worker else ""
     if os.environ.get("MEDALLION_TEST_HOME"):
         return Path(os.environ["MEDALLION_TEST_HOME"] + suffix)
