@@ -24,10 +24,12 @@ MAX_PLANS = 400
 
 
 def planner_digest() -> str:
-    """The gold planner's own code (medallion/gold/*.py) turns a mart's SQL into its statements:
-    a change to it (a development checkout, where the version stays) is a change of the plans,
-    and of the statements a stored build keeps (stored_build.py)."""
-    digest = hashlib.sha256()
+    """The gold planner's own code (medallion/gold/*.py) and sqlglot's version turn a mart's SQL
+    into its statements: a change to either (a development checkout, where medallion's version
+    stays) is a change of the plans, and of the statements a stored build keeps (stored_build.py)."""
+    from importlib import metadata
+
+    digest = hashlib.sha256(f"sqlglot {metadata.version('sqlglot')}".encode())  # it reads the SQL
     for path in sorted(Path(__file__).parent.glob("*.py")):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
