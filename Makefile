@@ -18,9 +18,7 @@ system:
 
 $(STAMP): pyproject.toml constraints.txt constraints-airflow.txt
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	@# --no-compile: byte-compiling every installed package (Airflow, Dagster, Spark) took 32 s of
-	@# a fresh set-up; Python compiles the modules a run imports, once, when it first imports them
-	@$(BIN)/python -m pip install -q --disable-pip-version-check --no-compile -c constraints.txt -c constraints-airflow.txt --config-settings editable_mode=compat -e '.[dev]'
+	@$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -c constraints-airflow.txt --config-settings editable_mode=compat -e '.[dev]'
 	@touch $(STAMP)
 	@echo "Python environment ready: $(VENV)"
 
