@@ -80,11 +80,7 @@ class ReplicationStream:
         except psycopg2.Error as exc:
             if "publication" in str(exc):
                 raise SourceNotReady(f"slot {self.slot}: {_first_line(exc)}: run 'medallion prepare-source'") from None
-            # no SQLSTATE (libpq lost the connection), a connection exception (08) or an operator
-            # intervention (57: shutdown, crash): the source went away, not the request
-            if self._conn.closed or exc.pgcode is None or exc.pgcode[:2] in ("08", "57"):
-                raise ConnectionLost(f"lost the replication connection ({_first_line(exc)})") from None
-            raise
+            raise self._lost_or(exc) from None
 
     @property
     def wal_end(self) -> int:
@@ -94,9 +90,24 @@ class ReplicationStream:
     def confirm(self, lsn: int) -> None:
         """Tell the server that everything up to lsn is safely in bronze: it may free that WAL."""
         if lsn > self.confirmed:
+            self._send_feedback(write_lsn=lsn, flush_lsn=lsn, apply_lsn=lsn, force=True)
             self.confirmed = lsn
-            self._cur.send_feedback(write_lsn=lsn, flush_lsn=lsn, apply_lsn=lsn, force=True)
 
     def ask_position(self) -> None:
         """Ask the server for a keepalive now, so that wal_end is fresh."""
-        self._cur.send_feedback(reply=True, force=True)
+        self._send_feedback(reply=True, force=True)
+
+    def _send_feedback(self, **feedback: Any) -> None:
+        try:
+            self._cur.send_feedback(**feedback)
+        except psycopg2.Error as exc:
+            raise self._lost_or(exc) from None
+
+    def _lost_or(self, exc: psycopg2.Error) -> Exception:
+        """ConnectionLost when the source went away, not the request: libpq lost the connection
+        (no SQLSTATE; after a shutdown's ErrorResponse psycopg2 says 'no COPY in progress' to the
+        next feedback), a connection exception (08) or an operator intervention (57: shutdown,
+        crash). Otherwise the error itself."""
+        if self._conn.closed or exc.pgcode is None or exc.pgcode[:2] in ("08", "57"):
+            return ConnectionLost(f"lost the replication connection ({_first_line(exc)})")
+        return exc
