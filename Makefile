@@ -10,7 +10,12 @@ endif
 
 .PHONY: setup demo test bench clean system
 
+# The project's own modules compiled once (pip compiles what it installs): where
+# PYTHONDONTWRITEBYTECODE is set, as in CI, Python never writes a .pyc, and every process (each
+# `medallion` command, each test worker) compiled all 93 of medallion's modules again, about
+# 0.3 s of CPU each time. Up-to-date files are skipped; an edited one is compiled in memory.
 setup: system $(STAMP)
+	@$(BIN)/python -m compileall -q medallion pagila_example bench tests dbt_medallion.py
 
 system:
 	@bash scripts/install-postgres.sh

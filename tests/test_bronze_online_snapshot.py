@@ -141,9 +141,13 @@ def test_sigkill_during_the_online_snapshot_loses_and_doubles_nothing(blank_sett
     chance = random.Random(3)
     kills = 0
     try:
-        for _ in range(6):
+        # each follower is killed soon after it wrote a chunk of its own (not after a fixed time,
+        # which a loaded machine spent starting the process: then no kill fell inside the snapshot)
+        for _ in range(4):
+            before = _chunks_done(wh)
             follower = _follow(env, tmp_path / f"follow{kills}.log")
-            time.sleep(chance.uniform(0.7, 2.5))
+            _wait(lambda: _snapshot_done(wh) or _chunks_done(wh) > before)
+            time.sleep(chance.uniform(0.0, 0.5))
             follower.send_signal(signal.SIGKILL)
             follower.wait(timeout=30)
             kills += 1
@@ -157,6 +161,15 @@ def test_sigkill_during_the_online_snapshot_loses_and_doubles_nothing(blank_sett
     assert kills >= 2 and done, logs
     _check_equal(blank_settings, env)  # `medallion run` finishes what the kills left
     assert query(wh, "select finished_ts is not null from bronze.online_snapshot") == [(True,)]
+
+
+def _chunks_done(wh: str) -> int:
+    """The chunks the online snapshot has in bronze; -1 before it began."""
+    try:
+        found = query(wh, "select chunks from bronze.online_snapshot")
+    except psycopg.errors.UndefinedTable:
+        return -1
+    return found[0][0] if found else -1
 
 
 def _dump(dsn: str, statement: sql.Composable) -> list[tuple]:
