@@ -18,18 +18,22 @@ def invoke(args: list[str]) -> dbtRunnerResult:
     """One dbt command in this process (dbtRunner: no subprocess, no dbt on PATH)."""
     from dbt.cli.main import dbtRunner  # ~1.5 s import: only when dbt runs
 
+    from medallion.dbt_schemas import keep_schemas_on_disk
     from medallion.gold.jinja import patch_dbt_context
 
     patch_dbt_context()  # the gold_mart materialization reads its SQL with sqlglot
+    keep_schemas_on_disk()
     return dbtRunner().invoke(args)
 
 
 def main() -> None:
     """`medallion-dbt`: dbt's own command line, with the planner reachable from Jinja, for the
     tools that start dbt as a program (dagster-dbt, astronomer-cosmos)."""
+    from medallion.dbt_schemas import keep_schemas_on_disk
     from medallion.gold.jinja import patch_dbt_context
 
     patch_dbt_context()
+    keep_schemas_on_disk()
     from dbt.cli.main import cli
 
     cli()

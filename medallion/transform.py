@@ -10,7 +10,6 @@ the last dbt build ran unchanged runs what that build stored instead (stored_bui
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 import time
@@ -54,12 +53,13 @@ class BuildReport:
 
 
 def dbt_args(ctx: Context, command: str, project_dir: Path, full_refresh: bool = False,
-             select: tuple[str, ...] = (), engine: Engine = POSTGRES, profiles_dir: Path | None = None,
-             full_tests: bool = False, fingerprint: str | None = None) -> list[str]:
+             select: tuple[str, ...] = (), engine: Engine = POSTGRES, profiles_dir: Path | None = None) -> list[str]:
     """Arguments for one dbt command; dbt's target/ and logs/ live under MEDALLION_HOME.
 
     dbt writes nothing to the console (the caller reports, and failures become BuildFailed);
-    its full debug log stays in the log file that BuildFailed points to."""
+    its full debug log stays in the log file that BuildFailed points to. No --vars: what a
+    build gives its models (whole-table tests, the project's fingerprint) goes through
+    gold.jinja.giving, so that dbt's vars never change and its partial parsing holds."""
     work = engine.work_dir(ctx.home)
     args = [command, "--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir or project_dir),
             "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
@@ -68,11 +68,6 @@ def dbt_args(ctx: Context, command: str, project_dir: Path, full_refresh: bool =
         args.append("--full-refresh")
     if select:
         args += ["--select", *select]
-    variables = json.loads(FULL_TESTS_VARS) if full_tests else {}
-    if fingerprint:  # stored with each model's steps (follow.sql): the project they belong to
-        variables["medallion_project_fingerprint"] = fingerprint
-    if variables:
-        args += ["--vars", json.dumps(variables)]
     return args
 
 
@@ -189,13 +184,14 @@ def _interrupts_noticed() -> Iterator[threading.Event]:
 def _dbt_build(ctx: Context, project: BuildProject, full_refresh: bool, select: tuple[str, ...],
                tests: bool, engine: Engine, full_tests: bool, profiles_dir: Path | None,
                fingerprint: str | None) -> BuildReport:
-    args = dbt_args(ctx, "build" if tests else "run", project.path, full_refresh, select, engine,
-                    profiles_dir, full_tests, fingerprint)
+    args = dbt_args(ctx, "build" if tests else "run", project.path, full_refresh, select, engine, profiles_dir)
     from medallion import dbt_run
+    from medallion.gold.jinja import giving
     from medallion.gold.notes import NOTES
 
     NOTES.clear()
-    with _interrupts_noticed() as interrupted:
+    # the fingerprint is stored with each model's steps (follow.sql): the project they belong to
+    with _interrupts_noticed() as interrupted, giving(full_tests=full_tests, fingerprint=fingerprint):
         outcome = dbt_run.invoke(args)
     report = BuildReport(notes=list(project.notes) + NOTES)
     run = outcome.result

@@ -81,11 +81,13 @@
 
 
 {% macro medallion_project_fingerprint() %}
-    {#- the project the stored step belongs to (stored_build.py): `medallion build` passes it in
-        --vars; a plain `dbt build` in your own project (medallion dbt-setup) computes the same from
-        the same files, so the next `medallion build` runs its steps without dbt. Elsewhere (e.g.
-        the build project run by Dagster) none: its steps are not taken for medallion build's. -#}
+    {#- the project the stored step belongs to (stored_build.py): `medallion build` gives it
+        (modules.medallion.given, not --vars, which would cost dbt's partial parsing); a plain `dbt
+        build` in your own project (medallion dbt-setup) computes the same from the same files, so
+        the next `medallion build` runs its steps without dbt. Elsewhere (e.g. the build project
+        run by Dagster) none: its steps are not taken for medallion build's. -#}
     {%- set given = var('medallion_project_fingerprint', none) -%}
+    {%- if given is none and modules.medallion is defined -%}{%- set given = modules.medallion.given('fingerprint') -%}{%- endif -%}
     {%- if given is not none or modules.medallion is not defined or not execute -%}{{ return(given) }}{%- endif -%}
     {%- set schemas = run_query(modules.medallion.schemas_sql()).columns[0].values()[0] -%}
     {{- return(modules.medallion.project_fingerprint(schemas)) -}}

@@ -25,6 +25,7 @@
         so the incremental form covers every key, and its SQL, kept by stored_build.py, tests
         the next build's stretch -#}
     {%- set full = var('medallion_full_tests', false) -%}
+    {%- if not full and modules.medallion is defined -%}{%- set full = modules.medallion.given('full_tests') or false -%}{%- endif -%}
     {%- if not full and row[1] is not none and (row[0] | int) > (row[1] | int) -%}
         {%- set full = run_query(medallion.medallion_needs_build_sql(bronze, row[1] | int, row[0] | int)).columns[0].values()[0] -%}
     {%- endif -%}
