@@ -105,9 +105,9 @@ class ReplicationStream:
 
     def _lost_or(self, exc: psycopg2.Error) -> Exception:
         """ConnectionLost when the source went away, not the request: libpq lost the connection
-        (no SQLSTATE; after a shutdown's ErrorResponse psycopg2 says 'no COPY in progress' to the
-        next feedback), a connection exception (08) or an operator intervention (57: shutdown,
-        crash). Otherwise the error itself."""
+        (no SQLSTATE; once a fast shutdown ended the COPY, psycopg2 says 'no COPY in progress'
+        to the next read or feedback), a connection exception (08) or an operator intervention
+        (57: shutdown, crash). Otherwise the error itself."""
         if self._conn.closed or exc.pgcode is None or exc.pgcode[:2] in ("08", "57"):
             return ConnectionLost(f"lost the replication connection ({_first_line(exc)})")
         return exc
