@@ -18,11 +18,11 @@ import atexit
 import functools
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
+
+from medallion.user_cache import store_json, user_cache
 
 PACKAGES = ("dbt-core", "dbt-common", "dbt-adapters", "dbt-postgres", "dbt-spark", "mashumaro")
 
@@ -37,10 +37,7 @@ def cache_file() -> Path:
         except metadata.PackageNotFoundError:
             versions.append(f"{package} absent")
     name = hashlib.sha256(" ".join(versions).encode()).hexdigest()[:16]
-    configured = os.environ.get("MEDALLION_DBT_SCHEMA_CACHE")
-    folder = Path(configured) if configured else \
-        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "medallion" / "dbt-schemas"
-    return folder / f"{name}.json"
+    return user_cache("dbt-schemas", "MEDALLION_DBT_SCHEMA_CACHE") / f"{name}.json"
 
 
 def _key(cls: type) -> str:
@@ -74,19 +71,9 @@ def keep_schemas_on_disk() -> None:
 
     def save() -> None:
         if learned:
-            _store(path, {**known, **learned})
+            store_json(path, {**known, **learned})
 
     dbtClassMixin.json_schema = classmethod(json_schema)  # type: ignore[method-assign]
     dbtClassMixin._medallion_schemas_on_disk = True  # type: ignore[attr-defined]
     atexit.register(save)
 
-
-def _store(path: Path, schemas: dict[str, Any]) -> None:
-    """Written whole or not at all (a rename), by any number of processes at once."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as out:
-            json.dump(schemas, out)
-        os.replace(out.name, path)
-    except (OSError, TypeError, ValueError):
-        pass

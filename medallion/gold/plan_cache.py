@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from medallion.gold.notes import NOTES
+from medallion.user_cache import store_json, user_cache
 
 MAX_PLANS = 400
 
@@ -36,11 +35,7 @@ def planner_digest() -> str:
 
 
 def cache_dir() -> Path:
-    configured = os.environ.get("MEDALLION_PLAN_CACHE")
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "medallion" / "gold-plans"
+    return user_cache("gold-plans", "MEDALLION_PLAN_CACHE")
 
 
 def cached_plan_mart(mart: str, sql: str, relations: dict[str, dict], grain: list[str] | None = None,
@@ -64,15 +59,13 @@ def cached_plan_mart(mart: str, sql: str, relations: dict[str, dict], grain: lis
 
 
 def _store(path: Path, plan: dict[str, Any]) -> None:
-    """Written whole or not at all (a rename), by any number of builds at once; a cache that
-    cannot be written (a read-only home) only costs the next build its planning time."""
+    """Kept (user_cache.store_json), the oldest pruned past MAX_PLANS; a cache that cannot be
+    written (a read-only home) only costs the next build its planning time."""
+    if not store_json(path, plan):
+        return
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as out:
-            json.dump(plan, out)
-        os.replace(out.name, path)
         kept = sorted(path.parent.glob("*.json"), key=lambda p: p.stat().st_mtime)
         for old in kept[:-MAX_PLANS]:
             old.unlink(missing_ok=True)
-    except (OSError, TypeError):
+    except OSError:
         pass
