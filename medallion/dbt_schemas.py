@@ -76,4 +76,3 @@ def keep_schemas_on_disk() -> None:
     dbtClassMixin.json_schema = classmethod(json_schema)  # type: ignore[method-assign]
     dbtClassMixin._medallion_schemas_on_disk = True  # type: ignore[attr-defined]
     atexit.register(save)
-
