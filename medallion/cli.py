@@ -31,8 +31,9 @@ if TYPE_CHECKING:  # the query module (sqlglot) loads only when `medallion query
     from medallion.follow import FollowReport
     from medallion.query import QueryResult
 
-out = Console()
-err = Console(stderr=True)
+# a line is never broken at the terminal's width: scripts and tests read each summary as one line
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 ENGINES = click.Choice(list(ENGINE_NAMES))
 
 

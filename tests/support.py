@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
+import select
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -32,9 +38,79 @@ def environment(settings: Settings) -> dict[str, str]:
 
 def medallion(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """The `medallion` command, as a user runs it: from a folder without a medallion.toml (the
-    configuration is MEDALLION_CONFIG's, or none), not from the repository's Pagila project."""
-    return subprocess.run([sys.executable, "-m", "medallion.cli", *args], env=env, cwd=tempfile.gettempdir(),
-                          capture_output=True, text=True, timeout=timeout)
+    configuration is MEDALLION_CONFIG's, or none), not from the repository's Pagila project.
+
+    A process of its own, forked from a warm one that has imported medallion and dbt already
+    (tests/warm_cli.py); MEDALLION_TEST_COLD_CLI=1 starts `python -m medallion.cli` instead."""
+    argv = [sys.executable, "-m", "medallion.cli", *args]
+    cwd = tempfile.gettempdir()
+    if not os.environ.get("MEDALLION_TEST_COLD_CLI") and _WARM.lock.acquire(blocking=False):
+        try:
+            result = _WARM.run(argv, list(args), env, cwd, timeout)
+        finally:
+            _WARM.lock.release()
+        if result is not None:
+            return result
+    return subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+class _WarmCli:
+    """The test worker's end of tests/warm_cli.py: started at the first command, one command at a
+    time (a second thread's command runs cold meanwhile); None from run() when it is gone."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.server: subprocess.Popen[bytes] | None = None
+        self.buffer = b""
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        if self.server is None or self.server.poll() is not None:
+            self.server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("warm_cli.py"))],
+                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
+                                           cwd=tempfile.gettempdir())
+            self.buffer = b""
+            atexit.register(self.server.kill)
+        return self.server
+
+    def _reply(self, timeout: float | None) -> dict | None:
+        """The server's next line, or None when it has ended (or timeout seconds passed)."""
+        assert self.server is not None and self.server.stdout is not None
+        fd = self.server.stdout.fileno()
+        while b"\n" not in self.buffer:
+            ready, _, _ = select.select([fd], [], [], timeout)
+            chunk = os.read(fd, 4096) if ready else b""
+            if not chunk:
+                return None
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return json.loads(line)
+
+    def run(self, argv: list[str], args: list[str], env: dict[str, str], cwd: str,
+            timeout: float) -> subprocess.CompletedProcess[str] | None:
+        server = self._start()
+        assert server.stdin is not None
+        with tempfile.TemporaryDirectory(prefix="medallion-cli-") as folder:
+            out, err = Path(folder) / "stdout", Path(folder) / "stderr"
+            request = {"args": args, "env": env, "cwd": cwd, "stdout": str(out), "stderr": str(err)}
+            try:
+                server.stdin.write(json.dumps(request).encode() + b"\n")
+                started = self._reply(60)
+            except OSError:
+                started = None
+            if started is None:
+                server.kill()
+                self.server = None
+                return None  # the warm process is gone: this command runs cold
+            ended = self._reply(timeout)
+            if ended is None:
+                os.kill(started["pid"], signal.SIGKILL)
+                if self._reply(60) is None:
+                    self.server = None
+                raise subprocess.TimeoutExpired(argv, timeout, out.read_text(), err.read_text())
+            return subprocess.CompletedProcess(argv, ended["code"], out.read_text(), err.read_text())
+
+
+_WARM = _WarmCli()
 
 
 def one_error_line(result: subprocess.CompletedProcess[str], code: int = 1) -> str:
