@@ -21,9 +21,9 @@ system:
 	@bash scripts/install-postgres.sh
 	@bash scripts/install-lake.sh
 
-$(STAMP): pyproject.toml constraints.txt constraints-airflow.txt
+$(STAMP): pyproject.toml constraints.txt constraints-airflow.txt scripts/install-python.sh
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -c constraints-airflow.txt --config-settings editable_mode=compat -e '.[dev]'
+	@bash scripts/install-python.sh $(VENV)
 	@touch $(STAMP)
 	@echo "Python environment ready: $(VENV)"
 
