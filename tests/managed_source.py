@@ -29,6 +29,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from support import run_command
+
 OWNER, OWNER_PASSWORD = "shop_owner", "owner-Secret-1"
 CAPTURE, CAPTURE_PASSWORD = "medallion_capture", "capture-Secret-2"
 VERSIONS = ("15", "16")
@@ -170,8 +172,7 @@ def start(version: str, home: Path) -> ManagedSource:
 
 def run_medallion(*args: str, env: dict[str, str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """The `medallion` command run from the user's own folder (its medallion.toml is found there)."""
-    return subprocess.run([sys.executable, "-m", "medallion.cli", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
+    return run_command(list(args), env=env, cwd=str(cwd), timeout=timeout)
 
 
 def user_environment(source_dsn: str, warehouse_dsn: str, slot: str, home: Path) -> dict[str, str]:

@@ -38,15 +38,18 @@ def environment(settings: Settings) -> dict[str, str]:
 
 def medallion(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """The `medallion` command, as a user runs it: from a folder without a medallion.toml (the
-    configuration is MEDALLION_CONFIG's, or none), not from the repository's Pagila project.
+    configuration is MEDALLION_CONFIG's, or none), not from the repository's Pagila project."""
+    return run_command(list(args), env=env, cwd=tempfile.gettempdir(), timeout=timeout)
 
-    A process of its own, forked from a warm one that has imported medallion and dbt already
-    (tests/warm_cli.py); MEDALLION_TEST_COLD_CLI=1 starts `python -m medallion.cli` instead."""
+
+def run_command(args: list[str], env: dict[str, str], cwd: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """`medallion args` in a process of its own, run in cwd: forked from a warm process that has
+    imported medallion and dbt already (tests/warm_cli.py); MEDALLION_TEST_COLD_CLI=1 starts
+    `python -m medallion.cli` instead."""
     argv = [sys.executable, "-m", "medallion.cli", *args]
-    cwd = tempfile.gettempdir()
     if not os.environ.get("MEDALLION_TEST_COLD_CLI") and _WARM.lock.acquire(blocking=False):
         try:
-            result = _WARM.run(argv, list(args), env, cwd, timeout)
+            result = _WARM.run(argv, args, env, cwd, timeout)
         finally:
             _WARM.lock.release()
         if result is not None:

@@ -13,8 +13,6 @@ share these tests.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,7 +21,7 @@ import pytest
 from bench.shop import FROM_SOURCE, SHOP_SCHEMA, SHOP_STEPS, change_sql, grow_sql, write_project
 from medallion.settings import Settings
 from medallion.stored_build import _longest_paths
-from support import environment, execute, medallion, query, schema_dump
+from support import environment, execute, medallion, query, run_command, schema_dump
 
 pytestmark = pytest.mark.file_seconds(140)
 
@@ -147,8 +145,7 @@ def test_stored_builds_equal_dbt_and_a_full_refresh(blank_settings: Settings, tm
 def _in_folder(folder: Path, env: dict[str, str], *args: str) -> str:
     """`medallion ARGS` run from the user's folder (its medallion.toml, no MEDALLION_CONFIG):
     its last line."""
-    ran = subprocess.run([sys.executable, "-m", "medallion.cli", *args], env={**env, "COLUMNS": "1000"}, cwd=folder,
-                         capture_output=True, text=True, timeout=300)
+    ran = run_command(list(args), env=env, cwd=str(folder))
     assert ran.returncode == 0, ran.stdout + ran.stderr
     return ran.stdout.strip().splitlines()[-1]
 
