@@ -1,5 +1,5 @@
 """A warm `medallion` command for the tests: one process per test worker that has imported
-medallion and dbt once, and forks a child for every command (tests/support.py's medallion()).
+medallion and dbt once, and forks a child for every command (tests/support.py's run_command).
 
 Why: the suite runs a few hundred commands, and each cold `python -m medallion.cli` paid for
 its imports again: about 0.6 s of CPU for medallion, 3.8 s more when the command starts dbt, on
@@ -10,7 +10,7 @@ from the same untouched parent). The parent has no thread and no connection when
 
 Protocol, one JSON line each way: {"args", "env", "cwd", "stdout", "stderr"} in; {"pid"} once
 the child runs, then {"code"} when it has ended. MEDALLION_TEST_COLD_CLI=1 in the tests'
-environment skips all this (support.medallion runs `python -m medallion.cli` itself).
+environment skips all this (support.run_command starts `python -m medallion.cli` itself).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import threading
 import traceback
 
 # what a command imports on its way; dbt's modules only when it starts dbt (most of the cost)
-import medallion.cli  # noqa: E402
+import medallion.cli
 import medallion.dbt_run  # noqa: F401
 import medallion.stored_build  # noqa: F401
 from dbt.cli.main import dbtRunner  # noqa: F401
