@@ -40,7 +40,7 @@ ENGINES = click.Choice(list(ENGINE_NAMES))
 def fail(message: str, code: int = 1) -> NoReturn:
     """The one error line on stderr, then exit code 1 (a message of several lines is joined)."""
     line = " ".join(part.strip() for part in message.strip().splitlines() if part.strip())
-    err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(line)}", highlight=False)
     sys.exit(code)
 
 
@@ -112,7 +112,7 @@ def _plugin_commands() -> dict[str, Any]:
 
 
 def note(message: str) -> None:
-    err.print(f"[dim]{escape(message)}[/]", highlight=False, soft_wrap=True)
+    err.print(f"[dim]{escape(message)}[/]", highlight=False)
 
 
 @click.group(cls=MedallionGroup,
@@ -325,10 +325,10 @@ def grant(capture_role: str, pipeline_role: str, print_sql: bool) -> None:
     ctx = resolve()
     if print_sql:
         for line in pipeline.grant_sql(ctx, capture_role, pipeline_role):
-            out.print(escape(line), highlight=False, soft_wrap=True)
+            out.print(escape(line), highlight=False)
         return
     for line in pipeline.grant(ctx, capture_role, pipeline_role):
-        out.print(escape(line), highlight=False, soft_wrap=True)
+        out.print(escape(line), highlight=False)
 
 
 def metrics_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -450,16 +450,15 @@ def status(as_json: bool) -> None:
         click.echo(status_json.dumps(status_json.document(st, ctx.slot)))
         sys.exit(st.capture.exit_code)
     for finding in st.capture.findings:
-        err.print(f"[bold red]{escape(finding.title)}:[/] {escape(finding.message)}", highlight=False,
-                  soft_wrap=True)
+        err.print(f"[bold red]{escape(finding.title)}:[/] {escape(finding.message)}", highlight=False)
     if st.slot:
         lag, retained = st.slot["lag_bytes"], st.slot["retained_wal_bytes"]
         out.print(f"slot {ctx.slot}: lag {lag or 0:,} bytes, retained WAL {retained or 0:,} bytes (from "
                   f"restart_lsn {st.slot['restart_lsn']}), WAL {st.slot['wal_status']}, confirmed "
-                  f"{st.slot['confirmed_flush_lsn']}", highlight=False, soft_wrap=True)
+                  f"{st.slot['confirmed_flush_lsn']}", highlight=False)
         if st.capture.shared_cluster:
             out.print("  (source and warehouse are one cluster: its WAL, and so lag and retained WAL, include the "
-                      "warehouse's own writes)", highlight=False, soft_wrap=True)
+                      "warehouse's own writes)", highlight=False)
     elif st.state is None:
         out.print(f"slot {ctx.slot}: not created yet (run 'medallion ingest')")
     for reason, since, resynced in st.gaps:
@@ -782,7 +781,7 @@ def query(sql_text: str, fmt: str, explain: bool, params: tuple[str, ...], known
         return
     result = pipeline.query(ctx, text, _parse_params(params) or None, known_at, strict, engine)
     for warning in result.warnings:
-        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     from medallion.query import to_csv, to_json
 
     if fmt == "csv":
@@ -820,7 +819,7 @@ def ui(port: int, host: str) -> None:
     command = dagster_dev(settings, host, port)
     problem = definitions_problem(settings)  # printed here; the page shows it too
     if problem:
-        err.print(f"[yellow]warning:[/] {escape(problem)}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]warning:[/] {escape(problem)}", highlight=False)
     note(f"Dagster UI at {command.url} on {settings.config_path or 'the default selection'} "
          f"(runs kept in {command.dagster_home}); Ctrl-C stops it")
     try:
