@@ -46,15 +46,18 @@ def run_command(args: list[str], env: dict[str, str], cwd: str, timeout: float =
     """`medallion args` in a process of its own, run in cwd: forked from a warm process that has
     imported medallion and dbt already (tests/warm_cli.py); MEDALLION_TEST_COLD_CLI=1 starts
     `python -m medallion.cli` instead."""
-    argv = [sys.executable, "-m", "medallion.cli", *args]
     if not os.environ.get("MEDALLION_TEST_COLD_CLI") and _WARM.lock.acquire(blocking=False):
         try:
-            result = _WARM.run(argv, args, env, cwd, timeout)
+            result = _WARM.run(args, env, cwd, timeout)
         finally:
             _WARM.lock.release()
         if result is not None:
             return result
-    return subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(_argv(args), env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def _argv(args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "medallion.cli", *args]
 
 
 class _WarmCli:
@@ -88,8 +91,9 @@ class _WarmCli:
         line, _, self.buffer = self.buffer.partition(b"\n")
         return json.loads(line)
 
-    def run(self, argv: list[str], args: list[str], env: dict[str, str], cwd: str,
+    def run(self, args: list[str], env: dict[str, str], cwd: str,
             timeout: float) -> subprocess.CompletedProcess[str] | None:
+        argv = _argv(args)  # what a cold run's CompletedProcess would name
         server = self._start()
         assert server.stdin is not None
         with tempfile.TemporaryDirectory(prefix="medallion-cli-") as folder:
